@@ -1,0 +1,55 @@
+# newsletter — every target installs the project into .venv first when it is missing.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+CONFIG ?= config.toml
+
+.DEFAULT_GOAL := help
+.PHONY: help install test lint demo fetch send preview serve bench schedule status clean
+
+help: ## Show this help
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z-]+:.*## / {printf "  make %-9s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (found %s)" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the project with its dev tools
+
+test: $(STAMP) ## Run the test suite
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP) ## Run ruff on the code and the tests
+	$(BIN)/ruff check newsletter tests
+	$(BIN)/ruff format --check newsletter tests
+
+demo: $(STAMP) ## Offline demo: sample day, demo subscribers, real local SMTP, previews
+	$(BIN)/newsletter demo
+
+fetch: $(STAMP) ## Fetch today's papers with config.toml
+	$(BIN)/newsletter --config $(CONFIG) fetch
+
+send: $(STAMP) ## Fetch, then send today's digests (what cron runs)
+	$(BIN)/newsletter --config $(CONFIG) run
+
+preview: $(STAMP) ## Serve previews of the demo digests on localhost
+	$(BIN)/newsletter demo --preview
+
+serve: $(STAMP) ## Run the subscribe/unsubscribe/manage web app
+	$(BIN)/newsletter --config $(CONFIG) serve
+
+schedule: $(STAMP) ## Run the APScheduler daemon (alternative to cron)
+	$(BIN)/newsletter --config $(CONFIG) schedule
+
+status: $(STAMP) ## Show subscribers, fetches, sends and failures
+	$(BIN)/newsletter --config $(CONFIG) status
+
+bench: $(STAMP) ## Print ranking, rendering and sending benchmarks
+	$(BIN)/python -m newsletter.bench
+
+clean: ## Remove .venv, caches and demo output
+	rm -rf $(VENV) .pytest_cache .ruff_cache demo *.egg-info

@@ -1,0 +1,291 @@
+"""The `newsletter` command: thin click wrappers that parse, call the stages, and print."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from . import __version__
+from .addresses import normalize_address
+from .config import EXAMPLE_CONFIG, Config, load_config
+from .errors import NewsletterError
+from .models import Interest, InterestKind, SubscriberStatus, split_arxiv_id
+from .store import Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class AppContext:
+    """What every command needs, loaded once: the config and (on demand) the store."""
+
+    def __init__(self, config_path: str | None) -> None:
+        self.config_path = config_path
+        self._config: Config | None = None
+        self._store: Store | None = None
+
+    @property
+    def config(self) -> Config:
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store(self.config.database_path)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+
+
+def friendly_errors(func: F) -> F:
+    """Turn NewsletterError into a one-line message and exit status 1 (no traceback)."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except NewsletterError as exc:
+            raise click.ClickException(str(exc)) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_day(value: str | None) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date: use YYYY-MM-DD") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--config",
+    "config_path",
+    metavar="PATH",
+    envvar="NEWSLETTER_CONFIG",
+    help="Config file (default: $NEWSLETTER_CONFIG, then ./config.toml).",
+)
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.version_option(__version__, prog_name="newsletter")
+@click.pass_context
+def cli(ctx: click.Context, config_path: str | None, verbose: int) -> None:
+    """Trending research papers, picked per subscriber, in their inbox once a day."""
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    app = AppContext(config_path)
+    ctx.obj = app
+    ctx.call_on_close(app.close)
+
+
+pass_app = click.make_pass_decorator(AppContext)
+
+
+@cli.command()
+@click.option("--path", default="config.toml", show_default=True, help="Where to write the config.")
+@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@click.pass_context
+@friendly_errors
+def init(ctx: click.Context, path: str, force: bool) -> None:
+    """Write config.toml from the example and create the database."""
+    target = Path(path)
+    if target.exists() and not force:
+        click.echo(f"{target} exists; keeping it (use --force to overwrite).")
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(EXAMPLE_CONFIG, target)
+        click.echo(
+            f"wrote {target}: edit it, then set NEWSLETTER_SECRET_KEY and "
+            "NEWSLETTER_SMTP_PASSWORD in the environment"
+        )
+    app: AppContext = ctx.obj
+    app.config_path = app.config_path or str(target)
+    store = app.store
+    click.echo(f"database ready: {store.path} (schema version {store.schema_version})")
+
+
+@cli.command()
+@click.argument("email")
+@click.option("--name", default="", help="Display name used in the To: header.")
+@click.option(
+    "--interest",
+    "interests",
+    multiple=True,
+    metavar="TEXT",
+    help="A keyword, phrase or description of what to read (repeatable).",
+)
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    metavar="CAT",
+    help="An arXiv category such as cs.CL (repeatable).",
+)
+@click.option(
+    "--like",
+    "likes",
+    multiple=True,
+    metavar="ARXIV_ID",
+    help="A paper you liked, as an example (repeatable).",
+)
+@click.option(
+    "--not", "negatives", multiple=True, metavar="TEXT", help="A keyword to avoid (repeatable)."
+)
+@click.option("--timezone", default=None, help="IANA timezone, e.g. Europe/Berlin.")
+@click.option(
+    "--hour", type=click.IntRange(0, 23), default=None, help="Local hour of delivery (0-23)."
+)
+@click.option("--size", type=click.IntRange(1, 50), default=None, help="Papers per digest.")
+@click.option("--confirmed", is_flag=True, help="Activate now, without the opt-in e-mail.")
+@pass_app
+@friendly_errors
+def subscribe(
+    app: AppContext,
+    email: str,
+    name: str,
+    interests: tuple[str, ...],
+    categories: tuple[str, ...],
+    likes: tuple[str, ...],
+    negatives: tuple[str, ...],
+    timezone: str | None,
+    hour: int | None,
+    size: int | None,
+    confirmed: bool,
+) -> None:
+    """Add a subscriber (idempotent: subscribing twice changes nothing and says so)."""
+    import zoneinfo
+
+    address = normalize_address(email)
+    cfg = app.config
+    tz = timezone or cfg.digest.timezone
+    try:
+        zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise click.BadParameter(
+            f"{tz!r} is not an IANA timezone such as Europe/Berlin", param_hint="--timezone"
+        ) from None
+    wanted: list[Interest] = []
+    for text in interests:
+        kind = InterestKind.KEYWORD if len(text.split()) <= 4 else InterestKind.TEXT
+        wanted.append(Interest(kind, text.strip()))
+    wanted += [Interest(InterestKind.CATEGORY, c.strip()) for c in categories]
+    for raw in likes:
+        try:
+            wanted.append(Interest(InterestKind.LIKE, split_arxiv_id(raw)[0]))
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--like") from None
+    wanted += [Interest(InterestKind.NOT_KEYWORD, n.strip()) for n in negatives]
+    now = utcnow()
+    status = SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING
+    sub, created = app.store.add_subscriber(
+        address,
+        now,
+        name=name,
+        status=status,
+        timezone=tz,
+        delivery_hour=cfg.digest.hour if hour is None else hour,
+        digest_size=cfg.digest.size if size is None else size,
+    )
+    if wanted:
+        app.store.add_interests(sub.id, wanted, now)
+    if not created:
+        if confirmed and sub.status != SubscriberStatus.ACTIVE:
+            app.store.set_status(sub.id, SubscriberStatus.ACTIVE, now)
+            click.echo(f"{address} was already subscribed ({sub.status}); now active.")
+        else:
+            click.echo(
+                f"{address} is already subscribed ({sub.status}); nothing changed"
+                + (f" except {len(wanted)} interest(s) added." if wanted else ".")
+            )
+        return
+    click.echo(
+        f"subscribed {address} ({status}) with {len(wanted)} interest(s)"
+        + ("" if confirmed else "; pending until the address is confirmed")
+    )
+
+
+@cli.command()
+@click.argument("email")
+@pass_app
+@friendly_errors
+def unsubscribe(app: AppContext, email: str) -> None:
+    """Unsubscribe an address (kept as 'unsubscribed' so it is never mailed again)."""
+    address = normalize_address(email)
+    sub = app.store.get_subscriber_by_email(address)
+    if sub is None:
+        raise click.ClickException(f"{address} is not a subscriber")
+    if sub.status == SubscriberStatus.UNSUBSCRIBED:
+        click.echo(f"{address} was already unsubscribed.")
+        return
+    app.store.set_status(sub.id, SubscriberStatus.UNSUBSCRIBED, utcnow())
+    click.echo(f"unsubscribed {address}.")
+
+
+@cli.command()
+@click.option("--status", type=click.Choice([s.value for s in SubscriberStatus]), default=None)
+@pass_app
+@friendly_errors
+def subscribers(app: AppContext, status: str | None) -> None:
+    """List subscribers as a table."""
+    subs = app.store.list_subscribers(SubscriberStatus(status) if status else None)
+    interests = app.store.interests_for_many([s.id for s in subs])
+    click.echo(
+        f"{'id':>5}  {'email':<32} {'status':<12} {'tz':<18} {'hour':>4} {'size':>4}  interests"
+    )
+    for s in subs:
+        what = ", ".join(i.value for i in interests.get(s.id, []))
+        click.echo(
+            f"{s.id:>5}  {s.email:<32} {s.status:<12} {s.timezone:<18} "
+            f"{s.delivery_hour:>4} {s.digest_size:>4}  {what[:60]}"
+        )
+    click.echo(f"{len(subs)} subscriber(s)")
+
+
+@cli.command()
+@click.option("--date", "day", default=None, help="Announcement date (YYYY-MM-DD).")
+@click.option("--search", default="", help="Text to look for in title, abstract or authors.")
+@click.option("--limit", default=50, show_default=True)
+@pass_app
+@friendly_errors
+def papers(app: AppContext, day: str | None, search: str, limit: int) -> None:
+    """List stored papers."""
+    found = app.store.search_papers(search, parse_day(day), limit)
+    for p in found:
+        stats = " ".join(
+            x
+            for x in (
+                f"▲{p.upvotes}" if p.upvotes is not None else "",
+                f"★{p.github_stars}" if p.github_stars is not None else "",
+            )
+            if x
+        )
+        click.echo(
+            f"{p.id:<12} {p.announced or p.hf_date or '':<10} {p.primary_category:<8} "
+            f"{p.title[:70]}  {stats}".rstrip()
+        )
+    click.echo(f"{len(found)} paper(s)")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    try:
+        cli(standalone_mode=True)
+    except NewsletterError as exc:  # pragma: no cover - friendly_errors covers commands
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)

@@ -1,0 +1,25 @@
+"""The few exceptions the CLI turns into clean messages (no tracebacks)."""
+
+
+class NewsletterError(Exception):
+    """Base class: the message speaks to the user and says what to do."""
+
+
+class ConfigError(NewsletterError):
+    """A missing or invalid configuration key; the message names the key and the fix."""
+
+
+class FeedError(NewsletterError):
+    """A source answered with something we could not use."""
+
+
+class DeliveryError(NewsletterError):
+    """A message could not be delivered, or a send run could not start."""
+
+
+class InvalidAddressError(NewsletterError):
+    """An e-mail address that cannot be used; the message says why."""
+
+
+class LockedError(NewsletterError):
+    """Another run holds the send lock."""

@@ -1,0 +1,135 @@
+"""Plain dataclasses shared by every stage. No I/O here."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+
+_ARXIV_ID = re.compile(
+    r"(?:arxiv:|https?://(?:export\.)?arxiv\.org/(?:abs|pdf)/)?"
+    r"(?P<id>\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v(?P<v>\d+))?(?:\.pdf)?$",
+    re.IGNORECASE,
+)
+
+
+def split_arxiv_id(raw: str) -> tuple[str, int | None]:
+    """'arXiv:2401.01234v3' or an abs/pdf URL → ('2401.01234', 3). Raises ValueError."""
+    m = _ARXIV_ID.search(raw.strip())
+    if not m:
+        raise ValueError(f"not an arXiv identifier: {raw!r}")
+    return m.group("id"), (int(m.group("v")) if m.group("v") else None)
+
+
+class SubscriberStatus(StrEnum):
+    PENDING = "pending"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    UNSUBSCRIBED = "unsubscribed"
+    BOUNCED = "bounced"
+
+
+class InterestKind(StrEnum):
+    KEYWORD = "keyword"  # a keyword or phrase
+    TEXT = "text"  # a free-text description of what they want
+    CATEGORY = "category"  # an arXiv category, e.g. cs.CL
+    LIKE = "like"  # a liked paper (arXiv ID): positive example
+    NOT_KEYWORD = "not_keyword"  # a negative keyword
+    NOT_PAPER = "not_paper"  # a disliked paper (arXiv ID): negative example
+
+
+class SendStatus(StrEnum):
+    CLAIMED = "claimed"  # being sent by a run right now (or the run crashed mid-send)
+    SENT = "sent"
+    RETRY = "retry"  # temporary failure: the next run tries again
+    FAILED = "failed"  # permanent failure (5xx)
+    SKIPPED = "skipped"  # nothing to send (recorded so status can say why)
+
+
+@dataclass(frozen=True)
+class Paper:
+    id: str  # arXiv ID without version, e.g. "2401.01234"
+    title: str = ""
+    abstract: str = ""
+    authors: tuple[str, ...] = ()
+    categories: tuple[str, ...] = ()  # primary first
+    version: int | None = None
+    announce_type: str = ""  # new | cross | replace | replace-cross
+    announced: date | None = None  # arXiv announcement date (US Eastern)
+    published: datetime | None = None
+    abs_url: str = ""
+    pdf_url: str = ""
+    upvotes: int | None = None
+    comments: int | None = None
+    github_repo: str = ""
+    github_stars: int | None = None
+    ai_keywords: tuple[str, ...] = ()
+    ai_summary: str = ""
+    hf_date: date | None = None  # the Hugging Face Daily Papers day it was listed on
+    sources: tuple[str, ...] = ()  # e.g. ("arxiv_rss", "huggingface")
+    journal_ref: str = ""
+    doi: str = ""
+    first_seen: datetime | None = None
+    updated: datetime | None = None
+
+    @property
+    def primary_category(self) -> str:
+        return self.categories[0] if self.categories else ""
+
+    @property
+    def hf_url(self) -> str:
+        return f"https://huggingface.co/papers/{self.id}" if "huggingface" in self.sources else ""
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    email: str
+    name: str = ""
+    status: SubscriberStatus = SubscriberStatus.PENDING
+    timezone: str = "UTC"
+    delivery_hour: int = 7
+    digest_size: int = 10
+    created_at: datetime | None = None
+    confirmed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Interest:
+    kind: InterestKind
+    value: str
+    weight: float = 1.0
+    subscriber_id: int | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Feedback:
+    subscriber_id: int
+    paper_id: str
+    vote: int  # +1 or -1
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Pick:
+    paper: Paper
+    score: float
+    reason: str = ""  # "matches: KV cache, quantization · ▲ 42 · ★ 310"
+    matched: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Digest:
+    subscriber: Subscriber
+    date: date
+    picks: tuple[Pick, ...] = ()
+    trending: tuple[Pick, ...] = ()
+    interests: tuple[Interest, ...] = ()
+    empty_reason: str = ""  # why there are no picks, when there are none
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def paper_ids(self) -> tuple[str, ...]:
+        return tuple(p.paper.id for p in (*self.picks, *self.trending))

@@ -1,0 +1,770 @@
+"""The only module that knows SQL: schema, migrations, upserts and queries (sqlite-utils, WAL).
+
+Papers are keyed by arXiv ID without version; an arXiv record and a Hugging Face record of
+one paper merge into one row, and a later, shorter record never blanks a field.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from .models import (
+    Feedback,
+    Interest,
+    InterestKind,
+    Paper,
+    SendStatus,
+    Subscriber,
+    SubscriberStatus,
+)
+
+_JSON_TUPLES = ("authors", "categories", "ai_keywords", "sources")
+_PAPER_FIELDS = [f.name for f in fields(Paper)]
+
+
+def _iso(value: date | datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _paper_to_row(p: Paper) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for name in _PAPER_FIELDS:
+        v = getattr(p, name)
+        if name in _JSON_TUPLES:
+            row[name] = json.dumps(list(v), ensure_ascii=False)
+        elif isinstance(v, date | datetime):
+            row[name] = v.isoformat()
+        else:
+            row[name] = v
+    row["primary_category"] = p.primary_category
+    return row
+
+
+def _row_to_paper(row: dict[str, Any]) -> Paper:
+    kw: dict[str, Any] = {}
+    for name in _PAPER_FIELDS:
+        v = row.get(name)
+        if name in _JSON_TUPLES:
+            kw[name] = tuple(json.loads(v)) if v else ()
+        elif name in ("announced", "hf_date"):
+            kw[name] = date.fromisoformat(v) if v else None
+        elif name in ("published", "first_seen", "updated"):
+            kw[name] = datetime.fromisoformat(v) if v else None
+        elif v is None and name in (
+            "title",
+            "abstract",
+            "announce_type",
+            "abs_url",
+            "pdf_url",
+            "github_repo",
+            "ai_summary",
+            "journal_ref",
+            "doi",
+        ):
+            kw[name] = ""
+        else:
+            kw[name] = v
+    return Paper(**kw)
+
+
+def merge_papers(old: Paper, new: Paper) -> Paper:
+    """Combine two records of one paper: fill gaps, take fresher counts, never blank a field."""
+    merged: dict[str, Any] = {}
+    for name in _PAPER_FIELDS:
+        a, b = getattr(old, name), getattr(new, name)
+        if name == "sources":
+            merged[name] = tuple(dict.fromkeys((*a, *b)))
+        elif name == "version":
+            merged[name] = max(v for v in (a, b, 0) if v is not None) or None
+        elif name in ("announced", "first_seen", "announce_type"):
+            merged[name] = a or b  # the first announcement stays the announcement
+        elif name in ("upvotes", "comments", "github_stars"):
+            merged[name] = b if b is not None else a
+        elif name in ("title", "abstract"):
+            # arXiv text is canonical; HF may only fill a gap or be longer (not truncated).
+            merged[name] = b if b and (not a or len(b) >= len(a) * 0.9) else a
+        else:
+            merged[name] = b if b else a
+    return Paper(**merged)
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+# ---------------------------------------------------------------- migrations
+
+
+def _m1_initial(db: sqlite_utils.Database) -> None:
+    db["papers"].create(
+        {
+            "id": str,
+            "version": int,
+            "title": str,
+            "abstract": str,
+            "authors": str,
+            "categories": str,
+            "primary_category": str,
+            "announce_type": str,
+            "announced": str,
+            "published": str,
+            "abs_url": str,
+            "pdf_url": str,
+            "upvotes": int,
+            "comments": int,
+            "github_repo": str,
+            "github_stars": int,
+            "ai_keywords": str,
+            "ai_summary": str,
+            "hf_date": str,
+            "sources": str,
+            "journal_ref": str,
+            "doi": str,
+            "first_seen": str,
+            "updated": str,
+        },
+        pk="id",
+    )
+    db["papers"].create_index(["announced"])
+    db["papers"].create_index(["hf_date"])
+    db.execute("""
+        CREATE TABLE subscribers (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            name TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'pending',
+            timezone TEXT NOT NULL DEFAULT 'UTC',
+            delivery_hour INTEGER NOT NULL DEFAULT 7,
+            digest_size INTEGER NOT NULL DEFAULT 10,
+            hard_failures INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT, confirmed_at TEXT, updated_at TEXT
+        )""")
+    db.execute("""
+        CREATE TABLE interests (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL, value TEXT NOT NULL, weight REAL NOT NULL DEFAULT 1.0,
+            created_at TEXT,
+            UNIQUE (subscriber_id, kind, value)
+        )""")
+    db.execute("""
+        CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            paper_id TEXT NOT NULL, vote INTEGER NOT NULL, created_at TEXT,
+            UNIQUE (subscriber_id, paper_id)
+        )""")
+    db.execute("""
+        CREATE TABLE sends (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            digest_date TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            message_id TEXT, paper_ids TEXT NOT NULL DEFAULT '[]',
+            last_error TEXT, claimed_at TEXT, sent_at TEXT, updated_at TEXT,
+            UNIQUE (subscriber_id, digest_date)
+        )""")
+    db.execute("CREATE INDEX idx_sends_date_status ON sends (digest_date, status)")
+    db.execute("""
+        CREATE TABLE fetch_state (
+            url TEXT PRIMARY KEY, source TEXT NOT NULL,
+            etag TEXT, last_modified TEXT, last_success TEXT, last_count INTEGER,
+            last_error TEXT, last_error_at TEXT
+        )""")
+    db.execute("""
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY, kind TEXT NOT NULL, started_at TEXT NOT NULL,
+            finished_at TEXT, outcome TEXT, summary TEXT
+        )""")
+
+
+MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial]
+
+
+class Store:
+    """A SQLite file holding papers, subscribers, interests, feedback, sends and fetch state."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=30, check_same_thread=False, isolation_level=None)
+        self.db = sqlite_utils.Database(conn)
+        self.db.execute("PRAGMA foreign_keys = ON")
+        if str(path) != ":memory:":
+            self.db.execute("PRAGMA journal_mode = WAL")
+        self.db.execute("PRAGMA synchronous = NORMAL")
+        self.migrate()
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        return int(self.db.execute("PRAGMA user_version").fetchone()[0])
+
+    def migrate(self) -> None:
+        """Apply pending migrations, each in its own transaction."""
+        current = self.schema_version
+        for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
+            with self.db.conn:
+                self.db.execute("BEGIN IMMEDIATE")
+                if self.schema_version >= number:  # another process migrated meanwhile
+                    continue
+                step(self.db)
+                self.db.execute(f"PRAGMA user_version = {number}")
+
+    def _rows(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[dict[str, Any]]:
+        cur = self.db.execute(sql, params)
+        cols = [c[0] for c in cur.description]
+        return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
+
+    # ------------------------------------------------------------ papers
+
+    def upsert_papers(self, papers: Iterable[Paper], now: datetime) -> UpsertResult:
+        """Insert new papers and merge known ones; unchanged rows are not rewritten."""
+        incoming: dict[str, Paper] = {}
+        for p in papers:
+            incoming[p.id] = merge_papers(incoming[p.id], p) if p.id in incoming else p
+        existing = self.get_papers(list(incoming))
+        added = updated = unchanged = 0
+        rows = []
+        for pid, paper in incoming.items():
+            old = existing.get(pid)
+            if old is None:
+                rows.append(_paper_to_row(replace(paper, first_seen=now, updated=now)))
+                added += 1
+                continue
+            merged = merge_papers(old, paper)
+            if replace(merged, updated=None) == replace(old, updated=None):
+                unchanged += 1
+                continue
+            rows.append(_paper_to_row(replace(merged, updated=now)))
+            updated += 1
+        if rows:
+            with self.db.conn:
+                self.db["papers"].upsert_all(rows, pk="id", batch_size=500)
+        return UpsertResult(added, updated, unchanged)
+
+    def get_papers(self, ids: Sequence[str]) -> dict[str, Paper]:
+        out: dict[str, Paper] = {}
+        for i in range(0, len(ids), 500):
+            chunk = list(ids[i : i + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in self._rows(f"SELECT * FROM papers WHERE id IN ({marks})", chunk):
+                out[row["id"]] = _row_to_paper(row)
+        return out
+
+    def get_paper(self, paper_id: str) -> Paper | None:
+        return self.get_papers([paper_id]).get(paper_id)
+
+    def papers_between(self, start: date, end: date) -> list[Paper]:
+        """Papers announced on arXiv, or listed on HF Daily Papers, in [start, end]."""
+        rows = self._rows(
+            "SELECT * FROM papers WHERE (announced BETWEEN ? AND ?) OR (hf_date BETWEEN ? AND ?)"
+            " ORDER BY COALESCE(announced, hf_date) DESC, id",
+            [start.isoformat(), end.isoformat()] * 2,
+        )
+        return [_row_to_paper(r) for r in rows]
+
+    def search_papers(self, text: str = "", on: date | None = None, limit: int = 50) -> list[Paper]:
+        where, params = [], []
+        if text:
+            where.append("(title LIKE ? OR abstract LIKE ? OR authors LIKE ?)")
+            params += [f"%{text}%"] * 3
+        if on:
+            where.append("(announced = ? OR hf_date = ?)")
+            params += [on.isoformat()] * 2
+        sql = "SELECT * FROM papers" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY COALESCE(announced, hf_date) DESC, id LIMIT ?"
+        return [_row_to_paper(r) for r in self._rows(sql, [*params, limit])]
+
+    def count_papers(self) -> int:
+        return int(self.db.execute("SELECT count(*) FROM papers").fetchone()[0])
+
+    def paper_counts_by_source(self, on: date) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        rows = self._rows(
+            "SELECT sources FROM papers WHERE announced = ? OR hf_date = ?", [on.isoformat()] * 2
+        )
+        for row in rows:
+            for source in json.loads(row["sources"] or "[]"):
+                counts[source] = counts.get(source, 0) + 1
+        return counts
+
+    # ------------------------------------------------------------ subscribers
+
+    @staticmethod
+    def _subscriber(row: dict[str, Any]) -> Subscriber:
+        return Subscriber(
+            id=row["id"],
+            email=row["email"],
+            name=row["name"],
+            status=SubscriberStatus(row["status"]),
+            timezone=row["timezone"],
+            delivery_hour=row["delivery_hour"],
+            digest_size=row["digest_size"],
+            created_at=datetime.fromisoformat(row["created_at"]) if row["created_at"] else None,
+            confirmed_at=(
+                datetime.fromisoformat(row["confirmed_at"]) if row["confirmed_at"] else None
+            ),
+        )
+
+    def add_subscriber(
+        self,
+        email: str,
+        now: datetime,
+        *,
+        name: str = "",
+        status: SubscriberStatus = SubscriberStatus.PENDING,
+        timezone: str = "UTC",
+        delivery_hour: int = 7,
+        digest_size: int = 10,
+    ) -> tuple[Subscriber, bool]:
+        """Add a subscriber; returns (subscriber, created). A known address is returned as is."""
+        existing = self.get_subscriber_by_email(email)
+        if existing is not None:
+            return existing, False
+        confirmed = now.isoformat() if status == SubscriberStatus.ACTIVE else None
+        with self.db.conn:
+            cur = self.db.execute(
+                "INSERT INTO subscribers (email, name, status, timezone, delivery_hour,"
+                " digest_size, created_at, confirmed_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    email,
+                    name,
+                    str(status),
+                    timezone,
+                    delivery_hour,
+                    digest_size,
+                    now.isoformat(),
+                    confirmed,
+                    now.isoformat(),
+                ],
+            )
+        sub = self.get_subscriber(int(cur.lastrowid or 0))
+        assert sub is not None
+        return sub, True
+
+    def get_subscriber(self, subscriber_id: int) -> Subscriber | None:
+        rows = self._rows("SELECT * FROM subscribers WHERE id = ?", [subscriber_id])
+        return self._subscriber(rows[0]) if rows else None
+
+    def get_subscriber_by_email(self, email: str) -> Subscriber | None:
+        rows = self._rows("SELECT * FROM subscribers WHERE email = ? COLLATE NOCASE", [email])
+        return self._subscriber(rows[0]) if rows else None
+
+    def list_subscribers(self, status: SubscriberStatus | None = None) -> list[Subscriber]:
+        if status is None:
+            rows = self._rows("SELECT * FROM subscribers ORDER BY id")
+        else:
+            rows = self._rows(
+                "SELECT * FROM subscribers WHERE status = ? ORDER BY id", [str(status)]
+            )
+        return [self._subscriber(r) for r in rows]
+
+    def subscriber_counts(self) -> dict[str, int]:
+        rows = self._rows("SELECT status, count(*) AS n FROM subscribers GROUP BY status")
+        return {r["status"]: r["n"] for r in rows}
+
+    def update_subscriber(self, subscriber_id: int, now: datetime, **changes: Any) -> None:
+        """Change columns of one subscriber (status, timezone, delivery_hour, digest_size, name)."""
+        allowed = {
+            "name",
+            "status",
+            "timezone",
+            "delivery_hour",
+            "digest_size",
+            "confirmed_at",
+            "hard_failures",
+        }
+        bad = set(changes) - allowed
+        if bad:
+            raise ValueError(f"cannot update subscriber column(s): {sorted(bad)}")
+        values = {
+            k: (
+                str(v)
+                if isinstance(v, SubscriberStatus)
+                else _iso(v)
+                if isinstance(v, date | datetime)
+                else v
+            )
+            for k, v in changes.items()
+        }
+        values["updated_at"] = now.isoformat()
+        with self.db.conn:
+            self.db["subscribers"].update(subscriber_id, values)
+
+    def set_status(self, subscriber_id: int, status: SubscriberStatus, now: datetime) -> None:
+        changes: dict[str, Any] = {"status": status}
+        if status == SubscriberStatus.ACTIVE:
+            sub = self.get_subscriber(subscriber_id)
+            if sub is not None and sub.confirmed_at is None:
+                changes["confirmed_at"] = now
+            changes["hard_failures"] = 0
+        self.update_subscriber(subscriber_id, now, **changes)
+
+    def expire_pending(self, older_than: datetime) -> int:
+        """Delete pending (never confirmed) subscriptions created before `older_than`."""
+        with self.db.conn:
+            cur = self.db.execute(
+                "DELETE FROM subscribers WHERE status = 'pending' AND created_at < ?",
+                [older_than.isoformat()],
+            )
+        return cur.rowcount
+
+    # ------------------------------------------------------------ interests
+
+    def set_interests(
+        self, subscriber_id: int, interests: Iterable[Interest], now: datetime
+    ) -> None:
+        """Replace all interests of a subscriber."""
+        with self.db.conn:
+            self.db.execute("DELETE FROM interests WHERE subscriber_id = ?", [subscriber_id])
+            self._insert_interests(subscriber_id, interests, now)
+
+    def add_interests(
+        self, subscriber_id: int, interests: Iterable[Interest], now: datetime
+    ) -> None:
+        with self.db.conn:
+            self._insert_interests(subscriber_id, interests, now)
+
+    def _insert_interests(
+        self, subscriber_id: int, interests: Iterable[Interest], now: datetime
+    ) -> None:
+        for i in interests:
+            self.db.execute(
+                "INSERT INTO interests (subscriber_id, kind, value, weight, created_at)"
+                " VALUES (?,?,?,?,?) ON CONFLICT (subscriber_id, kind, value)"
+                " DO UPDATE SET weight = excluded.weight",
+                [subscriber_id, str(i.kind), i.value, i.weight, now.isoformat()],
+            )
+
+    def interests_for(self, subscriber_id: int) -> list[Interest]:
+        return self.interests_for_many([subscriber_id]).get(subscriber_id, [])
+
+    def interests_for_many(self, ids: Sequence[int] | None = None) -> dict[int, list[Interest]]:
+        """Interests grouped by subscriber (all subscribers when ids is None)."""
+        sql = "SELECT * FROM interests"
+        params: list[Any] = []
+        if ids is not None:
+            if not ids:
+                return {}
+            sql += f" WHERE subscriber_id IN ({','.join('?' * len(ids))})"
+            params = list(ids)
+        out: dict[int, list[Interest]] = {}
+        for r in self._rows(sql + " ORDER BY id", params):
+            out.setdefault(r["subscriber_id"], []).append(
+                Interest(
+                    kind=InterestKind(r["kind"]),
+                    value=r["value"],
+                    weight=r["weight"],
+                    subscriber_id=r["subscriber_id"],
+                    id=r["id"],
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------ feedback
+
+    def record_feedback(self, subscriber_id: int, paper_id: str, vote: int, now: datetime) -> bool:
+        """Record a 👍 (+1) or 👎 (-1); a repeat click changes nothing. Returns True if changed."""
+        if vote not in (1, -1):
+            raise ValueError("vote must be +1 or -1")
+        with self.db.conn:
+            cur = self.db.execute(
+                "INSERT INTO feedback (subscriber_id, paper_id, vote, created_at) VALUES (?,?,?,?)"
+                " ON CONFLICT (subscriber_id, paper_id) DO UPDATE SET vote = excluded.vote,"
+                " created_at = excluded.created_at WHERE feedback.vote != excluded.vote",
+                [subscriber_id, paper_id, vote, now.isoformat()],
+            )
+        return cur.rowcount > 0
+
+    def remove_feedback(self, subscriber_id: int, paper_id: str) -> bool:
+        with self.db.conn:
+            cur = self.db.execute(
+                "DELETE FROM feedback WHERE subscriber_id = ? AND paper_id = ?",
+                [subscriber_id, paper_id],
+            )
+        return cur.rowcount > 0
+
+    def feedback_for_many(self, ids: Sequence[int] | None = None) -> dict[int, list[Feedback]]:
+        sql, params = "SELECT * FROM feedback", []
+        if ids is not None:
+            if not ids:
+                return {}
+            sql += f" WHERE subscriber_id IN ({','.join('?' * len(ids))})"
+            params = list(ids)
+        out: dict[int, list[Feedback]] = {}
+        for r in self._rows(sql + " ORDER BY id", params):
+            out.setdefault(r["subscriber_id"], []).append(
+                Feedback(
+                    r["subscriber_id"],
+                    r["paper_id"],
+                    r["vote"],
+                    datetime.fromisoformat(r["created_at"]) if r["created_at"] else None,
+                )
+            )
+        return out
+
+    def feedback_for(self, subscriber_id: int) -> list[Feedback]:
+        return self.feedback_for_many([subscriber_id]).get(subscriber_id, [])
+
+    # ------------------------------------------------------------ send ledger
+
+    def get_send(self, subscriber_id: int, digest_date: date) -> dict[str, Any] | None:
+        rows = self._rows(
+            "SELECT * FROM sends WHERE subscriber_id = ? AND digest_date = ?",
+            [subscriber_id, digest_date.isoformat()],
+        )
+        return rows[0] if rows else None
+
+    def claim_send(
+        self, subscriber_id: int, digest_date: date, message_id: str, now: datetime
+    ) -> bool:
+        """Claim (subscriber, date) before sending. False when it was already sent or failed.
+
+        A row left `claimed` by a crashed run, or marked `retry`/`skipped`, is claimed again
+        (keeping its Message-ID, so a receiving system can drop a duplicate).
+        """
+        with self.db.conn:
+            self.db.execute("BEGIN IMMEDIATE")
+            row = self.get_send(subscriber_id, digest_date)
+            if row is None:
+                self.db.execute(
+                    "INSERT INTO sends (subscriber_id, digest_date, status, attempts, message_id,"
+                    " claimed_at, updated_at) VALUES (?,?,?,?,?,?,?)",
+                    [
+                        subscriber_id,
+                        digest_date.isoformat(),
+                        str(SendStatus.CLAIMED),
+                        0,
+                        message_id,
+                        now.isoformat(),
+                        now.isoformat(),
+                    ],
+                )
+                return True
+            if row["status"] in (SendStatus.SENT, SendStatus.FAILED):
+                return False
+            self.db.execute(
+                "UPDATE sends SET status = ?, claimed_at = ?, updated_at = ?,"
+                " message_id = COALESCE(message_id, ?) WHERE id = ?",
+                [str(SendStatus.CLAIMED), now.isoformat(), now.isoformat(), message_id, row["id"]],
+            )
+            return True
+
+    def _update_send(
+        self, subscriber_id: int, digest_date: date, now: datetime, **values: Any
+    ) -> None:
+        sets = ", ".join(f"{k} = ?" for k in values)
+        with self.db.conn:
+            self.db.execute(
+                f"UPDATE sends SET {sets}, updated_at = ?"
+                " WHERE subscriber_id = ? AND digest_date = ?",
+                [*values.values(), now.isoformat(), subscriber_id, digest_date.isoformat()],
+            )
+
+    def mark_sent(
+        self,
+        subscriber_id: int,
+        digest_date: date,
+        message_id: str,
+        paper_ids: Sequence[str],
+        attempts: int,
+        now: datetime,
+    ) -> None:
+        self._update_send(
+            subscriber_id,
+            digest_date,
+            now,
+            status=str(SendStatus.SENT),
+            message_id=message_id,
+            paper_ids=json.dumps(list(paper_ids)),
+            sent_at=now.isoformat(),
+            last_error=None,
+            attempts=attempts,
+        )
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE subscribers SET hard_failures = 0 WHERE id = ?", [subscriber_id]
+            )
+
+    def mark_retry(
+        self, subscriber_id: int, digest_date: date, error: str, attempts: int, now: datetime
+    ) -> None:
+        self._update_send(
+            subscriber_id,
+            digest_date,
+            now,
+            status=str(SendStatus.RETRY),
+            last_error=error,
+            attempts=attempts,
+        )
+
+    def mark_failed(
+        self, subscriber_id: int, digest_date: date, error: str, attempts: int, now: datetime
+    ) -> int:
+        """Record a permanent failure; returns the subscriber's consecutive hard failures."""
+        self._update_send(
+            subscriber_id,
+            digest_date,
+            now,
+            status=str(SendStatus.FAILED),
+            last_error=error,
+            attempts=attempts,
+        )
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE subscribers SET hard_failures = hard_failures + 1 WHERE id = ?",
+                [subscriber_id],
+            )
+        row = self.db.execute(
+            "SELECT hard_failures FROM subscribers WHERE id = ?", [subscriber_id]
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def mark_skipped(
+        self, subscriber_id: int, digest_date: date, reason: str, now: datetime
+    ) -> None:
+        """Record that there was nothing to send (the row can be claimed again later)."""
+        with self.db.conn:
+            self.db.execute(
+                "INSERT INTO sends (subscriber_id, digest_date, status, last_error, updated_at)"
+                " VALUES (?,?,?,?,?) ON CONFLICT (subscriber_id, digest_date) DO UPDATE SET"
+                " status = excluded.status, last_error = excluded.last_error,"
+                " updated_at = excluded.updated_at WHERE sends.status != 'sent'",
+                [
+                    subscriber_id,
+                    digest_date.isoformat(),
+                    str(SendStatus.SKIPPED),
+                    reason,
+                    now.isoformat(),
+                ],
+            )
+
+    def sends_on(self, digest_date: date) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT * FROM sends WHERE digest_date = ? ORDER BY subscriber_id",
+            [digest_date.isoformat()],
+        )
+
+    def sends_with_status(self, *statuses: SendStatus) -> list[dict[str, Any]]:
+        marks = ",".join("?" * len(statuses))
+        return self._rows(
+            f"SELECT * FROM sends WHERE status IN ({marks}) ORDER BY digest_date, subscriber_id",
+            [str(s) for s in statuses],
+        )
+
+    def recent_sends(self, subscriber_id: int, limit: int = 10) -> list[dict[str, Any]]:
+        return self._rows(
+            "SELECT * FROM sends WHERE subscriber_id = ? AND status = 'sent'"
+            " ORDER BY digest_date DESC LIMIT ?",
+            [subscriber_id, limit],
+        )
+
+    def sent_paper_ids(self, ids: Sequence[int] | None = None) -> dict[int, set[str]]:
+        """Every paper each subscriber has already received (the no-repeat rule)."""
+        sql, params = "SELECT subscriber_id, paper_ids FROM sends WHERE status = 'sent'", []
+        if ids is not None:
+            if not ids:
+                return {}
+            sql += f" AND subscriber_id IN ({','.join('?' * len(ids))})"
+            params = list(ids)
+        out: dict[int, set[str]] = {}
+        for sid, pids in self.db.execute(sql, params).fetchall():
+            out.setdefault(sid, set()).update(json.loads(pids or "[]"))
+        return out
+
+    def last_sent_dates(self, before: date) -> dict[int, date]:
+        """Each subscriber's latest digest date strictly before `before`."""
+        rows = self.db.execute(
+            "SELECT subscriber_id, max(digest_date) FROM sends WHERE status = 'sent'"
+            " AND digest_date < ? GROUP BY subscriber_id",
+            [before.isoformat()],
+        ).fetchall()
+        return {sid: date.fromisoformat(d) for sid, d in rows}
+
+    # ------------------------------------------------------------ fetch state and runs
+
+    def get_fetch_state(self, url: str) -> dict[str, Any] | None:
+        rows = self._rows("SELECT * FROM fetch_state WHERE url = ?", [url])
+        return rows[0] if rows else None
+
+    def record_fetch_success(
+        self,
+        url: str,
+        source: str,
+        now: datetime,
+        *,
+        etag: str | None,
+        last_modified: str | None,
+        count: int,
+    ) -> None:
+        with self.db.conn:
+            self.db["fetch_state"].upsert(
+                {
+                    "url": url,
+                    "source": source,
+                    "etag": etag,
+                    "last_modified": last_modified,
+                    "last_success": now.isoformat(),
+                    "last_count": count,
+                    "last_error": None,
+                },
+                pk="url",
+            )
+
+    def record_fetch_error(self, url: str, source: str, error: str, now: datetime) -> None:
+        with self.db.conn:
+            self.db["fetch_state"].upsert(
+                {
+                    "url": url,
+                    "source": source,
+                    "last_error": error,
+                    "last_error_at": now.isoformat(),
+                },
+                pk="url",
+            )
+
+    def fetch_states(self) -> list[dict[str, Any]]:
+        return self._rows("SELECT * FROM fetch_state ORDER BY source, url")
+
+    def start_run(self, kind: str, now: datetime) -> int:
+        with self.db.conn:
+            cur = self.db.execute(
+                "INSERT INTO runs (kind, started_at) VALUES (?, ?)", [kind, now.isoformat()]
+            )
+        return int(cur.lastrowid or 0)
+
+    def finish_run(self, run_id: int, outcome: str, summary: str, now: datetime) -> None:
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE runs SET finished_at = ?, outcome = ?, summary = ? WHERE id = ?",
+                [now.isoformat(), outcome, summary, run_id],
+            )
+
+    def last_runs(self, kind: str | None = None, limit: int = 5) -> list[dict[str, Any]]:
+        if kind is None:
+            return self._rows("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit])
+        return self._rows(
+            "SELECT * FROM runs WHERE kind = ? ORDER BY id DESC LIMIT ?", [kind, limit]
+        )

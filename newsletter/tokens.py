@@ -1,0 +1,65 @@
+"""Signed, expiring tokens for the links that act: confirm, unsubscribe, manage, feedback, preview.
+
+A token binds a purpose (the itsdangerous salt), a subscriber and optional extra data, and
+carries its signing time so each purpose has its own lifetime. Unsubscribe links sit in old
+e-mails, so they live for years; confirm links live days.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from .errors import NewsletterError
+
+DAY = 86_400
+MAX_AGE = {
+    "confirm": 7 * DAY,
+    "unsubscribe": 5 * 365 * DAY,
+    "manage": 365 * DAY,
+    "feedback": 180 * DAY,
+    "preview": 30 * DAY,
+}
+
+
+class TokenError(NewsletterError):
+    """A token that is tampered with, for another purpose, or expired."""
+
+    def __init__(self, message: str, *, expired: bool = False) -> None:
+        super().__init__(message)
+        self.expired = expired
+
+
+@dataclass(frozen=True)
+class TokenData:
+    purpose: str
+    subscriber_id: int
+    extra: dict[str, Any]
+
+
+def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
+    if purpose not in MAX_AGE:
+        raise ValueError(f"unknown token purpose {purpose!r}")
+    return URLSafeTimedSerializer(secret, salt=f"newsletter.{purpose}")
+
+
+def make_token(secret: str, purpose: str, subscriber_id: int, **extra: Any) -> str:
+    """Sign a token for one purpose and subscriber."""
+    return str(_serializer(secret, purpose).dumps({"s": subscriber_id, **extra}))
+
+
+def read_token(secret: str, purpose: str, token: str, max_age: int | None = None) -> TokenData:
+    """Verify a token; raise TokenError (expired or invalid) with a message for the reader."""
+    age = MAX_AGE[purpose] if max_age is None else max_age
+    try:
+        data = _serializer(secret, purpose).loads(token, max_age=age)
+    except SignatureExpired:
+        raise TokenError("This link has expired.", expired=True) from None
+    except BadSignature:
+        raise TokenError("This link is not valid: it may have been cut or changed.") from None
+    if not isinstance(data, dict) or not isinstance(data.get("s"), int):
+        raise TokenError("This link is not valid.")
+    sid = data.pop("s")
+    return TokenData(purpose=purpose, subscriber_id=sid, extra=data)

@@ -1,0 +1,146 @@
+"""Shared test fixtures: real SQLite files, a real SMTP server, a real headless Chromium."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import shutil
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from newsletter.config import Config, parse_config
+from newsletter.store import Store
+
+FIXTURES = Path(__file__).parent / "fixtures"
+SECRET = "test-secret-key-0123456789abcdef"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def make_config(tmp_path: Path, extra_toml: str = "", **env: str) -> Config:
+    """A Config rooted in tmp_path; extra_toml is appended (whole [section]s)."""
+    text = (
+        '[storage]\ndata_dir = "data"\ndatabase = "data/newsletter.db"\n'
+        '[site]\nbase_url = "http://127.0.0.1:8000"\nname = "Test Digest"\n'
+        'postal_address = "1 Test Street"\n' + extra_toml
+    )
+    return parse_config(text, base_dir=tmp_path, env={"NEWSLETTER_SECRET_KEY": SECRET, **env})
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    return make_config(tmp_path)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "test.db")
+    yield s
+    s.close()
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class SMTPSink:
+    """What a real aiosmtpd server on 127.0.0.1 received, parsed back into messages."""
+
+    host: str
+    port: int
+    received: list[dict[str, Any]] = field(default_factory=list)
+    # Optional per-recipient scripted replies, e.g. {"x@test": ["451 try later", None]}
+    # (None = accept). Each RCPT pops one reply.
+    scripted: dict[str, list[str | None]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def messages(self) -> list[EmailMessage]:
+        with self.lock:
+            raw = [r["data"] for r in self.received]
+        return [
+            email.message_from_bytes(b, policy=email.policy.default)  # type: ignore[misc]
+            for b in raw
+        ]
+
+
+class _Handler:
+    def __init__(self, sink: SMTPSink) -> None:
+        self.sink = sink
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        with self.sink.lock:
+            script = self.sink.scripted.get(address)
+            reply = script.pop(0) if script else None
+        if reply is not None:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.sink.lock:
+            self.sink.received.append(
+                {
+                    "from": envelope.mail_from,
+                    "to": list(envelope.rcpt_tos),
+                    "data": bytes(envelope.original_content or envelope.content),
+                }
+            )
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SMTPSink]:
+    """A real aiosmtpd SMTP server on 127.0.0.1 (a free port)."""
+    from aiosmtpd.controller import Controller
+
+    sink = SMTPSink("127.0.0.1", free_port())
+    controller = Controller(
+        _Handler(sink),
+        hostname="127.0.0.1",
+        port=sink.port,
+        decode_data=False,
+        enable_SMTPUTF8=True,
+    )
+    controller.start()
+    try:
+        yield sink
+    finally:
+        controller.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium driven by Playwright (skips with the reason if unavailable)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        try:
+            yield b
+        finally:
+            b.close()

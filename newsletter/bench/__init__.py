@@ -1,0 +1,1 @@
+"""Benchmarks printed by `make bench`: each section module has a `run() -> None` that prints."""

@@ -1,0 +1,24 @@
+"""`python -m newsletter.bench [SECTION ...]`: run the benchmark sections and print figures."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+SECTIONS = ("rank", "render", "send")
+
+
+def main(argv: list[str]) -> int:
+    wanted = argv or list(SECTIONS)
+    for name in wanted:
+        if name not in SECTIONS:
+            print(f"unknown benchmark section {name!r}; choose from {', '.join(SECTIONS)}")
+            return 2
+        module = importlib.import_module(f"newsletter.bench.{name}")
+        print(f"== {name} ==", flush=True)
+        module.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -282,6 +282,33 @@ def papers(app: AppContext, day: str | None, search: str, limit: int) -> None:
     click.echo(f"{len(found)} paper(s)")
 
 
+# ---------------------------------------------------------------- status and schedule (issue 7)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (for monitoring).")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Exit with status 2 when the report lists problems (for monitoring scripts).",
+)
+@pass_app
+@friendly_errors
+def status(app: AppContext, as_json: bool, check: bool) -> None:
+    """Show subscribers, today's papers, last runs, retries, failures and bounces."""
+    import json
+
+    from .status import format_status, gather_status
+
+    report = gather_status(app.store, app.config, utcnow())
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(format_status(report))
+    if check and report.problems:
+        sys.exit(2)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

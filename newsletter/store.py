@@ -75,21 +75,37 @@ def _row_to_paper(row: dict[str, Any]) -> Paper:
     return Paper(**kw)
 
 
+# Bibliographic fields: arXiv's record is canonical; a Hugging Face copy only fills gaps.
+_ARXIV_FIELDS = ("title", "abstract", "authors", "categories", "published", "journal_ref", "doi")
+
+
+def _from_arxiv(p: Paper) -> bool:
+    return any(s.startswith("arxiv") for s in p.sources)
+
+
 def merge_papers(old: Paper, new: Paper) -> Paper:
     """Combine two records of one paper: fill gaps, take fresher counts, never blank a field."""
     merged: dict[str, Any] = {}
+    # The feed's announcement beats an earlier estimate (API papers have no announce type).
+    feed_announces = not old.announce_type and bool(new.announce_type)
+    arxiv_over_hf = _from_arxiv(new) and not _from_arxiv(old)
+    hf_under_arxiv = _from_arxiv(old) and not _from_arxiv(new)
     for name in _PAPER_FIELDS:
         a, b = getattr(old, name), getattr(new, name)
         if name == "sources":
             merged[name] = tuple(dict.fromkeys((*a, *b)))
         elif name == "version":
             merged[name] = max(v for v in (a, b, 0) if v is not None) or None
-        elif name in ("announced", "first_seen", "announce_type"):
-            merged[name] = a or b  # the first announcement stays the announcement
+        elif name in ("announced", "announce_type"):
+            merged[name] = (b or a) if feed_announces else (a or b)
+        elif name == "first_seen":
+            merged[name] = a or b  # the first sighting stays the first
         elif name in ("upvotes", "comments", "github_stars"):
             merged[name] = b if b is not None else a
+        elif name in _ARXIV_FIELDS and a and b and (hf_under_arxiv or arxiv_over_hf):
+            merged[name] = b if arxiv_over_hf else a
         elif name in ("title", "abstract"):
-            # arXiv text is canonical; HF may only fill a gap or be longer (not truncated).
+            # A later copy replaces the text unless it looks truncated.
             merged[name] = b if b and (not a or len(b) >= len(a) * 0.9) else a
         else:
             merged[name] = b if b else a
@@ -101,6 +117,8 @@ class UpsertResult:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
+    added_ids: frozenset[str] = frozenset()
+    updated_ids: frozenset[str] = frozenset()
 
 
 # ---------------------------------------------------------------- migrations
@@ -244,25 +262,29 @@ class Store:
         incoming: dict[str, Paper] = {}
         for p in papers:
             incoming[p.id] = merge_papers(incoming[p.id], p) if p.id in incoming else p
-        existing = self.get_papers(list(incoming))
-        added = updated = unchanged = 0
+        added: set[str] = set()
+        updated: set[str] = set()
         rows = []
-        for pid, paper in incoming.items():
-            old = existing.get(pid)
-            if old is None:
-                rows.append(_paper_to_row(replace(paper, first_seen=now, updated=now)))
-                added += 1
-                continue
-            merged = merge_papers(old, paper)
-            if replace(merged, updated=None) == replace(old, updated=None):
-                unchanged += 1
-                continue
-            rows.append(_paper_to_row(replace(merged, updated=now)))
-            updated += 1
-        if rows:
-            with self.db.conn:
+        with self.db.conn:  # read and write in one transaction: a parallel fetch cannot interleave
+            self.db.execute("BEGIN IMMEDIATE")
+            existing = self.get_papers(list(incoming))
+            for pid, paper in incoming.items():
+                old = existing.get(pid)
+                if old is None:
+                    rows.append(_paper_to_row(replace(paper, first_seen=now, updated=now)))
+                    added.add(pid)
+                    continue
+                merged = merge_papers(old, paper)
+                if replace(merged, updated=None) == replace(old, updated=None):
+                    continue
+                rows.append(_paper_to_row(replace(merged, updated=now)))
+                updated.add(pid)
+            if rows:
                 self.db["papers"].upsert_all(rows, pk="id", batch_size=500)
-        return UpsertResult(added, updated, unchanged)
+        unchanged = len(incoming) - len(added) - len(updated)
+        return UpsertResult(
+            len(added), len(updated), unchanged, frozenset(added), frozenset(updated)
+        )
 
     def get_papers(self, ids: Sequence[str]) -> dict[str, Paper]:
         out: dict[str, Paper] = {}
@@ -768,3 +790,99 @@ class Store:
         return self._rows(
             "SELECT * FROM runs WHERE kind = ? ORDER BY id DESC LIMIT ?", [kind, limit]
         )
+
+    # ------------------------------------------------------------ schedule and status (issue 7)
+
+    def send_keys(
+        self, dates: Sequence[date], statuses: Sequence[SendStatus]
+    ) -> set[tuple[int, date]]:
+        """(subscriber id, digest date) of the ledger rows on `dates` with one of `statuses`."""
+        if not dates or not statuses:
+            return set()
+        day_marks = ",".join("?" * len(dates))
+        status_marks = ",".join("?" * len(statuses))
+        rows = self.db.execute(
+            f"SELECT subscriber_id, digest_date FROM sends WHERE digest_date IN ({day_marks})"
+            f" AND status IN ({status_marks})",
+            [*(d.isoformat() for d in dates), *(str(s) for s in statuses)],
+        ).fetchall()
+        return {(int(sid), date.fromisoformat(d)) for sid, d in rows}
+
+    def sends_with_email(
+        self, statuses: Sequence[SendStatus], since: date, limit: int = 50
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Ledger rows (newest first, with the address) on or after `since`, and their total."""
+        marks = ",".join("?" * len(statuses))
+        where = f"s.status IN ({marks}) AND s.digest_date >= ?"
+        params = [*(str(s) for s in statuses), since.isoformat()]
+        total = int(
+            self.db.execute(f"SELECT count(*) FROM sends s WHERE {where}", params).fetchone()[0]
+        )
+        rows = self._rows(
+            "SELECT s.subscriber_id, sub.email, s.digest_date, s.status, s.attempts,"
+            " s.last_error, s.claimed_at, s.updated_at FROM sends s"
+            f" JOIN subscribers sub ON sub.id = s.subscriber_id WHERE {where}"
+            " ORDER BY s.digest_date DESC, s.subscriber_id LIMIT ?",
+            [*params, limit],
+        )
+        return rows, total
+
+    def send_counts_by_date(self, since: date) -> dict[str, dict[str, int]]:
+        """{digest date: {status: count}} for digest dates on or after `since`."""
+        out: dict[str, dict[str, int]] = {}
+        for day, status, n in self.db.execute(
+            "SELECT digest_date, status, count(*) FROM sends WHERE digest_date >= ?"
+            " GROUP BY digest_date, status ORDER BY digest_date DESC, status",
+            [since.isoformat()],
+        ).fetchall():
+            out.setdefault(day, {})[status] = int(n)
+        return out
+
+    def bounced_subscribers(self, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
+        """Bounced addresses (most recent first) with the last permanent error, and their total."""
+        sql = "SELECT count(*) FROM subscribers WHERE status = 'bounced'"
+        total = int(self.db.execute(sql).fetchone()[0])
+        rows = self._rows(
+            "SELECT sub.id AS subscriber_id, sub.email, sub.hard_failures,"
+            " sub.updated_at AS bounced_at, (SELECT s.last_error FROM sends s"
+            "  WHERE s.subscriber_id = sub.id AND s.status = 'failed'"
+            "  ORDER BY s.digest_date DESC LIMIT 1) AS last_error"
+            " FROM subscribers sub WHERE sub.status = 'bounced'"
+            " ORDER BY sub.updated_at DESC, sub.id LIMIT ?",
+            [limit],
+        )
+        return rows, total
+
+    def latest_paper_day(self) -> date | None:
+        """The most recent arXiv announcement or Hugging Face listing day stored."""
+        row = self.db.execute(
+            "SELECT max(d) FROM (SELECT max(announced) AS d FROM papers"
+            " UNION ALL SELECT max(hf_date) FROM papers)"
+        ).fetchone()
+        return date.fromisoformat(row[0]) if row and row[0] else None
+
+    def latest_run_per_kind(self) -> dict[str, dict[str, Any]]:
+        """The newest row of `runs` for each kind (fetch, send, ...)."""
+        rows = self._rows(
+            "SELECT * FROM runs WHERE id IN (SELECT max(id) FROM runs GROUP BY kind) ORDER BY kind"
+        )
+        return {r["kind"]: r for r in rows}
+
+    def last_successful_run(self, kind: str) -> dict[str, Any] | None:
+        """The newest finished run of `kind` whose outcome is not a failure."""
+        rows = self._rows(
+            "SELECT * FROM runs WHERE kind = ? AND finished_at IS NOT NULL"
+            " AND COALESCE(outcome, '') NOT IN ('failed', 'error') ORDER BY id DESC LIMIT 1",
+            [kind],
+        )
+        return rows[0] if rows else None
+
+    # ------------------------------------------------------------ web (sign-up)
+
+    def restart_pending(self, subscriber_id: int, now: datetime) -> None:
+        """Restart the expiry clock of a pending sign-up that was submitted again."""
+        with self.db.conn:
+            self.db.execute(
+                "UPDATE subscribers SET created_at = ?, updated_at = ? WHERE id = ?",
+                [now.isoformat(), now.isoformat(), subscriber_id],
+            )

@@ -1,0 +1,290 @@
+"""`newsletter status`: one report of subscribers, fetches, sends and failures (no SQL here).
+
+`gather_status` reads everything through store methods into a `StatusReport`; `to_dict` is the
+`--json` shape for monitoring and `format_status` the aligned text block for people.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from .config import Config
+from .models import SendStatus, SubscriberStatus
+from .store import Store
+
+# A `claimed` ledger row older than this belongs to a run that died mid-send: the next run
+# sends it again (with the same Message-ID).
+STALE_CLAIM_AFTER = timedelta(minutes=15)
+# How far back failures and send counts are reported.
+LOOKBACK_DAYS = 7
+# A source whose last success is older than this is reported as a problem.
+FETCH_STALE_AFTER = timedelta(hours=36)
+LIST_LIMIT = 50
+_BAD_OUTCOMES = {"failed", "error", "crashed"}
+
+
+@dataclass
+class StatusReport:
+    generated_at: datetime
+    database: str
+    subscribers: dict[str, int]
+    papers_day: date
+    papers_today: dict[str, int]
+    papers_total: int
+    latest_paper_day: date | None
+    last_runs: dict[str, dict[str, Any] | None]
+    sends_by_date: dict[str, dict[str, int]]
+    retry: list[dict[str, Any]]
+    retry_total: int
+    stale_claims: list[dict[str, Any]]
+    failed: list[dict[str, Any]]
+    failed_total: int
+    bounced: list[dict[str, Any]]
+    bounced_total: int
+    fetch_state: list[dict[str, Any]]
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (dates as ISO strings) for `status --json`."""
+        return {
+            "generated_at": self.generated_at.isoformat(),
+            "database": self.database,
+            "healthy": not self.problems,
+            "problems": self.problems,
+            "counts": {
+                "subscribers": sum(self.subscribers.values()),
+                "active": self.subscribers.get(SubscriberStatus.ACTIVE, 0),
+                "papers_today": sum(self.papers_today.values()),
+                "papers_total": self.papers_total,
+                "retry": self.retry_total,
+                "stale_claims": len(self.stale_claims),
+                "failed": self.failed_total,
+                "bounced": self.bounced_total,
+            },
+            "subscribers": {s.value: self.subscribers.get(s.value, 0) for s in SubscriberStatus},
+            "papers": {
+                "day": self.papers_day.isoformat(),
+                "by_source": self.papers_today,
+                "total_stored": self.papers_total,
+                "latest_day": _iso(self.latest_paper_day),
+            },
+            "last_runs": self.last_runs,
+            "sends_by_date": self.sends_by_date,
+            "retry": self.retry,
+            "stale_claims": self.stale_claims,
+            "failed": self.failed,
+            "bounced": self.bounced,
+            "fetch_state": self.fetch_state,
+        }
+
+
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def _parse(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _run(row: dict[str, Any]) -> dict[str, Any]:
+    outcome = row.get("outcome") or ("running or interrupted" if not row["finished_at"] else "")
+    return {
+        "started_at": row["started_at"],
+        "finished_at": row["finished_at"],
+        "outcome": outcome,
+        "summary": row.get("summary") or "",
+    }
+
+
+def _runs(latest: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+    """fetch and send always present (None = never ran), then any other kind."""
+    out: dict[str, dict[str, Any] | None] = {"fetch": None, "send": None}
+    out.update({kind: _run(row) for kind, row in latest.items()})
+    return out
+
+
+def _send(row: dict[str, Any]) -> dict[str, Any]:
+    keys = ("email", "digest_date", "status", "attempts", "last_error", "updated_at")
+    return {k: row.get(k) for k in keys}
+
+
+def _sources(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """fetch_state rows (one per URL) folded into one entry per source: newest success/error."""
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        src = out.setdefault(
+            row["source"],
+            {
+                "source": row["source"],
+                "urls": 0,
+                "last_success": None,
+                "last_count": None,
+                "last_error": None,
+                "last_error_at": None,
+                "last_error_url": None,
+            },
+        )
+        src["urls"] += 1
+        if row["last_success"] and (src["last_success"] or "") < row["last_success"]:
+            src["last_success"], src["last_count"] = row["last_success"], row["last_count"]
+        if row["last_error"] and (src["last_error_at"] or "") < (row["last_error_at"] or ""):
+            src["last_error"], src["last_error_at"] = row["last_error"], row["last_error_at"]
+            src["last_error_url"] = row["url"]
+    return list(out.values())
+
+
+def gather_status(store: Store, cfg: Config, now: datetime) -> StatusReport:
+    """Collect the report at `now` (aware); "today" for papers is arXiv's day (fetch timezone)."""
+    papers_day = now.astimezone(zoneinfo.ZoneInfo(cfg.schedule.fetch_timezone)).date()
+    since = papers_day - timedelta(days=LOOKBACK_DAYS)
+    retry, retry_total = store.sends_with_email([SendStatus.RETRY], since, LIST_LIMIT)
+    claimed, _ = store.sends_with_email([SendStatus.CLAIMED], since, 10 * LIST_LIMIT)
+    stale = [r for r in claimed if (_parse(r["claimed_at"]) or now) <= now - STALE_CLAIM_AFTER]
+    failed, failed_total = store.sends_with_email([SendStatus.FAILED], since, LIST_LIMIT)
+    bounced, bounced_total = store.bounced_subscribers(LIST_LIMIT)
+    report = StatusReport(
+        generated_at=now,
+        database=str(store.path),
+        subscribers=store.subscriber_counts(),
+        papers_day=papers_day,
+        papers_today=dict(sorted(store.paper_counts_by_source(papers_day).items())),
+        papers_total=store.count_papers(),
+        latest_paper_day=store.latest_paper_day(),
+        last_runs=_runs(store.latest_run_per_kind()),
+        sends_by_date=store.send_counts_by_date(since),
+        retry=[_send(r) for r in retry],
+        retry_total=retry_total,
+        stale_claims=[_send(r) | {"claimed_at": r["claimed_at"]} for r in stale],
+        failed=[_send(r) for r in failed],
+        failed_total=failed_total,
+        bounced=bounced,
+        bounced_total=bounced_total,
+        fetch_state=_sources(store.fetch_states()),
+    )
+    report.problems = find_problems(report, now)
+    return report
+
+
+def find_problems(report: StatusReport, now: datetime) -> list[str]:
+    """Short sentences a monitor can alert on (empty when all is well)."""
+    problems: list[str] = []
+    for kind, run in report.last_runs.items():
+        if run is not None and run["outcome"] in _BAD_OUTCOMES:
+            problems.append(f"last {kind} run {run['outcome']}: {run['summary']}".rstrip(": "))
+    for st in report.fetch_state:
+        success, error_at = _parse(st["last_success"]), _parse(st["last_error_at"])
+        if st["last_error"] and (success is None or (error_at and error_at > success)):
+            problems.append(f"{st['source']} fetch failing: {st['last_error']}")
+        elif success is not None and now - success > FETCH_STALE_AFTER:
+            problems.append(f"{st['source']} not fetched since {st['last_success']}")
+    if report.retry_total:
+        problems.append(f"{report.retry_total} send(s) awaiting retry")
+    if report.stale_claims:
+        problems.append(f"{len(report.stale_claims)} send(s) interrupted mid-run (stale claims)")
+    if report.failed_total:
+        problems.append(f"{report.failed_total} send(s) failed permanently")
+    return problems
+
+
+# ---------------------------------------------------------------- text output
+
+
+def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return [
+        indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+        for r in rows
+    ]
+
+
+def _when(iso: str | None) -> str:
+    """'2026-11-26T04:23:32.1+00:00' → '2026-11-26 04:23' (stored times are UTC)."""
+    return iso[:16].replace("T", " ") if iso else "never"
+
+
+def _short(text: str | None, width: int = 70) -> str:
+    one_line = " ".join((text or "").split())
+    return one_line if len(one_line) <= width else one_line[: width - 1] + "…"
+
+
+def _sends_section(title: str, rows: list[dict[str, Any]], total: int) -> list[str]:
+    lines = [f"{title}: {total}"]
+    lines += _table(
+        [
+            [
+                r["digest_date"],
+                r["email"],
+                f"{r['attempts'] or 0} attempt(s)",
+                _short(r["last_error"]),
+            ]
+            for r in rows
+        ]
+    )
+    if total > len(rows):
+        lines.append(f"  … and {total - len(rows)} more")
+    return lines
+
+
+def format_status(report: StatusReport) -> str:
+    """The human-readable status block."""
+    subs = report.subscribers
+    at = report.generated_at.astimezone(UTC)
+    lines = [f"newsletter status at {at:%Y-%m-%d %H:%M} UTC ({report.database})"]
+    lines.append(
+        f"Subscribers: {sum(subs.values())} — "
+        + " · ".join(f"{s.value} {subs.get(s.value, 0)}" for s in SubscriberStatus)
+    )
+    today = sum(report.papers_today.values())
+    by_source = ", ".join(f"{k} {v}" for k, v in report.papers_today.items()) or "none yet"
+    lines.append(f"Papers for {report.papers_day} (arXiv's day): {today} ({by_source})")
+    lines.append(
+        f"  {report.papers_total} stored; latest announced/listed day: "
+        f"{report.latest_paper_day or 'none'}"
+    )
+    lines.append("Last runs:")
+    lines += _table(
+        [
+            [kind, "never", "", ""]
+            if run is None
+            else [kind, _when(run["started_at"]), run["outcome"] or "-", _short(run["summary"], 60)]
+            for kind, run in report.last_runs.items()
+        ]
+    )
+    lines.append("Sends by digest date:")
+    lines += _table(
+        [
+            [day, " · ".join(f"{s} {n}" for s, n in counts.items())]
+            for day, counts in report.sends_by_date.items()
+        ]
+    ) or [f"  none in the last {LOOKBACK_DAYS} days"]
+    lines += _sends_section("Awaiting retry", report.retry, report.retry_total)
+    lines += _sends_section(
+        "Interrupted (claimed, not finished)", report.stale_claims, len(report.stale_claims)
+    )
+    lines += _sends_section("Failed permanently", report.failed, report.failed_total)
+    lines.append(f"Bounced addresses: {report.bounced_total}")
+    lines += _table(
+        [[b["email"], _when(b["bounced_at"]), _short(b["last_error"])] for b in report.bounced]
+    )
+    lines.append("Sources:")
+    lines += _table(
+        [
+            [
+                st["source"],
+                f"last ok {_when(st['last_success'])}",
+                f"{st['last_count'] if st['last_count'] is not None else '-'} item(s)",
+                f"error {_when(st['last_error_at'])}: {_short(st['last_error'], 50)}"
+                if st["last_error"]
+                else "",
+            ]
+            for st in report.fetch_state
+        ]
+    ) or ["  never fetched"]
+    lines.append("Problems: " + ("none" if not report.problems else f"{len(report.problems)}"))
+    lines += [f"  - {p}" for p in report.problems]
+    return "\n".join(lines)

@@ -309,6 +309,63 @@ def status(app: AppContext, as_json: bool, check: bool) -> None:
         sys.exit(2)
 
 
+@cli.command()
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Do one pass and exit: fetch if a scheduled fetch was missed, then send to everyone "
+    "due (e.g. from cron every 15 minutes instead of running the daemon).",
+)
+@click.option(
+    "--no-fetch",
+    is_flag=True,
+    help="Never fetch (when another process or cron job fetches the papers).",
+)
+@click.option(
+    "--send-every",
+    type=click.FloatRange(min=0.5),
+    default=None,
+    metavar="SECONDS",
+    help="Run the send pass every SECONDS instead of every quarter hour (tests and operations; "
+    "each subscriber is still sent at most once per local date).",
+)
+@click.option(
+    "--fetch-every",
+    type=click.FloatRange(min=0.5),
+    default=None,
+    metavar="SECONDS",
+    help="Fetch every SECONDS instead of at schedule.fetch_times (tests and operations).",
+)
+@click.pass_context
+@friendly_errors
+def schedule(
+    ctx: click.Context,
+    once: bool,
+    no_fetch: bool,
+    send_every: float | None,
+    fetch_every: float | None,
+) -> None:
+    """Run the scheduler daemon: fetch at schedule.fetch_times, send at each subscriber's hour.
+
+    Fetches at schedule.fetch_times in schedule.fetch_timezone (arXiv rebuilds its feeds at
+    midnight US Eastern; a later fetch refreshes Hugging Face upvotes before sending). Every
+    quarter hour (and once at start-up) it sends to the active subscribers whose delivery hour
+    has come in their own timezone, each at most once per local date, under the same lock as
+    `newsletter send`. Missed runs are coalesced and run if at most
+    schedule.misfire_grace_seconds late. SIGTERM or Ctrl-C lets the message being sent finish,
+    then exits with status 0.
+    """
+    from .schedule import Daemon, ScheduleOptions, configure_logging
+
+    app: AppContext = ctx.obj
+    configure_logging(ctx.parent.params.get("verbose", 0) if ctx.parent else 0)
+    options = ScheduleOptions(
+        fetch=not no_fetch, once=once, send_every=send_every, fetch_every=fetch_every
+    )
+    daemon = Daemon(app.config, options)
+    sys.exit(daemon.run())
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

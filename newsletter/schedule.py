@@ -8,12 +8,27 @@ a manual run never send at the same time.
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import threading
 import zoneinfo
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from types import FrameType
 
-from .errors import ConfigError
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.blocking import BlockingScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from .config import Config
+from .errors import ConfigError, LockedError, NewsletterError
 from .models import SendStatus, Subscriber, SubscriberStatus
+from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +124,242 @@ def last_scheduled_fetch(now_utc: datetime, times: Iterable[time], tz: str) -> d
         for t in times
     ]
     return max(s for s in slots if s <= now_utc)
+
+
+# ---------------------------------------------------------------- the daemon
+
+FetchFn = Callable[[Store, Config, datetime], object]
+# (store, cfg, digest date, now, subscribers due for that date, stop flag) -> summary
+SendFn = Callable[[Store, Config, date, datetime, list[Subscriber], threading.Event], object]
+LockFn = Callable[[Config], AbstractContextManager[object]]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ScheduleOptions:
+    """What `newsletter schedule` was asked to do (the CLI options)."""
+
+    fetch: bool = True
+    once: bool = False
+    send_every: float | None = None  # seconds; None = every quarter hour (SEND_MINUTES)
+    fetch_every: float | None = None  # seconds; None = schedule.fetch_times
+
+
+class Daemon:
+    """Fetch and send jobs on an APScheduler 3.x BlockingScheduler, stopped cleanly by signals.
+
+    Jobs run one at a time (an in-process lock), and every send pass also takes the send lock
+    shared with `newsletter send`, so the daemon never overlaps a cron or manual run.
+    """
+
+    def __init__(
+        self,
+        cfg: Config,
+        options: ScheduleOptions,
+        *,
+        clock: Callable[[], datetime] = _utcnow,
+        fetch: FetchFn | None = None,
+        send: SendFn | None = None,
+        lock: LockFn | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.options = options
+        self.clock = clock
+        self._fetch = fetch or _pipeline_fetch
+        self._send = send or _pipeline_send
+        self._lock = lock or _send_lock
+        self._fetch_times = parse_fetch_times(cfg.schedule.fetch_times) if options.fetch else []
+        self._work = threading.Lock()  # one job at a time inside this process
+        self.stop = threading.Event()  # set by SIGTERM/SIGINT: finish the message, then stop
+        self._scheduler: BlockingScheduler | None = None
+
+    # ------------------------------------------------------------ jobs
+
+    def fetch_job(self) -> None:
+        """Fetch every configured source into the store; a failure is logged, never fatal."""
+        with self._work:
+            if self.stop.is_set():
+                return
+            now = self.clock()
+            log.info("fetch: starting")
+            try:
+                with Store(self.cfg.database_path) as store:
+                    summary = self._fetch(store, self.cfg, now)
+                log.info("fetch: done: %s", summary)
+            except NewsletterError as exc:
+                log.error("fetch: failed: %s", exc)
+            except Exception:
+                log.exception("fetch: crashed (the daemon keeps running)")
+
+    def send_job(self) -> None:
+        """Send to every subscriber whose local delivery hour has come, once per local date."""
+        with self._work:
+            if self.stop.is_set():
+                return
+            now = self.clock()
+            try:
+                with self._lock(self.cfg), Store(self.cfg.database_path) as store:
+                    self._send_due(store, now)
+            except LockedError as exc:
+                log.warning("send: skipped this pass: %s", exc)
+            except NewsletterError as exc:
+                log.error("send: failed: %s", exc)
+            except Exception:
+                log.exception("send: crashed (the daemon keeps running)")
+
+    def _send_due(self, store: Store, now: datetime) -> None:
+        active = store.list_subscribers(SubscriberStatus.ACTIVE)
+        settled = store.send_keys(candidate_dates(now), SETTLED_STATUSES)
+        groups = group_by_date(due_subscribers(active, now, settled))
+        if not groups:
+            log.info("send: nobody is due (%d active subscriber(s))", len(active))
+            return
+        for day, subscribers in groups.items():
+            if self.stop.is_set():
+                log.info("send: stopping before digest date %s", day)
+                return
+            log.info("send: %d subscriber(s) due for digest date %s", len(subscribers), day)
+            summary = self._send(store, self.cfg, day, now, subscribers, self.stop)
+            log.info("send: %s: %s", day, summary)
+
+    def catch_up(self) -> None:
+        """Fetch now if a scheduled fetch was missed, then send to whoever is due."""
+        if self.options.fetch and self._fetch_is_stale():
+            self.fetch_job()
+        self.send_job()
+
+    def _fetch_is_stale(self) -> bool:
+        if self.options.fetch_every is not None:
+            return True
+        now = self.clock()
+        with Store(self.cfg.database_path) as store:
+            last = max((s["last_success"] or "" for s in store.fetch_states()), default="")
+        slot = last_scheduled_fetch(now, self._fetch_times, self.cfg.schedule.fetch_timezone)
+        return not last or datetime.fromisoformat(last) < slot
+
+    # ------------------------------------------------------------ running
+
+    def build_scheduler(self) -> BlockingScheduler:
+        """The scheduler with its jobs: catch-up now, send every quarter hour, fetch at times."""
+        scheduler = BlockingScheduler(
+            timezone=UTC,
+            executors={"default": ThreadPoolExecutor(max_workers=2)},
+            job_defaults={
+                "coalesce": True,
+                "max_instances": 1,
+                "misfire_grace_time": self.cfg.schedule.misfire_grace_seconds,
+            },
+        )
+        scheduler.add_job(self.catch_up, "date", run_date=self.clock(), id="startup")
+        send_trigger: BaseTrigger = (
+            IntervalTrigger(seconds=self.options.send_every, timezone=UTC)
+            if self.options.send_every
+            else CronTrigger(minute=SEND_MINUTES, timezone=UTC)
+        )
+        scheduler.add_job(self.send_job, send_trigger, id="send")
+        if self.options.fetch:
+            zone = zoneinfo.ZoneInfo(self.cfg.schedule.fetch_timezone)
+            fetch_trigger: BaseTrigger = (
+                IntervalTrigger(seconds=self.options.fetch_every, timezone=UTC)
+                if self.options.fetch_every
+                else OrTrigger(
+                    [
+                        CronTrigger(hour=t.hour, minute=t.minute, timezone=zone)
+                        for t in self._fetch_times
+                    ]
+                )
+            )
+            scheduler.add_job(self.fetch_job, fetch_trigger, id="fetch")
+        return scheduler
+
+    def describe(self) -> str:
+        send = (
+            f"every {self.options.send_every:g} s"
+            if self.options.send_every
+            else "every quarter hour (each subscriber at their local hour)"
+        )
+        if not self.options.fetch:
+            fetch = "off (--no-fetch)"
+        elif self.options.fetch_every:
+            fetch = f"every {self.options.fetch_every:g} s"
+        else:
+            times = ", ".join(t.strftime("%H:%M") for t in self._fetch_times)
+            fetch = f"at {times} {self.cfg.schedule.fetch_timezone}"
+        return f"fetch {fetch}; send {send}"
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT (or one pass with --once); returns the exit status."""
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        try:
+            if self.options.once:
+                log.info("schedule --once: %s", self.describe())
+                self.catch_up()
+            else:
+                self._scheduler = self.build_scheduler()
+                log.info("scheduler started (pid %d): %s", os.getpid(), self.describe())
+                if not self.stop.is_set():
+                    self._scheduler.start()
+                with self._work:  # a job still running after shutdown: let it finish
+                    pass
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        log.info("scheduler stopped cleanly" if not self.options.once else "schedule --once: done")
+        return 0
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.stop.is_set():
+            log.warning("received %s again: still finishing the current message", name)
+            return
+        self.stop.set()
+        log.info("received %s: finishing the current message, then stopping", name)
+        scheduler = self._scheduler
+        if scheduler is not None and scheduler.running:
+            # wait=False: joining worker threads inside a signal handler can deadlock on locks
+            # the interrupted main thread holds; run() waits for the running job instead.
+            scheduler.shutdown(wait=False)
+
+
+def configure_logging(verbose: int) -> None:
+    """Timestamped INFO logs for a long-running process (-v adds APScheduler's, -vv debug)."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose >= 2 else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        force=True,
+    )
+    logging.getLogger("apscheduler").setLevel(logging.INFO if verbose else logging.WARNING)
+
+
+# ---------------------------------------------------------------- the real stages
+
+
+def _pipeline_fetch(store: Store, cfg: Config, now: datetime) -> object:
+    from . import pipeline
+
+    return pipeline.fetch_all(store, cfg, now)
+
+
+def _pipeline_send(
+    store: Store,
+    cfg: Config,
+    day: date,
+    now: datetime,
+    subscribers: list[Subscriber],
+    stop: threading.Event,
+) -> object:
+    from . import pipeline
+
+    mailer = pipeline.make_mailer(cfg)
+    return pipeline.send_daily(store, cfg, mailer, day, now, subscribers=subscribers)
+
+
+def _send_lock(cfg: Config) -> AbstractContextManager[object]:
+    from .lock import send_lock
+
+    return send_lock(cfg)

@@ -282,6 +282,90 @@ def papers(app: AppContext, day: str | None, search: str, limit: int) -> None:
     click.echo(f"{len(found)} paper(s)")
 
 
+# ---------------------------------------------------------------- fetch (issue 2)
+
+
+class _FetchProgress:
+    """A one-line progress display on a terminal (stderr); silent otherwise."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty() and sys.stdout.isatty()
+        self.shown = False
+
+    def __call__(self, source: str, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        of = f"/{total:,}" if total else ""
+        click.echo(f"\r\033[K{source}: {done:,}{of}", nl=False, err=True)
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            click.echo("\r\033[K", nl=False, err=True)
+
+
+@cli.command()
+@click.option("--date", "day", default=None, help="Hugging Face day to fetch (YYYY-MM-DD).")
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    type=click.Choice(["arxiv_rss", "arxiv_api", "huggingface"]),
+    help="Only this source (repeatable). Default: every source enabled in [sources].",
+)
+@click.option(
+    "--backfill",
+    type=click.IntRange(1, 90),
+    default=None,
+    metavar="DAYS",
+    help="Fetch the last DAYS days through the arXiv API (3 s between requests).",
+)
+@click.option(
+    "--ids", default=None, metavar="ID,...", help="Fetch these arXiv IDs through the arXiv API."
+)
+@pass_app
+@friendly_errors
+def fetch(
+    app: AppContext,
+    day: str | None,
+    sources: tuple[str, ...],
+    backfill: int | None,
+    ids: str | None,
+) -> None:
+    """Fetch papers from arXiv and Hugging Face into the database."""
+    from . import pipeline
+
+    if backfill is not None and ids is not None:
+        raise click.UsageError("use either --backfill or --ids, not both")
+    progress = _FetchProgress()
+    common: dict[str, Any] = {"on_progress": progress}
+    try:
+        if ids is not None:
+            summary = pipeline.fetch_ids(app.store, app.config, utcnow(), [ids], **common)
+        elif backfill is not None:
+            summary = pipeline.fetch_backfill(
+                app.store, app.config, utcnow(), backfill, sources=sources or None, **common
+            )
+        else:
+            summary = pipeline.fetch_all(
+                app.store,
+                app.config,
+                utcnow(),
+                day=parse_day(day),
+                sources=sources or None,
+                **common,
+            )
+    finally:
+        progress.clear()
+    for note in summary.notes:
+        click.echo(note)
+    for error in summary.errors:
+        click.echo(f"error: {error}", err=True)
+    click.echo(f"{summary.line()} ({summary.seconds:.1f} s)")
+    if summary.outcome == "failed":
+        sys.exit(1)
+
+
 # ---------------------------------------------------------------- status and schedule (issue 7)
 
 

@@ -1,0 +1,140 @@
+"""Text clean-up shared by the parsers: whitespace, TeX accents in names, author lists, XML."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import xml.etree.ElementTree as ET
+
+from ..errors import FeedError
+
+_PARAGRAPH = re.compile(r"\n[ \t]+")
+_SPACES = re.compile(r"\s+")
+
+# TeX accent commands arXiv keeps in author names ("Pi\v{z}urica", "M{\o}lmer").
+_COMBINING = {
+    "'": "\u0301",
+    "`": "\u0300",
+    "^": "\u0302",
+    '"': "\u0308",
+    "~": "\u0303",
+    "=": "\u0304",
+    ".": "\u0307",
+    "u": "\u0306",
+    "v": "\u030c",
+    "H": "\u030b",
+    "c": "\u0327",
+    "k": "\u0328",
+    "r": "\u030a",
+    "d": "\u0323",
+    "b": "\u0331",
+}
+_LETTERS = {
+    "ss": "ß",
+    "aa": "å",
+    "AA": "Å",
+    "ae": "æ",
+    "AE": "Æ",
+    "oe": "œ",
+    "OE": "Œ",
+    "o": "ø",
+    "O": "Ø",
+    "l": "ł",
+    "L": "Ł",
+    "i": "ı",
+    "j": "ȷ",
+}
+_ACCENT = re.compile(
+    r"\{?\\(?:([`'^\"~=.])|([uvHckrdb])(?=[\s{]))\s*"
+    r"(?:\{\s*(\\[ij]|[A-Za-z])\s*\}|(\\[ij]|[A-Za-z]))\}?"
+)
+_LETTER = re.compile(r"\{?\\(ss|aa|AA|ae|AE|oe|OE|o|O|l|L|i|j)(?![A-Za-z])\s*\}?")
+
+
+def clean_text(text: str | None) -> str:
+    """Collapse hard-wrapped lines; keep paragraph breaks (a line starting with indentation)."""
+    if not text:
+        return ""
+    paragraphs = _PARAGRAPH.split(text.strip())
+    return "\n".join(p for p in (_SPACES.sub(" ", q).strip() for q in paragraphs) if p)
+
+
+def one_line(text: str | None) -> str:
+    """Titles and names: one line, single spaces."""
+    return _SPACES.sub(" ", text or "").strip()
+
+
+def tex_to_unicode(text: str) -> str:
+    """Turn TeX accents in names into Unicode: 'Milovi\\'c' -> 'Milović'."""
+    if "\\" not in text:
+        return text
+
+    def accent(m: re.Match[str]) -> str:
+        mark = _COMBINING[m.group(1) or m.group(2)]
+        base = m.group(3) or m.group(4)
+        base = {"\\i": "i", "\\j": "j"}.get(base, base)
+        return base + mark
+
+    text = _ACCENT.sub(accent, text)
+    text = _LETTER.sub(lambda m: _LETTERS[m.group(1)], text)
+    return unicodedata.normalize("NFC", text)
+
+
+def _split_top_level(text: str, sep: str) -> list[str]:
+    """Split on `sep` outside parentheses and brackets."""
+    parts, depth, current = [], 0, []
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth = max(0, depth - 1)
+        if depth == 0 and text.startswith(sep, i):
+            parts.append("".join(current))
+            current = []
+            i += len(sep)
+            continue
+        current.append(ch)
+        i += 1
+    parts.append("".join(current))
+    return parts
+
+
+_TRAILING_AFFILIATION = re.compile(r"\s*\([^()]*(?:\([^()]*\)[^()]*)*\)\s*$")
+
+
+def split_authors(creator: str) -> tuple[str, ...]:
+    """Split arXiv's one-string author list: commas and 'and' outside parentheses.
+
+    'A. One (MIT, Cambridge), B. Two and C. Three' -> ('A. One', 'B. Two', 'C. Three');
+    affiliations in parentheses are dropped from the names.
+    """
+    names: list[str] = []
+    for chunk in _split_top_level(one_line(creator), ","):
+        for name in _split_top_level(chunk, " and "):
+            name = name.strip()
+            if name.lower().startswith("and "):
+                name = name[4:]
+            name = _TRAILING_AFFILIATION.sub("", name).strip()
+            if name and name.lower() not in {"et al", "et al."}:
+                names.append(tex_to_unicode(name))
+    return tuple(names)
+
+
+def parse_xml(content: bytes, url: str, what: str) -> ET.Element:
+    """Parse a feed strictly with the stdlib parser (no network, no DTDs or entities).
+
+    feedparser is not used for arXiv: it treats the abstract as HTML and silently drops
+    text such as "<think>" from it.
+    """
+    head = content[:2048].lstrip()
+    if b"<!DOCTYPE" in head or b"<!ENTITY" in content[:4096]:
+        kind = "an HTML page" if b"<html" in head.lower() else "a document with a DTD"
+        raise FeedError(f"{url} sent {kind}, not {what}")
+    try:
+        root = ET.fromstring(content)
+    except ET.ParseError as exc:
+        hint = "an HTML page" if head.lower().startswith((b"<html", b"<!doctype")) else "bad XML"
+        raise FeedError(f"{url} sent {hint} instead of {what} ({exc})") from None
+    return root

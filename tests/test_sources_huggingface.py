@@ -1,0 +1,113 @@
+"""The Hugging Face Daily Papers parser and its paging, against recorded responses."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+
+import httpx
+import pytest
+
+from newsletter.errors import FeedError
+from newsletter.sources import huggingface
+from newsletter.sources.http import HttpClient
+from tests.conftest import fixture_bytes
+
+TWO = "huggingface/daily_papers_2items_2026-08_TRIMMED.json"
+TRENDING = "huggingface/daily_papers_sort-trending_1item_2026-08_TRIMMED.json"
+BASE = "https://huggingface.co/api/daily_papers"
+
+
+def test_daily_papers_fields() -> None:
+    parsed = huggingface.parse_daily(fixture_bytes(TWO), day=date(2026, 8, 20))
+    assert [p.id for p in parsed.papers] == ["2608.09888", "2608.15089"]
+    p = parsed.papers[0]
+    assert p.title == "BDH-CQ: In-Context Learning with Recurrent Latent Reasoning"
+    assert p.abstract.startswith("We introduce BDH-CQ, a reasoning model")
+    assert p.upvotes == 781  # inside `paper`
+    assert p.comments == 6  # outer numComments
+    assert p.github_repo == "https://github.com/pathwaycom/arc-task-gen"
+    assert p.github_stars == 11184
+    assert p.ai_keywords == (
+        "in-context learning",
+        "recurrent latent reasoning",
+        "high-dimensional latent space",
+        "ARC-AGI-1",
+        "cost-accuracy Pareto frontier",
+    )
+    assert p.ai_summary.startswith("A 150M-parameter reasoning model")
+    assert p.hf_date == date(2026, 8, 11)  # from paper.submittedOnDailyAt
+    assert p.published == datetime(2026, 8, 10, tzinfo=UTC)
+    assert p.authors[:2] == ("Björn Engdahl", "Adrian Kosowski")
+    assert "Przemysław Uznański" in p.authors and len(p.authors) == 9
+    assert p.sources == ("huggingface",)
+    assert p.abs_url == "https://arxiv.org/abs/2608.09888"
+    assert p.categories == () and p.announced is None
+
+    q = parsed.papers[1]
+    assert (q.upvotes, q.comments, q.github_stars) == (447, 2, 1148)
+    assert q.hf_date == date(2026, 8, 18)
+    # the abstract's paragraph breaks ("\n  ") are kept as single newlines
+    assert q.abstract.count("\n") == 3 and "\n  " not in q.abstract
+
+
+def test_item_without_submitted_on_daily_at_takes_the_requested_day() -> None:
+    (p,) = huggingface.parse_daily(fixture_bytes(TRENDING), day=date(2026, 8, 20)).papers
+    assert p.id == "2412.20138"
+    assert p.hf_date == date(2026, 8, 20)
+    assert p.github_stars == 107465 and p.upvotes == 140 and p.comments == 6
+    assert p.github_repo == "https://github.com/tauricresearch/tradingagents"
+    assert "\n" not in p.abstract  # hard-wrapped lines joined
+
+
+def test_weekend_is_an_empty_list() -> None:
+    parsed = huggingface.parse_daily(fixture_bytes("huggingface/daily_papers_weekend_empty.json"))
+    assert parsed.papers == []
+
+
+def test_error_object_is_a_feed_error_with_the_message() -> None:
+    with pytest.raises(FeedError, match=r"Too big: expected number to be <=100 → at limit"):
+        huggingface.parse_daily(fixture_bytes("huggingface/daily_papers_error_limit-too-big.json"))
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (fixture_bytes(TWO)[:700], "malformed JSON"),
+        (b"<!DOCTYPE html><html><body>Bad gateway</body></html>", "an HTML page"),
+        (b'{"papers": []}', "not a list of papers"),
+    ],
+)
+def test_malformed_bodies(body: bytes, expected: str) -> None:
+    with pytest.raises(FeedError, match=expected):
+        huggingface.parse_daily(body, url=f"{BASE}?date=2026-08-11")
+
+
+def test_items_without_an_arxiv_id_are_skipped() -> None:
+    items = json.loads(fixture_bytes(TWO))
+    items[0]["paper"]["id"] = "not-an-id"
+    parsed = huggingface.parse_daily(json.dumps(items).encode())
+    assert [p.id for p in parsed.papers] == ["2608.15089"] and parsed.skipped == 1
+
+
+def test_pages_until_a_short_page() -> None:
+    one = json.loads(fixture_bytes(TWO))[0]
+    full_page = []
+    for i in range(100):
+        item = json.loads(json.dumps(one))
+        item["paper"]["id"] = f"2608.{10000 + i}"
+        full_page.append(item)
+    pages = {"0": json.dumps(full_page).encode(), "1": fixture_bytes(TWO)}
+    seen: list[httpx.URL] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return httpx.Response(200, content=pages[request.url.params["p"]])
+
+    client = HttpClient(agent="t", transport=httpx.MockTransport(handler), sleep=lambda s: None)
+    got = list(huggingface.fetch_day(client, BASE, date(2026, 8, 11)))
+    assert [dict(u.params) for u in seen] == [
+        {"date": "2026-08-11", "limit": "100", "p": "0"},
+        {"date": "2026-08-11", "limit": "100", "p": "1"},
+    ]
+    assert [len(parsed.papers) for _, parsed, _ in got if parsed] == [100, 2]

@@ -188,7 +188,9 @@ class Daemon:
             try:
                 with Store(self.cfg.database_path) as store:
                     summary = self._fetch(store, self.cfg, now)
-                log.info("fetch: done: %s", summary)
+                outcome = getattr(summary, "outcome", "ok")
+                level = {"ok": logging.INFO, "partial": logging.WARNING}.get(outcome, logging.ERROR)
+                log.log(level, "fetch: %s: %s", outcome, describe_summary(summary))
             except NewsletterError as exc:
                 log.error("fetch: failed: %s", exc)
             except Exception:
@@ -223,7 +225,7 @@ class Daemon:
                 return
             log.info("send: %d subscriber(s) due for digest date %s", len(subscribers), day)
             summary = self._send(store, self.cfg, day, now, subscribers, self.stop)
-            log.info("send: %s: %s", day, summary)
+            log.info("send: %s: %s", day, describe_summary(summary))
 
     def catch_up(self) -> None:
         """Fetch now if a scheduled fetch was missed, then send to whoever is due."""
@@ -236,9 +238,9 @@ class Daemon:
             return True
         now = self.clock()
         with Store(self.cfg.database_path) as store:
-            last = max((s["last_success"] or "" for s in store.fetch_states()), default="")
+            last = store.last_successful_run("fetch")
         slot = last_scheduled_fetch(now, self._fetch_times, self.cfg.schedule.fetch_timezone)
-        return not last or datetime.fromisoformat(last) < slot
+        return last is None or datetime.fromisoformat(last["started_at"]) < slot
 
     # ------------------------------------------------------------ running
 
@@ -253,9 +255,10 @@ class Daemon:
                 "misfire_grace_time": self.cfg.schedule.misfire_grace_seconds,
             },
         )
-        scheduler.add_job(self.catch_up, "date", run_date=self.clock(), id="startup")
+        now = self.clock()
+        scheduler.add_job(self.catch_up, "date", run_date=now, id="startup")
         send_trigger: BaseTrigger = (
-            IntervalTrigger(seconds=self.options.send_every, timezone=UTC)
+            _every(self.options.send_every, now)
             if self.options.send_every
             else CronTrigger(minute=SEND_MINUTES, timezone=UTC)
         )
@@ -263,7 +266,7 @@ class Daemon:
         if self.options.fetch:
             zone = zoneinfo.ZoneInfo(self.cfg.schedule.fetch_timezone)
             fetch_trigger: BaseTrigger = (
-                IntervalTrigger(seconds=self.options.fetch_every, timezone=UTC)
+                _every(self.options.fetch_every, now)
                 if self.options.fetch_every
                 else OrTrigger(
                     [
@@ -326,6 +329,18 @@ class Daemon:
             scheduler.shutdown(wait=False)
 
 
+def describe_summary(summary: object) -> str:
+    """A run summary as its one-line text (`line()` when the summary offers one)."""
+    line = getattr(summary, "line", None)
+    return str(line()) if callable(line) else str(summary)
+
+
+def _every(seconds: float, now: datetime) -> IntervalTrigger:
+    return IntervalTrigger(
+        seconds=seconds, start_date=now + timedelta(seconds=seconds), timezone=UTC
+    )
+
+
 def configure_logging(verbose: int) -> None:
     """Timestamped INFO logs for a long-running process (-v adds APScheduler's, -vv debug)."""
     logging.basicConfig(
@@ -360,6 +375,6 @@ def _pipeline_send(
 
 
 def _send_lock(cfg: Config) -> AbstractContextManager[object]:
-    from .lock import send_lock
+    from .lock import run_lock
 
-    return send_lock(cfg)
+    return run_lock(cfg, "schedule (send pass)")

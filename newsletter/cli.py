@@ -450,6 +450,42 @@ def schedule(
     sys.exit(daemon.run())
 
 
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on (default: web.host).")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=None, help="Port (default: web.port)."
+)
+@click.option(
+    "--forwarded-allow-ips",
+    default=None,
+    metavar="IPS",
+    help="Proxies trusted for X-Forwarded-For/-Proto (default: 127.0.0.1; '*' trusts all).",
+)
+@pass_app
+@friendly_errors
+def serve(
+    app: AppContext, host: str | None, port: int | None, forwarded_allow_ips: str | None
+) -> None:
+    """Run the web app: subscribe, confirm, unsubscribe, manage, feedback, preview."""
+    import uvicorn
+
+    from .web import create_app
+
+    cfg = app.config
+    web_app = create_app(cfg)
+    host, port = host or cfg.web.host, port or cfg.web.port
+    click.echo(f"serving {cfg.site.name} on http://{host}:{port} (public URL {cfg.site.base_url})")
+    uvicorn.run(
+        web_app,
+        host=host,
+        port=port,
+        proxy_headers=True,
+        forwarded_allow_ips=forwarded_allow_ips,
+        server_header=False,
+        log_level="info",
+    )
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

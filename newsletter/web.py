@@ -1,0 +1,345 @@
+"""The web app: subscribe with double opt-in, confirm, one-click unsubscribe, manage, feedback.
+
+`create_app(cfg)` returns a Starlette app; `newsletter serve` runs it with uvicorn. Routes:
+
+    GET  /                          subscribe form          POST / (or /subscribe)   subscribe
+    GET  /confirm/<token>           activate a pending subscription
+    GET  /unsubscribe/<token>       a page with one button (never unsubscribes: scanners prefetch)
+    POST /unsubscribe/<token>       unsubscribe now (also RFC 8058 one-click; no cookie or CSRF)
+    GET|POST /resubscribe/<token>   come back after unsubscribing (the unsubscribe token)
+    GET|POST /manage/<token>        preferences; POST /manage/<token>/pause | /resume
+    GET  /feedback/<token>          record a 👍/👎 vote;   POST /feedback/<token>/undo
+    GET  /preview/<token>           today's digest in the browser
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from . import links, pipeline
+from .addresses import normalize_address
+from .config import Config
+from .errors import InvalidAddressError, NewsletterError
+from .models import Subscriber, SubscriberStatus
+from .tokens import TokenError
+from .web_core import CsrfError, WebContext
+from .web_forms import Preferences, parse_preferences, timezone_choices
+from .web_manage import manage_routes
+from .web_security import SecurityHeadersMiddleware, security_headers
+
+log = logging.getLogger("newsletter.web")
+ROBOTS = "User-agent: *\nDisallow: /confirm/\nDisallow: /unsubscribe/\nDisallow: /resubscribe/\n"
+ROBOTS += "Disallow: /manage/\nDisallow: /feedback/\nDisallow: /preview/\n"
+STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "tz.js": "text/javascript; charset=utf-8"}
+
+
+def create_app(
+    cfg: Config,
+    *,
+    store_path: Path | str | None = None,
+    mailer: Any = None,
+    now: Callable[[], datetime] | None = None,
+) -> Starlette:
+    """Build the web app. `mailer` (default: from the config), `now` (a clock) for tests."""
+    web = WebContext(cfg, store_path=store_path, mailer=mailer, now=now)
+    pages = JoinAndLeavePages(web)
+    routes = [
+        Route("/", pages.home, methods=["GET", "HEAD"]),
+        Route("/", pages.subscribe, methods=["POST"]),
+        Route("/subscribe", pages.subscribe, methods=["POST"]),
+        Route("/subscribe", lambda r: web.redirect("/"), methods=["GET", "HEAD"]),
+        Route("/confirm/{token}", pages.confirm, methods=["GET", "HEAD"]),
+        Route("/unsubscribe/{token}", pages.unsubscribe_page, methods=["GET", "HEAD"]),
+        Route("/unsubscribe/{token}", pages.unsubscribe, methods=["POST"]),
+        Route("/resubscribe/{token}", pages.resubscribe_page, methods=["GET", "HEAD"]),
+        Route("/resubscribe/{token}", pages.resubscribe, methods=["POST"]),
+        *manage_routes(web),
+        Route("/static/{name}", pages.static, methods=["GET", "HEAD"]),
+        Route("/robots.txt", lambda r: PlainTextResponse(ROBOTS), methods=["GET", "HEAD"]),
+        Route("/healthz", lambda r: PlainTextResponse("ok"), methods=["GET", "HEAD"]),
+    ]
+    errors = ErrorPages(web)
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeadersMiddleware, https=web.https)],
+        exception_handlers={
+            TokenError: errors.token_error,
+            CsrfError: errors.csrf_error,
+            HTTPException: errors.http_error,
+            Exception: errors.server_error,
+        },
+        lifespan=_lifespan,
+    )
+    app.state.web = web
+    return app
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Starlette) -> AsyncIterator[None]:
+    yield
+    app.state.web.stores.close_all()
+
+
+class ErrorPages:
+    """Every failure is a page that says what happened and what to do; never a bare 500."""
+
+    def __init__(self, web: WebContext) -> None:
+        self.web = web
+
+    async def token_error(self, request: Request, exc: Exception) -> Response:
+        expired = isinstance(exc, TokenError) and exc.expired
+        title = "This link has expired" if expired else "This link does not work"
+        text = str(exc) + (
+            " Links in older e-mails stop working after a while; the newest e-mail has fresh ones."
+            if expired
+            else " Copy the whole link from the e-mail, or use the link in a newer e-mail."
+        )
+        return self.web.message(
+            request, title, text, 410 if expired else 400, links=[("/", "Sign up")]
+        )
+
+    async def csrf_error(self, request: Request, exc: Exception) -> Response:
+        return self.web.message(request, "Please send the form again", str(exc), 403)
+
+    async def http_error(self, request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        titles = {404: "Page not found", 405: "Not allowed here", 400: "Bad request"}
+        texts = {
+            404: "There is no page at this address.",
+            405: "This address does not accept that kind of request.",
+        }
+        detail = exc.detail if isinstance(exc, HTTPException) else ""
+        text = texts.get(status) or str(detail or "The request could not be handled.")
+        response = self.web.message(
+            request, titles.get(status, "Something went wrong"), text, status
+        )
+        if status == 405 and isinstance(exc, HTTPException) and exc.headers:
+            response.headers.update(exc.headers)
+        return response
+
+    async def server_error(self, request: Request, exc: Exception) -> Response:
+        log.exception("error on %s %s", request.method, request.url.path, exc_info=exc)
+        response = self.web.message(
+            request,
+            "Something went wrong",
+            "The server hit an error and nothing was changed. Please try again in a minute.",
+            500,
+        )
+        # This handler runs outside the middleware stack, so add the headers here.
+        for key, value in security_headers(self.web.https):
+            response.headers[key.decode()] = value.decode()
+        return response
+
+
+class JoinAndLeavePages:
+    """Subscribe, confirm, unsubscribe and resubscribe."""
+
+    def __init__(self, web: WebContext) -> None:
+        self.web = web
+        self.cfg = web.cfg
+
+    def _form_page(
+        self,
+        request: Request,
+        prefs: Preferences,
+        email: str = "",
+        errors: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> Response:
+        return self.web.render(
+            request,
+            "subscribe.html",
+            status,
+            prefs=prefs,
+            email=email,
+            errors=errors or {},
+            categories=self.cfg.sources.arxiv_categories,
+            timezones=timezone_choices(),
+        )
+
+    async def home(self, request: Request) -> Response:
+        d = self.cfg.digest
+        return self._form_page(request, Preferences(timezone=d.timezone, hour=d.hour, size=d.size))
+
+    async def static(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC_TYPES:
+            raise HTTPException(404)
+        body = self.web.static_file(name)
+        headers = {"cache-control": "public, max-age=3600"}
+        return Response(body, media_type=STATIC_TYPES[name], headers=headers)
+
+    def _too_many(self, request: Request, wait: int) -> Response:
+        minutes = max(1, round(wait / 60))
+        response = self.web.message(
+            request,
+            "Too many sign-up attempts",
+            f"Please wait about {minutes} minute(s) before trying again.",
+            429,
+        )
+        response.headers["retry-after"] = str(wait)
+        return response
+
+    async def subscribe(self, request: Request) -> Response:
+        web = self.web
+        form = await web.form(request)
+        web.check_csrf(request, form, "subscribe")
+        now = web.clock()
+        client = web.client_key(request)
+        wait = web.limit_by_client.retry_after(client, now.timestamp())
+        if wait:
+            return self._too_many(request, wait)
+        web.limit_by_client.hit(client, now.timestamp())
+        prefs, errors = parse_preferences(form, self.cfg.sources.arxiv_categories)
+        raw_email = form.get("email", "")
+        raw_email = raw_email if isinstance(raw_email, str) else ""
+        address = ""
+        try:
+            address = normalize_address(raw_email)
+        except InvalidAddressError as exc:
+            errors["email"] = str(exc)[:1].upper() + str(exc)[1:] + "."
+        if errors:
+            return self._form_page(request, prefs, raw_email[:254], errors, 400)
+        wait = web.limit_by_address.retry_after(address.casefold(), now.timestamp())
+        if wait:
+            return self._too_many(request, wait)
+        web.limit_by_address.hit(address.casefold(), now.timestamp())
+        subscriber = self._register(address, prefs, now)
+        try:
+            await run_in_threadpool(web.send_mail, pipeline.send_confirmation, subscriber)
+        except (NewsletterError, OSError) as exc:
+            log.warning("confirmation e-mail to subscriber %s failed: %s", subscriber.id, exc)
+            return web.message(
+                request,
+                "We could not send the e-mail",
+                "Your sign-up is saved, but the confirmation e-mail could not be sent just now. "
+                "Please try again in a few minutes.",
+                503,
+            )
+        return web.render(request, "check_inbox.html", email=address)
+
+    def _register(self, address: str, prefs: Preferences, now: datetime) -> Subscriber:
+        """Save a sign-up without revealing or disturbing an existing subscription."""
+        store = self.web.store
+        store.expire_pending(now - timedelta(days=self.cfg.web.pending_expiry_days))
+        settings = {
+            "timezone": prefs.timezone,
+            "delivery_hour": prefs.hour,
+            "digest_size": prefs.size,
+        }
+        existing = store.get_subscriber_by_email(address)
+        if existing is None:
+            sub, _ = store.add_subscriber(address, now, **settings)  # type: ignore[arg-type]
+            store.set_interests(sub.id, prefs.interests(), now)
+            return sub
+        if existing.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
+            # Someone else may have typed this address: change nothing; the e-mail's link
+            # leads the owner to a page with their manage link.
+            return existing
+        # Pending, unsubscribed or bounced: nothing is delivered until the owner confirms.
+        store.update_subscriber(existing.id, now, **settings)
+        store.set_interests(existing.id, prefs.interests(store.interests_for(existing.id)), now)
+        if existing.status == SubscriberStatus.PENDING:
+            store.restart_pending(existing.id, now)
+        return existing
+
+    async def confirm(self, request: Request) -> Response:
+        web = self.web
+        data = web.token(request, "confirm", max_age=web.pending_max_age)
+        now = web.clock()
+        web.store.expire_pending(now - timedelta(days=self.cfg.web.pending_expiry_days))
+        sub = web.subscriber(data)
+        already = sub.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
+        if not already:
+            web.store.set_status(sub.id, SubscriberStatus.ACTIVE, now)
+        return web.render(
+            request,
+            "confirmed.html",
+            already=already,
+            paused=sub.status == SubscriberStatus.PAUSED,
+            subscriber=sub,
+            local_time=_local_delivery(sub),
+            manage_url=links.manage_url(self.cfg, sub.id),
+            preview_url=links.preview_url(self.cfg, sub.id),
+        )
+
+    async def unsubscribe_page(self, request: Request) -> Response:
+        data = self.web.token(request, "unsubscribe")
+        sub = self.web.store.get_subscriber(data.subscriber_id)
+        done = sub is None or sub.status == SubscriberStatus.UNSUBSCRIBED
+        return self.web.render(
+            request, "unsubscribe.html", subscriber=sub, done=done, token=_raw_token(request)
+        )
+
+    async def unsubscribe(self, request: Request) -> Response:
+        """Unsubscribe at once: the RFC 8058 one-click POST lands here too (body ignored)."""
+        web = self.web
+        data = web.token(request, "unsubscribe")
+        sub = web.store.get_subscriber(data.subscriber_id)
+        task = None
+        if sub is not None and sub.status != SubscriberStatus.UNSUBSCRIBED:
+            web.store.set_status(sub.id, SubscriberStatus.UNSUBSCRIBED, web.clock())
+            if sub.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
+                task = BackgroundTask(self._notify_unsubscribed, sub)
+        response = web.render(
+            request, "unsubscribed.html", subscriber=sub, token=_raw_token(request)
+        )
+        response.background = task
+        return response
+
+    def _notify_unsubscribed(self, sub: Subscriber) -> None:
+        try:
+            self.web.send_mail(pipeline.send_unsubscribed_notice, sub)
+        except (NewsletterError, OSError) as exc:  # the unsubscribe itself stands
+            log.warning("unsubscribe notice to subscriber %s failed: %s", sub.id, exc)
+
+    async def resubscribe_page(self, request: Request) -> Response:
+        data = self.web.token(request, "unsubscribe")
+        sub = self.web.subscriber(data)
+        return self.web.render(
+            request, "resubscribe.html", subscriber=sub, token=_raw_token(request), done=False
+        )
+
+    async def resubscribe(self, request: Request) -> Response:
+        web = self.web
+        data = web.token(request, "unsubscribe")
+        sub = web.subscriber(data)
+        form = await web.form(request)
+        web.check_csrf(request, form, f"resubscribe:{sub.id}")
+        if sub.status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED):
+            if sub.confirmed_at is None:  # never confirmed: the opt-in e-mail first
+                web.store.update_subscriber(sub.id, web.clock(), status=SubscriberStatus.PENDING)
+                web.store.restart_pending(sub.id, web.clock())
+                await run_in_threadpool(web.send_mail, pipeline.send_confirmation, sub)
+                return web.render(request, "check_inbox.html", email=sub.email)
+            web.store.set_status(sub.id, SubscriberStatus.ACTIVE, web.clock())
+        return web.render(
+            request,
+            "resubscribe.html",
+            subscriber=web.store.get_subscriber(sub.id),
+            token=_raw_token(request),
+            done=True,
+            manage_url=links.manage_url(self.cfg, sub.id),
+        )
+
+
+def _raw_token(request: Request) -> str:
+    return str(request.path_params["token"])
+
+
+def _local_delivery(sub: Subscriber) -> str:
+    return f"{sub.delivery_hour:02d}:00 ({sub.timezone})"

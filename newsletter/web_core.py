@@ -1,0 +1,195 @@
+"""What every web page handler shares: config, clock, per-thread stores, templates, CSRF, mail.
+
+The route handlers live in `web.py` (join and leave) and `web_manage.py` (manage, feedback,
+preview); both talk to the rest of the program only through this object and `pipeline`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jinja2
+from starlette.datastructures import FormData
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse
+
+from .config import REPO_TEMPLATES, Config
+from .errors import NewsletterError
+from .models import Subscriber
+from .store import Store
+from .tokens import DAY, TokenData, TokenError, read_token
+from .web_security import Csrf, RateLimiter
+
+log = logging.getLogger("newsletter.web")
+MAX_TOKEN_CHARS = 2048
+
+
+class CsrfError(NewsletterError):
+    """A form POST without a matching CSRF token (forged, or cookies are off)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class ThreadStores:
+    """One SQLite connection per worker thread (WAL lets them read and write side by side)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._all: list[Store] = []
+        self._lock = threading.Lock()
+        self.get()  # create and migrate the database before the first request
+
+    def get(self) -> Store:
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = Store(self.path)
+            self._local.store = store
+            with self._lock:
+                self._all.append(store)
+        return store
+
+    def close_all(self) -> None:
+        with self._lock:
+            stores, self._all = self._all, []
+        for store in stores:
+            store.close()
+
+
+class WebContext:
+    """The web app's shared state and helpers."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        store_path: Path | str | None = None,
+        mailer: Any = None,
+        now: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.secret = cfg.require_secret_key()
+        self.clock = now or utcnow
+        self.https = cfg.site.base_url.startswith("https://")
+        self.stores = ThreadStores(Path(store_path) if store_path else cfg.database_path)
+        self._mailer = mailer
+        self._mail_lock = threading.Lock()
+        self.csrf = Csrf(self.secret, https=self.https)
+        per_hour = max(1, cfg.web.subscribe_per_hour)
+        self.limit_by_client = RateLimiter(per_hour)
+        self.limit_by_address = RateLimiter(per_hour)
+        folders = [cfg.templates_dir / "web", REPO_TEMPLATES / "web"]
+        self.template_dirs = [d for d in dict.fromkeys(folders) if d.is_dir()]
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader([str(d) for d in self.template_dirs]),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+
+    # ------------------------------------------------------------ resources
+
+    @property
+    def store(self) -> Store:
+        return self.stores.get()
+
+    def mailer(self) -> Any:
+        if self._mailer is None:
+            from .deliver import mailer_from_config
+
+            self._mailer = mailer_from_config(self.cfg)
+        return self._mailer
+
+    def send_mail(self, action: Callable[..., Any], subscriber: Subscriber) -> None:
+        """Run a pipeline send function (one at a time: a mailer holds one connection)."""
+        with self._mail_lock:
+            action(self.store, self.cfg, self.mailer(), subscriber, self.clock())
+
+    def static_file(self, name: str) -> bytes:
+        for folder in self.template_dirs:
+            path = folder / name
+            if path.is_file():
+                return path.read_bytes()
+        raise HTTPException(404)
+
+    # ------------------------------------------------------------ pages
+
+    def render(
+        self, request: Request, template: str, status: int = 200, **context: Any
+    ) -> HTMLResponse:
+        """Render a page; give the browser a CSRF cookie if it has none."""
+        cookie = self.csrf.cookie_value(request.cookies)
+        new_cookie = cookie is None
+        cookie = cookie or self.csrf.new_cookie_value()
+        html = self.env.get_template(template).render(
+            site=self.cfg.site,
+            csrf=lambda form: self.csrf.token(cookie, form),
+            **context,
+        )
+        response = HTMLResponse(html, status_code=status)
+        response.headers["cache-control"] = "no-store"
+        if new_cookie:
+            response.set_cookie(value=cookie, **self.csrf.cookie_kwargs())
+        return response
+
+    def message(
+        self, request: Request, title: str, text: str, status: int = 200, **extra: Any
+    ) -> HTMLResponse:
+        """A page with a heading, a sentence and optional links."""
+        return self.render(
+            request, "message.html", status, title=title, text=text, links=extra.get("links", [])
+        )
+
+    @staticmethod
+    def redirect(path: str) -> RedirectResponse:
+        return RedirectResponse(path, status_code=303)
+
+    # ------------------------------------------------------------ requests
+
+    async def form(self, request: Request) -> FormData:
+        try:
+            return await request.form(max_files=0, max_fields=200, max_part_size=64 * 1024)
+        except Exception as exc:  # malformed multipart/urlencoded body
+            raise HTTPException(400, f"The form could not be read: {exc}") from None
+
+    def check_csrf(self, request: Request, form: FormData, name: str) -> None:
+        cookie = self.csrf.cookie_value(request.cookies)
+        if not self.csrf.valid(cookie, name, form.get("csrf_token")):
+            raise CsrfError(
+                "This form has expired or did not come from this site. Go back, reload the page "
+                "and send it again (cookies must be allowed for this site)."
+            )
+
+    def token(self, request: Request, purpose: str, max_age: int | None = None) -> TokenData:
+        raw = request.path_params.get("token", "")
+        if not raw or len(raw) > MAX_TOKEN_CHARS:
+            raise TokenError("This link is not valid: it may have been cut or changed.")
+        return read_token(self.secret, purpose, raw, max_age=max_age)
+
+    def subscriber(self, data: TokenData) -> Subscriber:
+        """The token's subscriber, or a 410 page when the subscription no longer exists."""
+        sub = self.store.get_subscriber(data.subscriber_id)
+        if sub is None:
+            raise TokenError(
+                "This subscription no longer exists (unconfirmed sign-ups are removed after "
+                f"{self.cfg.web.pending_expiry_days} days). You can sign up again.",
+                expired=True,
+            )
+        return sub
+
+    @property
+    def pending_max_age(self) -> int:
+        return self.cfg.web.pending_expiry_days * DAY
+
+    def client_key(self, request: Request) -> str:
+        # Behind a reverse proxy, uvicorn's --forwarded-allow-ips puts the real client here.
+        return request.client.host if request.client else "unknown"

@@ -1,0 +1,230 @@
+"""Pages reached from a digest: manage preferences, 👍/👎 feedback with undo, digest preview."""
+
+from __future__ import annotations
+
+import json
+import zoneinfo
+from datetime import datetime
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import Route
+
+from . import links, pipeline
+from .models import Subscriber, SubscriberStatus, split_arxiv_id
+from .tokens import TokenData, TokenError
+from .web_core import WebContext
+from .web_forms import Preferences, parse_preferences, preferences_of, timezone_choices
+from .web_security import PREVIEW_CSP
+
+RECENT_DIGESTS = 7
+
+
+def manage_routes(web: WebContext) -> list[Route]:
+    pages = DigestPages(web)
+    return [
+        Route("/manage/{token}", pages.manage, methods=["GET", "HEAD"]),
+        Route("/manage/{token}", pages.save, methods=["POST"]),
+        Route("/manage/{token}/pause", pages.pause, methods=["POST"]),
+        Route("/manage/{token}/resume", pages.resume, methods=["POST"]),
+        Route("/feedback/{token}", pages.feedback, methods=["GET", "HEAD"]),
+        Route("/feedback/{token}/undo", pages.undo, methods=["POST"]),
+        Route("/preview/{token}", pages.preview, methods=["GET", "HEAD"]),
+    ]
+
+
+def local_today(sub: Subscriber, now: datetime) -> Any:
+    """The subscriber's calendar day (their digest date)."""
+    try:
+        return now.astimezone(zoneinfo.ZoneInfo(sub.timezone)).date()
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return now.date()
+
+
+class DigestPages:
+    def __init__(self, web: WebContext) -> None:
+        self.web = web
+        self.cfg = web.cfg
+        self._renderer: Any = None
+
+    # ------------------------------------------------------------ manage
+
+    def _categories(self, prefs: Preferences) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((*self.cfg.sources.arxiv_categories, *prefs.categories)))
+
+    def _manage_page(
+        self,
+        request: Request,
+        sub: Subscriber,
+        prefs: Preferences | None = None,
+        errors: dict[str, str] | None = None,
+        status: int = 200,
+    ) -> Response:
+        store = self.web.store
+        stored = preferences_of(sub, store.interests_for(sub.id))
+        prefs = prefs or stored
+        return self.web.render(
+            request,
+            "manage.html",
+            status,
+            subscriber=sub,
+            token=str(request.path_params["token"]),
+            prefs=prefs,
+            errors=errors or {},
+            saved=request.query_params.get("saved") == "1" and not errors,
+            categories=tuple(dict.fromkeys((*self._categories(stored), *prefs.categories))),
+            timezones=timezone_choices(),
+            digests=self._recent_digests(sub),
+            preview_url=links.preview_url(self.cfg, sub.id),
+            unsubscribe_url=links.unsubscribe_url(self.cfg, sub.id),
+            resubscribe_url=pipeline.resubscribe_url(self.cfg, sub.id),
+        )
+
+    def _recent_digests(self, sub: Subscriber) -> list[dict[str, Any]]:
+        store = self.web.store
+        sends = store.recent_sends(sub.id, limit=RECENT_DIGESTS)
+        ids = [pid for row in sends for pid in json.loads(row["paper_ids"] or "[]")]
+        papers = store.get_papers(list(dict.fromkeys(ids)))
+        votes = {f.paper_id: f.vote for f in store.feedback_for(sub.id)}
+        digests = []
+        for row in sends:
+            items = []
+            for pid in json.loads(row["paper_ids"] or "[]"):
+                paper = papers.get(pid)
+                items.append(
+                    {
+                        "id": pid,
+                        "title": paper.title if paper and paper.title else f"arXiv:{pid}",
+                        "url": (paper.abs_url if paper and paper.abs_url else "")
+                        or f"https://arxiv.org/abs/{pid}",
+                        "vote": votes.get(pid, 0),
+                        "up": links.feedback_url(self.cfg, sub.id, pid, 1),
+                        "down": links.feedback_url(self.cfg, sub.id, pid, -1),
+                    }
+                )
+            digests.append({"date": row["digest_date"], "papers": items})
+        return digests
+
+    async def manage(self, request: Request) -> Response:
+        sub = self.web.subscriber(self.web.token(request, "manage"))
+        return self._manage_page(request, sub)
+
+    async def save(self, request: Request) -> Response:
+        web = self.web
+        sub = web.subscriber(web.token(request, "manage"))
+        form = await web.form(request)
+        web.check_csrf(request, form, f"manage:{sub.id}")
+        previous = web.store.interests_for(sub.id)
+        stored = preferences_of(sub, previous)
+        prefs, errors = parse_preferences(form, self._categories(stored))
+        if errors:
+            return self._manage_page(request, sub, prefs, errors, 400)
+        now = web.clock()
+        web.store.update_subscriber(
+            sub.id, now, timezone=prefs.timezone, delivery_hour=prefs.hour, digest_size=prefs.size
+        )
+        web.store.set_interests(sub.id, prefs.interests(previous), now)
+        return web.redirect(f"/manage/{request.path_params['token']}?saved=1")
+
+    async def _set_paused(self, request: Request, paused: bool) -> Response:
+        web = self.web
+        sub = web.subscriber(web.token(request, "manage"))
+        form = await web.form(request)
+        web.check_csrf(request, form, f"status:{sub.id}")
+        before, after = (
+            (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
+            if paused
+            else (SubscriberStatus.PAUSED, SubscriberStatus.ACTIVE)
+        )
+        if sub.status == before:
+            web.store.set_status(sub.id, after, web.clock())
+        return web.redirect(f"/manage/{request.path_params['token']}")
+
+    async def pause(self, request: Request) -> Response:
+        return await self._set_paused(request, True)
+
+    async def resume(self, request: Request) -> Response:
+        return await self._set_paused(request, False)
+
+    # ------------------------------------------------------------ feedback
+
+    def _vote(self, data: TokenData) -> tuple[str, int]:
+        paper_id, vote = data.extra.get("p"), data.extra.get("v")
+        if not isinstance(paper_id, str) or vote not in (1, -1) or isinstance(vote, bool):
+            raise TokenError("This feedback link is not valid.")
+        try:
+            split_arxiv_id(paper_id)
+        except ValueError:
+            raise TokenError("This feedback link names no paper.") from None
+        return paper_id, int(vote)
+
+    def _feedback_page(
+        self, request: Request, sub: Subscriber, paper_id: str, vote: int, undone: bool
+    ) -> Response:
+        paper = self.web.store.get_paper(paper_id)
+        return self.web.render(
+            request,
+            "feedback.html",
+            subscriber=sub,
+            paper_id=paper_id,
+            title=paper.title if paper and paper.title else f"arXiv:{paper_id}",
+            vote=vote,
+            undone=undone,
+            token=str(request.path_params["token"]),
+            again_url=links.feedback_url(self.cfg, sub.id, paper_id, vote),
+            other_url=links.feedback_url(self.cfg, sub.id, paper_id, -vote),
+            manage_url=links.manage_url(self.cfg, sub.id),
+        )
+
+    async def feedback(self, request: Request) -> Response:
+        web = self.web
+        data = web.token(request, "feedback")
+        paper_id, vote = self._vote(data)
+        sub = web.subscriber(data)
+        if request.method != "HEAD":  # a HEAD probe records nothing
+            web.store.record_feedback(sub.id, paper_id, vote, web.clock())
+        return self._feedback_page(request, sub, paper_id, vote, undone=False)
+
+    async def undo(self, request: Request) -> Response:
+        web = self.web
+        data = web.token(request, "feedback")
+        paper_id, vote = self._vote(data)
+        sub = web.subscriber(data)
+        form = await web.form(request)
+        web.check_csrf(request, form, f"undo:{sub.id}:{paper_id}")
+        current = {f.paper_id: f.vote for f in web.store.feedback_for(sub.id)}.get(paper_id)
+        if current == vote:  # a later, different vote is not this link's to undo
+            web.store.remove_feedback(sub.id, paper_id)
+        return self._feedback_page(request, sub, paper_id, vote, undone=True)
+
+    # ------------------------------------------------------------ preview
+
+    def _render_digest(self, sub: Subscriber, now: datetime) -> str:
+        from .render import Renderer
+
+        digests = pipeline.build_digests(
+            self.web.store, self.cfg, local_today(sub, now), now, [sub]
+        )
+        if not digests:
+            return ""
+        if self._renderer is None:
+            self._renderer = Renderer(self.cfg)
+        return str(self._renderer.digest(digests[0]).html)
+
+    async def preview(self, request: Request) -> Response:
+        web = self.web
+        sub = web.subscriber(web.token(request, "preview"))
+        html = await run_in_threadpool(self._render_digest, sub, web.clock())
+        if not html:
+            return web.message(
+                request,
+                "No digest today",
+                "There is nothing to show for today yet: no papers match, or today's papers "
+                "have not been fetched. Try again later.",
+                links=[(links.manage_url(self.cfg, sub.id), "Manage your preferences")],
+            )
+        response = HTMLResponse(html, headers={"cache-control": "no-store"})
+        response.headers["content-security-policy"] = PREVIEW_CSP
+        return response

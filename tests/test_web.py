@@ -1,0 +1,598 @@
+"""The web app over plain HTTP (Starlette TestClient): every route and every error path.
+
+Real parts: the SQLite file, the Maildir outbox the configured mailer writes, the e-mails
+parsed back from it, and the signed links inside them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from newsletter import links
+from newsletter.config import parse_config
+from newsletter.models import Interest, InterestKind, SubscriberStatus
+from newsletter.store import Store
+from newsletter.tokens import make_token
+from newsletter.web import create_app
+from tests.conftest import SECRET, make_config
+from tests.web_support import csrf_tokens, link_in, old_token, outbox, path_of, tamper
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+DAY = 86_400
+OUTBOX = '[delivery]\nmethod = "maildir:outbox"\n'
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC).replace(microsecond=0)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += timedelta(**delta)
+
+
+class Site:
+    """One app on a fresh database and outbox, a browser-like client, and a DB reader."""
+
+    def __init__(self, tmp_path: Path, extra_toml: str = "") -> None:
+        self.cfg = make_config(tmp_path, OUTBOX + extra_toml)
+        self.clock = Clock()
+        self.app = create_app(self.cfg, now=self.clock)
+        self.client = TestClient(self.app, raise_server_exceptions=False)
+        self.outbox = tmp_path / "outbox"
+        self.db = Store(self.cfg.database_path)
+
+    def form_token(self, path: str = "/", index: int = 0) -> str:
+        return csrf_tokens(self.client.get(path).text)[index]
+
+    def subscribe(self, email: str = "ann@example.org", **fields: Any) -> Any:
+        data = {
+            "csrf_token": self.form_token(),
+            "email": email,
+            "keywords": "KV cache, speculative decoding",
+            "description": "Fast inference for large language models.",
+            "categories": ["cs.CL", "cs.LG"],
+            "negatives": "survey",
+            "timezone": "Europe/Berlin",
+            "hour": "8",
+            "size": "5",
+        }
+        data.update(fields)
+        return self.client.post("/", data=data)
+
+    def active(self, email: str = "ann@example.org") -> int:
+        sub, _ = self.db.add_subscriber(email, self.clock(), status=SubscriberStatus.ACTIVE)
+        self.db.set_interests(
+            sub.id,
+            [
+                Interest(InterestKind.KEYWORD, "diffusion"),
+                Interest(InterestKind.LIKE, "2401.00001"),
+            ],
+            self.clock(),
+        )
+        return sub.id
+
+    def status(self, sid: int) -> str:
+        sub = self.db.get_subscriber(sid)
+        assert sub is not None
+        return str(sub.status)
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    s = Site(tmp_path)
+    yield s
+    s.client.close()
+    s.db.close()
+
+
+def token_path(route: str, purpose: str, sid: int, **extra: Any) -> str:
+    return f"/{route}/" + make_token(SECRET, purpose, sid, **extra)
+
+
+# ---------------------------------------------------------------- the form and headers
+
+
+def test_home_shows_the_form_with_config_categories_and_security_headers(site: Site) -> None:
+    r = site.client.get("/")
+    assert r.status_code == 200
+    html = r.text
+    assert '<form method="post" action="/"' in html
+    for cat in site.cfg.sources.arxiv_categories:
+        assert f'name="categories" value="{cat}"' in html
+    assert 'name="email"' in html and 'name="timezone"' in html and 'name="hour"' in html
+    assert 'name="size"' in html and 'name="keywords"' in html and 'name="description"' in html
+    assert '<script src="/static/tz.js" defer></script>' in html
+    assert "<script>" not in html  # no inline script anywhere
+    csp = r.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "no-referrer"
+    assert r.headers["x-frame-options"] == "DENY"
+    assert "csrf=" in r.headers["set-cookie"] and "HttpOnly" in r.headers["set-cookie"]
+
+
+def test_static_files_robots_and_health(site: Site) -> None:
+    css = site.client.get("/static/style.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert "max-width" in css.text
+    js = site.client.get("/static/tz.js")
+    assert js.headers["content-type"].startswith("text/javascript")
+    assert "resolvedOptions().timeZone" in js.text
+    assert site.client.get("/static/../config.py").status_code == 404
+    assert site.client.get("/static/secret.txt").status_code == 404
+    assert "Disallow: /unsubscribe/" in site.client.get("/robots.txt").text
+    assert site.client.get("/healthz").text == "ok"
+    assert site.client.get("/subscribe", follow_redirects=False).status_code == 303
+
+
+def test_https_site_uses_host_cookie_and_hsts(tmp_path: Path) -> None:
+    text = '[site]\nbase_url = "https://papers.example"\n' + OUTBOX
+    cfg = parse_config(text, base_dir=tmp_path, env={"NEWSLETTER_SECRET_KEY": SECRET})
+    client = TestClient(create_app(cfg), base_url="https://testserver")
+    r = client.get("/")
+    assert r.headers["strict-transport-security"].startswith("max-age=")
+    cookie = r.headers["set-cookie"]
+    assert cookie.startswith("__Host-csrf=") and "Secure" in cookie
+    token = csrf_tokens(r.text)[0]
+    r = client.post("/", data={"csrf_token": token, "email": "x"})
+    assert r.status_code == 400  # the cookie came back: past CSRF, on to validation
+
+
+# ---------------------------------------------------------------- subscribe and confirm
+
+
+def test_subscribe_sends_one_confirmation_whose_link_activates(site: Site) -> None:
+    r = site.subscribe("Ann@Example.org")
+    assert r.status_code == 200 and "Check your inbox" in r.text
+    sub = site.db.get_subscriber_by_email("ann@example.org")
+    assert sub is not None and sub.status == SubscriberStatus.PENDING
+    assert (sub.timezone, sub.delivery_hour, sub.digest_size) == ("Europe/Berlin", 8, 5)
+    kinds = {(i.kind, i.value) for i in site.db.interests_for(sub.id)}
+    assert kinds == {
+        (InterestKind.KEYWORD, "KV cache"),
+        (InterestKind.KEYWORD, "speculative decoding"),
+        (InterestKind.TEXT, "Fast inference for large language models."),
+        (InterestKind.CATEGORY, "cs.CL"),
+        (InterestKind.CATEGORY, "cs.LG"),
+        (InterestKind.NOT_KEYWORD, "survey"),
+    }
+    mails = outbox(site.outbox)
+    assert len(mails) == 1
+    assert mails[0]["To"].addresses[0].addr_spec.lower() == "ann@example.org"
+    assert "List-Unsubscribe" not in mails[0]
+    confirm = path_of(link_in(mails[0], "/confirm/"))
+    page = site.client.get(confirm)
+    assert page.status_code == 200 and "You're in" in page.text
+    assert site.status(sub.id) == "active"
+    assert "/manage/" in page.text and "/preview/" in page.text
+    again = site.client.get(confirm)
+    assert again.status_code == 200 and "already subscribed" in again.text
+    assert site.status(sub.id) == "active"
+
+
+def test_subscribing_an_existing_address_reveals_nothing_and_changes_nothing(site: Site) -> None:
+    sid = site.active("bob@example.org")
+    fresh = site.subscribe("carol@example.org")
+    known = site.subscribe("bob@example.org", keywords="attacker topic")
+    assert known.status_code == fresh.status_code == 200
+    assert known.text.replace("bob@", "X@") == fresh.text.replace("carol@", "X@")
+    values = {i.value for i in site.db.interests_for(sid)}
+    assert values == {"diffusion", "2401.00001"}  # untouched
+    mail = [m for m in outbox(site.outbox) if "bob@" in str(m["To"])]
+    assert len(mail) == 1
+    page = site.client.get(path_of(link_in(mail[0], "/confirm/")))
+    assert "already subscribed" in page.text and "/manage/" in page.text
+
+
+def test_resubmitting_a_pending_signup_updates_it_and_restarts_expiry(site: Site) -> None:
+    site.subscribe("dan@example.org")
+    site.clock.advance(days=5)
+    site.subscribe("dan@example.org", keywords="graph neural networks", categories=[])
+    sub = site.db.get_subscriber_by_email("dan@example.org")
+    assert sub is not None
+    values = {i.value for i in site.db.interests_for(sub.id) if i.kind == InterestKind.KEYWORD}
+    assert values == {"graph neural networks"}
+    site.clock.advance(days=5)  # 10 days after the first, 5 after the second submission
+    site.subscribe("other@example.org")  # runs the expiry sweep
+    assert site.db.get_subscriber_by_email("dan@example.org") is not None
+
+
+def test_invalid_address_is_refused_with_the_reason_and_nothing_is_stored(site: Site) -> None:
+    r = site.subscribe("not-an-address", keywords="<script>alert(1)</script>")
+    assert r.status_code == 400
+    assert "not a valid e-mail address" in r.text and "@-sign" in r.text
+    assert "<script>alert(1)</script>" not in r.text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text  # kept, escaped
+    assert site.db.list_subscribers() == [] and outbox(site.outbox) == []
+    r = site.subscribe("eve@example.org\r\nBcc: x@evil.test")
+    assert r.status_code == 400 and "line break" in r.text
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"hour": "24"}, "between 0 and 23"),
+        ({"size": "0"}, "between 1 and 50"),
+        ({"size": "ten"}, "between 1 and 50"),
+        ({"timezone": "Mars/Olympus"}, "Pick a time zone"),
+        ({"timezone": "../../etc/passwd"}, "Pick a time zone"),
+        ({"categories": ["cs.XX"]}, "Unknown category"),
+        ({"keywords": "", "description": "", "categories": []}, "at least one keyword"),
+        ({"keywords": "x" * 101}, "at most 100 characters"),
+        ({"description": "y" * 2001}, "at most 2000 characters"),
+    ],
+)
+def test_invalid_preferences_are_refused_with_a_message(
+    site: Site, fields: dict[str, Any], message: str
+) -> None:
+    r = site.subscribe("ann@example.org", **fields)
+    assert r.status_code == 400 and message in r.text
+    assert site.db.list_subscribers() == [] and outbox(site.outbox) == []
+
+
+def test_subscribe_without_or_with_a_wrong_csrf_token_is_refused(site: Site) -> None:
+    site.client.get("/")
+    r = site.client.post("/", data={"email": "ann@example.org", "keywords": "x"})
+    assert r.status_code == 403 and "send it again" in r.text
+    r = site.client.post("/", data={"csrf_token": "forged", "email": "ann@example.org"})
+    assert r.status_code == 403
+    token = site.form_token()
+    site.client.cookies.clear()  # a cross-site POST carries no cookie of ours
+    r = site.client.post("/", data={"csrf_token": token, "email": "ann@example.org"})
+    assert r.status_code == 403
+    assert site.db.list_subscribers() == [] and outbox(site.outbox) == []
+
+
+def test_subscribe_is_rate_limited_per_address_and_per_client(tmp_path: Path) -> None:
+    site = Site(tmp_path, "[web]\nsubscribe_per_hour = 3\n")
+    for _ in range(3):
+        assert site.subscribe("ann@example.org").status_code == 200
+    r = site.subscribe("ann@example.org")
+    assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
+    assert len(outbox(site.outbox)) == 3
+    site.clock.advance(hours=1, seconds=1)
+    assert site.subscribe("ann@example.org").status_code == 200
+    # Per client: 3 more attempts from the same client within the hour are allowed, then 429
+    # whatever the address.
+    assert site.subscribe("b@example.org").status_code == 200
+    assert site.subscribe("c@example.org").status_code == 200
+    r = site.subscribe("d@example.org")
+    assert r.status_code == 429 and "Too many" in r.text
+    assert site.db.get_subscriber_by_email("d@example.org") is None
+
+
+def test_confirmation_failure_says_so_and_keeps_the_signup(tmp_path: Path) -> None:
+    site = Site(tmp_path)
+    (tmp_path / "outbox").write_text("a file where the Maildir should be")
+    r = site.subscribe("ann@example.org")
+    assert r.status_code == 503 and "could not be sent" in r.text
+    assert site.db.get_subscriber_by_email("ann@example.org") is not None
+
+
+def test_expired_and_tampered_confirm_links(site: Site) -> None:
+    site.clock.advance(days=-8)
+    site.subscribe("old@example.org")
+    sub = site.db.get_subscriber_by_email("old@example.org")
+    assert sub is not None
+    link = path_of(link_in(outbox(site.outbox)[0], "/confirm/"))
+    site.clock.advance(days=8)
+    r = site.client.get(link)  # the token is fresh, but the sign-up expired and was removed
+    assert r.status_code == 410 and "no longer exists" in r.text
+    assert site.db.get_subscriber(sub.id) is None
+    r = site.client.get("/confirm/" + old_token("confirm", 1, 8 * DAY))
+    assert r.status_code == 410 and "expired" in r.text
+    r = site.client.get("/confirm/" + tamper(make_token(SECRET, "confirm", 1)))
+    assert r.status_code == 400 and "not valid" in r.text
+
+
+def test_pending_expiry_follows_the_config(tmp_path: Path) -> None:
+    site = Site(tmp_path, "[web]\npending_expiry_days = 2\n")
+    site.subscribe("ann@example.org")
+    sub = site.db.get_subscriber_by_email("ann@example.org")
+    assert sub is not None
+    r = site.client.get("/confirm/" + old_token("confirm", sub.id, 3 * DAY))
+    assert r.status_code == 410
+    r = site.client.get("/confirm/" + old_token("confirm", sub.id, 1 * DAY))
+    assert r.status_code == 200 and site.status(sub.id) == "active"
+
+
+@pytest.mark.parametrize(
+    ("method", "route", "purpose"),
+    [
+        ("GET", "confirm", "confirm"),
+        ("GET", "unsubscribe", "unsubscribe"),
+        ("POST", "unsubscribe", "unsubscribe"),
+        ("GET", "resubscribe", "unsubscribe"),
+        ("GET", "manage", "manage"),
+        ("GET", "feedback", "feedback"),
+        ("GET", "preview", "preview"),
+    ],
+)
+def test_every_token_route_answers_a_tampered_or_misused_token_with_a_4xx_page(
+    site: Site, method: str, route: str, purpose: str
+) -> None:
+    sid = site.active()
+    good = make_token(SECRET, purpose, sid, p="2401.00001", v=1)
+    other_purpose = make_token(SECRET, "manage" if purpose != "manage" else "confirm", sid)
+    for bad in (tamper(good), good[:-10], "x" * 3000, other_purpose):
+        r = site.client.request(method, f"/{route}/{bad}")
+        assert r.status_code == 400, (route, bad[:20], r.status_code)
+        assert "This link does not work" in r.text
+        assert r.headers["x-content-type-options"] == "nosniff"
+    assert site.status(sid) == "active"
+
+
+# ---------------------------------------------------------------- unsubscribe
+
+
+def test_unsubscribe_get_never_unsubscribes_and_post_does_once(site: Site) -> None:
+    sid = site.active()
+    path = token_path("unsubscribe", "unsubscribe", sid)
+    page = site.client.get(path)
+    assert page.status_code == 200 and "Unsubscribe?" in page.text
+    assert f'<form method="post" action="{path}">' in page.text
+    site.client.head(path)
+    assert site.status(sid) == "active"
+    r = site.client.post(path, data={"csrf_token": csrf_tokens(page.text)[0]})
+    assert r.status_code == 200 and "You are unsubscribed" in r.text
+    assert site.status(sid) == "unsubscribed"
+    notices = outbox(site.outbox)
+    assert len(notices) == 1 and "unsubscribed" in str(notices[0]["Subject"])
+    assert "/resubscribe/" in link_in(notices[0], "/resubscribe/")
+    again = site.client.post(path)
+    assert again.status_code == 200 and site.status(sid) == "unsubscribed"
+    assert len(outbox(site.outbox)) == 1  # one notice, not one per click
+    assert "You are unsubscribed" in site.client.get(path).text
+
+
+@pytest.mark.parametrize("encoding", ["urlencoded", "multipart"])
+def test_rfc8058_one_click_post_without_cookies_unsubscribes_with_2xx(
+    site: Site, encoding: str
+) -> None:
+    sid = site.active()
+    path = token_path("unsubscribe", "unsubscribe", sid)
+    site.client.cookies.clear()
+    if encoding == "urlencoded":
+        r = site.client.post(
+            path,
+            content=b"List-Unsubscribe=One-Click",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+            follow_redirects=False,
+        )
+    else:
+        r = site.client.post(
+            path, files={"List-Unsubscribe": (None, "One-Click")}, follow_redirects=False
+        )
+    assert 200 <= r.status_code < 300
+    assert site.status(sid) == "unsubscribed"
+
+
+def test_one_click_on_the_list_unsubscribe_header_of_a_real_digest(site: Site) -> None:
+    from newsletter.deliver import build_message, message_id_for
+    from newsletter.render import RenderedEmail
+
+    sid = site.active()
+    sub = site.db.get_subscriber(sid)
+    assert sub is not None
+    rendered = RenderedEmail("Papers", "<p>hi</p>", "hi", "pre")
+    today = site.clock().date()
+    msg = build_message(
+        site.cfg, sub, rendered, message_id=message_id_for(site.cfg, sid, today), kind="digest"
+    )
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    https_url = str(msg["List-Unsubscribe"]).split(",")[0].strip().strip("<>")
+    assert https_url.startswith(site.cfg.site.base_url + "/unsubscribe/")
+    client = TestClient(site.app)  # a mailbox provider: no cookies, no CSRF
+    r = client.post(path_of(https_url), data={"List-Unsubscribe": "One-Click"})
+    assert r.status_code == 200 and not r.history
+    assert site.status(sid) == "unsubscribed"
+
+
+def test_resubscribe_needs_csrf_and_reactivates(site: Site) -> None:
+    sid = site.active()
+    unsub = token_path("unsubscribe", "unsubscribe", sid)
+    page = site.client.post(unsub)
+    resub = unsub.replace("/unsubscribe/", "/resubscribe/")
+    assert f'action="{resub}"' in page.text
+    assert site.client.post(resub, data={}).status_code == 403
+    assert site.status(sid) == "unsubscribed"
+    landing = site.client.get(resub)
+    assert landing.status_code == 200 and "Subscribe again?" in landing.text
+    r = site.client.post(resub, data={"csrf_token": csrf_tokens(landing.text)[0]})
+    assert r.status_code == 200 and "Welcome back" in r.text
+    assert site.status(sid) == "active"
+
+
+def test_unsubscribe_of_a_removed_subscriber_is_still_a_2xx(site: Site) -> None:
+    r = site.client.post(token_path("unsubscribe", "unsubscribe", 999))
+    assert r.status_code == 200 and "This address gets no digests" in r.text
+    r = site.client.get(token_path("resubscribe", "unsubscribe", 999))
+    assert r.status_code == 410
+
+
+# ---------------------------------------------------------------- manage
+
+
+def test_manage_shows_and_saves_preferences_keeping_liked_papers(site: Site) -> None:
+    sid = site.active()
+    path = token_path("manage", "manage", sid)
+    page = site.client.get(path)
+    assert page.status_code == 200 and 'value="diffusion"' in page.text
+    token = csrf_tokens(page.text)
+    data = {
+        "csrf_token": token[-1],
+        "keywords": "retrieval augmented generation, RAG",
+        "description": "",
+        "categories": ["cs.CV"],
+        "negatives": "medical",
+        "timezone": "America/New_York",
+        "hour": "6",
+        "size": "20",
+    }
+    r = site.client.post(path, data=data, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == path + "?saved=1"
+    saved = site.client.get(r.headers["location"])
+    assert "Saved." in saved.text
+    sub = site.db.get_subscriber(sid)
+    assert sub is not None
+    assert (sub.timezone, sub.delivery_hour, sub.digest_size) == ("America/New_York", 6, 20)
+    got = {(i.kind, i.value) for i in site.db.interests_for(sid)}
+    assert got == {
+        (InterestKind.KEYWORD, "retrieval augmented generation"),
+        (InterestKind.KEYWORD, "RAG"),
+        (InterestKind.CATEGORY, "cs.CV"),
+        (InterestKind.NOT_KEYWORD, "medical"),
+        (InterestKind.LIKE, "2401.00001"),
+    }
+
+
+def test_manage_refuses_bad_input_and_missing_csrf_without_saving(site: Site) -> None:
+    sid = site.active()
+    path = token_path("manage", "manage", sid)
+    page = site.client.get(path)
+    bad = {"csrf_token": csrf_tokens(page.text)[-1], "keywords": "<img src=x onerror=alert(1)>"}
+    bad.update({"timezone": "Nowhere/City", "hour": "7", "size": "10"})
+    r = site.client.post(path, data=bad)
+    assert r.status_code == 400 and "Nothing was saved" in r.text and "Pick a time zone" in r.text
+    assert "<img src=x" not in r.text and "&lt;img src=x onerror=alert(1)&gt;" in r.text
+    assert {i.value for i in site.db.interests_for(sid)} == {"diffusion", "2401.00001"}
+    r = site.client.post(path, data={"keywords": "x", "timezone": "UTC", "hour": "7", "size": "9"})
+    assert r.status_code == 403
+    other = token_path("manage", "manage", site.active("zed@example.org"))
+    token_for_ann = csrf_tokens(page.text)[-1]
+    r = site.client.post(other, data={**bad, "csrf_token": token_for_ann, "timezone": "UTC"})
+    assert r.status_code == 403  # a CSRF token is bound to its form and subscriber
+
+
+def test_pause_and_resume(site: Site) -> None:
+    sid = site.active()
+    path = token_path("manage", "manage", sid)
+    page = site.client.get(path)
+    status_token = csrf_tokens(page.text)[0]
+    r = site.client.post(path + "/pause", data={"csrf_token": status_token})
+    assert r.status_code == 200 and "Resume the digest" in r.text
+    assert site.status(sid) == "paused"
+    assert site.client.post(path + "/resume", data={}).status_code == 403
+    site.client.post(path + "/resume", data={"csrf_token": status_token})
+    assert site.status(sid) == "active"
+
+
+def test_manage_lists_recent_digests_with_votes(site: Site) -> None:
+    from newsletter.models import Paper
+
+    sid = site.active()
+    now = site.clock()
+    site.db.upsert_papers(
+        [
+            Paper(
+                "2401.00002",
+                title="Sparse <attention> tricks",
+                abs_url="https://arxiv.org/abs/2401.00002",
+            )
+        ],
+        now,
+    )
+    day = now.date()
+    site.db.claim_send(sid, day, "<m@x>", now)
+    site.db.mark_sent(sid, day, "<m@x>", ["2401.00002", "2401.99999"], 1, now)
+    site.db.record_feedback(sid, "2401.00002", 1, now)
+    page = site.client.get(token_path("manage", "manage", sid)).text
+    assert day.isoformat() in page and "Sparse &lt;attention&gt; tricks" in page
+    assert "arXiv:2401.99999" in page and 'class="vote on"' in page
+    assert page.count("/feedback/") == 4
+
+
+def test_manage_for_an_unsubscribed_or_removed_subscriber(site: Site) -> None:
+    sid = site.active()
+    site.db.set_status(sid, SubscriberStatus.UNSUBSCRIBED, site.clock())
+    page = site.client.get(token_path("manage", "manage", sid))
+    assert "Status: <strong>unsubscribed</strong>" in page.text and "/resubscribe/" in page.text
+    r = site.client.get(token_path("manage", "manage", 12345))
+    assert r.status_code == 410 and "no longer exists" in r.text
+    r = site.client.get("/manage/" + old_token("manage", sid, 400 * DAY))
+    assert r.status_code == 410 and "expired" in r.text
+
+
+# ---------------------------------------------------------------- feedback
+
+
+def test_feedback_records_one_vote_and_undo_removes_it(site: Site) -> None:
+    sid = site.active()
+    up = path_of(links.feedback_url(site.cfg, sid, "2401.00007", 1))
+    first = site.client.get(up)
+    assert first.status_code == 200 and "Thanks" in first.text and "Undo" in first.text
+    site.client.get(up)
+    votes = site.db.feedback_for(sid)
+    assert [(f.paper_id, f.vote) for f in votes] == [("2401.00007", 1)]
+    undo_token = csrf_tokens(first.text)[0]
+    assert site.client.post(up + "/undo", data={}).status_code == 403
+    r = site.client.post(up + "/undo", data={"csrf_token": undo_token})
+    assert r.status_code == 200 and "Vote removed" in r.text
+    assert site.db.feedback_for(sid) == []
+
+
+def test_feedback_flip_and_stale_undo(site: Site) -> None:
+    sid = site.active()
+    up = path_of(links.feedback_url(site.cfg, sid, "2401.00007", 1))
+    down = path_of(links.feedback_url(site.cfg, sid, "2401.00007", -1))
+    page = site.client.get(up)
+    site.client.get(down)
+    assert [f.vote for f in site.db.feedback_for(sid)] == [-1]
+    site.client.post(up + "/undo", data={"csrf_token": csrf_tokens(page.text)[0]})
+    assert [f.vote for f in site.db.feedback_for(sid)] == [-1]  # the later 👎 stays
+    site.client.head(up)
+    assert [f.vote for f in site.db.feedback_for(sid)] == [-1]  # HEAD records nothing
+
+
+def test_feedback_token_with_bad_vote_data_is_refused(site: Site) -> None:
+    sid = site.active()
+    for extra in ({"p": "2401.00007", "v": 5}, {"p": "not a paper", "v": 1}, {"v": 1}):
+        r = site.client.get(token_path("feedback", "feedback", sid, **extra))
+        assert r.status_code == 400
+    assert site.db.feedback_for(sid) == []
+    r = site.client.get(token_path("feedback", "feedback", 4242, p="2401.00007", v=1))
+    assert r.status_code == 410
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_not_found_method_not_allowed_and_server_error_pages(site: Site) -> None:
+    r = site.client.get("/nope")
+    assert r.status_code == 404 and "Page not found" in r.text
+    assert r.headers["content-security-policy"]
+    r = site.client.put("/")
+    assert r.status_code == 405 and "Not allowed here" in r.text and "allow" in r.headers
+    site.db.db.execute("ALTER TABLE subscribers RENAME TO broken")  # a damaged database
+    r = site.client.get(token_path("manage", "manage", 1))
+    assert r.status_code == 500 and "Something went wrong" in r.text
+    assert r.headers["x-frame-options"] == "DENY"
+    assert "Traceback" not in r.text
+
+
+def test_oversized_body_is_refused(site: Site) -> None:
+    r = site.client.post("/", content=b"a=" + b"x" * 70_000)
+    assert r.status_code == 413 and r.headers["x-content-type-options"] == "nosniff"
+
+
+def test_malformed_multipart_is_a_400(site: Site) -> None:
+    site.form_token()
+    r = site.client.post(
+        "/",
+        content=b'--zz\r\nContent-Disposition: form-data; name="f"; filename="a"\r\n\r\nx',
+        headers={"content-type": "multipart/form-data; boundary=zz"},
+    )
+    assert r.status_code == 400 and "could not be read" in r.text

@@ -1,0 +1,66 @@
+"""Helpers shared by the web tests: CSRF fields, outbox reading, links from real e-mails."""
+
+from __future__ import annotations
+
+import email
+import re
+import time
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
+
+from tests.conftest import SECRET
+
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+LINK = re.compile(r"https?://[^\s<>\"']+")
+
+
+def csrf_tokens(html: str) -> list[str]:
+    return CSRF_FIELD.findall(html)
+
+
+def outbox(path: Path) -> list[EmailMessage]:
+    """Messages the Maildir mailer wrote, parsed back, oldest first."""
+    files = [f for sub in ("new", "cur") for f in (path / sub).glob("*") if f.is_file()]
+    files.sort(key=lambda f: (f.stat().st_mtime_ns, f.name))
+    return [
+        email.message_from_bytes(f.read_bytes(), policy=policy.default)  # type: ignore[misc]
+        for f in files
+    ]
+
+
+def text_of(msg: EmailMessage) -> str:
+    part = msg.get_body(preferencelist=("plain",))
+    assert part is not None
+    return str(part.get_content())
+
+
+def link_in(msg: EmailMessage, path_prefix: str) -> str:
+    """The first link in the text part whose path starts with `path_prefix` (e.g. /confirm/)."""
+    for url in LINK.findall(text_of(msg)):
+        if path_prefix in url:
+            return url.rstrip(".,);")
+    raise AssertionError(f"no {path_prefix} link in {text_of(msg)!r}")
+
+
+def path_of(url: str) -> str:
+    return "/" + url.split("://", 1)[1].split("/", 1)[1]
+
+
+def old_token(purpose: str, subscriber_id: int, age_seconds: int, **extra: object) -> str:
+    """A correctly signed token issued `age_seconds` ago (itsdangerous reads the real clock)."""
+
+    class PastSigner(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(time.time()) - age_seconds
+
+    serializer = URLSafeTimedSerializer(SECRET, salt=f"newsletter.{purpose}", signer=PastSigner)
+    return str(serializer.dumps({"s": subscriber_id, **extra}))
+
+
+def tamper(token: str) -> str:
+    """The token with one character of its signature changed."""
+    i = len(token) - 5
+    return token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1 :]

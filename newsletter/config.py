@@ -79,6 +79,7 @@ class SMTPConfig:
     rate_per_second: float = 0.0
     max_attempts: int = 4
     bounce_after: int = 3
+    retry_backoff_seconds: float = 2.0
 
 
 @dataclass(frozen=True)

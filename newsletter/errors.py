@@ -14,7 +14,16 @@ class FeedError(NewsletterError):
 
 
 class DeliveryError(NewsletterError):
-    """A message could not be delivered, or a send run could not start."""
+    """A message could not be delivered, or a send run could not start.
+
+    `temporary` is True for what may work later (4xx replies, dropped connections, timeouts);
+    `reply` is the server's answer ("550 5.1.1 no such user"), empty when there was none.
+    """
+
+    def __init__(self, message: str, *, temporary: bool = False, reply: str = "") -> None:
+        super().__init__(message)
+        self.temporary = temporary
+        self.reply = reply
 
 
 class InvalidAddressError(NewsletterError):

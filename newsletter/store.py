@@ -886,3 +886,35 @@ class Store:
                 "UPDATE subscribers SET created_at = ?, updated_at = ? WHERE id = ?",
                 [now.isoformat(), now.isoformat(), subscriber_id],
             )
+
+    # ------------------------------------------------------------ delivery (issue 5)
+
+    def reopen_send(
+        self, subscriber_id: int, digest_date: date, message_id: str, now: datetime
+    ) -> bool:
+        """Make a sent (or failed) digest sendable again under a new Message-ID (`--resend`).
+
+        Returns False when there is no ledger row for that subscriber and date.
+        """
+        with self.db.conn:
+            cur = self.db.execute(
+                "UPDATE sends SET status = ?, message_id = ?, last_error = ?, updated_at = ?"
+                " WHERE subscriber_id = ? AND digest_date = ?",
+                [
+                    str(SendStatus.RETRY),
+                    message_id,
+                    "resend requested",
+                    now.isoformat(),
+                    subscriber_id,
+                    digest_date.isoformat(),
+                ],
+            )
+        return cur.rowcount > 0
+
+    def sent_message_ids(self, digest_date: date) -> dict[int, str]:
+        """Message-IDs of the digests already sent for a date, by subscriber."""
+        rows = self.db.execute(
+            "SELECT subscriber_id, message_id FROM sends WHERE digest_date = ? AND status = 'sent'",
+            [digest_date.isoformat()],
+        ).fetchall()
+        return {sid: mid for sid, mid in rows}

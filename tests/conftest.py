@@ -21,6 +21,7 @@ from newsletter.store import Store
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-secret-key-0123456789abcdef"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+DROP = "<drop the connection>"
 
 
 def make_config(tmp_path: Path, extra_toml: str = "", **env: str) -> Config:
@@ -63,7 +64,7 @@ class SMTPSink:
     port: int
     received: list[dict[str, Any]] = field(default_factory=list)
     # Optional per-recipient scripted replies, e.g. {"x@test": ["451 try later", None]}
-    # (None = accept). Each RCPT pops one reply.
+    # (None = accept; DROP = close the connection). Each RCPT pops one reply.
     scripted: dict[str, list[str | None]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -84,6 +85,9 @@ class _Handler:
         with self.sink.lock:
             script = self.sink.scripted.get(address)
             reply = script.pop(0) if script else None
+        if reply == DROP:  # close the connection without an answer (a dropped relay)
+            server.transport.close()
+            return "421 closing"
         if reply is not None:
             return reply
         envelope.rcpt_tos.append(address)
@@ -96,6 +100,7 @@ class _Handler:
                     "from": envelope.mail_from,
                     "to": list(envelope.rcpt_tos),
                     "data": bytes(envelope.original_content or envelope.content),
+                    "peer": session.peer,
                 }
             )
         return "250 Message accepted for delivery"

@@ -1,0 +1,547 @@
+"""Delivery: the mailers (SMTP, Maildir outbox) and the ledger-driven send loop.
+
+The only module that talks SMTP.
+
+Exactly once, through faults
+----------------------------
+Every (subscriber, digest date) has one row in the `sends` ledger. Before a message goes out,
+its row is *claimed* (status `claimed`, with the message's Message-ID); after the server's
+`250` it is marked `sent` with the Message-ID and the picked paper IDs. A rerun for the same
+date skips `sent` rows and claims everything else again, so a crash at any point (even
+`kill -9`) neither skips anyone nor sends a second digest to anyone whose row says `sent`.
+
+Temporary failures (4xx replies, dropped connections, timeouts) are retried within the run with
+exponential backoff (same bytes, same Message-ID), then left `retry` for the next run; permanent
+failures (5xx) are marked `failed` with the server's reply and the run goes on. After
+`smtp.bounce_after` consecutive permanent failures the subscriber is marked `bounced`.
+
+The one unavoidable window: a crash (or a lost connection) after the server has answered `250`
+to the final "." but before the ledger row is written. The next run cannot know the message
+was accepted and sends it again. It sends it with the *same* Message-ID (the ID is derived
+from the subscriber and the digest date and kept in the claimed row), so a receiving system
+that deduplicates by Message-ID (Gmail does) drops the copy; no other copy is ever possible.
+The window is one SQLite commit wide, because the ledger is written as soon as the reply
+arrives, in the sending thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import mailbox
+import queue
+import smtplib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Protocol
+
+from .config import Config
+from .errors import DeliveryError
+from .mime import (
+    DKIMSigner,
+    RefusedMessage,
+    build_message,
+    envelope_of,
+    message_id_for,
+    new_message_id,
+    render_bytes,
+    to_bytes,
+)
+from .models import Subscriber, SubscriberStatus
+from .store import Store
+
+__all__ = [
+    "DeliveryError",
+    "DeliveryReport",
+    "Ledger",
+    "MailSession",
+    "MaildirMailer",
+    "Mailer",
+    "Outgoing",
+    "RefusedMessage",
+    "SMTPMailer",
+    "build_message",
+    "deliver",
+    "mailer_from_config",
+    "message_id_for",
+    "new_message_id",
+    "render_bytes",
+]
+
+log = logging.getLogger(__name__)
+MAX_BACKOFF_SECONDS = 300.0
+
+
+class ConnectionFailed(DeliveryError):
+    """The server could not be reached or refused us as a client (not one message's fault)."""
+
+
+# ---------------------------------------------------------------- mailers
+
+
+class MailSession(Protocol):
+    """One open connection (or outbox handle) that sends many messages in turn."""
+
+    def send_raw(self, raw: bytes, sender: str, recipients: Sequence[str]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Mailer(Protocol):
+    """Sends messages: `send` for one message, `open_session` for many over one connection."""
+
+    connections: int
+    signer: DKIMSigner | None
+
+    def send(self, message: EmailMessage) -> None: ...
+
+    def open_session(self) -> MailSession: ...
+
+
+def _send_one(mailer: Mailer, message: EmailMessage) -> None:
+    sender, recipients = envelope_of(message)
+    session = mailer.open_session()
+    try:
+        session.send_raw(to_bytes(message, mailer.signer), sender, recipients)
+    finally:
+        session.close()
+
+
+def _reply_text(code: int, msg: bytes | str) -> str:
+    text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
+    return f"{code} {' '.join(text.split())}".strip()
+
+
+class SMTPSession:
+    """One SMTP connection, opened lazily, reused, and reopened after it drops."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.smtp: smtplib.SMTP | None = None
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.cfg.smtp
+        where = f"{s.host}:{s.port}"
+        try:
+            if s.security == "ssl":
+                conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                    s.host, s.port, timeout=s.timeout_seconds, context=ssl.create_default_context()
+                )
+            else:
+                conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
+                if s.security == "starttls":
+                    conn.ehlo()
+                    conn.starttls(context=ssl.create_default_context())
+            conn.ehlo_or_helo_if_needed()
+            if s.username:
+                conn.login(s.username, self.cfg.smtp_password)
+        except smtplib.SMTPAuthenticationError as exc:
+            raise ConnectionFailed(
+                f"the SMTP server {where} refused the login for {s.username!r}: check "
+                "smtp.username and NEWSLETTER_SMTP_PASSWORD",
+                reply=_reply_text(exc.smtp_code, exc.smtp_error),
+            ) from None
+        except smtplib.SMTPNotSupportedError as exc:
+            raise ConnectionFailed(
+                f"the SMTP server {where} does not support {exc}: check smtp.security "
+                '("starttls", "ssl" or "none") and smtp.username'
+            ) from None
+        except ssl.SSLError as exc:
+            raise ConnectionFailed(
+                f"TLS with {where} failed ({exc.reason or exc}): check smtp.security and smtp.port"
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            raise ConnectionFailed(
+                f"the SMTP server {where} refused the connection",
+                temporary=400 <= exc.smtp_code < 500,
+                reply=_reply_text(exc.smtp_code, exc.smtp_error),
+            ) from None
+        except (OSError, smtplib.SMTPException) as exc:
+            raise ConnectionFailed(
+                f"cannot connect to the SMTP server {where}: {exc or type(exc).__name__}",
+                temporary=True,
+            ) from None
+        return conn
+
+    def send_raw(self, raw: bytes, sender: str, recipients: Sequence[str]) -> None:
+        if self.smtp is None:
+            self.smtp = self._connect()
+        try:
+            self.smtp.sendmail(sender, list(recipients), raw)
+        except smtplib.SMTPRecipientsRefused as exc:
+            code, msg = next(iter(exc.recipients.values()))
+            self._raise_reply(code, msg, "refused the recipient")
+        except smtplib.SMTPSenderRefused as exc:
+            raise ConnectionFailed(
+                f"the SMTP server refused the sender {sender!r}: check email.from_address",
+                temporary=400 <= exc.smtp_code < 500,
+                reply=_reply_text(exc.smtp_code, exc.smtp_error),
+            ) from None
+        except (smtplib.SMTPServerDisconnected, OSError) as exc:
+            self.close()
+            raise DeliveryError(
+                f"connection lost: {exc or type(exc).__name__}", temporary=True
+            ) from None
+        except smtplib.SMTPResponseException as exc:
+            if exc.smtp_code == 421:  # the server is closing the connection
+                self.close()
+            self._raise_reply(exc.smtp_code, exc.smtp_error, "refused the message")
+
+    def _raise_reply(self, code: int, msg: bytes | str, what: str) -> None:
+        reply = _reply_text(code, msg)
+        temporary = not 500 <= code < 600
+        raise DeliveryError(f"the SMTP server {what}: {reply}", temporary=temporary, reply=reply)
+
+    def close(self) -> None:
+        if self.smtp is not None:
+            with contextlib.suppress(OSError, smtplib.SMTPException):
+                self.smtp.quit()
+            with contextlib.suppress(OSError):
+                self.smtp.close()
+            self.smtp = None
+
+
+class SMTPMailer:
+    """SMTP delivery: host, port, security (starttls | ssl | none), optional login."""
+
+    def __init__(self, cfg: Config, signer: DKIMSigner | None = None) -> None:
+        self.cfg = cfg
+        self.connections = cfg.smtp.connections
+        self.signer = signer
+
+    def open_session(self) -> SMTPSession:
+        return SMTPSession(self.cfg)
+
+    def send(self, message: EmailMessage) -> None:
+        """Send one message on its own connection (confirmation mails, notices)."""
+        _send_one(self, message)
+
+
+class MaildirSession:
+    def __init__(self, mailer: MaildirMailer) -> None:
+        self.mailer = mailer
+
+    def send_raw(self, raw: bytes, sender: str, recipients: Sequence[str]) -> None:
+        self.mailer.store(raw)
+
+    def close(self) -> None:
+        pass
+
+
+class MaildirMailer:
+    """Outbox mode (`delivery.method = "maildir:PATH"`): each message becomes a Maildir file."""
+
+    def __init__(self, path: Path, signer: DKIMSigner | None = None, connections: int = 1) -> None:
+        self.path = Path(path)
+        self.signer = signer
+        self.connections = connections
+        self._lock = threading.Lock()
+        try:
+            self.maildir = mailbox.Maildir(self.path, create=True)
+        except OSError as exc:
+            raise DeliveryError(
+                f"cannot create the outbox Maildir {self.path}: {exc.strerror}"
+            ) from None
+
+    def store(self, raw: bytes) -> str:
+        with self._lock:  # Maildir's unique-name counter is not thread-safe
+            try:
+                return self.maildir.add(raw)
+            except OSError as exc:
+                raise DeliveryError(
+                    f"cannot write to the outbox {self.path}: {exc.strerror}", temporary=True
+                ) from None
+
+    def open_session(self) -> MaildirSession:
+        return MaildirSession(self)
+
+    def send(self, message: EmailMessage) -> None:
+        _send_one(self, message)
+
+
+def mailer_from_config(cfg: Config) -> SMTPMailer | MaildirMailer:
+    """The mailer `delivery.method` asks for: "smtp" or "maildir:PATH"."""
+    signer = DKIMSigner.from_config(cfg)
+    method = cfg.delivery.method
+    if method.startswith("maildir:"):
+        return MaildirMailer(cfg.path(method.removeprefix("maildir:")), signer)
+    return SMTPMailer(cfg, signer)
+
+
+# ---------------------------------------------------------------- the ledger
+
+
+@dataclass
+class Outgoing:
+    """One built message waiting to be sent, with what the ledger needs to know about it."""
+
+    subscriber: Subscriber
+    digest_date: date
+    message_id: str
+    raw: bytes
+    sender: str
+    paper_ids: tuple[str, ...] = ()
+    prior_attempts: int = 0
+
+    @property
+    def recipients(self) -> list[str]:
+        return [self.subscriber.email]
+
+
+class Ledger:
+    """The send ledger, safe to use from the sending threads (one lock around the store)."""
+
+    def __init__(self, store: Store, cfg: Config, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.clock = clock
+        self.lock = threading.Lock()
+
+    def claim(self, job: Outgoing) -> bool:
+        with self.lock:
+            return self.store.claim_send(
+                job.subscriber.id, job.digest_date, job.message_id, self.clock()
+            )
+
+    def sent(self, job: Outgoing, attempts: int) -> None:
+        with self.lock:
+            self.store.mark_sent(
+                job.subscriber.id,
+                job.digest_date,
+                job.message_id,
+                job.paper_ids,
+                attempts,
+                self.clock(),
+            )
+
+    def retry(self, job: Outgoing, error: str, attempts: int) -> None:
+        with self.lock:
+            self.store.mark_retry(job.subscriber.id, job.digest_date, error, attempts, self.clock())
+
+    def failed(self, job_subscriber: Subscriber, day: date, error: str, attempts: int) -> bool:
+        """Record a permanent failure; True when the subscriber is now marked bounced."""
+        with self.lock:
+            now = self.clock()
+            hard = self.store.mark_failed(job_subscriber.id, day, error, attempts, now)
+            if hard >= self.cfg.smtp.bounce_after:
+                self.store.set_status(job_subscriber.id, SubscriberStatus.BOUNCED, now)
+                return True
+            return False
+
+    def skipped(self, subscriber: Subscriber, day: date, reason: str) -> None:
+        with self.lock:
+            self.store.mark_skipped(subscriber.id, day, reason, self.clock())
+
+
+# ---------------------------------------------------------------- the send loop
+
+
+@dataclass
+class DeliveryReport:
+    """What one delivery run did; failures carry (address, reason)."""
+
+    sent: int = 0
+    already_sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    retries: list[tuple[str, str]] = field(default_factory=list)
+    bounced: list[str] = field(default_factory=list)
+    aborted: str = ""
+
+
+class RateLimiter:
+    """At most `rate` messages per second across all connections (0: no limit)."""
+
+    def __init__(
+        self,
+        rate: float,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.clock = clock
+        self.sleep = sleep
+        self._next = 0.0
+        self._lock = threading.Lock()
+
+    def wait(self) -> None:
+        if not self.interval:
+            return
+        with self._lock:
+            now = self.clock()
+            slot = max(now, self._next)
+            self._next = slot + self.interval
+        if slot > now:
+            self.sleep(slot - now)
+
+
+def backoff_delay(cfg: Config, attempt: int) -> float:
+    """Seconds to wait before retry number `attempt` (1, 2, 4, ... times the base)."""
+    return min(cfg.smtp.retry_backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
+
+
+class _Dispatcher:
+    """Sending threads, one per connection, fed from a bounded queue."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        mailer: Mailer,
+        ledger: Ledger,
+        sleep: Callable[[float], None],
+        progress: Callable[[DeliveryReport], None] | None,
+    ) -> None:
+        self.cfg = cfg
+        self.mailer = mailer
+        self.ledger = ledger
+        self.sleep = sleep
+        self.progress = progress
+        self.report = DeliveryReport()
+        self.limiter = RateLimiter(cfg.smtp.rate_per_second, sleep=sleep)
+        workers = max(1, mailer.connections)
+        self.jobs: queue.Queue[Outgoing | None] = queue.Queue(maxsize=workers * 8)
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+        self.threads = [
+            threading.Thread(target=self._work, name=f"smtp-{i}", daemon=True)
+            for i in range(workers)
+        ]
+
+    def _count(self, **changes: int) -> None:
+        with self._lock:
+            for key, n in changes.items():
+                setattr(self.report, key, getattr(self.report, key) + n)
+            if self.progress is not None:
+                self.progress(self.report)
+
+    def _abort(self, reason: str) -> None:
+        with self._lock:
+            if not self.report.aborted:
+                self.report.aborted = reason
+        self.stop.set()
+
+    def _work(self) -> None:
+        session = self.mailer.open_session()
+        try:
+            while True:
+                job = self.jobs.get()
+                if job is None:
+                    return
+                if self.stop.is_set():
+                    self._leave(job, f"not attempted: the run stopped ({self.report.aborted})")
+                    continue
+                try:
+                    self._deliver(session, job)
+                except Exception as exc:  # a ledger write failed: stop, never guess
+                    log.exception("delivery thread failed")
+                    self._abort(f"internal error while sending to {job.subscriber.email}: {exc}")
+        finally:
+            session.close()
+
+    def _leave(self, job: Outgoing, reason: str, attempts: int | None = None) -> None:
+        self.ledger.retry(job, reason, job.prior_attempts if attempts is None else attempts)
+        with self._lock:
+            self.report.retries.append((job.subscriber.email, reason))
+        self._count(retry=1)
+
+    def _deliver(self, session: MailSession, job: Outgoing) -> None:
+        attempts = job.prior_attempts
+        tries = 0
+        while True:
+            self.limiter.wait()
+            attempts += 1
+            tries += 1
+            try:
+                session.send_raw(job.raw, job.sender, job.recipients)
+            except ConnectionFailed as exc:
+                if exc.temporary and tries < self.cfg.smtp.max_attempts and not self.stop.is_set():
+                    self.sleep(backoff_delay(self.cfg, tries))
+                    continue
+                self._leave(job, f"{exc} {exc.reply}".strip(), attempts)
+                self._abort(str(exc) + (f" ({exc.reply})" if exc.reply else ""))
+                return
+            except DeliveryError as exc:
+                reason = str(exc)
+                if not exc.temporary:
+                    bounced = self.ledger.failed(job.subscriber, job.digest_date, reason, attempts)
+                    log.warning("permanent failure for %s: %s", job.subscriber.email, reason)
+                    with self._lock:
+                        self.report.failures.append((job.subscriber.email, reason))
+                        if bounced:
+                            self.report.bounced.append(job.subscriber.email)
+                    self._count(failed=1)
+                    return
+                if tries >= self.cfg.smtp.max_attempts or self.stop.is_set():
+                    log.warning("giving up for this run on %s: %s", job.subscriber.email, reason)
+                    self._leave(job, reason, attempts)
+                    return
+                log.info("temporary failure for %s (%s); retrying", job.subscriber.email, reason)
+                self.sleep(backoff_delay(self.cfg, tries))
+                continue
+            self.ledger.sent(job, attempts)
+            self._count(sent=1)
+            return
+
+    def run(self, jobs: Iterable[Outgoing]) -> DeliveryReport:
+        for t in self.threads:
+            t.start()
+        try:
+            for job in jobs:
+                if self.stop.is_set():
+                    break
+                if not self.ledger.claim(job):
+                    self._count(already_sent=1)
+                    continue
+                self.jobs.put(job)
+        except KeyboardInterrupt:
+            self._abort("interrupted")
+            raise
+        finally:
+            for _ in self.threads:
+                self.jobs.put(None)
+            for t in self.threads:
+                t.join()
+        return self.report
+
+
+def deliver(
+    store: Store,
+    cfg: Config,
+    mailer: Mailer,
+    jobs: Iterable[Outgoing],
+    *,
+    ledger: Ledger | None = None,
+    clock: Callable[[], datetime] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    progress: Callable[[DeliveryReport], None] | None = None,
+) -> DeliveryReport:
+    """Claim, send and record each message; `mailer.connections` connections in parallel.
+
+    `jobs` may be a lazy iterator: messages are built while earlier ones are on the wire.
+    A connection-level failure (server unreachable, login refused) stops the run; what was
+    not sent is left `retry` (or unclaimed) for the next run.
+    """
+    ledger = ledger or Ledger(store, cfg, clock or (lambda: datetime.now(UTC)))
+    return _Dispatcher(cfg, mailer, ledger, sleep, progress).run(jobs)
+
+
+def iter_chunks(items: Sequence[Subscriber], size: int) -> Iterator[list[Subscriber]]:
+    for i in range(0, len(items), size):
+        yield list(items[i : i + size])
+
+
+def smtp_reachable(host: str, port: int, timeout: float = 1.0) -> bool:
+    """True when something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False

@@ -1,0 +1,233 @@
+"""The ledger-driven send loop against a real SMTP server (aiosmtpd on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+import mailbox
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+
+from newsletter import deliver, mime
+from newsletter.models import SendStatus, Subscriber, SubscriberStatus
+from newsletter.render import RenderedEmail
+from newsletter.store import Store
+from tests.conftest import DROP, SMTPSink, free_port, make_config
+
+DAY = date(2026, 11, 23)
+NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
+
+
+def _cfg(tmp_path: Path, sink_port: int, extra: str = "", connections: int = 1):
+    return make_config(
+        tmp_path,
+        f'[smtp]\nhost = "127.0.0.1"\nport = {sink_port}\nsecurity = "none"\n'
+        f"connections = {connections}\nmax_attempts = 3\nbounce_after = 2\n" + extra,
+    )
+
+
+def _subscribers(store: Store, n: int) -> list[Subscriber]:
+    return [
+        store.add_subscriber(f"reader{i}@example.org", NOW, status=SubscriberStatus.ACTIVE)[0]
+        for i in range(n)
+    ]
+
+
+def _jobs(cfg, subs: list[Subscriber], store: Store | None = None) -> list[deliver.Outgoing]:
+    jobs = []
+    for sub in subs:
+        row = store.get_send(sub.id, DAY) if store is not None else None
+        mid = mime.message_id_for(cfg, sub.id, DAY)
+        rendered = RenderedEmail(f"Papers for {sub.email}", "<p>hi</p>", "hi", "pre")
+        raw = mime.render_bytes(cfg, sub, rendered, message_id=mid, digest_date=DAY, now=NOW)
+        prior = row["attempts"] if row else 0
+        jobs.append(
+            deliver.Outgoing(sub, DAY, mid, raw, cfg.email.from_address, ("2611.00001",), prior)
+        )
+    return jobs
+
+
+def _by_recipient(sink: SMTPSink) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for rec, msg in zip(sink.received, sink.messages(), strict=True):
+        for rcpt in rec["to"]:
+            out.setdefault(rcpt, []).append(msg["Message-ID"])
+    return out
+
+
+def _run(store, cfg, subs, sleeps=None):
+    mailer = deliver.mailer_from_config(cfg)
+    waits: list[float] = [] if sleeps is None else sleeps
+    return deliver.deliver(store, cfg, mailer, _jobs(cfg, subs, store), sleep=waits.append)
+
+
+def test_batch_over_one_reused_connection_recorded_in_the_ledger(
+    tmp_path: Path, store: Store, smtp_server: SMTPSink
+) -> None:
+    cfg = _cfg(tmp_path, smtp_server.port)
+    subs = _subscribers(store, 5)
+    report = _run(store, cfg, subs)
+    assert (report.sent, report.failed, report.retry, report.aborted) == (5, 0, 0, "")
+    got = _by_recipient(smtp_server)
+    assert sorted(got) == sorted(s.email for s in subs)
+    assert all(len(ids) == 1 for ids in got.values())
+    assert len({rec["peer"] for rec in smtp_server.received}) == 1  # one connection, reused
+    for sub in subs:
+        row = store.get_send(sub.id, DAY)
+        assert row is not None and row["status"] == SendStatus.SENT
+        assert row["message_id"] == got[sub.email][0] == mime.message_id_for(cfg, sub.id, DAY)
+        assert json.loads(row["paper_ids"]) == ["2611.00001"]
+        assert row["attempts"] == 1
+    # The same jobs again: every row is sent, nothing goes out.
+    again = _run(store, cfg, subs)
+    assert (again.sent, again.already_sent) == (0, 5)
+    assert len(smtp_server.received) == 5
+
+
+def test_451_then_250_is_retried_with_backoff_and_delivered_once(
+    tmp_path: Path, store: Store, smtp_server: SMTPSink
+) -> None:
+    cfg = _cfg(tmp_path, smtp_server.port)
+    subs = _subscribers(store, 3)
+    smtp_server.scripted[subs[1].email] = ["451 4.7.1 Try again later", None]
+    sleeps: list[float] = []
+    report = _run(store, cfg, subs, sleeps)
+    assert (report.sent, report.retry, report.failed) == (3, 0, 0)
+    assert sleeps == [2.0]
+    assert all(len(v) == 1 for v in _by_recipient(smtp_server).values())
+    row = store.get_send(subs[1].id, DAY)
+    assert row["status"] == SendStatus.SENT and row["attempts"] == 2
+
+
+def test_550_fails_only_that_subscriber_and_the_run_goes_on(
+    tmp_path: Path, store: Store, smtp_server: SMTPSink
+) -> None:
+    cfg = _cfg(tmp_path, smtp_server.port)
+    subs = _subscribers(store, 4)
+    smtp_server.scripted[subs[0].email] = ["550 5.1.1 No such user here"]
+    report = _run(store, cfg, subs)
+    assert (report.sent, report.failed) == (3, 1)
+    assert report.failures[0][0] == subs[0].email and "550 5.1.1" in report.failures[0][1]
+    row = store.get_send(subs[0].id, DAY)
+    assert row["status"] == SendStatus.FAILED and "550 5.1.1 No such user here" in row["last_error"]
+    assert sorted(_by_recipient(smtp_server)) == sorted(s.email for s in subs[1:])
+    assert store.get_subscriber(subs[0].id).status == SubscriberStatus.ACTIVE  # 1 of 2 allowed
+
+
+def test_consecutive_hard_failures_mark_the_subscriber_bounced(
+    tmp_path: Path, store: Store, smtp_server: SMTPSink
+) -> None:
+    cfg = _cfg(tmp_path, smtp_server.port)
+    (sub,) = _subscribers(store, 1)
+    smtp_server.scripted[sub.email] = ["550 mailbox unavailable", "550 mailbox unavailable"]
+    _run(store, cfg, [sub])
+    mailer = deliver.mailer_from_config(cfg)
+    job = _jobs(cfg, [sub])[0]
+    job.digest_date = date(2026, 11, 24)
+    report = deliver.deliver(store, cfg, mailer, [job], sleep=lambda s: None)
+    assert report.bounced == [sub.email]
+    assert store.get_subscriber(sub.id).status == SubscriberStatus.BOUNCED
+
+
+def test_connection_dropped_mid_batch_is_survived(
+    tmp_path: Path, store: Store, smtp_server: SMTPSink
+) -> None:
+    cfg = _cfg(tmp_path, smtp_server.port)
+    subs = _subscribers(store, 6)
+    smtp_server.scripted[subs[2].email] = [DROP, None]
+    smtp_server.scripted[subs[4].email] = [DROP, None]
+    sleeps: list[float] = []
+    report = _run(store, cfg, subs, sleeps)
+    assert (report.sent, report.failed, report.retry) == (6, 0, 0)
+    got = _by_recipient(smtp_server)
+    assert sorted(got) == sorted(s.email for s in subs)
+    assert all(len(ids) == 1 for ids in got.values())
+    assert len({rec["peer"] for rec in smtp_server.received}) == 3  # reconnected twice
+    assert sleeps == [2.0, 2.0]
+
+
+def test_persistent_4xx_is_left_retry_and_the_next_run_sends_it(
+    tmp_path: Path, store: Store, smtp_server: SMTPSink
+) -> None:
+    cfg = _cfg(tmp_path, smtp_server.port)
+    subs = _subscribers(store, 2)
+    smtp_server.scripted[subs[0].email] = ["452 4.2.2 Mailbox full"] * 3
+    sleeps: list[float] = []
+    report = _run(store, cfg, subs, sleeps)
+    assert (report.sent, report.retry) == (1, 1)
+    assert sleeps == [2.0, 4.0]  # exponential backoff, 3 attempts
+    row = store.get_send(subs[0].id, DAY)
+    assert row["status"] == SendStatus.RETRY and "452 4.2.2" in row["last_error"]
+    again = _run(store, cfg, subs)
+    assert (again.sent, again.already_sent) == (1, 1)
+    assert store.get_send(subs[0].id, DAY)["attempts"] == 4
+    assert all(len(v) == 1 for v in _by_recipient(smtp_server).values())
+
+
+def test_unreachable_server_stops_the_run_and_loses_nobody(tmp_path: Path, store: Store) -> None:
+    cfg = _cfg(tmp_path, free_port())
+    subs = _subscribers(store, 5)
+    sleeps: list[float] = []
+    report = _run(store, cfg, subs, sleeps)
+    assert report.sent == 0 and report.failed == 0
+    assert "cannot connect to the SMTP server" in report.aborted
+    rows = store.sends_on(DAY)
+    assert all(r["status"] in (SendStatus.RETRY, SendStatus.CLAIMED) for r in rows)
+    assert not store.sends_with_status(SendStatus.FAILED)
+    assert all(s.status == SubscriberStatus.ACTIVE for s in store.list_subscribers())
+
+
+def test_parallel_connections_deliver_each_message_once(
+    tmp_path: Path, store: Store, smtp_server: SMTPSink
+) -> None:
+    cfg = _cfg(tmp_path, smtp_server.port, connections=3)
+    subs = _subscribers(store, 30)
+    report = _run(store, cfg, subs)
+    assert report.sent == 30
+    got = _by_recipient(smtp_server)
+    assert len(got) == 30 and all(len(v) == 1 for v in got.values())
+    assert 1 < len({rec["peer"] for rec in smtp_server.received}) <= 3
+
+
+def test_maildir_outbox(tmp_path: Path, store: Store) -> None:
+    cfg = make_config(tmp_path, '[delivery]\nmethod = "maildir:outbox"\n')
+    subs = _subscribers(store, 3)
+    mailer = deliver.mailer_from_config(cfg)
+    assert isinstance(mailer, deliver.MaildirMailer)
+    report = deliver.deliver(store, cfg, mailer, _jobs(cfg, subs))
+    assert report.sent == 3
+    box = mailbox.Maildir(tmp_path / "outbox", create=False)
+    ids = sorted(m["Message-ID"] for m in box)
+    assert ids == sorted(mime.message_id_for(cfg, s.id, DAY) for s in subs)
+    raw = next(iter(box.values())).as_bytes()
+    assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in raw
+
+
+def test_single_message_send_api(tmp_path: Path, store: Store, smtp_server: SMTPSink) -> None:
+    cfg = _cfg(tmp_path, smtp_server.port)
+    (sub,) = _subscribers(store, 1)
+    rendered = RenderedEmail("Confirm", "<p>confirm</p>", "confirm", "")
+    msg = mime.build_message(
+        cfg, sub, rendered, message_id=mime.new_message_id(cfg), kind="confirm"
+    )
+    deliver.mailer_from_config(cfg).send(msg)
+    assert smtp_server.messages()[0]["Subject"] == "Confirm"
+    smtp_server.scripted[sub.email] = ["550 5.1.1 unknown"]
+    with pytest.raises(deliver.DeliveryError) as info:
+        deliver.mailer_from_config(cfg).send(msg)
+    assert info.value.temporary is False and info.value.reply.startswith("550 5.1.1")
+
+
+def test_rate_limit_spaces_messages() -> None:
+    t = [100.0]
+    waits: list[float] = []
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        t[0] += s
+
+    limiter = deliver.RateLimiter(4.0, clock=lambda: t[0], sleep=sleep)
+    for _ in range(5):
+        limiter.wait()
+    assert waits == [0.25, 0.25, 0.25, 0.25]

@@ -1,0 +1,191 @@
+"""What the e-mail templates see: plain view objects built from models, links and config.
+
+Everything here is text for a template to escape (titles and abstracts come from feeds); URLs are
+absolute and only ever http(s) (a feed cannot slip a `javascript:` link into a card).
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from dataclasses import dataclass
+from datetime import date
+from functools import lru_cache
+from urllib.parse import quote
+
+from . import links
+from .config import Config
+from .latex import latex_to_text
+from .models import Digest, Interest, InterestKind, Paper, Pick
+
+_GITHUB_SLUG = re.compile(r"[\w.-]+/[\w.-]+")
+_WS = re.compile(r"\s+")
+# Control, format (bidi overrides, zero-width) and line/paragraph separators; ZWJ stays (emoji).
+_CONTROL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u00ad\u200b\u200c\u200e\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
+)
+
+
+@dataclass(frozen=True)
+class CardView:
+    """One paper as a card in the digest."""
+
+    number: int
+    id: str
+    title: str
+    authors: str
+    category: str
+    upvotes: int | None
+    comments: int | None
+    stars: int | None
+    reason: str
+    excerpt: str
+    abs_url: str
+    pdf_url: str
+    hf_url: str
+    code_url: str
+    like_url: str
+    dislike_url: str
+
+    @property
+    def stats(self) -> list[str]:
+        """'▲ 42', '💬 3', '★ 1,310': the counts that are known."""
+        marks = (("▲", self.upvotes), ("💬", self.comments), ("★", self.stars))
+        return [f"{mark} {value:,}" for mark, value in marks if value is not None]
+
+    @property
+    def links(self) -> list[tuple[str, str]]:
+        """(label, url) for the card's link row, in reading order, only those that exist."""
+        pairs = [
+            ("arXiv", self.abs_url),
+            ("PDF", self.pdf_url),
+            ("Hugging Face", self.hf_url),
+            ("Code", self.code_url),
+        ]
+        return [(label, url) for label, url in pairs if url]
+
+
+@lru_cache(maxsize=8192)
+def readable(text: str) -> str:
+    """LaTeX made readable, whitespace collapsed (cached: papers repeat across subscribers)."""
+    return latex_to_text(text)
+
+
+def one_line(text: str, limit: int = 0) -> str:
+    """Text safe for a header: no control characters or line breaks, optionally shortened."""
+    cleaned = _WS.sub(" ", _CONTROL.sub(" ", text)).strip()
+    return shorten(cleaned, limit) if limit else cleaned
+
+
+def shorten(text: str, limit: int) -> str:
+    """Cut at a word boundary to at most `limit` characters, with an ellipsis when cut."""
+    if limit <= 0:
+        return ""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit * 0.6:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.-–—(") + "…"
+
+
+def short_authors(authors: tuple[str, ...], keep: int = 3) -> str:
+    names = [one_line(a) for a in authors if a.strip()]
+    if len(names) <= keep + 1:
+        return ", ".join(names)
+    return f"{', '.join(names[:keep])} + {len(names) - keep} more"
+
+
+def code_url(repo: str) -> str:
+    repo = repo.strip()
+    if re.match(r"https?://[^\s\"'<>]+$", repo):
+        return repo
+    if _GITHUB_SLUG.fullmatch(repo):
+        return f"https://github.com/{repo}"
+    return ""
+
+
+def paper_urls(paper: Paper) -> tuple[str, str]:
+    """The arXiv abstract and PDF pages, built from the ID rather than trusted from a feed."""
+    pid = quote(paper.id, safe="/.")
+    return f"https://arxiv.org/abs/{pid}", f"https://arxiv.org/pdf/{pid}"
+
+
+def card(
+    cfg: Config, subscriber_id: int, number: int, pick: Pick, excerpt_chars: int, votes: bool = True
+) -> CardView:
+    """A paper as the templates show it; `votes=False` leaves out the feedback links."""
+    paper = pick.paper
+    abs_url, pdf_url = paper_urls(paper)
+    return CardView(
+        number=number,
+        id=paper.id,
+        title=readable(paper.title) or paper.id,
+        authors=short_authors(paper.authors),
+        category=paper.primary_category,
+        upvotes=paper.upvotes,
+        comments=paper.comments,
+        stars=paper.github_stars,
+        reason=one_line(pick.reason),
+        excerpt=shorten(readable(paper.abstract), excerpt_chars),
+        abs_url=abs_url,
+        pdf_url=pdf_url,
+        hf_url=paper.hf_url,
+        code_url=code_url(paper.github_repo),
+        like_url=links.feedback_url(cfg, subscriber_id, paper.id, 1) if votes else "",
+        dislike_url=links.feedback_url(cfg, subscriber_id, paper.id, -1) if votes else "",
+    )
+
+
+def interests_line(interests: tuple[Interest, ...]) -> str:
+    """The interests in one line: 'KV cache · cs.CL · like 2401.01234 · not: crypto'."""
+    parts: list[str] = []
+    for i in interests:
+        value = shorten(one_line(i.value), 48)
+        if i.kind in {InterestKind.KEYWORD, InterestKind.TEXT, InterestKind.CATEGORY}:
+            parts.append(value)
+        elif i.kind == InterestKind.LIKE:
+            parts.append(f"like {value}")
+        elif i.kind == InterestKind.NOT_KEYWORD:
+            parts.append(f"not: {value}")
+    return " · ".join(parts)
+
+
+def long_date(day: date) -> str:
+    return f"{day:%A} {day.day} {day:%B %Y}"
+
+
+def top_title(digest: Digest) -> str:
+    first = (digest.picks or digest.trending or (None,))[0]
+    if first is None:
+        return "no new matching papers today"
+    return one_line(readable(first.paper.title) or first.paper.id)
+
+
+def preheader(digest: Digest, cards: int) -> str:
+    """The inbox preview line shown after the subject."""
+    if not digest.picks:
+        return one_line(digest.empty_reason or "No new papers matched your interests today.", 150)
+    more = f" and {cards - 1} more picked for you" if cards > 1 else ", picked for you"
+    return shorten(f"{top_title(digest)}{more}", 150)
+
+
+@lru_cache(maxsize=16384)
+def wrap(text: str, width: int = 78, indent: str = "", first: str | None = None) -> str:
+    """Plain-text paragraph wrapped at `width` (first line starts with `first`, default
+    `indent`); URLs and long words are never broken."""
+    return textwrap.fill(
+        one_line(text),
+        width=width,
+        initial_indent=indent if first is None else first,
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def link_line(label: str, url: str, indent: str = "", width: int = 78) -> str:
+    """'label: url' on one line when it fits, else the URL alone on the next line."""
+    line = f"{indent}{label}: {url}"
+    return line if len(line) <= width else f"{indent}{label}:\n{indent}{url}"

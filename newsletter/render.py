@@ -1,0 +1,261 @@
+"""Render e-mails: Jinja2 (autoescape, StrictUndefined) on templates with CSS inlined once.
+
+`Renderer(cfg)` builds the environment once. The first time a template is used its stylesheet
+(`templates/email/email.css`) is inlined into the template's own markup (see `inline.py`) and
+the result is compiled and cached, so each e-mail costs one Jinja2 render. Every message has an
+HTML part and a plain-text part from its own template, and the digest HTML is kept under
+`MAX_HTML_BYTES` (Gmail clips at about 102 KB): excerpts are shortened first, then items dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from . import links
+from .config import Config
+from .emailview import (
+    CardView,
+    card,
+    interests_line,
+    link_line,
+    long_date,
+    one_line,
+    preheader,
+    shorten,
+    top_title,
+    wrap,
+)
+from .errors import ConfigError
+from .inline import flatten, inline_template, premailer_inline
+from .models import Digest, Pick, Subscriber
+
+log = logging.getLogger(__name__)
+
+MAX_HTML_BYTES = 100_000
+STYLESHEET = "email/email.css"
+SUBJECT_FIELDS = "{date}, {top_title}, {count}, {name}"
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    html: str
+    text: str
+    preheader: str
+    dropped: int = 0  # digest items left out to keep the HTML under the size guard
+
+
+class Renderer:
+    """Renders digests and the account e-mails from `cfg.templates_dir/email/`."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        *,
+        inline_per_email: bool = False,
+        max_html_bytes: int = MAX_HTML_BYTES,
+    ) -> None:
+        """`inline_per_email=True` is the slow reference path (premailer on every e-mail)."""
+        self.cfg = cfg
+        self.inline_per_email = inline_per_email
+        self.max_html_bytes = max_html_bytes
+        root = Path(cfg.templates_dir)
+        if not (root / STYLESHEET).is_file():
+            raise ConfigError(
+                f"no e-mail stylesheet at {root / STYLESHEET}: site.templates_dir must point at a "
+                "folder with email/ templates (copy the project's templates/ folder)"
+            )
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(root)),
+            autoescape=jinja2.select_autoescape(("html", "htm", "xml"), default_for_string=True),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        self.env.filters.update(wrap=wrap, num=lambda n: f"{n:,}")
+        self.env.globals.update(link_line=link_line)
+        self.css = self._source(STYLESHEET)
+        self._html: dict[str, jinja2.Template] = {}
+        self._check_subject_template()
+
+    # -- templates -----------------------------------------------------------------------
+    def _source(self, name: str) -> str:
+        assert self.env.loader is not None
+        try:
+            return self.env.loader.get_source(self.env, name)[0]
+        except jinja2.TemplateNotFound:
+            raise ConfigError(
+                f"e-mail template {name} is missing from {self.cfg.templates_dir}"
+            ) from None
+
+    def html_template(self, name: str) -> jinja2.Template:
+        """The compiled HTML template, with the stylesheet inlined once (cached)."""
+        template = self._html.get(name)
+        if template is None:
+            path = f"email/{name}.html"
+            source = flatten(path, self._source)
+            if not self.inline_per_email:
+                source = inline_template(path, source, self.css)
+            code = self.env.compile(source, name=path, filename=path)
+            template = jinja2.Template.from_code(self.env, code, self.env.make_globals(None))
+            self._html[name] = template
+        return template
+
+    def _render(self, name: str, context: dict[str, Any]) -> tuple[str, str]:
+        html = self.html_template(name).render(context)
+        if self.inline_per_email:
+            html = premailer_inline(html, self.css)
+        text = self.env.get_template(f"email/{name}.txt").render(context)
+        return html, text
+
+    # -- subjects ------------------------------------------------------------------------
+    def _check_subject_template(self) -> None:
+        try:
+            self.cfg.email.subject_template.format(
+                date=date(2026, 1, 1), top_title="t", count=1, name="n"
+            )
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            raise ConfigError(
+                f"email.subject_template {self.cfg.email.subject_template!r} cannot be filled "
+                f"({exc!r}): use the fields {SUBJECT_FIELDS}, e.g. "
+                '"Papers for {date:%a %d %b}: {top_title}"'
+            ) from None
+
+    def digest_subject(self, digest: Digest) -> str:
+        subject = self.cfg.email.subject_template.format(
+            date=digest.date,
+            top_title=shorten(top_title(digest), 90),
+            count=len(digest.picks),
+            name=one_line(digest.subscriber.name),
+        )
+        return one_line(subject, 200)
+
+    # -- contexts ------------------------------------------------------------------------
+    def _common(self, subscriber: Subscriber, title: str, pre: str) -> dict[str, Any]:
+        site = self.cfg.site
+        return {
+            "site_name": one_line(site.name),
+            "site_url": site.base_url.rstrip("/") + "/",
+            "operator": one_line(site.operator_name or site.name),
+            "postal_address": one_line(site.postal_address),
+            "subscriber_email": subscriber.email,
+            "subscriber_name": one_line(subscriber.name),
+            "title": title,
+            "preheader": pre,
+        }
+
+    def _digest_context(
+        self, digest: Digest, picks: Sequence[Pick], trending: Sequence[Pick], excerpt: int
+    ) -> dict[str, Any]:
+        cfg, sid = self.cfg, digest.subscriber.id
+        cards = [card(cfg, sid, n, p, excerpt) for n, p in enumerate(picks, 1)]
+        hot: list[CardView] = [
+            card(cfg, sid, n, p, 0, votes=False) for n, p in enumerate(trending, len(cards) + 1)
+        ]
+        context = self._common(
+            digest.subscriber,
+            f"{one_line(cfg.site.name)} · {long_date(digest.date)}",
+            preheader(digest, len(cards)),
+        )
+        context.update(
+            date_long=long_date(digest.date),
+            interests=interests_line(digest.interests),
+            picks=cards,
+            trending=hot,
+            empty_reason=one_line(digest.empty_reason),
+            dropped=0,
+            manage_url=links.manage_url(cfg, sid),
+            unsubscribe_url=links.unsubscribe_url(cfg, sid),
+            preview_url=links.preview_url(cfg, sid),
+        )
+        return context
+
+    # -- messages ------------------------------------------------------------------------
+    def digest(self, digest: Digest) -> RenderedEmail:
+        """The daily digest, under the HTML size guard."""
+        return self._digest("digest", digest, self.digest_subject(digest))
+
+    def welcome(self, digest: Digest) -> RenderedEmail:
+        """The first digest after confirming, with a short welcome on top."""
+        subject = one_line(f"Welcome to {self.cfg.site.name}: {top_title(digest)}", 200)
+        return self._digest("welcome", digest, subject)
+
+    def _digest(self, name: str, digest: Digest, subject: str) -> RenderedEmail:
+        excerpt = self.cfg.digest.excerpt_chars
+        picks, trending = list(digest.picks), list(digest.trending)
+        context = self._digest_context(digest, picks, trending, excerpt)
+        html, text = self._render(name, context)
+        if self._fits(html):
+            return RenderedEmail(subject, html, text, context["preheader"], 0)
+        for shorter in (excerpt * 2 // 3, excerpt // 2, excerpt // 3, min(excerpt, 120)):
+            context = self._digest_context(digest, picks, trending, shorter)
+            html, text = self._render(name, context)
+            if self._fits(html):
+                log.warning(
+                    "digest for subscriber %s: excerpts shortened to %d characters to keep the "
+                    "HTML under %d bytes",
+                    digest.subscriber.id,
+                    shorter,
+                    self.max_html_bytes,
+                )
+                return RenderedEmail(subject, html, text, context["preheader"], 0)
+        return self._drop_to_fit(name, digest, subject, min(excerpt, 120))
+
+    def _drop_to_fit(self, name: str, digest: Digest, subject: str, excerpt: int) -> RenderedEmail:
+        """Keep the longest prefix of picks-then-trending whose HTML fits (binary search)."""
+        items = [*digest.picks, *digest.trending]
+        n_picks = len(digest.picks)
+
+        def attempt(keep: int) -> tuple[dict[str, Any], str, str]:
+            picks, trending = items[: min(keep, n_picks)], items[n_picks:keep]
+            context = self._digest_context(digest, picks, trending, excerpt)
+            context["dropped"] = len(items) - keep
+            return context, *self._render(name, context)
+
+        low, high = 0, len(items) - 1  # `len(items)` is known not to fit
+        best = attempt(0)
+        while low <= high:
+            mid = (low + high) // 2
+            tried = attempt(mid)
+            if self._fits(tried[1]):
+                best, low = tried, mid + 1
+            else:
+                high = mid - 1
+        context, html, text = best
+        log.warning(
+            "digest for subscriber %s: dropped %d of %d item(s) to keep the HTML under %d bytes",
+            digest.subscriber.id,
+            context["dropped"],
+            len(items),
+            self.max_html_bytes,
+        )
+        return RenderedEmail(subject, html, text, context["preheader"], context["dropped"])
+
+    def _fits(self, html: str) -> bool:
+        return len(html.encode("utf-8")) <= self.max_html_bytes
+
+    def confirmation(self, subscriber: Subscriber, confirm_url: str) -> RenderedEmail:
+        """The double-opt-in e-mail with the confirm link."""
+        site = one_line(self.cfg.site.name)
+        pre = f"One click to start getting papers picked for you by {site}."
+        context = self._common(subscriber, f"Confirm your subscription to {site}", pre)
+        context.update(confirm_url=confirm_url)
+        html, text = self._render("confirm", context)
+        return RenderedEmail(f"Confirm your subscription to {site}", html, text, pre)
+
+    def unsubscribed(self, subscriber: Subscriber, resubscribe_url: str) -> RenderedEmail:
+        """The notice that an address is unsubscribed, with a way back."""
+        site = one_line(self.cfg.site.name)
+        pre = f"You will get no more e-mails from {site}."
+        context = self._common(subscriber, f"You are unsubscribed from {site}", pre)
+        context.update(resubscribe_url=resubscribe_url)
+        html, text = self._render("unsubscribed", context)
+        return RenderedEmail(f"You are unsubscribed from {site}", html, text, pre)

@@ -1,0 +1,257 @@
+"""The digest e-mail as a reader's client gets it: DOM, links, escaping, size guard, subject."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import replace
+from pathlib import Path
+
+import lxml.html
+import pytest
+
+from newsletter.errors import ConfigError
+from newsletter.render import MAX_HTML_BYTES, RenderedEmail, Renderer
+from newsletter.tokens import read_token
+from tests.conftest import SECRET, make_config
+from tests.render_factory import corpus, make_digest, paper, subscriber
+
+URL = re.compile(r"https?://\S+")
+
+
+def dom(html: str) -> lxml.html.HtmlElement:
+    return lxml.html.document_fromstring(html)
+
+
+@pytest.fixture
+def renderer(tmp_path: Path) -> Renderer:
+    return Renderer(make_config(tmp_path))
+
+
+def test_digest_cards_are_inlined_absolute_and_script_free(renderer: Renderer) -> None:
+    out = renderer.digest(make_digest(5, 3))
+    doc = dom(out.html)
+    cards = doc.cssselect("table.card")
+    assert len(cards) == 5
+    for c in cards:
+        assert "border" in c.get("style", "")
+        for el in c.cssselect("td.card-cell, h3.card-title, a.card-link, p.excerpt, a.pill"):
+            assert el.get("style"), f"<{el.tag} class={el.get('class')}> has no inline style"
+    hrefs = [a.get("href") for a in doc.iter("a")]
+    assert hrefs and all(h.startswith(("https://", "http://127.0.0.1:8000/")) for h in hrefs)
+    assert not doc.cssselect("script, link, iframe, form, object, embed")
+    assert all(img.get("alt") for img in doc.iter("img"))
+    assert "@import" not in out.html and "fonts.googleapis" not in out.html
+    style = " ".join(s.text_content() for s in doc.iter("style"))
+    assert "prefers-color-scheme: dark" in style and "max-width: 620px" in style
+    assert doc.cssselect('meta[name="color-scheme"]')
+
+
+def test_digest_content_header_cards_trending_footer(renderer: Renderer) -> None:
+    digest = make_digest(5, 3)
+    out = renderer.digest(digest)
+    doc = dom(out.html)
+    masthead = doc.cssselect("td.masthead")[0].text_content()
+    assert "Thursday 26 November 2026" in masthead
+    assert "KV cache · quantization · cs.CL · not: crypto" in masthead
+    first = doc.cssselect("table.card")[0]
+    p0 = digest.picks[0].paper
+    link = first.cssselect("a.card-link")[0]
+    assert link.get("href") == f"https://arxiv.org/abs/{p0.id}"
+    assert link.text_content() == p0.title
+    meta = first.cssselect("p.meta")[0].text_content()
+    assert "cs.LG" in meta and "▲ 120" in meta and "★ 1,500" in meta
+    assert first.cssselect("p.reason")[0].text_content().startswith("matches: KV cache")
+    pills = {a.text_content(): a.get("href") for a in first.cssselect("a.pill")}
+    assert pills == {
+        "arXiv": f"https://arxiv.org/abs/{p0.id}",
+        "PDF": f"https://arxiv.org/pdf/{p0.id}",
+        "Hugging Face": f"https://huggingface.co/papers/{p0.id}",
+        "Code": "https://github.com/example/repo-0",
+    }
+    # Paper 2 is arXiv-only without code: neither an HF nor a code link.
+    third = {a.text_content() for a in doc.cssselect("table.card")[2].cssselect("a.pill")}
+    assert third == {"arXiv", "PDF", "Code"}
+    votes = [a.get("href") for a in first.cssselect("a.vote")]
+    data = [read_token(SECRET, "feedback", v.rsplit("/", 1)[1]) for v in votes]
+    assert [(d.subscriber_id, d.extra) for d in data] == [
+        (7, {"p": p0.id, "v": 1}),
+        (7, {"p": p0.id, "v": -1}),
+    ]
+    trending = doc.cssselect("td.trend-list")[0].text_content()
+    assert "Trending today" in out.html and digest.trending[0].paper.title[:40] in trending
+    footer = doc.cssselect("td.footer")[0]
+    footer_links = {a.text_content(): a.get("href") for a in footer.iter("a")}
+    assert footer_links["Unsubscribe"].startswith("http://127.0.0.1:8000/unsubscribe/")
+    assert footer_links["Manage preferences"].startswith("http://127.0.0.1:8000/manage/")
+    assert "reader@example.org" in footer.text_content()
+    assert "1 Test Street" in footer.text_content()
+    assert out.preheader.startswith(p0.title[:30])
+    assert out.preheader in doc.cssselect("div.preheader")[0].text_content()
+
+
+def test_excerpt_is_cut_at_a_word_boundary(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, "[digest]\nexcerpt_chars = 120\n")
+    digest = make_digest(1, 0)
+    out = Renderer(cfg).digest(digest)
+    excerpt = dom(out.html).cssselect("p.excerpt")[0].text_content()
+    assert len(excerpt) <= 120 and excerpt.endswith("…")
+    assert digest.picks[0].paper.abstract.startswith(excerpt[:-1])
+    assert digest.picks[0].paper.abstract[len(excerpt) - 1] in " ,.;:"
+
+
+def test_feed_markup_is_escaped_not_executed(renderer: Renderer) -> None:
+    row = corpus()[0]
+    evil = paper(
+        0,
+        row,
+        title='<script>alert("t")</script> Cats & <b>Dogs</b>',
+        abstract="We show </td></tr></table><script>alert(1)</script><img src=x onerror=y> "
+        + row["abstract"],
+        authors=("Eve <i>Evil</i>",),
+        github_repo="javascript:alert(1)",
+    )
+    out = renderer.digest(make_digest(1, 0, papers=[evil]))
+    doc = dom(out.html)
+    assert not doc.cssselect("script, img, b, i")
+    card = doc.cssselect("table.card")[0]
+    assert card.cssselect("a.card-link")[0].text_content().startswith("<script>alert(")
+    assert "</td></tr></table><script>" in card.cssselect("p.excerpt")[0].text_content()
+    assert "Eve <i>Evil</i>" in card.cssselect("p.authors")[0].text_content()
+    assert "Code" not in {a.text_content() for a in card.cssselect("a.pill")}
+    assert len(doc.cssselect("td.footer")) == 1  # the layout after the card is intact
+    assert "<script>" not in out.html and "javascript:" not in out.html
+
+
+def test_latex_in_titles_and_abstracts_is_readable(renderer: Renderer) -> None:
+    row = {
+        "title": r"A$^2$ATS: $\alpha$-\textbf{Sparse} Attention",
+        "abstract": r"$O(n^2)$ to $\mathcal{O}(n)$",
+    }
+    out = renderer.digest(make_digest(1, 0, papers=[paper(0, row)]))
+    card = dom(out.html).cssselect("table.card")[0]
+    assert card.cssselect("a.card-link")[0].text_content() == "A²ATS: α-Sparse Attention"
+    assert card.cssselect("p.excerpt")[0].text_content() == "O(n²) to 𝒪(n)"
+    assert "A²ATS: α-Sparse Attention" in out.text and "A²ATS" in out.subject
+
+
+def test_subject_is_one_line_from_the_template(tmp_path: Path) -> None:
+    cfg = make_config(
+        tmp_path, '[email]\nsubject_template = "{count} for {name} on {date:%d %b}: {top_title}"\n'
+    )
+    row = {"title": "Bad\r\nBcc: victim@example.org\x00 title\u2028here", "abstract": "x"}
+    out = Renderer(cfg).digest(make_digest(1, 0, papers=[paper(0, row)]))
+    assert out.subject == "1 for Rea Der on 26 Nov: Bad Bcc: victim@example.org title here"
+    assert not re.search(r"[\x00-\x1f\u2028]", out.subject)
+
+
+def test_bad_subject_template_is_a_config_error(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, '[email]\nsubject_template = "Papers {when}"\n')
+    with pytest.raises(ConfigError, match=r"subject_template.*\{date\}, \{top_title\}"):
+        Renderer(cfg)
+
+
+def test_empty_digest_explains_itself(renderer: Renderer) -> None:
+    reason = "No new papers were announced today (arXiv does not publish on weekends)."
+    out = renderer.digest(make_digest(0, 0, empty_reason=reason))
+    doc = dom(out.html)
+    assert not doc.cssselect("table.card")
+    assert reason in doc.text_content() and "Nothing new for you today" in doc.text_content()
+    assert out.preheader == reason and reason[:40] in out.text
+    assert "no new matching papers today" in out.subject
+
+
+def _maximal_digest(n: int) -> object:
+    long_abstract = " ".join(r["abstract"] for r in corpus()[:4])  # ~6,000 characters
+    papers = [
+        paper(
+            i,
+            {"title": "Very long title about attention " * 8, "abstract": long_abstract},
+            authors=tuple(f"Author Number {k} of a Large Collaboration" for k in range(60)),
+        )
+        for i in range(25)
+    ]
+    return make_digest(25, 0, papers=papers)
+
+
+def test_25_maximal_picks_stay_under_the_size_guard(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, "[digest]\nexcerpt_chars = 5000\n")
+    out = Renderer(cfg).digest(_maximal_digest(25))  # type: ignore[arg-type]
+    assert len(out.html.encode()) <= MAX_HTML_BYTES
+    doc = dom(out.html)
+    assert len(doc.cssselect("table.card")) + out.dropped == 25
+    assert all(c.get("style") for c in doc.cssselect("table.card"))
+
+
+def test_size_guard_shortens_then_drops_and_logs(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cfg = make_config(tmp_path)
+    digest = make_digest(10, 3)
+    full = Renderer(cfg).digest(digest)
+    limit = len(full.html.encode()) - 2000
+    with caplog.at_level(logging.WARNING, logger="newsletter.render"):
+        shortened = Renderer(cfg, max_html_bytes=limit).digest(digest)
+    assert shortened.dropped == 0 and len(shortened.html.encode()) <= limit
+    assert "excerpts shortened" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="newsletter.render"):
+        dropped = Renderer(cfg, max_html_bytes=20_000).digest(digest)
+    assert dropped.dropped > 0 and len(dropped.html.encode()) <= 20_000
+    assert f"dropped {dropped.dropped} of 13 item(s)" in caplog.text
+    doc = dom(dropped.html)
+    kept = len(doc.cssselect("table.card")) + len(doc.cssselect("p.trend"))
+    assert kept + dropped.dropped == 13
+    assert "did not fit in this e-mail" in doc.cssselect("td.footer")[0].text_content()
+    assert "did not fit in this e-mail" in dropped.text
+    assert digest.picks[9].paper.id not in dropped.text  # the text part drops the same items
+
+
+def test_text_part_wraps_at_78_and_has_every_link(renderer: Renderer) -> None:
+    out = renderer.digest(make_digest(6, 3))
+    for line in out.text.splitlines():
+        assert len(line) <= 78 or URL.fullmatch(line.strip()), line
+    html_links = {a.get("href") for a in dom(out.html).iter("a")}
+    text_links = set(URL.findall(out.text))
+    assert html_links <= text_links, html_links - text_links
+    assert "YOUR PICKS" in out.text and "TRENDING TODAY" in out.text
+    assert not re.search(r"<(p|a|td|span)\b|&amp;|&#", out.text)  # plain text, not HTML
+
+
+def test_text_part_is_not_html_escaped(renderer: Renderer) -> None:
+    row = {"title": "Cats & Dogs <3", "abstract": 'It\'s "quoted" & fine'}
+    out = renderer.digest(make_digest(1, 0, papers=[paper(0, row)]))
+    assert "Cats & Dogs <3" in out.text and 'It\'s "quoted" & fine' in out.text
+
+
+def test_account_emails_share_the_base_template(renderer: Renderer) -> None:
+    sub = subscriber(name="Ann\r\nBcc: x@evil.test")
+    confirm = renderer.confirmation(sub, "http://127.0.0.1:8000/confirm/TOKEN")
+    gone = renderer.unsubscribed(sub, "http://127.0.0.1:8000/subscribe")
+    welcome = renderer.welcome(make_digest(3, 1))
+    for out, url in (
+        (confirm, "http://127.0.0.1:8000/confirm/TOKEN"),
+        (gone, "http://127.0.0.1:8000/subscribe"),
+        (welcome, "http://127.0.0.1:8000/manage/"),
+    ):
+        assert isinstance(out, RenderedEmail)
+        doc = dom(out.html)
+        assert doc.cssselect("td.masthead a.brand")[0].get("style")
+        assert "1 Test Street" in doc.cssselect("td.footer")[0].text_content()
+        assert any(a.get("href", "").startswith(url) for a in doc.iter("a"))
+        assert url in out.text and "\n" not in out.subject
+        assert not doc.cssselect("script")
+    assert confirm.subject == "Confirm your subscription to Test Digest"
+    assert dom(confirm.html).cssselect("a.button")[0].get("style")
+    assert "Ann Bcc: x@evil.test" in confirm.text
+    assert gone.subject == "You are unsubscribed from Test Digest"
+    assert welcome.subject.startswith("Welcome to Test Digest: ")
+    assert "Welcome, Rea Der!" in dom(welcome.html).text_content()
+    assert len(dom(welcome.html).cssselect("table.card")) == 3
+
+
+def test_missing_templates_dir_is_a_config_error(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    moved = replace(cfg, site=replace(cfg.site, templates_dir=str(tmp_path / "nowhere")))
+    with pytest.raises(ConfigError, match=r"site\.templates_dir"):
+        Renderer(moved)

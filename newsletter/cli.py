@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import sys
 from collections.abc import Callable
@@ -180,10 +181,23 @@ def subscribe(
         raise click.BadParameter(
             f"{tz!r} is not an IANA timezone such as Europe/Berlin", param_hint="--timezone"
         ) from None
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise click.BadParameter(
+            "must be one line, without control characters", param_hint="--name"
+        )
     wanted: list[Interest] = []
+    for hint, values in (("--interest", interests), ("--not", negatives)):
+        if any(not v.strip() for v in values):
+            raise click.BadParameter("must not be empty", param_hint=hint)
     for text in interests:
         kind = InterestKind.KEYWORD if len(text.split()) <= 4 else InterestKind.TEXT
         wanted.append(Interest(kind, text.strip()))
+    for cat in categories:
+        if not re.fullmatch(r"[a-z-]+(\.[A-Za-z-]+)?", cat.strip()):
+            raise click.BadParameter(
+                f"{cat!r} is not an arXiv category such as cs.CL or stat.ML",
+                param_hint="--category",
+            )
     wanted += [Interest(InterestKind.CATEGORY, c.strip()) for c in categories]
     for raw in likes:
         try:
@@ -202,16 +216,23 @@ def subscribe(
         delivery_hour=cfg.digest.hour if hour is None else hour,
         digest_size=cfg.digest.size if size is None else size,
     )
-    if wanted:
-        app.store.add_interests(sub.id, wanted, now)
+    known = {(i.kind, i.value) for i in app.store.interests_for(sub.id)}
+    fresh = [i for i in wanted if (i.kind, i.value) not in known]
+    if fresh:
+        app.store.add_interests(sub.id, fresh, now)
     if not created:
         if confirmed and sub.status != SubscriberStatus.ACTIVE:
             app.store.set_status(sub.id, SubscriberStatus.ACTIVE, now)
             click.echo(f"{address} was already subscribed ({sub.status}); now active.")
+        elif sub.status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED):
+            click.echo(
+                f"{address} is {sub.status}; nothing changed (add --confirmed to subscribe "
+                "them again, only if they asked you to)."
+            )
         else:
             click.echo(
                 f"{address} is already subscribed ({sub.status}); nothing changed"
-                + (f" except {len(wanted)} interest(s) added." if wanted else ".")
+                + (f" except {len(fresh)} new interest(s) added." if fresh else ".")
             )
         return
     click.echo(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -220,7 +221,37 @@ def _build_section(name: str, raw: Any) -> Any:
     return cls(**values)
 
 
+_CATEGORY = re.compile(r"^[a-z-]+(\.[A-Za-z-]+)?$")
+
+
+def _validate_sources(s: SourcesConfig) -> None:
+    """[sources] checks (issue 2): URLs, categories, retries, arXiv's 3-second rule."""
+    for key in ("arxiv_rss_url", "arxiv_api_url", "huggingface_url"):
+        if not getattr(s, key).startswith(("http://", "https://")):
+            raise ConfigError(f"sources.{key} must start with http:// or https://")
+    if s.arxiv_rss and not s.arxiv_categories:
+        raise ConfigError('sources.arxiv_categories is empty: list some, e.g. ["cs.LG", "cs.CL"]')
+    for cat in s.arxiv_categories:
+        if not _CATEGORY.match(cat):
+            raise ConfigError(
+                f"sources.arxiv_categories has {cat!r}, which is not an arXiv category "
+                '(e.g. "cs.LG", "stat.ML", "hep-th")'
+            )
+    if s.timeout_seconds <= 0:
+        raise ConfigError("sources.timeout_seconds must be more than 0")
+    if not 0 <= s.max_retries <= 10:
+        raise ConfigError("sources.max_retries must be between 0 and 10")
+    if "export.arxiv.org" in s.arxiv_api_url and s.arxiv_api_delay_seconds < 3:
+        raise ConfigError(
+            "sources.arxiv_api_delay_seconds must be at least 3 for export.arxiv.org "
+            "(arXiv's terms of use ask for one request every 3 seconds)"
+        )
+    if s.arxiv_api_delay_seconds < 0:
+        raise ConfigError("sources.arxiv_api_delay_seconds cannot be negative")
+
+
 def _validate(cfg: Config) -> None:
+    _validate_sources(cfg.sources)
     if cfg.smtp.security not in {"starttls", "ssl", "none"}:
         raise ConfigError(
             f'smtp.security is {cfg.smtp.security!r}: use "starttls", "ssl" or "none"'

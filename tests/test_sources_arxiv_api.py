@@ -128,10 +128,11 @@ def test_search_params() -> None:
 def test_paging_with_start_and_politeness_delay() -> None:
     seen: list[httpx.URL] = []
     bodies = {"0": fixture_bytes(PAGE0), "3": fixture_bytes(PAGE10)}
+    empty = fixture_bytes("arxiv_api/api_empty_result_2026-04.xml")
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request.url)
-        return httpx.Response(200, content=bodies.get(request.url.params["start"], b""))
+        return httpx.Response(200, content=bodies.get(request.url.params["start"], empty))
 
     clock = [100.0]
     slept: list[float] = []
@@ -152,12 +153,24 @@ def test_paging_with_start_and_politeness_delay() -> None:
             page_size=3,
         )
     )
-    # page 0 had 3 entries (a full page), page 3 had 2 (short): stop
-    assert [u.params["start"] for u in seen] == ["0", "3"]
-    assert [u.params["max_results"] for u in seen] == ["3", "3"]
+    # start advances by what arrived; a short page is not the end, an empty one is
+    assert [u.params["start"] for u in seen] == ["0", "3", "5"]
+    assert [u.params["max_results"] for u in seen] == ["3", "3", "3"]
     assert seen[0].params["search_query"] == "all:testing"
-    assert [len(p.papers) for p in pages] == [3, 2]
-    assert slept == [3.0]  # one wait of 3 s before the second request
+    assert [len(p.papers) for p in pages] == [3, 2, 0]
+    assert slept == [3.0, 3.0]  # 3 s between requests
+
+
+def test_paging_stops_at_total_results() -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.params["start"])
+        return httpx.Response(200, content=fixture_bytes(LEGACY))  # totalResults 1
+
+    client = HttpClient(agent="t", transport=httpx.MockTransport(handler), sleep=lambda s: None)
+    pages = list(arxiv_api.fetch_search(client, "https://x.example/api", {"search_query": "q"}))
+    assert seen == ["0"] and len(pages) == 1
 
 
 def test_http_400_error_entry_raises_feed_error() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SECTIONS = ("rank", "render", "send")
+SECTIONS = ("fetch", "rank", "render", "send")
 
 
 def main(argv: list[str]) -> int:

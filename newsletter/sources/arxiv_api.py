@@ -164,7 +164,8 @@ def fetch_search(
         yield page
         count = len(page.papers) + page.skipped
         start += count
-        if count == 0 or count < page_size or (page.total is not None and start >= page.total):
+        # A short page is not the end: arXiv sometimes sends fewer than asked mid-way.
+        if count == 0 or (page.total is not None and start >= page.total):
             return
     log.warning("%s: stopped after %d pages", base_url, MAX_PAGES)
 

@@ -82,6 +82,8 @@ def tex_to_unicode(text: str) -> str:
 
 def _split_top_level(text: str, sep: str) -> list[str]:
     """Split on `sep` outside parentheses and brackets."""
+    if "(" not in text and "[" not in text:
+        return text.split(sep)
     parts, depth, current = [], 0, []
     i = 0
     while i < len(text):

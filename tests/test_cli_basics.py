@@ -1,0 +1,192 @@
+"""The CLI through click's CliRunner, against real SQLite files and a real local HTTP server."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from newsletter.bench.fetch import serve, synthetic_feed
+from newsletter.cli import cli
+from newsletter.config import EXAMPLE_CONFIG, load_config
+from newsletter.store import Store
+from tests.conftest import SECRET, fixture_bytes
+
+ENV = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": ""}
+
+
+@pytest.fixture
+def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NEWSLETTER_CONFIG", raising=False)
+    return tmp_path
+
+
+def invoke(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), env=ENV, catch_exceptions=False)
+
+
+def init(workdir: Path) -> Path:
+    result = invoke("init")
+    assert result.exit_code == 0, result.output
+    return workdir / "config.toml"
+
+
+def point_sources_at(config: Path, base: str) -> None:
+    text = config.read_text()
+    text = text.replace('"https://rss.arxiv.org/rss"', f'"{base}/rss"')
+    text = text.replace('"https://huggingface.co/api/daily_papers"', f'"{base}/api/daily_papers"')
+    config.write_text(text)
+
+
+def test_init_writes_config_and_database(workdir: Path) -> None:
+    result = invoke("init")
+    assert result.exit_code == 0
+    config = workdir / "config.toml"
+    assert config.read_text() == EXAMPLE_CONFIG.read_text()
+    db = workdir / "data" / "newsletter.db"
+    assert db.exists() and f"database ready: {db}" in result.output
+    with sqlite3.connect(db) as conn:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+    assert {"papers", "subscribers", "interests", "sends", "fetch_state", "runs"} <= tables
+    assert version >= 1
+    load_config(str(config))  # the written file is a valid config
+    config.write_text(config.read_text() + "\n# mine\n")
+    again = invoke("init")
+    assert again.exit_code == 0 and "keeping it" in again.output
+    assert config.read_text().endswith("# mine\n")
+
+
+def test_subscribe_rejects_a_bad_address_without_traceback(workdir: Path) -> None:
+    init(workdir)
+    result = CliRunner().invoke(cli, ["subscribe", "not-an-address"], env=ENV)
+    assert result.exit_code != 0
+    assert "'not-an-address' is not a valid e-mail address" in result.output
+    assert "@" in result.output  # says what is missing
+    assert "Traceback" not in result.output and result.exception is not None
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_subscribe_twice_is_idempotent_and_says_so(workdir: Path) -> None:
+    init(workdir)
+    first = invoke("subscribe", "Ada@Example.org", "--interest", "KV cache", "--confirmed")
+    assert first.exit_code == 0 and "subscribed Ada@example.org (active)" in first.output
+    second = invoke("subscribe", "ada@EXAMPLE.org", "--interest", "KV cache")
+    assert second.exit_code == 0
+    assert "already subscribed (active); nothing changed." in second.output
+    third = invoke("subscribe", "ada@example.org", "--interest", "diffusion")
+    assert "nothing changed except 1 new interest(s) added." in third.output
+    with Store(workdir / "data" / "newsletter.db") as store:
+        (sub,) = store.list_subscribers()
+        assert sub.email == "Ada@example.org"
+        assert [i.value for i in store.interests_for(sub.id)] == ["KV cache", "diffusion"]
+    listing = invoke("subscribers")
+    assert "Ada@example.org" in listing.output and "1 subscriber(s)" in listing.output
+
+
+def test_an_unsubscribed_address_is_not_silently_resubscribed(workdir: Path) -> None:
+    init(workdir)
+    invoke("subscribe", "bo@example.org", "--confirmed")
+    assert "unsubscribed bo@example.org." in invoke("unsubscribe", "bo@example.org").output
+    again = invoke("subscribe", "bo@example.org")
+    assert "is unsubscribed; nothing changed" in again.output
+    with Store(workdir / "data" / "newsletter.db") as store:
+        assert store.list_subscribers()[0].status == "unsubscribed"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--name", "Eve\r\nBcc: x@evil.example"], "--name"),
+        (["--category", "machine learning"], "not an arXiv category"),
+        (["--interest", "  "], "must not be empty"),
+        (["--like", "nope"], "not an arXiv identifier"),
+        (["--timezone", "Mars/Olympus"], "not an IANA timezone"),
+    ],
+)
+def test_subscribe_option_errors(workdir: Path, args: list[str], message: str) -> None:
+    init(workdir)
+    result = CliRunner().invoke(cli, ["subscribe", "eve@example.org", *args], env=ENV)
+    assert result.exit_code == 2 and message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_bad_config_key_is_one_clear_error(workdir: Path) -> None:
+    Path("config.toml").write_text('[sources]\narxiv_categories = "cs.LG"\n')
+    result = CliRunner().invoke(cli, ["fetch"], env=ENV)
+    assert result.exit_code == 1
+    assert "sources.arxiv_categories must be a list of strings" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_fetch_option_errors(workdir: Path) -> None:
+    init(workdir)
+    result = CliRunner().invoke(cli, ["fetch", "--ids", "2401.01234,abc"], env=ENV)
+    assert result.exit_code == 1 and "'abc' is not an arXiv ID" in result.output
+    result = CliRunner().invoke(cli, ["fetch", "--backfill", "0"], env=ENV)
+    assert result.exit_code == 2 and "--backfill" in result.output
+    result = CliRunner().invoke(cli, ["fetch", "--date", "yesterday"], env=ENV)
+    assert result.exit_code == 2 and "use YYYY-MM-DD" in result.output
+
+
+def _rows(db: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT * FROM papers ORDER BY id").fetchall()
+
+
+def test_init_and_fetch_a_2000_item_day_from_a_local_server(workdir: Path) -> None:
+    feed = synthetic_feed(fixture_bytes("arxiv_rss/rss_quant-ph_2025-04-28.xml"))
+    routes = {"/rss/cs.LG+cs.CL+cs.CV": feed, "/api/daily_papers": b"[]"}
+    with serve(routes) as base:
+        point_sources_at(init(workdir), base)
+        first = invoke("fetch")
+        assert first.exit_code == 0, first.output
+        db = workdir / "data" / "newsletter.db"
+        rows = _rows(db)
+        second = invoke("fetch")
+    assert "fetched 2,050 papers: 2,050 new · 0 updated · 0 unchanged" in first.output
+    assert "arxiv_rss: 2,050 for 2025-04-28" in first.output
+    assert len(rows) == 2050  # every new item (2,000) and cross-list (50); no replacements
+    with Store(db) as store:
+        new = [p for p in store.search_papers(limit=5000) if p.announce_type == "new"]
+        assert len(new) == 2000
+        p = store.get_paper("2504.20007")
+        assert p is not None and p.authors == ("Ann Lee7", "Bo Chen", "Cy Diaz")
+        assert p.title == "Synthetic paper 7: efficient attention & KV caches"
+        assert store.get_paper("2504.22099") is None  # a replacement
+        (run,) = store.last_runs("fetch", limit=1)
+        assert run["outcome"] == "ok"
+    # the second fetch of the same feed adds nothing and changes nothing
+    assert "fetched 2,050 papers: 0 new · 0 updated · 2,050 unchanged" in second.output
+    assert _rows(db) == rows
+    listing = invoke("papers", "--search", "Synthetic paper 7:")
+    assert "2504.20007" in listing.output and "1 paper(s)" in listing.output
+
+
+def test_fetch_reports_a_failed_source_and_exits_nonzero_only_when_all_fail(
+    workdir: Path,
+) -> None:
+    routes = {
+        "/rss/": b"<html><body>Service Unavailable</body></html>",
+        "/api/daily_papers": fixture_bytes("huggingface/daily_papers_2items_2026-08_TRIMMED.json"),
+    }
+    with serve(routes) as base:
+        point_sources_at(init(workdir), base)
+        result = CliRunner().invoke(cli, ["fetch", "--date", "2026-08-11"], env=ENV)
+        assert result.exit_code == 0, result.output
+        assert "error: arxiv_rss:" in result.output and "not an RSS or Atom feed" in result.output
+        assert "huggingface: 2 for 2026-08-11" in result.output
+        only_rss = CliRunner().invoke(cli, ["fetch", "--source", "arxiv_rss"], env=ENV)
+        assert only_rss.exit_code == 1 and "Traceback" not in only_rss.output
+
+
+def test_empty_weekend_feed_through_the_cli(workdir: Path) -> None:
+    routes = {"/rss/": fixture_bytes("arxiv_rss/rss_cs_empty_weekend_2025-04-27.xml")}
+    with serve(routes) as base:
+        point_sources_at(init(workdir), base)
+        result = invoke("fetch", "--source", "arxiv_rss")
+    assert result.exit_code == 0
+    assert "arXiv announced no new papers for 2025-04-27" in result.output

@@ -245,7 +245,9 @@ class JoinAndLeavePages:
         if existing is None:
             sub, _ = store.add_subscriber(address, now, **settings)  # type: ignore[arg-type]
             store.set_interests(sub.id, prefs.interests(), now)
+            log.info("sign-up: new pending subscriber %s", sub.id)
             return sub
+        log.info("sign-up for known subscriber %s (%s)", existing.id, existing.status)
         if existing.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
             # Someone else may have typed this address: change nothing; the e-mail's link
             # leads the owner to a page with their manage link.

@@ -43,6 +43,12 @@ def local_today(sub: Subscriber, now: datetime) -> Any:
         return now.date()
 
 
+def _is_probe(request: Request) -> bool:
+    """A HEAD request or a browser prefetch: show the page, record nothing."""
+    purpose = request.headers.get("sec-purpose", "") + request.headers.get("purpose", "")
+    return request.method == "HEAD" or "prefetch" in purpose.lower()
+
+
 class DigestPages:
     def __init__(self, web: WebContext) -> None:
         self.web = web
@@ -183,7 +189,7 @@ class DigestPages:
         data = web.token(request, "feedback")
         paper_id, vote = self._vote(data)
         sub = web.subscriber(data)
-        if request.method != "HEAD":  # a HEAD probe records nothing
+        if not _is_probe(request):
             web.store.record_feedback(sub.id, paper_id, vote, web.clock())
         return self._feedback_page(request, sub, paper_id, vote, undone=False)
 

@@ -1,0 +1,211 @@
+"""Store round trips on a real SQLite file: merge rules, no blanking, unique e-mail, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+import sqlite_utils
+
+from newsletter import store as store_module
+from newsletter.models import Paper, SubscriberStatus
+from newsletter.store import Store, merge_papers
+
+T0 = datetime(2025, 4, 28, 5, 0, tzinfo=UTC)
+T1 = datetime(2025, 4, 28, 9, 0, tzinfo=UTC)
+
+ARXIV = Paper(
+    id="2504.17837",
+    title="Statistical noise enhances quantumness benefits",
+    abstract="Quantum reservoir computing offers a promising approach. " * 5,
+    authors=("Youssef Kora", "Christoph Simon"),
+    categories=("quant-ph", "physics.comp-ph"),
+    version=1,
+    announce_type="new",
+    announced=date(2025, 4, 28),
+    abs_url="https://arxiv.org/abs/2504.17837",
+    pdf_url="https://arxiv.org/pdf/2504.17837",
+    sources=("arxiv_rss",),
+    journal_ref="Phys. Rev. A 1 (2025)",
+    doi="10.1/x",
+)
+HF = Paper(
+    id="2504.17837",
+    title="Statistical Noise Enhances Quantumness Benefits (HF copy)",
+    abstract="A shorter HF summary.",
+    authors=("Y. Kora",),
+    published=datetime(2025, 4, 24, tzinfo=UTC),
+    abs_url="https://arxiv.org/abs/2504.17837",
+    upvotes=12,
+    comments=3,
+    github_repo="https://github.com/example/qrc",
+    github_stars=40,
+    ai_keywords=("reservoir computing",),
+    ai_summary="Noise helps.",
+    hf_date=date(2025, 4, 28),
+    sources=("huggingface",),
+)
+
+
+def test_full_round_trip(store: Store) -> None:
+    full = replace(
+        ARXIV,
+        upvotes=5,
+        comments=0,
+        github_stars=0,
+        ai_keywords=("a", "b"),
+        ai_summary="s",
+        hf_date=date(2025, 4, 29),
+        published=datetime(2025, 4, 24, 13, 0, tzinfo=UTC),
+    )
+    result = store.upsert_papers([full], T0)
+    assert (result.added, result.updated, result.unchanged) == (1, 0, 0)
+    got = store.get_paper(full.id)
+    assert got == replace(full, first_seen=T0, updated=T0)
+    assert got is not None and got.comments == 0 and got.github_stars == 0  # zero is not None
+
+
+def test_hugging_face_after_arxiv_adds_signals_and_keeps_the_record(store: Store) -> None:
+    store.upsert_papers([ARXIV], T0)
+    result = store.upsert_papers([HF], T1)
+    assert result.updated == 1 and result.updated_ids == frozenset({ARXIV.id})
+    p = store.get_paper(ARXIV.id)
+    assert p is not None
+    assert (p.title, p.abstract, p.authors) == (ARXIV.title, ARXIV.abstract, ARXIV.authors)
+    assert p.categories == ARXIV.categories and p.announced == date(2025, 4, 28)
+    assert (p.upvotes, p.comments, p.github_stars) == (12, 3, 40)
+    assert p.github_repo == HF.github_repo and p.ai_keywords == HF.ai_keywords
+    assert p.published == HF.published  # a gap filled
+    assert p.sources == ("arxiv_rss", "huggingface")
+    assert p.first_seen == T0 and p.updated == T1
+    assert p.hf_url == "https://huggingface.co/papers/2504.17837"
+
+
+def test_arxiv_after_hugging_face_becomes_canonical(store: Store) -> None:
+    store.upsert_papers([HF], T0)
+    store.upsert_papers([ARXIV], T1)
+    p = store.get_paper(ARXIV.id)
+    assert p is not None
+    assert p.title == ARXIV.title and p.authors == ARXIV.authors
+    assert p.upvotes == 12 and p.first_seen == T0
+    assert p.sources == ("huggingface", "arxiv_rss")
+
+
+def test_a_later_shorter_record_never_blanks_a_field(store: Store) -> None:
+    store.upsert_papers([merge_papers(ARXIV, HF)], T0)
+    sparse = Paper(id=ARXIV.id, sources=("huggingface",), upvotes=None, title="", abstract="")
+    result = store.upsert_papers([sparse], T1)
+    assert result.unchanged == 1 and result.updated == 0
+    p = store.get_paper(ARXIV.id)
+    assert p is not None and p.updated == T0  # not rewritten
+    assert p.title == ARXIV.title and p.upvotes == 12 and p.github_repo == HF.github_repo
+    truncated = replace(ARXIV, abstract=ARXIV.abstract[:40])
+    store.upsert_papers([truncated], T1)
+    assert store.get_paper(ARXIV.id).abstract == ARXIV.abstract  # type: ignore[union-attr]
+
+
+def test_fresher_counts_and_newer_versions_win(store: Store) -> None:
+    store.upsert_papers([merge_papers(ARXIV, HF)], T0)
+    store.upsert_papers([replace(HF, upvotes=30, comments=5), replace(ARXIV, version=3)], T1)
+    p = store.get_paper(ARXIV.id)
+    assert p is not None and (p.upvotes, p.comments, p.version) == (30, 5, 3)
+    store.upsert_papers([replace(ARXIV, version=2)], T1)
+    assert store.get_paper(ARXIV.id).version == 3  # type: ignore[union-attr]
+
+
+def test_the_feed_announcement_replaces_an_api_estimate_but_not_the_reverse() -> None:
+    api = replace(ARXIV, sources=("arxiv_api",), announce_type="", announced=date(2025, 4, 25))
+    assert merge_papers(api, ARXIV).announced == date(2025, 4, 28)
+    assert merge_papers(api, ARXIV).announce_type == "new"
+    assert merge_papers(ARXIV, api).announced == date(2025, 4, 28)
+    cross = replace(ARXIV, announce_type="cross", announced=date(2025, 4, 29))
+    assert merge_papers(ARXIV, cross).announced == date(2025, 4, 28)  # first stays
+
+
+def test_duplicates_in_one_batch_merge(store: Store) -> None:
+    result = store.upsert_papers([ARXIV, HF], T0)
+    assert (result.added, result.updated) == (1, 0)
+    p = store.get_paper(ARXIV.id)
+    assert p is not None and p.upvotes == 12 and p.title == ARXIV.title
+
+
+def test_unchanged_batch_is_not_rewritten(store: Store, tmp_path: Path) -> None:
+    papers = [replace(ARXIV, id=f"2504.{10000 + i}") for i in range(600)]
+    assert store.upsert_papers(papers, T0).added == 600
+    before = store.db.execute("SELECT * FROM papers ORDER BY id").fetchall()
+    result = store.upsert_papers(papers, T1)
+    assert (result.added, result.updated, result.unchanged) == (0, 0, 600)
+    assert store.db.execute("SELECT * FROM papers ORDER BY id").fetchall() == before
+
+
+def test_email_is_unique_case_insensitively(store: Store) -> None:
+    first, created = store.add_subscriber("Ada@Example.org", T0)
+    assert created
+    again, created_again = store.add_subscriber("ada@example.ORG", T1)
+    assert not created_again and again.id == first.id and again.email == "Ada@Example.org"
+    assert store.get_subscriber_by_email("ADA@EXAMPLE.ORG") == first
+    with pytest.raises(sqlite3.IntegrityError):
+        store.db.execute("INSERT INTO subscribers (email) VALUES ('ADA@example.org')")
+
+
+def test_subscriber_round_trip(store: Store) -> None:
+    sub, _ = store.add_subscriber(
+        "bo@example.org",
+        T0,
+        name="Bo",
+        status=SubscriberStatus.ACTIVE,
+        timezone="Europe/Berlin",
+        delivery_hour=6,
+        digest_size=12,
+    )
+    assert (sub.name, sub.status, sub.timezone) == ("Bo", "active", "Europe/Berlin")
+    assert (sub.delivery_hour, sub.digest_size) == (6, 12)
+    assert sub.created_at == T0 and sub.confirmed_at == T0
+
+
+def test_migrations_set_user_version_and_run_once(tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "m.db"
+    with Store(path) as s:
+        assert s.schema_version == len(store_module.MIGRATIONS)
+        assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        s.upsert_papers([ARXIV], T0)
+    calls: list[int] = []
+
+    def add_column(db: sqlite_utils.Database) -> None:
+        calls.append(1)
+        db.execute("ALTER TABLE papers ADD COLUMN note TEXT")
+
+    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, add_column])
+    with Store(path) as s:
+        assert s.schema_version == len(store_module.MIGRATIONS)
+        assert s.get_paper(ARXIV.id) is not None  # data survived
+        assert "note" in s.db["papers"].columns_dict
+    with Store(path) as s:
+        assert s.schema_version == len(store_module.MIGRATIONS)
+    assert calls == [1]
+
+
+def test_fetch_state_keeps_validators_through_an_error(store: Store) -> None:
+    url = "https://rss.arxiv.org/rss/cs.LG"
+    store.record_fetch_success(url, "arxiv_rss", T0, etag='"e"', last_modified="lm", count=5)
+    store.record_fetch_error(url, "arxiv_rss", "bad XML", T1)
+    state = store.get_fetch_state(url)
+    assert state is not None
+    assert (state["etag"], state["last_modified"], state["last_count"]) == ('"e"', "lm", 5)
+    assert state["last_success"] == T0.isoformat() and state["last_error"] == "bad XML"
+    store.record_fetch_success(url, "arxiv_rss", T1, etag=None, last_modified=None, count=0)
+    assert store.get_fetch_state(url)["last_error"] is None  # type: ignore[index]
+
+
+def test_runs(store: Store) -> None:
+    run_id = store.start_run("fetch", T0)
+    store.finish_run(run_id, "ok", "fetched 1 papers", T1)
+    (row,) = store.last_runs("fetch")
+    assert (row["outcome"], row["summary"], row["finished_at"]) == (
+        "ok",
+        "fetched 1 papers",
+        T1.isoformat(),
+    )

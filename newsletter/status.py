@@ -23,7 +23,7 @@ LOOKBACK_DAYS = 7
 # A source whose last success is older than this is reported as a problem.
 FETCH_STALE_AFTER = timedelta(hours=36)
 LIST_LIMIT = 50
-_BAD_OUTCOMES = {"failed", "error", "crashed"}
+_BAD_OUTCOMES = {"failed", "aborted", "error"}
 
 
 @dataclass
@@ -171,6 +171,8 @@ def gather_status(store: Store, cfg: Config, now: datetime) -> StatusReport:
 def find_problems(report: StatusReport, now: datetime) -> list[str]:
     """Short sentences a monitor can alert on (empty when all is well)."""
     problems: list[str] = []
+    if report.last_runs.get("fetch") is None:
+        problems.append("no fetch has run yet: run `newsletter fetch` or start the daemon")
     for kind, run in report.last_runs.items():
         if run is not None and run["outcome"] in _BAD_OUTCOMES:
             problems.append(f"last {kind} run {run['outcome']}: {run['summary']}".rstrip(": "))

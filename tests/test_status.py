@@ -140,13 +140,30 @@ def test_status_check_exits_2_on_problems_and_0_when_healthy(seeded: Path, tmp_p
     assert result.exit_code == 2
     assert json.loads(result.output)["healthy"] is False
 
-    empty = tmp_path / "empty.toml"
-    empty.write_text('[storage]\ndatabase = "empty.db"\n', encoding="utf-8")
-    result = CliRunner().invoke(cli, ["--config", str(empty), "status", "--check", "--json"])
-    assert result.exit_code == 0, result.output
+    fresh = tmp_path / "fresh.toml"
+    fresh.write_text('[storage]\ndatabase = "fresh.db"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["--config", str(fresh), "status", "--check", "--json"])
+    assert result.exit_code == 2, result.output
     data = json.loads(result.output)
     assert data["counts"]["subscribers"] == 0
     assert data["last_runs"] == {"fetch": None, "send": None}
+    assert data["problems"] == ["no fetch has run yet: run `newsletter fetch` or start the daemon"]
+
+    now = datetime.now(UTC)
+    with Store(tmp_path / "fresh.db") as store:
+        run = store.start_run("fetch", now)
+        store.finish_run(run, "ok", "fetched 0 papers", now)
+        store.record_fetch_success(
+            "https://rss.arxiv.org/rss/cs.LG",
+            "arxiv_rss",
+            now,
+            etag=None,
+            last_modified=None,
+            count=0,
+        )
+    result = CliRunner().invoke(cli, ["--config", str(fresh), "status", "--check"])
+    assert result.exit_code == 0, result.output
+    assert "Problems: none" in result.output
 
 
 def test_status_without_config_is_a_clean_error(tmp_path: Path) -> None:

@@ -99,13 +99,16 @@ pass_app = click.make_pass_decorator(AppContext)
 
 
 @cli.command()
-@click.option("--path", default="config.toml", show_default=True, help="Where to write the config.")
+@click.option(
+    "--path", default=None, help="Where to write the config (default: --config, else config.toml)."
+)
 @click.option("--force", is_flag=True, help="Overwrite an existing config file.")
 @click.pass_context
 @friendly_errors
-def init(ctx: click.Context, path: str, force: bool) -> None:
+def init(ctx: click.Context, path: str | None, force: bool) -> None:
     """Write config.toml from the example and create the database."""
-    target = Path(path)
+    app: AppContext = ctx.obj
+    target = Path(path or app.config_path or "config.toml")
     if target.exists() and not force:
         click.echo(f"{target} exists; keeping it (use --force to overwrite).")
     else:
@@ -115,8 +118,7 @@ def init(ctx: click.Context, path: str, force: bool) -> None:
             f"wrote {target}: edit it, then set NEWSLETTER_SECRET_KEY and "
             "NEWSLETTER_SMTP_PASSWORD in the environment"
         )
-    app: AppContext = ctx.obj
-    app.config_path = app.config_path or str(target)
+    app.config_path = str(target)  # the database is the one this config names
     store = app.store
     click.echo(f"database ready: {store.path} (schema version {store.schema_version})")
 

@@ -190,3 +190,11 @@ def test_empty_weekend_feed_through_the_cli(workdir: Path) -> None:
         result = invoke("fetch", "--source", "arxiv_rss")
     assert result.exit_code == 0
     assert "arXiv announced no new papers for 2025-04-27" in result.output
+
+
+def test_init_follows_the_config_option(workdir: Path) -> None:
+    result = invoke("--config", "site/newsletter.toml", "init")
+    assert result.exit_code == 0, result.output
+    assert (workdir / "site" / "newsletter.toml").exists()
+    assert (workdir / "site" / "data" / "newsletter.db").exists()
+    assert not (workdir / "config.toml").exists()

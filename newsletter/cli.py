@@ -328,7 +328,14 @@ class _FetchProgress:
 
 
 @cli.command()
-@click.option("--date", "day", default=None, help="Hugging Face day to fetch (YYYY-MM-DD).")
+@click.option(
+    "--date",
+    "day",
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="Hugging Face day to fetch (default: today and yesterday); with --source arxiv_api, "
+    "that day's submissions. The arXiv feed always holds the latest announcement.",
+)
 @click.option(
     "--source",
     "sources",

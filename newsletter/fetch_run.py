@@ -153,13 +153,16 @@ class FetchRun:
         report.errors.append(message)
         self.store.record_fetch_error(url, report.name, message, self.now)
 
-    def succeeded(self, report: SourceReport, url: str, fetched: Fetched, count: int) -> None:
+    def succeeded(
+        self, report: SourceReport, url: str, count: int, fetched: Fetched | None = None
+    ) -> None:
+        """Remember a good answer (and its validators for the next conditional GET)."""
         self.store.record_fetch_success(
             url,
             report.name,
             self.now,
-            etag=fetched.etag,
-            last_modified=fetched.last_modified,
+            etag=fetched.etag if fetched else None,
+            last_modified=fetched.last_modified if fetched else None,
             count=count,
         )
 
@@ -190,7 +193,7 @@ class FetchRun:
             self.failed(report, url, exc)
             return
         self.land(report, parsed)
-        self.succeeded(report, url, fetched, len(parsed.papers))
+        self.succeeded(report, url, len(parsed.papers), fetched)
         if parsed.day:
             report.days.append(parsed.day)
         if not parsed.papers:
@@ -219,7 +222,7 @@ class FetchRun:
                         report.not_modified += 1
                         continue
                     self.land(report, parsed)
-                    self.succeeded(report, page_url, fetched, len(parsed.papers))
+                    self.succeeded(report, page_url, len(parsed.papers), fetched)
                     count += len(parsed.papers)
             except (FeedError, ValueError) as exc:
                 self.failed(report, url, exc)
@@ -282,7 +285,7 @@ def check_sources(sources: Iterable[str] | None) -> list[str] | None:
 def api_search(run: FetchRun, first: date, last: date) -> None:
     s = run.cfg.sources
     params = arxiv_api.search_params(s.arxiv_categories, first, last)
-    url = f"{s.arxiv_api_url}?search_query={params['search_query']}"
+    url = s.arxiv_api_url  # one fetch_state row for the API; errors name the full query URL
     pages = arxiv_api.fetch_search(
         run.client,
         s.arxiv_api_url,
@@ -297,8 +300,7 @@ def api_search(run: FetchRun, first: date, last: date) -> None:
         run.failed(report, url, exc)
         return
     report.days.extend(first + timedelta(days=i) for i in range((last - first).days + 1))
-    fetched = Fetched(url=url, status=200, content=b"")
-    run.succeeded(report, url, fetched, report.fetched)
+    run.succeeded(report, url, report.fetched)
 
 
 def parse_id_list(raw: Iterable[str]) -> list[str]:

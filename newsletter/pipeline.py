@@ -147,7 +147,7 @@ def fetch_ids(
 
     def work(run: FetchRun) -> None:
         s = cfg.sources
-        url = f"{s.arxiv_api_url}?id_list={','.join(wanted)}"
+        url = s.arxiv_api_url  # one fetch_state row for the API
         pages = arxiv_api.fetch_ids(
             run.client,
             s.arxiv_api_url,
@@ -161,6 +161,7 @@ def fetch_ids(
         except (FeedError, ValueError) as exc:
             run.failed(report, url, exc)
             return
+        run.succeeded(report, url, report.fetched)
         missing = [i for i in wanted if i not in run.summary.seen_ids]
         if missing:
             report.notes.append(f"arXiv has no paper with ID {', '.join(missing)}")

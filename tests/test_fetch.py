@@ -246,6 +246,7 @@ def test_backfill_pages_the_api_politely(store: Store, cfg: Config) -> None:
     paper = store.get_paper("2202.12139")
     assert paper is not None and paper.sources == ("arxiv_api",)
     assert paper.announced == date(2022, 2, 25)  # estimated from the submission time
+    assert store.get_fetch_state("https://export.arxiv.org/api/query")["last_count"] == 5
 
 
 def test_backfill_without_cross_lists_keeps_primary_categories_only(tmp_path: Path) -> None:
@@ -304,6 +305,8 @@ def test_fetch_ids_validates_and_reports_missing(store: Store, cfg: Config) -> N
     assert seen[0].params["id_list"] == "2104.12255,2301.99999"
     assert store.get_paper("2104.12255") is not None
     assert summary.notes == ["arXiv has no paper with ID 2301.99999"]
+    state = store.get_fetch_state("https://export.arxiv.org/api/query")
+    assert state is not None and state["last_count"] == 1 and state["source"] == "arxiv_api"
 
 
 def test_unknown_source_name_is_refused(store: Store, cfg: Config) -> None:

@@ -389,8 +389,7 @@ def fetch(
         progress.clear()
     for note in summary.notes:
         click.echo(note)
-    for error in summary.errors:
-        click.echo(f"error: {error}", err=True)
+    # Failures were logged (with their URL) as they happened; the summary line repeats them.
     click.echo(f"{summary.line()} ({summary.seconds:.1f} s)")
     if summary.outcome == "failed":
         sys.exit(1)

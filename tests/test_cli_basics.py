@@ -177,7 +177,7 @@ def test_fetch_reports_a_failed_source_and_exits_nonzero_only_when_all_fail(
         point_sources_at(init(workdir), base)
         result = CliRunner().invoke(cli, ["fetch", "--date", "2026-08-11"], env=ENV)
         assert result.exit_code == 0, result.output
-        assert "error: arxiv_rss:" in result.output and "not an RSS or Atom feed" in result.output
+        assert "arxiv_rss: FAILED (" in result.output and "sent an HTML page" in result.output
         assert "huggingface: 2 for 2026-08-11" in result.output
         only_rss = CliRunner().invoke(cli, ["fetch", "--source", "arxiv_rss"], env=ENV)
         assert only_rss.exit_code == 1 and "Traceback" not in only_rss.output

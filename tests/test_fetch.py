@@ -146,7 +146,7 @@ def test_malformed_feed_is_skipped_and_other_sources_still_land(store: Store, cf
     assert store.get_paper("2608.09888") is not None  # Hugging Face still landed
     assert store.get_paper("2504.17830") == before  # nothing stored was lost
     state = store.get_fetch_state(FEED_URL)
-    assert state["last_error"] and "not an RSS or Atom feed" in state["last_error"]
+    assert state["last_error"] and "sent an HTML page" in state["last_error"]
     assert state["last_success"] == NOW.isoformat()  # the earlier success is remembered
     assert store.last_runs("fetch")[0]["outcome"] == "partial"
 

@@ -114,7 +114,8 @@ def test_empty_weekend_feed_is_a_normal_day() -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "not an RSS or Atom feed"),
+        (b"<html><body><h1>502 Bad Gateway</h1></body></html>", "sent an HTML page"),
+        (b"<?xml version='1.0'?><opml><body/></opml>", "not an RSS or Atom feed"),
         (b"<!DOCTYPE html><html><body>Oops</body></html>", "HTML page"),
         (b"", "bad XML"),
         (None, "bad XML"),  # truncated mid-item

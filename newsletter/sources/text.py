@@ -139,4 +139,6 @@ def parse_xml(content: bytes, url: str, what: str) -> ET.Element:
     except ET.ParseError as exc:
         hint = "an HTML page" if head.lower().startswith((b"<html", b"<!doctype")) else "bad XML"
         raise FeedError(f"{url} sent {hint} instead of {what} ({exc})") from None
+    if root.tag.lower() == "html" or root.tag.endswith("}html"):
+        raise FeedError(f"{url} sent an HTML page (an error page?) instead of {what}")
     return root

@@ -166,6 +166,19 @@ class FetchRun:
             count=count,
         )
 
+    def unchanged(self, report: SourceReport, url: str) -> None:
+        """A 304: the check succeeded; the stored validators and count stay."""
+        report.not_modified += 1
+        state = self.store.get_fetch_state(url) or {}
+        self.store.record_fetch_success(
+            url,
+            report.name,
+            self.now,
+            etag=state.get("etag"),
+            last_modified=state.get("last_modified"),
+            count=state.get("last_count") or 0,
+        )
+
     def validators(self, url: str) -> tuple[str | None, str | None, int | None]:
         state = self.store.get_fetch_state(url) or {}
         return state.get("etag"), state.get("last_modified"), state.get("last_count")
@@ -181,7 +194,7 @@ class FetchRun:
         try:
             fetched = self.client.get(url, etag=etag, last_modified=modified)
             if fetched.not_modified:
-                report.not_modified += 1
+                self.unchanged(report, url)
                 report.notes.append(f"arXiv feed {url} unchanged since the last fetch")
                 return
             if not fetched.ok:
@@ -219,7 +232,7 @@ class FetchRun:
                 ):
                     url = page_url
                     if parsed is None:
-                        report.not_modified += 1
+                        self.unchanged(report, page_url)
                         continue
                     self.land(report, parsed)
                     self.succeeded(report, page_url, len(parsed.papers), fetched)

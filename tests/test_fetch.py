@@ -131,6 +131,9 @@ def test_304_on_etag_means_nothing_new(store: Store, cfg: Config) -> None:
     second = run(store, cfg, Server(rss=rss), sources=["arxiv_rss"], now=NOW.replace(hour=10))
     assert second.added == second.updated == 0 and second.errors == []
     assert "arxiv_rss: not modified since the last fetch" in second.line()
+    state = store.get_fetch_state(FEED_URL)
+    assert state["etag"] == '"v1"' and state["last_count"] == 5
+    assert state["last_success"] == NOW.replace(hour=10).isoformat()
     assert store.search_papers(limit=100) == before
 
 

@@ -111,3 +111,26 @@ def test_pages_until_a_short_page() -> None:
         {"date": "2026-08-11", "limit": "100", "p": "1"},
     ]
     assert [len(parsed.papers) for _, parsed, _ in got if parsed] == [100, 2]
+
+
+@pytest.mark.parametrize(("stored_count", "pages_asked"), [(2, ["0"]), (100, ["0", "1"])])
+def test_not_modified_page_continues_only_after_a_full_page(
+    stored_count: int, pages_asked: list[str]
+) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.params["p"] == "0":
+            return httpx.Response(304)
+        return httpx.Response(200, content=fixture_bytes(TWO))
+
+    client = HttpClient(agent="t", transport=httpx.MockTransport(handler), sleep=lambda s: None)
+    got = list(
+        huggingface.fetch_day(
+            client, BASE, date(2026, 8, 11), validators=lambda url: ('"e"', None, stored_count)
+        )
+    )
+    assert [r.url.params["p"] for r in seen] == pages_asked
+    assert seen[0].headers["If-None-Match"] == '"e"'
+    assert got[0][1] is None  # page 0 not modified

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import FeedError
 from ..models import Paper, split_arxiv_id
 from . import HUGGINGFACE, Parsed
-from .http import HttpClient
+from .http import Fetched, HttpClient
 from .text import clean_text, one_line
 
 log = logging.getLogger(__name__)
@@ -118,7 +118,7 @@ def fetch_day(
     *,
     validators: Callable[[str], tuple[str | None, str | None, int | None]] | None = None,
     on_page: Callable[[int], None] | None = None,
-) -> Iterator[tuple[str, Parsed | None, Any]]:
+) -> Iterator[tuple[str, Parsed | None, Fetched]]:
     """Yield (url, parsed page or None when not modified, Fetched) until a short page.
 
     `validators(url)` returns the stored (ETag, Last-Modified, item count) of a page, for a

@@ -151,3 +151,22 @@ def test_politeness_interval_between_requests_to_one_host() -> None:
     client.get("https://export.arxiv.org/api/query", min_interval=3.0)
     client.get("https://huggingface.co/api/daily_papers", min_interval=3.0)  # another host
     assert slept == [2.0]
+
+
+def test_a_runaway_body_is_refused() -> None:
+    script = Script(httpx.Response(200, content=b"x" * 5000))
+    client, _ = make(script, max_bytes=4096)
+    with pytest.raises(FeedError, match="sent more than"):
+        client.get(URL)
+
+
+def test_a_connection_dropped_mid_body_is_retried() -> None:
+    class Dropping(httpx.SyncByteStream):
+        def __iter__(self):  # type: ignore[override]
+            yield b"<rss>"
+            raise httpx.RemoteProtocolError("peer closed connection without sending complete body")
+
+    script = Script(httpx.Response(200, stream=Dropping()), httpx.Response(200, content=b"<rss/>"))
+    client, slept = make(script)
+    assert client.get(URL).content == b"<rss/>"
+    assert slept == [1.0]

@@ -161,6 +161,25 @@ def test_paging_with_start_and_politeness_delay() -> None:
     assert slept == [3.0, 3.0]  # 3 s between requests
 
 
+def test_an_empty_page_before_the_end_is_asked_once_more() -> None:
+    empty = fixture_bytes("arxiv_api/api_empty_result_2026-04.xml")
+    hiccup = empty.replace(b"totalResults>0<", b"totalResults>214881<")
+    answers = {"0": [fixture_bytes(PAGE0)], "3": [hiccup, fixture_bytes(PAGE10)], "5": [empty]}
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        start = request.url.params["start"]
+        seen.append(start)
+        return httpx.Response(200, content=answers[start].pop(0))
+
+    client = HttpClient(agent="t", transport=httpx.MockTransport(handler), sleep=lambda s: None)
+    pages = list(
+        arxiv_api.fetch_search(client, "https://x.example/api", {"search_query": "q"}, page_size=3)
+    )
+    assert seen == ["0", "3", "3", "5"]
+    assert [len(p.papers) for p in pages] == [3, 2, 0]
+
+
 def test_paging_stops_at_total_results() -> None:
     seen: list[str] = []
 

@@ -152,19 +152,29 @@ def fetch_search(
     page_size: int = PAGE_SIZE,
     on_page: Callable[[int, int | None], None] | None = None,
 ) -> Iterator[Parsed]:
-    """Yield every page of a search, `delay` seconds apart; `on_page(done, total)` after each."""
-    start, done = 0, 0
+    """Yield every page of a search, `delay` seconds apart; `on_page(done, total)` after each.
+
+    arXiv sometimes answers a page short, or empty, before the end of the results: a short
+    page does not end the search, and an empty one before `totalResults` is asked once more.
+    """
+    start, asked_again = 0, False
     for _ in range(MAX_PAGES):
         page = _get_page(
             client, base_url, {**params, "start": start, "max_results": page_size}, delay
         )
-        done += len(page.papers) + page.skipped
-        if on_page:
-            on_page(done, page.total)
-        yield page
         count = len(page.papers) + page.skipped
+        more = page.total is not None and start < page.total
+        if count == 0 and more and not asked_again:
+            log.info(
+                "%s: empty page at start=%d of %s; asking once more", base_url, start, page.total
+            )
+            asked_again = True
+            continue
+        asked_again = False
         start += count
-        # A short page is not the end: arXiv sometimes sends fewer than asked mid-way.
+        if on_page:
+            on_page(start, page.total)
+        yield page
         if count == 0 or (page.total is not None and start >= page.total):
             return
     log.warning("%s: stopped after %d pages", base_url, MAX_PAGES)

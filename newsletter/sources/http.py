@@ -92,12 +92,14 @@ class HttpClient:
         clock: Callable[[], float] = time.monotonic,
         backoff_base: float = 1.0,
         max_wait: float = 120.0,
+        max_bytes: int = 64_000_000,
     ) -> None:
         self.max_retries = max(0, max_retries)
         self.sleep = sleep
         self.clock = clock
         self.backoff_base = backoff_base
         self.max_wait = max_wait
+        self.max_bytes = max_bytes
         self.requests = 0  # requests sent, retries included
         self._last_request: dict[str, float] = {}
         self._client = httpx.Client(
@@ -126,6 +128,21 @@ class HttpClient:
                 self.sleep(wait)
         self._last_request[host] = self.clock()
 
+    def _send(
+        self, url: str, params: Mapping[str, str | int] | None, headers: dict[str, str]
+    ) -> tuple[httpx.Response, bytes]:
+        """One request; the body is read with a size cap (a runaway answer is refused)."""
+        with self._client.stream("GET", url, params=params, headers=headers) as response:
+            body = bytearray()
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > self.max_bytes:
+                    raise FeedError(
+                        f"{response.url} sent more than {self.max_bytes // 1_000_000} MB; "
+                        "that is not a feed we can use"
+                    )
+        return response, bytes(body)
+
     def get(
         self,
         url: str,
@@ -147,7 +164,7 @@ class HttpClient:
             self._wait_turn(host, min_interval)
             self.requests += 1
             try:
-                response = self._client.get(url, params=params, headers=headers)
+                response, content = self._send(url, params, headers)
             except httpx.TransportError as exc:
                 problem = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 delay = self.backoff_base * 2**attempt
@@ -156,7 +173,7 @@ class HttpClient:
                     return Fetched(
                         url=str(response.url),
                         status=response.status_code,
-                        content=response.content,
+                        content=content,
                         etag=response.headers.get("etag"),
                         last_modified=response.headers.get("last-modified"),
                         content_type=response.headers.get("content-type", ""),

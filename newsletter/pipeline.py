@@ -67,6 +67,11 @@ def fetch_all(
             )
             if on
         ]
+    if not names:
+        raise FeedError(
+            "no source is enabled: set sources.arxiv_rss or sources.huggingface to true "
+            "in the config, or name one with --source"
+        )
     today = now.date()
     hf_days = [day] if day else [today, today - timedelta(days=1)]
 

@@ -315,3 +315,9 @@ def test_fetch_ids_validates_and_reports_missing(store: Store, cfg: Config) -> N
 def test_unknown_source_name_is_refused(store: Store, cfg: Config) -> None:
     with pytest.raises(FeedError, match="unknown source 'rss'"):
         pipeline.fetch_all(store, cfg, NOW, sources=["rss"])
+
+
+def test_no_enabled_source_is_a_clear_error(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, "[sources]\narxiv_rss = false\nhuggingface = false\n")
+    with Store(cfg.database_path) as store, pytest.raises(FeedError, match="no source is enabled"):
+        pipeline.fetch_all(store, cfg, NOW)

@@ -1,0 +1,383 @@
+"""Rank one day's papers for many subscribers at once: relevance × trending, fresh, no repeats.
+
+The one ranking entry point used by the digest, the web preview and `newsletter eval`:
+`rank(papers, profiles, today=..., options=...) -> list[Ranking]`.
+
+Relevance per subscriber (each term a matrix product over a whole batch of subscribers):
+- interests (keywords, phrases, free text): BM25F with a weighted title field, stemming and
+  bigram phrase terms, scaled by the query's best possible score; then pseudo-relevance
+  feedback: each paper gains its mean similarity to the query's top papers;
+- liked papers and 👍 add their similarity, disliked papers and 👎 subtract theirs; with
+  enough votes a per-subscriber linear model (interest_model.train_models) adds its output;
+- arXiv categories boost (or, in "filter" mode, restrict to) matching papers;
+- negative keywords remove matching papers.
+The final score is relevance × (1 + trending_weight × trending); subscribers without
+interests get the trending order. Picks are then diversified with maximal marginal relevance.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+import numpy as np
+from scipy import sparse
+
+from .explain import Explainer
+from .interest_model import BACKGROUND, Profile, build_matrices, train_models
+from .models import Paper, Pick
+from .semantic import Encoder, fuse_ranks
+from .textindex import IndexSettings, TextIndex
+from .trending import paper_day, trending_scores
+
+CHUNK = 2048  # subscribers scored together; bounds memory at ~CHUNK x papers floats
+
+
+@dataclass(frozen=True)
+class RankOptions:
+    """Knobs of the ranker; `RANKERS` names the tested combinations."""
+
+    index: IndexSettings = field(default_factory=IndexSettings)
+    prf_docs: int = 5  # pseudo-relevance feedback: top papers per query (0 = off)
+    prf_terms: int = 20  # words in each query's expansion
+    prf_weight: float = 1.0
+    other_queries: float = 0.1  # weight of a subscriber's other matching interests
+    like_weight: float = 1.0
+    dislike_weight: float = 1.0
+    model_weight: float = 0.5
+    category_mode: str = "boost"  # or "filter"
+    category_boost: float = 0.15
+    trending_weight: float = 0.25
+    mmr_lambda: float = 0.7  # 1.0 = no diversification
+    mmr_floor: float = 0.4  # similarity below this is not counted as redundancy
+    min_relevance: float = 0.05  # below this a paper is not a pick for a subscriber
+
+
+_BASE = RankOptions()
+RANKERS: dict[str, RankOptions] = {
+    "default": _BASE,
+    "bm25": replace(
+        _BASE,
+        index=IndexSettings(stem=False, fields=False, bigram_weight=0.0, k1=1.2, b=0.75),
+        prf_docs=0,
+        mmr_lambda=1.0,
+    ),
+    "no-stem": replace(_BASE, index=replace(_BASE.index, stem=False)),
+    "no-title": replace(_BASE, index=replace(_BASE.index, fields=False)),
+    "no-bigrams": replace(_BASE, index=replace(_BASE.index, bigram_weight=0.0)),
+    "no-prf": replace(_BASE, prf_docs=0),
+    "no-mmr": replace(_BASE, mmr_lambda=1.0),
+}
+
+
+def ranker_options(name: str, *, category_mode: str = "boost", trending_weight: float = 0.25):
+    """The named ranker with the operator's category mode and trending weight."""
+    if name not in RANKERS:
+        raise KeyError(name)
+    return replace(RANKERS[name], category_mode=category_mode, trending_weight=trending_weight)
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One subscriber's result: picks (best first), a trending section, or why it is empty."""
+
+    picks: tuple[Pick, ...] = ()
+    trending: tuple[Pick, ...] = ()
+    empty_reason: str = ""
+
+
+@dataclass
+class Day:
+    """Everything computed once per day of papers, shared by every subscriber batch."""
+
+    papers: Sequence[Paper]
+    index: TextIndex
+    sim: np.ndarray  # paper-to-paper cosine similarity (dense, papers x papers)
+    trend: np.ndarray
+    day: np.ndarray | None  # ordinal day per paper, None when papers carry no dates
+    position: dict[str, int]
+    examples: sparse.csr_matrix  # unit vectors: the day's papers, then outside examples
+    example_row: dict[str, int]
+    background: sparse.csr_matrix
+    categories: dict[str, int]
+    paper_categories: sparse.csr_matrix
+    semantic: np.ndarray | None = None  # unit embeddings of the papers
+
+
+def prepare_day(
+    papers: Sequence[Paper],
+    today: date | None,
+    options: RankOptions,
+    examples: Mapping[str, Paper] = {},
+    encoder: Encoder | None = None,
+) -> Day:
+    """Index the day's papers (and the outside papers subscribers liked or disliked)."""
+    day = _index_day(tuple(papers), today, options, encoder)
+    outside = [p for pid, p in examples.items() if pid not in day.position]
+    extra = day.index.vectors(f"{p.title}\n{p.abstract}" for p in outside)
+    n = len(papers)
+    return replace(
+        day,
+        examples=sparse.vstack([day.index.unit, extra]).tocsr(),
+        example_row=dict(day.position) | {p.id: n + i for i, p in enumerate(outside)},
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _index_day(
+    papers: tuple[Paper, ...], today: date | None, options: RankOptions, encoder: Encoder | None
+) -> Day:
+    """The per-day work, cached: a send ranks its subscribers in many batches."""
+    index = TextIndex([p.title for p in papers], [p.abstract for p in papers], options.index)
+    ordinals = None
+    if today is not None:
+        days = [paper_day(p, today) or today for p in papers]
+        ordinals = np.array([d.toordinal() for d in days], dtype=np.int64)
+    cats: dict[str, int] = {}
+    rows, cols = [], []
+    for i, p in enumerate(papers):
+        for c in p.categories:
+            rows.append(i)
+            cols.append(cats.setdefault(c.lower(), len(cats)))
+    paper_cats = sparse.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(papers), len(cats))
+    )
+    rng = np.random.default_rng(0)
+    bg = rng.choice(len(papers), size=min(BACKGROUND, len(papers)), replace=False)
+    return Day(
+        papers=papers,
+        index=index,
+        sim=(index.unit @ index.unit.T).toarray().astype(np.float32),
+        trend=trending_scores(papers, today),
+        day=ordinals,
+        position={p.id: i for i, p in enumerate(papers)},
+        examples=index.unit,
+        example_row={},
+        background=index.unit[np.sort(bg)],
+        categories=cats,
+        paper_categories=paper_cats,
+        semantic=encoder.encode([f"{p.title}. {p.abstract}" for p in papers]) if encoder else None,
+    )
+
+
+def _segment(values: np.ndarray, owner: np.ndarray, n: int, how: str) -> np.ndarray:
+    """Reduce rows to their owners (rows sorted by owner): "max" or "sum"; absent rows give 0."""
+    out = np.zeros((n, values.shape[1]), dtype=np.float32)
+    if len(owner) == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    ufunc = np.maximum if how == "max" else np.add
+    out[owner[starts]] = ufunc.reduceat(values, starts, axis=0)
+    return out
+
+
+def _top_per_row(m: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
+    """Keep each row's k largest entries of a sparse matrix."""
+    m = m.tocsr()
+    m.sum_duplicates()
+    row = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+    order = np.lexsort((-m.data, row))
+    rank_in_row = np.arange(len(order)) - m.indptr[row[order]]
+    keep = order[rank_in_row < k]
+    return sparse.csr_matrix((m.data[keep], (row[keep], m.indices[keep])), shape=m.shape)
+
+
+def _expand(scores: np.ndarray, day: Day, m: int, terms: int) -> np.ndarray:
+    """Pseudo-relevance feedback (RM3-style): score papers against each query's expansion.
+
+    The expansion is the `terms` heaviest words of the score-weighted mean tf-idf vector of
+    the query's top-m papers; it is scored with the same BM25F weights and scaled by its
+    best possible score, so it lifts papers on the topic that use other words for it.
+    """
+    m = min(m, scores.shape[1])
+    top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
+    w = np.maximum(np.take_along_axis(scores, top, axis=1), 0)
+    total = w.sum(axis=1, keepdims=True)
+    w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+    rows = np.repeat(np.arange(scores.shape[0]), m)
+    weights = sparse.csr_matrix((w.ravel(), (rows, top.ravel())), shape=scores.shape)
+    expansion = _top_per_row(weights @ day.index.unit, terms)
+    mass = np.asarray(expansion.sum(axis=1)).ravel()
+    expansion = sparse.diags(1.0 / np.maximum(mass, 1e-9)) @ expansion
+    ideal = expansion @ day.index.idf
+    out = (expansion @ day.index.bm25.T).toarray().astype(np.float32)
+    return out / np.maximum(ideal, 1e-6)[:, None]
+
+
+def _query_relevance(
+    day: Day, mats, profiles: Sequence[Profile], opt: RankOptions, encoder: Encoder | None
+) -> np.ndarray:
+    n = len(profiles)
+    if mats.queries.shape[0] == 0:
+        return np.zeros((n, len(day.papers)), dtype=np.float32)
+    s = (mats.queries @ day.index.bm25.T).toarray().astype(np.float32)
+    s /= np.maximum(mats.query_ideal, 1e-6)[:, None]
+    if encoder is not None and day.semantic is not None:
+        queries = encoder.encode([q for p in profiles for q, _ in p.queries])
+        s = fuse_ranks(s, queries @ day.semantic.T)
+    if opt.prf_docs > 0 and opt.prf_weight > 0:
+        s = s + opt.prf_weight * _expand(s, day, opt.prf_docs, opt.prf_terms)
+    s *= mats.query_weight[:, None]
+    best = _segment(s, mats.query_owner, n, "max")
+    total = _segment(s, mats.query_owner, n, "sum")
+    return best + opt.other_queries * (total - best)
+
+
+def score_batch(
+    day: Day, profiles: Sequence[Profile], opt: RankOptions, encoder: Encoder | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Final scores (-inf where not allowed), relevance, and per-subscriber candidate counts."""
+    n, d = len(profiles), len(day.papers)
+    mats = build_matrices(profiles, day.index, day.examples, day.example_row)
+    rel = _query_relevance(day, mats, profiles, opt, encoder)
+    unit = day.index.unit
+    if len(mats.liked_rows):
+        sims = (day.examples[mats.liked_rows] @ unit.T).toarray()
+        rel += opt.like_weight * _segment(sims, mats.liked_owner, n, "max")
+    if len(mats.disliked_rows):
+        sims = (day.examples[mats.disliked_rows] @ unit.T).toarray()
+        rel -= opt.dislike_weight * _segment(sims, mats.disliked_owner, n, "max")
+    train_models(mats, n, day.examples, day.background)
+    if mats.model_weights is not None:
+        who = np.flatnonzero(mats.model_row >= 0)
+        out = (mats.model_weights[mats.model_row[who]] @ unit.T).toarray()
+        rel[who] += opt.model_weight * np.clip(out, -1.0, 1.0)
+    allowed = np.ones((n, d), dtype=bool)
+    if day.day is not None:
+        since = np.array(
+            [p.since.toordinal() if p.since else -(2**62) for p in profiles], dtype=np.int64
+        )
+        allowed &= day.day[None, :] > since[:, None]
+    fresh = allowed.sum(axis=1)
+    for i, p in enumerate(profiles):
+        # Papers already received, and those they named as liked or disliked: they know them.
+        known = (p.exclude, p.liked, p.disliked) if p.liked or p.disliked else (p.exclude,)
+        seen = [day.position[x] for ids in known for x in ids if x in day.position]
+        allowed[i, seen] = False
+    unsent = allowed.sum(axis=1)
+    if any(p.categories for p in profiles) and day.categories:
+        rel += _category_term(day, profiles, opt, allowed)
+    if mats.negative.shape[0]:
+        hits = (mats.negative @ day.index.presence.T).toarray() >= mats.negative_need[:, None]
+        allowed &= _segment(hits.astype(np.float32), mats.negative_owner, n, "max") == 0
+    wants = np.array([p.has_interests for p in profiles], dtype=bool)
+    if mats.model_weights is not None:
+        wants[mats.model_row >= 0] = True
+    final = np.where(
+        wants[:, None], rel * (1.0 + opt.trending_weight * day.trend), day.trend[None, :]
+    )
+    allowed &= ~wants[:, None] | (rel >= opt.min_relevance)
+    final[~allowed] = -np.inf
+    return final.astype(np.float32), rel, {"fresh": fresh, "unsent": unsent}
+
+
+def _category_term(
+    day: Day, profiles: Sequence[Profile], opt: RankOptions, allowed: np.ndarray
+) -> np.ndarray:
+    rows, cols = [], []
+    for i, p in enumerate(profiles):
+        for c in p.categories:
+            j = day.categories.get(c.lower())
+            if j is not None:
+                rows.append(i)
+                cols.append(j)
+    want = sparse.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, cols)),
+        shape=(len(profiles), len(day.categories)),
+    )
+    match = (want @ day.paper_categories.T).toarray() > 0
+    if opt.category_mode == "filter":
+        has = np.array([bool(p.categories) for p in profiles])
+        allowed &= match | ~has[:, None]
+    return (opt.category_boost * match).astype(np.float32)
+
+
+def select(
+    final: np.ndarray, sim: np.ndarray, k: int, lam: float, floor: float = 0.0
+) -> np.ndarray:
+    """Up to k paper indices per row by maximal marginal relevance (-1 pads short rows)."""
+    n, d = final.shape
+    k = min(k, d)
+    c = min(d, max(3 * k, k))
+    cand = np.argpartition(-final, c - 1, axis=1)[:, :c] if c < d else np.tile(np.arange(d), (n, 1))
+    cs = np.take_along_axis(final, cand, axis=1)
+    order = np.argsort(-cs, axis=1, kind="stable")
+    cand, cs = np.take_along_axis(cand, order, axis=1), np.take_along_axis(cs, order, axis=1)
+    valid = np.isfinite(cs)
+    top = np.where(valid[:, :1], cs[:, :1], 1.0)
+    rel = np.where(valid, cs / np.where(top > 0, top, 1.0), 0.0)
+    chosen = np.full((n, k), -1, dtype=np.int64)
+    if lam >= 1.0:
+        chosen[:, : min(k, c)] = np.where(valid[:, :k], cand[:, :k], -1)
+        return chosen
+    pair = np.maximum(sim[cand[:, :, None], cand[:, None, :]] - floor, 0) / (1 - floor)
+    maxsim = np.zeros((n, c), dtype=np.float32)
+    rows = np.arange(n)
+    for step in range(k):
+        mmr = np.where(valid, lam * rel - (1 - lam) * maxsim, -np.inf)
+        j = np.argmax(mmr, axis=1)
+        ok = np.isfinite(mmr[rows, j])
+        chosen[ok, step] = cand[rows[ok], j[ok]]
+        valid[rows[ok], j[ok]] = False
+        maxsim = np.maximum(maxsim, pair[rows, j, :])
+    return chosen
+
+
+def _trending_section(
+    final: np.ndarray, chosen: np.ndarray, trend: np.ndarray, size: int
+) -> np.ndarray:
+    """Each row's top `size` trending papers that are allowed and not already picked."""
+    if size <= 0:
+        return np.full((final.shape[0], 0), -1, dtype=np.int64)
+    order = np.argsort(-trend, kind="stable")
+    order = order[trend[order] > 0][: size + chosen.shape[1]]
+    ok = final[:, order] > -np.inf
+    ok &= ~(order[None, None, :] == chosen[:, :, None]).any(axis=1)
+    ok &= np.cumsum(ok, axis=1) <= size
+    out = np.full((final.shape[0], size), -1, dtype=np.int64)
+    for i, row in enumerate(ok):
+        got = order[row]
+        out[i, : len(got)] = got
+    return out
+
+
+def rank(
+    papers: Sequence[Paper],
+    profiles: Sequence[Profile],
+    *,
+    today: date | None = None,
+    options: RankOptions = _BASE,
+    examples: Mapping[str, Paper] = {},
+    trending_size: int = 0,
+    encoder: Encoder | None = None,
+) -> list[Ranking]:
+    """Rank `papers` for every profile; `examples` holds liked/disliked papers by id."""
+    if not profiles:
+        return []
+    if not papers:
+        explainer = Explainer.empty()
+        return [Ranking(empty_reason=explainer.no_papers(p)) for p in profiles]
+    day = prepare_day(papers, today, options, examples, encoder)
+    explainer = Explainer(day, examples)
+    out: list[Ranking] = []
+    for start in range(0, len(profiles), CHUNK):
+        batch = profiles[start : start + CHUNK]
+        final, _, counts = score_batch(day, batch, options, encoder)
+        k = max(p.size for p in batch)
+        chosen = select(final, day.sim, k, options.mmr_lambda, options.mmr_floor)
+        trending = _trending_section(final, chosen, day.trend, trending_size)
+        for i, p in enumerate(batch):
+            out.append(
+                explainer.ranking(
+                    p,
+                    [int(x) for x in chosen[i, : p.size] if x >= 0],
+                    [int(x) for x in trending[i] if x >= 0],
+                    final[i],
+                    counts["fresh"][i],
+                    counts["unsent"][i],
+                    day.trend,
+                )
+            )
+    return out

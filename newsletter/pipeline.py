@@ -31,7 +31,11 @@ from .fetch_run import (
     parse_id_list,
     run_fetch,
 )
-from .models import Subscriber
+from .interest_model import profile_from
+from .models import Digest, Subscriber, SubscriberStatus
+from .rank import rank as rank_papers
+from .rank import ranker_options
+from .semantic import load_encoder
 from .sources import ARXIV_API, ARXIV_RSS, HUGGINGFACE, arxiv_api
 from .store import Store
 from .tokens import make_token
@@ -231,3 +235,73 @@ def send_unsubscribed_notice(
 ) -> str:
     """E-mail "you are unsubscribed" with a way back; returns the Message-ID."""
     return _send_account_mail(store, cfg, mailer, subscriber, now, "notice")
+
+
+# ---------------------------------------------------------------- digests (issue 3)
+
+
+def build_digests(
+    store: Store,
+    cfg: Config,
+    digest_date: date,
+    now: datetime,
+    subscribers: list[Subscriber] | None = None,
+) -> list[Digest]:
+    """Rank the day's papers for each subscriber (default: all active); sends nothing.
+
+    Reads the store once for everyone: the papers of the window, interests, votes, the send
+    ledger. A subscriber's candidates are papers dated after their previous digest (at most
+    `digest.window_days` days back) that they have not received yet.
+    """
+    subs = store.list_subscribers(SubscriberStatus.ACTIVE) if subscribers is None else subscribers
+    if not subs:
+        return []
+    ids = [s.id for s in subs]
+    window = max(cfg.digest.window_days, 1)
+    oldest = digest_date - timedelta(days=window)
+    papers = store.papers_between(oldest + timedelta(days=1), digest_date)
+    interests = store.interests_for_many(ids)
+    votes = store.feedback_for_many(ids)
+    received = store.sent_paper_ids(ids)
+    last = store.last_sent_dates(digest_date)
+    profiles = []
+    for s in subs:
+        prev = last.get(s.id)
+        label = f"since your last digest on {prev}" if prev else f"in the last {window} days"
+        profiles.append(
+            profile_from(
+                s.id,
+                interests.get(s.id, []),
+                votes.get(s.id, []),
+                exclude=frozenset(received.get(s.id, ())),
+                since=max(prev, oldest) if prev else oldest,
+                since_label=label,
+                size=s.digest_size,
+            )
+        )
+    known = {pid for p in profiles for pid in (*p.liked, *p.disliked)}
+    options = ranker_options(
+        "default",
+        category_mode=cfg.digest.category_mode,
+        trending_weight=cfg.digest.trending_weight,
+    )
+    rankings = rank_papers(
+        papers,
+        profiles,
+        today=digest_date,
+        options=options,
+        examples=store.get_papers(sorted(known)),
+        trending_size=cfg.digest.trending_size,
+        encoder=load_encoder(cfg.digest.semantic_model),
+    )
+    return [
+        Digest(
+            subscriber=s,
+            date=digest_date,
+            picks=r.picks,
+            trending=r.trending,
+            interests=tuple(interests.get(s.id, [])),
+            empty_reason=r.empty_reason,
+        )
+        for s, r in zip(subs, rankings, strict=True)
+    ]

@@ -1,0 +1,313 @@
+"""`newsletter schedule` as a real subprocess against a real aiosmtpd and a real SQLite file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+
+from newsletter.cli import cli
+from newsletter.config import load_config
+from newsletter.lock import run_lock
+from newsletter.models import Interest, InterestKind, Paper, SendStatus, SubscriberStatus
+from newsletter.store import Store
+
+from .conftest import SECRET, SMTPSink, _Handler, free_port
+
+NEWSLETTER = Path(sys.executable).parent / "newsletter"
+WAIT_LIMIT = 30.0  # an upper bound on waiting for the daemon, not a speed assertion
+
+
+def write_config(tmp_path: Path, smtp: SMTPSink) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        f"""
+[storage]
+data_dir = "data"
+database = "data/newsletter.db"
+[site]
+base_url = "http://127.0.0.1:8000"
+name = "Test Digest"
+postal_address = "1 Test Street"
+[email]
+from_address = "digest@example.org"
+[smtp]
+host = "{smtp.host}"
+port = {smtp.port}
+security = "none"
+timeout_seconds = 10
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def not_due_zone(now: datetime) -> str:
+    """A zone where it is at most 21:00 now, so a 23:00 subscriber is certainly not due yet."""
+    for tz in ("UTC", "Etc/GMT+12", "Etc/GMT-12", "Etc/GMT+6", "Etc/GMT-6"):
+        if now.astimezone(ZoneInfo(tz)).hour <= 21:
+            return tz
+    raise AssertionError("no zone found")  # pragma: no cover - some zone is always early
+
+
+def seed(db: Path, now: datetime) -> dict[str, int]:
+    """Papers for the last days plus subscribers who are and are not due."""
+    today = now.date()
+    titles = [
+        "Speculative decoding for large language models",
+        "KV cache compression for long context transformers",
+        "Diffusion models for protein structure",
+    ]
+    # Local dates run from yesterday (the Americas) to tomorrow (Kiritimati) in UTC terms:
+    # every one of them gets a day of papers, including one the NY reader's interest matches.
+    papers = [
+        Paper(
+            id=f"2611.{n:05d}",
+            title=f"{title} ({day.isoformat()})",
+            abstract=f"We study {title.lower()} with careful experiments. " * 4,
+            authors=("Ada Lovelace", "Alan Turing"),
+            categories=("cs.CL", "cs.LG"),
+            announce_type="new",
+            announced=day,
+            hf_date=day,
+            upvotes=50 - n,
+            abs_url=f"https://arxiv.org/abs/2611.{n:05d}",
+            pdf_url=f"https://arxiv.org/pdf/2611.{n:05d}",
+            sources=("arxiv_rss", "huggingface"),
+        )
+        for n, (day, title) in enumerate(
+            ((today + timedelta(days=d), t) for d in (-1, 0, 1) for t in titles), start=1
+        )
+    ]
+    ids: dict[str, int] = {}
+    with Store(db) as store:
+        store.upsert_papers(papers, now)
+
+        def add(email: str, tz: str, hour: int, status=SubscriberStatus.ACTIVE) -> int:
+            sub, _ = store.add_subscriber(
+                email, now, status=status, timezone=tz, delivery_hour=hour, digest_size=3
+            )
+            ids[email] = sub.id
+            return sub.id
+
+        add("utc@example.org", "UTC", 0)
+        add("kiritimati@example.org", "Pacific/Kiritimati", 0)
+        ny = add("ny@example.org", "America/New_York", 0)
+        store.add_interests(ny, [Interest(InterestKind.KEYWORD, "KV cache")], now)
+        add("later@example.org", not_due_zone(now), 23)
+        add("paused@example.org", "UTC", 0, SubscriberStatus.PAUSED)
+        done = add("done@example.org", "UTC", 0)
+        assert store.claim_send(done, today, "<done@example.org>", now)
+        store.mark_sent(done, today, "<done@example.org>", ["2611.00001"], 1, now)
+    return ids
+
+
+def start_daemon(config: Path, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "NEWSLETTER_SECRET_KEY": SECRET}
+    return subprocess.Popen(
+        [str(NEWSLETTER), "--config", str(config), "schedule", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def wait_for(predicate, what: str, proc: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + WAIT_LIMIT
+    while not predicate():
+        if proc.poll() is not None:
+            _out, err = proc.communicate()
+            raise AssertionError(f"daemon exited ({proc.returncode}) before {what}:\n{err}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            _out, err = proc.communicate()
+            raise AssertionError(f"timed out waiting for {what}:\n{err}")
+        time.sleep(0.05)
+
+
+def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, err = proc.communicate(timeout=WAIT_LIMIT)
+    except subprocess.TimeoutExpired:  # pragma: no cover - a hang is the failure
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"daemon did not stop on SIGTERM:\n{err}") from None
+    return proc.returncode, err
+
+
+def recipients(sink: SMTPSink) -> list[str]:
+    return sorted(str(m["To"]).split("<")[-1].rstrip(">") for m in sink.messages())
+
+
+def passes(err_text: str) -> int:
+    return err_text.count("send: nobody is due") + err_text.count("subscriber(s) due for")
+
+
+def test_daemon_sends_each_due_subscriber_once_and_stops_on_sigterm(
+    tmp_path: Path, smtp_server: SMTPSink
+) -> None:
+    config = write_config(tmp_path, smtp_server)
+    now = datetime.now(UTC)
+    seed(tmp_path / "data" / "newsletter.db", now)
+    proc = start_daemon(config, "--send-every", "1", "--no-fetch")
+    wait_for(lambda: len(smtp_server.received) >= 3, "three digests", proc)
+    # Let a few more send passes run: nobody may get a second digest.
+    time.sleep(2.5)
+    code, err = stop(proc)
+    assert code == 0, err
+    assert "scheduler started" in err
+    assert "received SIGTERM" in err and "scheduler stopped cleanly" in err
+    assert "Traceback" not in err
+    assert passes(err) >= 3, err  # the start-up pass plus interval passes ran
+    assert recipients(smtp_server) == [
+        "kiritimati@example.org",
+        "ny@example.org",
+        "utc@example.org",
+    ]
+    for msg in smtp_server.messages():
+        assert msg.get_content_type() == "multipart/alternative"
+        assert msg["Message-ID"] and msg["List-Unsubscribe-Post"]
+    with Store(tmp_path / "data" / "newsletter.db") as store:
+        kiri = store.get_subscriber_by_email("kiritimati@example.org")
+        assert kiri is not None
+        kiri_day = now.astimezone(ZoneInfo("Pacific/Kiritimati")).date()
+        sent = store.get_send(kiri.id, kiri_day)
+        assert sent is not None and sent["status"] == SendStatus.SENT
+        assert store.sends_with_status(SendStatus.CLAIMED, SendStatus.RETRY) == []
+
+
+class _SlowHandler(_Handler):
+    """Holds each DATA for a moment, so SIGTERM arrives while a message is on the wire."""
+
+    def __init__(self, sink: SMTPSink, in_flight: threading.Event) -> None:
+        super().__init__(sink)
+        self.in_flight = in_flight
+
+    async def handle_DATA(self, server, session, envelope):
+        self.in_flight.set()
+        await asyncio.sleep(0.4)
+        return await super().handle_DATA(server, session, envelope)
+
+
+@pytest.fixture
+def slow_smtp() -> Iterator[tuple[SMTPSink, threading.Event]]:
+    from aiosmtpd.controller import Controller
+
+    sink = SMTPSink("127.0.0.1", free_port())
+    in_flight = threading.Event()
+    controller = Controller(
+        _SlowHandler(sink, in_flight), hostname="127.0.0.1", port=sink.port, decode_data=False
+    )
+    controller.start()
+    try:
+        yield sink, in_flight
+    finally:
+        controller.stop()
+
+
+def test_sigterm_mid_send_finishes_the_message_and_loses_nobody(
+    tmp_path: Path, slow_smtp: tuple[SMTPSink, threading.Event]
+) -> None:
+    sink, in_flight = slow_smtp
+    config = write_config(tmp_path, sink)
+    now = datetime.now(UTC)
+    db = tmp_path / "data" / "newsletter.db"
+    seed(db, now)
+    with Store(db) as store:
+        for i in range(6):
+            store.add_subscriber(
+                f"bulk{i}@example.org", now, status=SubscriberStatus.ACTIVE, delivery_hour=0
+            )
+    proc = start_daemon(config, "--no-fetch")
+    wait_for(in_flight.is_set, "a message on the wire", proc)
+    code, err = stop(proc)
+    assert code == 0, err
+    assert "scheduler stopped cleanly" in err
+    received = recipients(sink)
+    assert received, "the message on the wire when SIGTERM came must be completed"
+    for msg in sink.messages():  # every message that arrived is whole
+        assert msg.get_content_type() == "multipart/alternative"
+        assert len(msg.get_payload()) == 2
+    with Store(db) as store:
+        emails = {s.id: s.email for s in store.list_subscribers()}
+        sent = {emails[r["subscriber_id"]] for r in store.sends_with_status(SendStatus.SENT)}
+        # What arrived is recorded as sent, and only that; nothing is left half-done.
+        assert sent - {"done@example.org"} == set(received)
+        assert store.sends_with_status(SendStatus.CLAIMED) == []
+    # A restart sends the rest, and nobody twice.
+    proc = start_daemon(config, "--no-fetch", "--send-every", "1")
+    wait_for(lambda: len(sink.received) >= 9, "the remaining digests", proc)
+    time.sleep(1.5)
+    code, err = stop(proc)
+    assert code == 0, err
+    final = recipients(sink)
+    assert len(final) == len(set(final)) == 9  # 3 seeded + 6 bulk, each exactly once
+
+
+def test_send_pass_waits_for_the_shared_lock(tmp_path: Path, smtp_server: SMTPSink) -> None:
+    config = write_config(tmp_path, smtp_server)
+    now = datetime.now(UTC)
+    seed(tmp_path / "data" / "newsletter.db", now)
+    cfg = load_config(str(config))
+    with run_lock(cfg, "test holds the lock"):
+        proc = start_daemon(config, "--send-every", "1", "--no-fetch")
+        lines: list[str] = []
+        reader = threading.Thread(
+            target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True
+        )
+        reader.start()
+        wait_for(lambda: any("skipped this pass" in x for x in lines), "a locked pass", proc)
+        assert smtp_server.received == []
+    wait_for(lambda: len(smtp_server.received) >= 3, "digests after the lock is free", proc)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=WAIT_LIMIT) == 0
+    reader.join(timeout=WAIT_LIMIT)
+    text = "".join(lines)
+    assert "another newsletter run holds" in text and "test holds the lock" in text
+    assert len(recipients(smtp_server)) == 3
+
+
+def test_once_sends_due_subscribers_and_exits(tmp_path: Path, smtp_server: SMTPSink) -> None:
+    config = write_config(tmp_path, smtp_server)
+    seed(tmp_path / "data" / "newsletter.db", datetime.now(UTC))
+    env = {"NEWSLETTER_SECRET_KEY": SECRET}
+    result = CliRunner().invoke(
+        cli, ["--config", str(config), "schedule", "--once", "--no-fetch"], env=env
+    )
+    assert result.exit_code == 0, result.output
+    assert len(recipients(smtp_server)) == 3
+    again = CliRunner().invoke(
+        cli, ["--config", str(config), "schedule", "--once", "--no-fetch"], env=env
+    )
+    assert again.exit_code == 0
+    assert len(recipients(smtp_server)) == 3  # nobody twice
+
+
+def test_schedule_help_documents_the_options() -> None:
+    result = CliRunner().invoke(cli, ["schedule", "--help"])
+    assert result.exit_code == 0
+    for option in ("--once", "--no-fetch", "--send-every", "--fetch-every", "SIGTERM"):
+        assert option in result.output
+
+
+def test_bad_fetch_times_is_a_clean_error(tmp_path: Path, smtp_server: SMTPSink) -> None:
+    config = write_config(tmp_path, smtp_server)
+    config.write_text(
+        config.read_text() + '[schedule]\nfetch_times = ["half past midnight"]\n', "utf-8"
+    )
+    result = CliRunner().invoke(cli, ["--config", str(config), "schedule", "--once"])
+    assert result.exit_code == 1
+    assert "schedule.fetch_times" in result.output and "Traceback" not in result.output

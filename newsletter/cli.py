@@ -299,7 +299,7 @@ def papers(app: AppContext, day: str | None, search: str, limit: int) -> None:
             if x
         )
         click.echo(
-            f"{p.id:<12} {p.announced or p.hf_date or '':<10} {p.primary_category:<8} "
+            f"{p.id:<12} {p.announced or p.hf_date or ''!s:<10} {p.primary_category:<8} "
             f"{p.title[:70]}  {stats}".rstrip()
         )
     click.echo(f"{len(found)} paper(s)")

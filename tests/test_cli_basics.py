@@ -163,7 +163,8 @@ def test_init_and_fetch_a_2000_item_day_from_a_local_server(workdir: Path) -> No
     assert "fetched 2,050 papers: 0 new · 0 updated · 2,050 unchanged" in second.output
     assert _rows(db) == rows
     listing = invoke("papers", "--search", "Synthetic paper 7:")
-    assert "2504.20007" in listing.output and "1 paper(s)" in listing.output
+    assert listing.output.splitlines()[0].split()[:3] == ["2504.20007", "2025-04-28", "cs.CL"]
+    assert "1 paper(s)" in listing.output
 
 
 def test_fetch_reports_a_failed_source_and_exits_nonzero_only_when_all_fail(

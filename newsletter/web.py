@@ -266,7 +266,7 @@ class JoinAndLeavePages:
         web.store.expire_pending(now - timedelta(days=self.cfg.web.pending_expiry_days))
         sub = web.subscriber(data)
         already = sub.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
-        if not already:
+        if not already and request.method != "HEAD":  # a link checker's HEAD confirms nothing
             web.store.set_status(sub.id, SubscriberStatus.ACTIVE, now)
         return web.render(
             request,

@@ -35,20 +35,6 @@ def manage_routes(web: WebContext) -> list[Route]:
     ]
 
 
-def local_today(sub: Subscriber, now: datetime) -> Any:
-    """The subscriber's calendar day (their digest date)."""
-    try:
-        return now.astimezone(zoneinfo.ZoneInfo(sub.timezone)).date()
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return now.date()
-
-
-def _is_probe(request: Request) -> bool:
-    """A HEAD request or a browser prefetch: show the page, record nothing."""
-    purpose = request.headers.get("sec-purpose", "") + request.headers.get("purpose", "")
-    return request.method == "HEAD" or "prefetch" in purpose.lower()
-
-
 class DigestPages:
     def __init__(self, web: WebContext) -> None:
         self.web = web
@@ -189,7 +175,7 @@ class DigestPages:
         data = web.token(request, "feedback")
         paper_id, vote = self._vote(data)
         sub = web.subscriber(data)
-        if not _is_probe(request):
+        if request.method != "HEAD":  # a link checker's HEAD probe records nothing
             web.store.record_feedback(sub.id, paper_id, vote, web.clock())
         return self._feedback_page(request, sub, paper_id, vote, undone=False)
 
@@ -207,28 +193,29 @@ class DigestPages:
 
     # ------------------------------------------------------------ preview
 
-    def _render_digest(self, sub: Subscriber, now: datetime) -> str:
+    def _render_digest(self, sub: Subscriber, now: datetime) -> tuple[str, str]:
+        """(html, "") for today's digest, or ("", why there is none)."""
         from .render import Renderer
 
-        digests = pipeline.build_digests(
-            self.web.store, self.cfg, local_today(sub, now), now, [sub]
-        )
-        if not digests:
-            return ""
+        day = now.astimezone(zoneinfo.ZoneInfo(self.cfg.digest.timezone)).date()  # as sends do
+        digests = pipeline.build_digests(self.web.store, self.cfg, day, now, [sub])
+        if not digests or not (digests[0].picks or digests[0].trending):
+            reason = digests[0].empty_reason if digests else ""
+            return "", reason or "No new papers match your interests today."
         if self._renderer is None:
             self._renderer = Renderer(self.cfg)
-        return str(self._renderer.digest(digests[0]).html)
+        return str(self._renderer.digest(digests[0]).html), ""
 
     async def preview(self, request: Request) -> Response:
         web = self.web
         sub = web.subscriber(web.token(request, "preview"))
-        html = await run_in_threadpool(self._render_digest, sub, web.clock())
+        html, reason = await run_in_threadpool(self._render_digest, sub, web.clock())
         if not html:
             return web.message(
                 request,
                 "No digest today",
-                "There is nothing to show for today yet: no papers match, or today's papers "
-                "have not been fetched. Try again later.",
+                f"{reason} Papers are fetched each morning; try again later, or widen your "
+                "interests.",
                 links=[(links.manage_url(self.cfg, sub.id), "Manage your preferences")],
             )
         response = HTMLResponse(html, headers={"cache-control": "no-store"})

@@ -174,6 +174,8 @@ def test_subscribe_sends_one_confirmation_whose_link_activates(site: Site) -> No
     assert mails[0]["To"].addresses[0].addr_spec.lower() == "ann@example.org"
     assert "List-Unsubscribe" not in mails[0]
     confirm = path_of(link_in(mails[0], "/confirm/"))
+    assert site.client.head(confirm).status_code == 200
+    assert site.status(sub.id) == "pending"  # a link checker's HEAD confirms nothing
     page = site.client.get(confirm)
     assert page.status_code == 200 and "You're in" in page.text
     assert site.status(sub.id) == "active"
@@ -555,8 +557,7 @@ def test_feedback_flip_and_stale_undo(site: Site) -> None:
     site.client.post(up + "/undo", data={"csrf_token": csrf_tokens(page.text)[0]})
     assert [f.vote for f in site.db.feedback_for(sid)] == [-1]  # the later 👎 stays
     site.client.head(up)
-    site.client.get(up, headers={"Sec-Purpose": "prefetch;prerender"})
-    assert [f.vote for f in site.db.feedback_for(sid)] == [-1]  # probes record nothing
+    assert [f.vote for f in site.db.feedback_for(sid)] == [-1]  # HEAD records nothing
 
 
 def test_feedback_token_with_bad_vote_data_is_refused(site: Site) -> None:
@@ -598,3 +599,34 @@ def test_malformed_multipart_is_a_400(site: Site) -> None:
         headers={"content-type": "multipart/form-data; boundary=zz"},
     )
     assert r.status_code == 400 and "could not be read" in r.text
+
+
+# ---------------------------------------------------------------- preview
+
+
+def test_preview_shows_todays_digest_and_records_nothing(site: Site) -> None:
+    from zoneinfo import ZoneInfo
+
+    from newsletter.web_security import PREVIEW_CSP
+    from tests.render_factory import corpus, paper
+
+    today = site.clock().astimezone(ZoneInfo(site.cfg.digest.timezone)).date()
+    rows = corpus()[:8]
+    site.db.upsert_papers([paper(i, r, announced=today) for i, r in enumerate(rows)], site.clock())
+    sid = site.active()
+    words = rows[0]["title"].split()[:3]
+    site.db.set_interests(sid, [Interest(InterestKind.KEYWORD, " ".join(words))], site.clock())
+    r = site.client.get(token_path("preview", "preview", sid))
+    assert r.status_code == 200
+    assert r.headers["content-security-policy"] == PREVIEW_CSP
+    assert "<script" not in r.text.lower()
+    assert "2611.10000" in r.text  # the matching paper is in the digest
+    assert site.db.recent_sends(sid) == [] and site.db.sends_on(today) == []
+
+
+def test_preview_with_nothing_to_show(site: Site) -> None:
+    sid = site.active()
+    r = site.client.get(token_path("preview", "preview", sid))
+    assert r.status_code == 200 and "No digest today" in r.text
+    assert "/manage/" in r.text
+    assert site.client.get(token_path("preview", "preview", 777)).status_code == 410

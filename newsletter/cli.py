@@ -577,6 +577,89 @@ def eval_compare(corpus: str, profiles: str, qrels: str, rankers: tuple[str, ...
     )
 
 
+# ---------------------------------------------------------------- preview (issue 4)
+
+
+@cli.command()
+@click.argument("email", required=False)
+@click.option("--all", "everyone", is_flag=True, help="Every active subscriber.")
+@click.option("--date", "day", default=None, help="Digest date, YYYY-MM-DD (default: today).")
+@click.option(
+    "--out",
+    "out_dir",
+    default=None,
+    metavar="DIR",
+    help="Folder for the files (default: <storage.data_dir>/previews).",
+)
+@click.option("--serve", "serve_index", is_flag=True, help="Serve an index on localhost instead.")
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=8025, show_default=True, help="For --serve."
+)
+@pass_app
+@friendly_errors
+def preview(
+    app: AppContext,
+    email: str | None,
+    everyone: bool,
+    day: str | None,
+    out_dir: str | None,
+    serve_index: bool,
+    port: int,
+) -> None:
+    """Render digests exactly as they would be sent, without sending or recording anything.
+
+    Writes <address>.html, .txt and the complete .eml for EMAIL or --all, or with --serve
+    shows an index of them at http://127.0.0.1:PORT/ (rendered afresh on each reload).
+    """
+    import zoneinfo
+
+    from . import pipeline
+    from .preview import file_stem, preview_server, write_previews
+    from .render import Renderer
+
+    if email and everyone:
+        raise click.UsageError("give an EMAIL or --all, not both")
+    if not (email or everyone or serve_index):
+        raise click.UsageError("give an EMAIL, --all, or --serve")
+    cfg = app.config
+    today = utcnow().astimezone(zoneinfo.ZoneInfo(cfg.digest.timezone)).date()
+    digest_date = parse_day(day) or today
+    emails = [email] if email else None
+    renderer = Renderer(cfg)
+
+    def build() -> list[pipeline.DigestPreview]:
+        return pipeline.preview_digests(
+            app.store, cfg, digest_date, utcnow(), emails=emails, renderer=renderer
+        )
+
+    if serve_index:
+        try:
+            server = preview_server(digest_date.isoformat(), build, port)
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): pick another --port"
+            ) from None
+        click.echo(f"previews of {digest_date} on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
+        return
+    previews = build()
+    target = Path(out_dir) if out_dir else cfg.path(cfg.storage.data_dir) / "previews"
+    write_previews(previews, target)
+    for p in previews:
+        notes = [f"{p.picks} pick(s)", f"{len(p.html.encode()) / 1024:.1f} KB HTML"]
+        if p.dropped:
+            notes.append(f"{p.dropped} item(s) dropped to stay under the size limit")
+        if not p.picks:
+            notes.append("nothing new: `send` would skip it")
+        click.echo(f"{target / file_stem(p.subscriber)}.html/.txt/.eml  {', '.join(notes)}")
+    click.echo(f"{len(previews)} preview(s) in {target} (nothing was sent or recorded)")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

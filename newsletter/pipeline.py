@@ -33,6 +33,7 @@ from .fetch_run import (
 )
 from .interest_model import profile_from
 from .models import Digest, Subscriber, SubscriberStatus
+from .preview import DigestPreview
 from .rank import rank as rank_papers
 from .rank import ranker_options
 from .semantic import load_encoder
@@ -305,3 +306,53 @@ def build_digests(
         )
         for s, r in zip(subs, rankings, strict=True)
     ]
+
+
+# ---------------------------------------------------------------- preview (issue 4)
+
+
+def preview_digests(
+    store: Store,
+    cfg: Config,
+    digest_date: date,
+    now: datetime,
+    *,
+    emails: Iterable[str] | None = None,
+    renderer: Any = None,
+) -> list[DigestPreview]:
+    """Each subscriber's digest for `digest_date` (every active one, or those in `emails`),
+    rendered and built into the exact message `send` would hand to SMTP. Records nothing:
+    no send row and no sent papers, so a real send later is unaffected."""
+    from .addresses import normalize_address
+    from .deliver import message_id_for, render_bytes
+    from .errors import NewsletterError
+    from .mime import DKIMSigner
+    from .render import Renderer
+
+    subscribers: list[Subscriber] | None = None
+    if emails is not None:
+        subscribers = []
+        for raw in emails:
+            sub = store.get_subscriber_by_email(normalize_address(raw))
+            if sub is None:
+                raise NewsletterError(
+                    f"{raw} is not a subscriber: `newsletter subscribers` lists the addresses"
+                )
+            subscribers.append(sub)
+    renderer = renderer if renderer is not None else Renderer(cfg)
+    signer = DKIMSigner.from_config(cfg)
+    previews = []
+    for digest in build_digests(store, cfg, digest_date, now, subscribers):
+        rendered = renderer.digest(digest)
+        message_id = message_id_for(cfg, digest.subscriber.id, digest_date)
+        eml = render_bytes(
+            cfg,
+            digest.subscriber,
+            rendered,
+            message_id=message_id,
+            digest_date=digest_date,
+            now=now,
+            signer=signer,
+        )
+        previews.append(DigestPreview(digest, rendered, message_id, eml))
+    return previews

@@ -1,0 +1,196 @@
+"""Look at digests before anyone gets them: write them to files, or serve them on localhost.
+
+`write_previews` writes `<subscriber>.html`, `.txt` and the complete `.eml` (exactly the bytes
+the send loop would hand to SMTP) for each `DigestPreview` from `pipeline.preview_digests`.
+`serve_previews` runs a tiny stdlib HTTP server on 127.0.0.1 with an index of the digests.
+Nothing here records a send.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .models import Digest, Subscriber
+
+if TYPE_CHECKING:
+    import jinja2
+
+    from .render import RenderedEmail
+
+log = logging.getLogger(__name__)
+
+# The digest HTML has no scripts; the CSP makes sure a preview page can never run or load any.
+CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; base-uri 'none'"
+
+
+@dataclass(frozen=True)
+class DigestPreview:
+    """One subscriber's digest as it would be sent: rendered parts and the complete message."""
+
+    digest: Digest
+    rendered: RenderedEmail
+    message_id: str
+    eml: bytes  # the exact bytes the send loop would hand to SMTP (DKIM-signed if configured)
+
+    @property
+    def subscriber(self) -> Subscriber:
+        return self.digest.subscriber
+
+    @property
+    def html(self) -> str:
+        return self.rendered.html
+
+    @property
+    def text(self) -> str:
+        return self.rendered.text
+
+    @property
+    def subject(self) -> str:
+        return self.rendered.subject
+
+    @property
+    def picks(self) -> int:
+        return len(self.digest.picks)
+
+    @property
+    def dropped(self) -> int:
+        return self.rendered.dropped
+
+
+def file_stem(subscriber: Subscriber) -> str:
+    """A safe file name for a subscriber: the address with anything odd replaced by '_'."""
+    stem = re.sub(r"[^A-Za-z0-9@._+-]", "_", subscriber.email).strip(".") or "subscriber"
+    return f"{stem[:120]}"
+
+
+def write_previews(previews: Sequence[DigestPreview], out_dir: Path) -> list[Path]:
+    """Write .html, .txt and .eml per subscriber; returns the .html paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for p in previews:
+        stem = file_stem(p.subscriber)
+        (out_dir / f"{stem}.html").write_text(p.html, encoding="utf-8")
+        (out_dir / f"{stem}.txt").write_text(p.text, encoding="utf-8")
+        (out_dir / f"{stem}.eml").write_bytes(p.eml)
+        written.append(out_dir / f"{stem}.html")
+    return written
+
+
+INDEX_TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Digest previews · {{ day }}</title>
+<style>
+body { font: 15px/1.5 -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem auto;
+       max-width: 60rem; padding: 0 1rem; color: #1d2433; }
+table { border-collapse: collapse; width: 100%; }
+th, td { text-align: left; padding: .4rem .6rem; border-bottom: 1px solid #e1e4ea; }
+td.subject { max-width: 28rem; }
+.note { color: #6b7385; }
+</style></head>
+<body>
+<h1>Digest previews for {{ day }}</h1>
+<p class="note">{{ previews|length }} digest(s), rendered now from the database. Nothing is
+sent or recorded by previewing. Reload to render again.</p>
+<table>
+<tr><th>Subscriber</th><th>Subject</th><th>Picks</th><th>HTML size</th><th>Open</th></tr>
+{% for p in previews %}
+<tr>
+<td>{{ p.subscriber.email }}</td>
+<td class="subject">{{ p.subject }}</td>
+<td>{{ p.picks }}{% if p.dropped %} ({{ p.dropped }} dropped to fit){% endif %}</td>
+<td>{{ "%.1f"|format(p.html|length / 1024) }} KB</td>
+<td><a href="/{{ loop.index0 }}.html">HTML</a> · <a href="/{{ loop.index0 }}.txt">text</a>
+ · <a href="/{{ loop.index0 }}.eml">.eml</a></td>
+</tr>
+{% else %}
+<tr><td colspan="5">No digests: no active subscribers, or no papers stored for this day
+(run <code>newsletter fetch</code>).</td></tr>
+{% endfor %}
+</table>
+</body></html>
+"""
+
+
+@cache
+def _index() -> jinja2.Template:
+    import jinja2
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(INDEX_TEMPLATE)
+
+
+def index_page(day: str, previews: Sequence[DigestPreview]) -> str:
+    return _index().render(day=day, previews=previews)
+
+
+def make_handler(
+    day: str, build: Callable[[], Sequence[DigestPreview]]
+) -> type[BaseHTTPRequestHandler]:
+    """A request handler that renders the previews afresh for each index request."""
+    state: dict[str, Sequence[DigestPreview]] = {}
+
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "newsletter-preview"
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path in ("/", "/index.html"):
+                state["previews"] = build()
+                self._send(index_page(day, state["previews"]).encode(), "text/html")
+                return
+            m = re.fullmatch(r"/(\d+)\.(html|txt|eml)", path)
+            previews = state.get("previews")
+            if previews is None:
+                previews = state["previews"] = build()
+            if m is None or int(m.group(1)) >= len(previews):
+                self._send(b"not found: go to /", "text/plain", HTTPStatus.NOT_FOUND)
+                return
+            p, kind = previews[int(m.group(1))], m.group(2)
+            if kind == "html":
+                self._send(p.html.encode(), "text/html")
+            elif kind == "txt":
+                self._send(p.text.encode(), "text/plain")
+            else:
+                self._send(p.eml, "message/rfc822", download=f"{file_stem(p.subscriber)}.eml")
+
+        def _send(
+            self,
+            body: bytes,
+            ctype: str,
+            status: HTTPStatus = HTTPStatus.OK,
+            download: str = "",
+        ) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", f"{ctype}; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            self.send_header("Content-Security-Policy", CSP)
+            self.send_header("X-Content-Type-Options", "nosniff")
+            self.send_header("Cache-Control", "no-store")
+            if download:
+                self.send_header("Content-Disposition", f'attachment; filename="{download}"')
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            log.info("preview %s", format % args)
+
+    return Handler
+
+
+def preview_server(
+    day: str, build: Callable[[], Sequence[DigestPreview]], port: int, host: str = "127.0.0.1"
+) -> HTTPServer:
+    """An HTTP server (not yet serving) on host:port; call `serve_forever()` on it.
+
+    Single-threaded on purpose: the previews are built from one SQLite connection.
+    """
+    return HTTPServer((host, port), make_handler(day, build))

@@ -1,0 +1,159 @@
+"""`newsletter preview`: files and a local index of the digests as they would be sent, sending
+and recording nothing. Real SQLite file, real ranker, real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import threading
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import lxml.html
+import pytest
+from click.testing import CliRunner, Result
+
+from newsletter import pipeline
+from newsletter.cli import cli
+from newsletter.config import load_config
+from newsletter.deliver import message_id_for
+from newsletter.models import Interest, InterestKind, SubscriberStatus
+from newsletter.preview import preview_server
+from newsletter.render import MAX_HTML_BYTES
+from newsletter.store import Store
+from tests.conftest import SECRET, free_port
+from tests.render_factory import DAY, corpus, paper
+
+ENV = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": ""}
+NOW = datetime(2026, 11, 26, 6, 0, tzinfo=UTC)
+READERS = {
+    "kv@example.org": ["KV cache", "quantization"],
+    "seg@example.org": ["segmentation", "vision transformer"],
+    "cost@example.org": ["cost efficient serving", "sentiment analysis"],
+}
+CONFIG = """
+[storage]
+data_dir = "data"
+database = "data/newsletter.db"
+[site]
+base_url = "https://digest.example.org"
+name = "Preview Digest"
+operator_name = "Example Lab"
+postal_address = "1 Example Road, Cambridge"
+[email]
+from_address = "digest@example.org"
+message_id_domain = "digest.example.org"
+"""
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
+    path = tmp_path / "config.toml"
+    path.write_text(CONFIG)
+    cfg = load_config(str(path))
+    with Store(cfg.database_path) as store:
+        rows = corpus()
+        store.upsert_papers([paper(i, rows[i]) for i in range(len(rows))], NOW)
+        for address, wanted in READERS.items():
+            sub, _ = store.add_subscriber(address, NOW, status=SubscriberStatus.ACTIVE)
+            store.add_interests(sub.id, [Interest(InterestKind.KEYWORD, w) for w in wanted], NOW)
+        store.add_subscriber("gone@example.org", NOW, status=SubscriberStatus.UNSUBSCRIBED)
+    return path
+
+
+def invoke(config: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--config", str(config), *args], env=ENV)
+
+
+def test_preview_all_writes_html_text_and_eml_and_records_nothing(
+    config_path: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "previews"
+    result = invoke(config_path, "preview", "--all", "--date", DAY.isoformat(), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert "nothing was sent or recorded" in result.output
+    cfg = load_config(str(config_path))
+    with Store(cfg.database_path) as store:
+        assert store.sends_on(DAY) == []
+        subs = {s.email: s for s in store.list_subscribers()}
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{a}.{ext}" for a in READERS for ext in ("eml", "html", "txt")
+    )
+    for address in READERS:
+        html = (out / f"{address}.html").read_text(encoding="utf-8")
+        assert len(html.encode()) < MAX_HTML_BYTES
+        doc = lxml.html.document_fromstring(html)
+        assert not doc.cssselect("script")
+        cards = doc.cssselect("table.card")
+        assert cards and all(c.get("style") for c in cards)
+        assert all(a.get("href").startswith("https://") for a in doc.iter("a"))
+        text = (out / f"{address}.txt").read_text(encoding="utf-8")
+        raw = (out / f"{address}.eml").read_bytes()
+        assert b"\r\n" in raw and max(len(line) for line in raw.split(b"\r\n")) <= 998
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        assert msg.get_content_type() == "multipart/alternative"
+        assert msg["To"].addresses[0].addr_spec == address  # type: ignore[union-attr]
+        assert msg["Message-ID"] == message_id_for(cfg, subs[address].id, DAY)
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        parts = [p.get_content().replace("\r\n", "\n") for p in msg.iter_parts()]  # type: ignore[attr-defined]
+        assert parts == [text.rstrip("\n") + "\n", html.rstrip("\n") + "\n"]
+
+
+def test_preview_one_address_and_bad_input(config_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "one"
+    result = invoke(config_path, "preview", "KV@example.org", "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in out.iterdir()) == [
+        "kv@example.org.eml",
+        "kv@example.org.html",
+        "kv@example.org.txt",
+    ]
+    missing = invoke(config_path, "preview", "nobody@example.org", "--out", str(out))
+    assert missing.exit_code == 1 and "nobody@example.org is not a subscriber" in missing.output
+    neither = invoke(config_path, "preview")
+    assert neither.exit_code == 2 and "EMAIL, --all" in neither.output
+    bad_date = invoke(config_path, "preview", "--all", "--date", "26/11/2026")
+    assert bad_date.exit_code == 2 and "YYYY-MM-DD" in bad_date.output
+
+
+@pytest.fixture
+def server(config_path: Path) -> Iterator[str]:
+    cfg = load_config(str(config_path))
+    store = Store(cfg.database_path)
+    httpd = preview_server(
+        DAY.isoformat(),
+        lambda: pipeline.preview_digests(store, cfg, DAY, NOW),
+        free_port(),
+    )
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        store.close()
+
+
+def test_preview_server_lists_and_serves_digests(server: str) -> None:
+    with urllib.request.urlopen(server + "/") as resp:
+        index = resp.read().decode()
+        assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'")
+    doc = lxml.html.document_fromstring(index)
+    rows = doc.cssselect("table tr")[1:]
+    assert {r.cssselect("td")[0].text_content() for r in rows} == set(READERS)
+    href = rows[0].cssselect("a")[0].get("href")
+    with urllib.request.urlopen(server + href) as resp:
+        assert resp.headers["Content-Type"].startswith("text/html")
+        page = lxml.html.document_fromstring(resp.read().decode())
+    assert page.cssselect("table.card")
+    with urllib.request.urlopen(server + href.replace(".html", ".eml")) as resp:
+        assert resp.headers["Content-Type"].startswith("message/rfc822")
+        assert b"multipart/alternative" in resp.read()
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(server + "/99.html")
+    assert err.value.code == 404

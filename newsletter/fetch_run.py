@@ -223,6 +223,7 @@ class FetchRun:
     def fetch_huggingface(self, days: Sequence[date]) -> None:
         report = self.report(HUGGINGFACE)
         base = self.cfg.sources.huggingface_url
+        empty: list[str] = []
         for n, day in enumerate(days):
             url = f"{base}?date={day.isoformat()}"
             count = 0
@@ -241,9 +242,12 @@ class FetchRun:
                 self.failed(report, url, exc)
             else:
                 report.days.append(day)
-                if count == 0 and not report.not_modified:
-                    report.notes.append(f"Hugging Face listed no papers for {day.isoformat()}")
+                if count == 0:
+                    empty.append(day.isoformat())
             self.progress(HUGGINGFACE, n + 1, len(days))
+        # Today's list is often still empty early on: only a day-set with nothing is news.
+        if empty and len(empty) == len(days) and not report.not_modified:
+            report.notes.append(f"Hugging Face listed no papers for {' or '.join(empty)}")
 
     def land_api_pages(self, label: str, pages: Iterable[Parsed], keep_cross: bool) -> None:
         report = self.report(ARXIV_API)

@@ -108,7 +108,7 @@ def test_without_a_date_hugging_face_is_asked_for_today_and_yesterday(
     summary = run(store, cfg, server, sources=["huggingface"])
     asked = [r.url.params["date"] for r in server.requests]
     assert asked == ["2025-04-28", "2025-04-27"]
-    assert "Hugging Face listed no papers for 2025-04-28" in summary.notes
+    assert summary.notes == ["Hugging Face listed no papers for 2025-04-28 or 2025-04-27"]
 
 
 def test_429_then_200_is_retried(store: Store, cfg: Config) -> None:
@@ -321,3 +321,17 @@ def test_no_enabled_source_is_a_clear_error(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, "[sources]\narxiv_rss = false\nhuggingface = false\n")
     with Store(cfg.database_path) as store, pytest.raises(FeedError, match="no source is enabled"):
         pipeline.fetch_all(store, cfg, NOW)
+
+
+def test_an_empty_today_on_hugging_face_is_not_news_when_yesterday_has_papers(
+    store: Store, cfg: Config
+) -> None:
+    def hf(request: httpx.Request) -> httpx.Response:
+        listed = request.url.params["date"] == "2025-04-27"
+        return httpx.Response(200, content=HF_TWO if listed else b"[]")
+
+    summary = run(store, cfg, Server(hf=hf), sources=["huggingface"])
+    assert summary.notes == [] and summary.added == 2
+    assert "huggingface: 2 over 2 days" in summary.line()
+    # items carry their own Daily Papers day (paper.submittedOnDailyAt)
+    assert store.get_paper("2608.09888").hf_date == date(2026, 8, 11)  # type: ignore[union-attr]

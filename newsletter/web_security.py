@@ -137,6 +137,10 @@ class RateLimiter:
         self._hits: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
+    def __len__(self) -> int:
+        """How many keys are tracked."""
+        return len(self._hits)
+
     def retry_after(self, key: str, now: float) -> int:
         """Seconds until `key` may try again; 0 when it may go now (without counting a hit)."""
         with self._lock:

@@ -630,3 +630,16 @@ def test_preview_with_nothing_to_show(site: Site) -> None:
     assert r.status_code == 200 and "No digest today" in r.text
     assert "/manage/" in r.text
     assert site.client.get(token_path("preview", "preview", 777)).status_code == 410
+
+
+def test_rate_limiter_slides_and_stays_bounded() -> None:
+    from newsletter.web_security import RateLimiter
+
+    limiter = RateLimiter(2, window_seconds=100, max_keys=3)
+    limiter.hit("a", 0)
+    limiter.hit("a", 50)
+    assert limiter.retry_after("a", 60) == 41  # the first hit leaves the window at t=100
+    assert limiter.retry_after("a", 100) == 0
+    for key in "bcde":
+        limiter.hit(key, 120)
+    assert len(limiter) == 3  # the oldest keys were dropped

@@ -175,6 +175,7 @@ class Daemon:
         self._work = threading.Lock()  # one job at a time inside this process
         self.stop = threading.Event()  # set by SIGTERM/SIGINT: finish the message, then stop
         self._scheduler: BlockingScheduler | None = None
+        self.failures: list[str] = []  # what went wrong, for the exit status of --once
 
     # ------------------------------------------------------------ jobs
 
@@ -188,13 +189,12 @@ class Daemon:
             try:
                 with Store(self.cfg.database_path) as store:
                     summary = self._fetch(store, self.cfg, now)
-                outcome = getattr(summary, "outcome", "ok")
-                level = {"ok": logging.INFO, "partial": logging.WARNING}.get(outcome, logging.ERROR)
-                log.log(level, "fetch: %s: %s", outcome, describe_summary(summary))
+                self._report("fetch", describe_summary(summary), summary)
             except NewsletterError as exc:
-                log.error("fetch: failed: %s", exc)
+                self._failed("fetch", f"failed: {exc}")
             except Exception:
                 log.exception("fetch: crashed (the daemon keeps running)")
+                self.failures.append("fetch crashed")
 
     def send_job(self) -> None:
         """Send to every subscriber whose local delivery hour has come, once per local date."""
@@ -208,9 +208,10 @@ class Daemon:
             except LockedError as exc:
                 log.warning("send: skipped this pass: %s", exc)
             except NewsletterError as exc:
-                log.error("send: failed: %s", exc)
+                self._failed("send", f"failed: {exc}")
             except Exception:
                 log.exception("send: crashed (the daemon keeps running)")
+                self.failures.append("send crashed")
 
     def _send_due(self, store: Store, now: datetime) -> None:
         active = store.list_subscribers(SubscriberStatus.ACTIVE)
@@ -225,7 +226,21 @@ class Daemon:
                 return
             log.info("send: %d subscriber(s) due for digest date %s", len(subscribers), day)
             summary = self._send(store, self.cfg, day, now, subscribers, self.stop)
-            log.info("send: %s: %s", day, describe_summary(summary))
+            self._report("send", f"{day}: {describe_summary(summary)}", summary)
+
+    def _report(self, job: str, text: str, summary: object) -> None:
+        """Log a stage summary at the level its outcome deserves; remember failures."""
+        outcome = str(getattr(summary, "outcome", "ok"))
+        if outcome in ("failed", "aborted"):
+            self._failed(job, text)
+        elif outcome == "ok":
+            log.info("%s: %s", job, text)
+        else:  # partial fetch, sends left to retry
+            log.warning("%s: %s", job, text)
+
+    def _failed(self, job: str, text: str) -> None:
+        log.error("%s: %s", job, text)
+        self.failures.append(f"{job}: {text}")
 
     def catch_up(self) -> None:
         """Fetch now if a scheduled fetch was missed, then send to whoever is due."""
@@ -300,7 +315,7 @@ class Daemon:
         }
         try:
             if self.options.once:
-                log.info("schedule --once: %s", self.describe())
+                log.info("schedule --once (pid %d): one pass", os.getpid())
                 self.catch_up()
             else:
                 self._scheduler = self.build_scheduler()
@@ -312,7 +327,16 @@ class Daemon:
         finally:
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        log.info("scheduler stopped cleanly" if not self.options.once else "schedule --once: done")
+        if not self.options.once:
+            log.info("scheduler stopped cleanly")
+            return 0
+        if self.failures:
+            log.error(
+                "schedule --once: done with %d failure(s); see `newsletter status`",
+                len(self.failures),
+            )
+            return 1
+        log.info("schedule --once: done")
         return 0
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:

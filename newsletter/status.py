@@ -175,7 +175,10 @@ def find_problems(report: StatusReport, now: datetime) -> list[str]:
         problems.append("no fetch has run yet: run `newsletter fetch` or start the daemon")
     for kind, run in report.last_runs.items():
         if run is not None and run["outcome"] in _BAD_OUTCOMES:
-            problems.append(f"last {kind} run {run['outcome']}: {run['summary']}".rstrip(": "))
+            detail = _short(run["summary"], 100)
+            problems.append(
+                f"last {kind} run {run['outcome']} at {_when(run['started_at'])}: {detail}"
+            )
     for st in report.fetch_state:
         success, error_at = _parse(st["last_success"]), _parse(st["last_error_at"])
         if st["last_error"] and (success is None or (error_at and error_at > success)):

@@ -218,32 +218,36 @@ class JoinAndLeavePages:
         if wait:
             return self._too_many(request, wait)
         web.limit_by_address.hit(address.casefold(), now.timestamp())
-        subscriber = self._register(address, prefs, now)
+        return await self._confirm_by_mail(request, self._register(address, prefs, now))
+
+    async def _confirm_by_mail(self, request: Request, subscriber: Subscriber) -> Response:
+        """Send the opt-in e-mail; "check your inbox", or a 503 page when it cannot go out."""
         try:
-            await run_in_threadpool(web.send_mail, pipeline.send_confirmation, subscriber)
+            await run_in_threadpool(self.web.send_mail, pipeline.send_confirmation, subscriber)
         except (NewsletterError, OSError) as exc:
             log.warning("confirmation e-mail to subscriber %s failed: %s", subscriber.id, exc)
-            return web.message(
+            return self.web.message(
                 request,
                 "We could not send the e-mail",
                 "Your sign-up is saved, but the confirmation e-mail could not be sent just now. "
                 "Please try again in a few minutes.",
                 503,
             )
-        return web.render(request, "check_inbox.html", email=address)
+        return self.web.render(request, "check_inbox.html", email=subscriber.email)
 
     def _register(self, address: str, prefs: Preferences, now: datetime) -> Subscriber:
         """Save a sign-up without revealing or disturbing an existing subscription."""
         store = self.web.store
         store.expire_pending(now - timedelta(days=self.cfg.web.pending_expiry_days))
-        settings = {
-            "timezone": prefs.timezone,
-            "delivery_hour": prefs.hour,
-            "digest_size": prefs.size,
-        }
         existing = store.get_subscriber_by_email(address)
         if existing is None:
-            sub, _ = store.add_subscriber(address, now, **settings)  # type: ignore[arg-type]
+            sub, _ = store.add_subscriber(
+                address,
+                now,
+                timezone=prefs.timezone,
+                delivery_hour=prefs.hour,
+                digest_size=prefs.size,
+            )
             store.set_interests(sub.id, prefs.interests(), now)
             log.info("sign-up: new pending subscriber %s", sub.id)
             return sub
@@ -253,7 +257,13 @@ class JoinAndLeavePages:
             # leads the owner to a page with their manage link.
             return existing
         # Pending, unsubscribed or bounced: nothing is delivered until the owner confirms.
-        store.update_subscriber(existing.id, now, **settings)
+        store.update_subscriber(
+            existing.id,
+            now,
+            timezone=prefs.timezone,
+            delivery_hour=prefs.hour,
+            digest_size=prefs.size,
+        )
         store.set_interests(existing.id, prefs.interests(store.interests_for(existing.id)), now)
         if existing.status == SubscriberStatus.PENDING:
             store.restart_pending(existing.id, now)
@@ -326,8 +336,7 @@ class JoinAndLeavePages:
             if sub.confirmed_at is None:  # never confirmed: the opt-in e-mail first
                 web.store.update_subscriber(sub.id, web.clock(), status=SubscriberStatus.PENDING)
                 web.store.restart_pending(sub.id, web.clock())
-                await run_in_threadpool(web.send_mail, pipeline.send_confirmation, sub)
-                return web.render(request, "check_inbox.html", email=sub.email)
+                return await self._confirm_by_mail(request, sub)
             web.store.set_status(sub.id, SubscriberStatus.ACTIVE, web.clock())
         return web.render(
             request,

@@ -419,6 +419,23 @@ def test_resubscribe_needs_csrf_and_reactivates(site: Site) -> None:
     assert site.status(sid) == "active"
 
 
+def test_resubscribing_a_never_confirmed_address_asks_for_confirmation(site: Site) -> None:
+    site.subscribe("new@example.org")
+    sub = site.db.get_subscriber_by_email("new@example.org")
+    assert sub is not None
+    unsub = token_path("unsubscribe", "unsubscribe", sub.id)
+    site.client.post(unsub)
+    assert site.status(sub.id) == "unsubscribed"
+    resub = unsub.replace("/unsubscribe/", "/resubscribe/")
+    landing = site.client.get(resub)
+    r = site.client.post(resub, data={"csrf_token": csrf_tokens(landing.text)[0]})
+    assert r.status_code == 200 and "Check your inbox" in r.text
+    assert site.status(sub.id) == "pending"
+    confirm = path_of(link_in(outbox(site.outbox)[-1], "/confirm/"))
+    site.client.get(confirm)
+    assert site.status(sub.id) == "active"
+
+
 def test_unsubscribe_of_a_removed_subscriber_is_still_a_2xx(site: Site) -> None:
     r = site.client.post(token_path("unsubscribe", "unsubscribe", 999))
     assert r.status_code == 200 and "This address gets no digests" in r.text

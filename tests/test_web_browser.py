@@ -100,6 +100,8 @@ def no_horizontal_overflow(page: Any) -> bool:
 def test_sign_up_confirm_and_manage_in_chromium(browser: Any, live: LiveSite) -> None:
     context = browser.new_context(viewport=PHONE, timezone_id="Asia/Tokyo")
     page = context.new_page()
+    console_errors: list[str] = []  # a CSP violation (inline script or style) shows up here
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
     page.goto(live.base + "/")
     assert page.input_value("#timezone") == "Asia/Tokyo"  # prefilled by tz.js
     assert no_horizontal_overflow(page)
@@ -143,6 +145,7 @@ def test_sign_up_confirm_and_manage_in_chromium(browser: Any, live: LiveSite) ->
     assert live.subscriber("reader@example.org").status == SubscriberStatus.PAUSED
     page.click("text=Resume the digest")
     assert live.subscriber("reader@example.org").status == SubscriberStatus.ACTIVE
+    assert console_errors == []
     context.close()
 
 

@@ -36,6 +36,8 @@ def manage_routes(web: WebContext) -> list[Route]:
 
 
 class DigestPages:
+    """The pages behind the links in every digest."""
+
     def __init__(self, web: WebContext) -> None:
         self.web = web
         self.cfg = web.cfg
@@ -44,6 +46,7 @@ class DigestPages:
     # ------------------------------------------------------------ manage
 
     def _categories(self, prefs: Preferences) -> tuple[str, ...]:
+        """The operator's categories plus any the subscriber has (e.g. added with the CLI)."""
         return tuple(dict.fromkeys((*self.cfg.sources.arxiv_categories, *prefs.categories)))
 
     def _manage_page(
@@ -66,7 +69,7 @@ class DigestPages:
             prefs=prefs,
             errors=errors or {},
             saved=request.query_params.get("saved") == "1" and not errors,
-            categories=tuple(dict.fromkeys((*self._categories(stored), *prefs.categories))),
+            categories=self._categories(stored),
             timezones=timezone_choices(),
             digests=self._recent_digests(sub),
             preview_url=links.preview_url(self.cfg, sub.id),

@@ -27,42 +27,35 @@ _CONTROL = re.compile(
 
 
 @dataclass(frozen=True)
-class CardView:
-    """One paper as a card in the digest."""
+class PaperView:
+    """What every card of one paper shows, whoever gets it (computed once per paper)."""
 
-    number: int
     id: str
     title: str
     authors: str
     category: str
-    upvotes: int | None
-    comments: int | None
-    stars: int | None
-    reason: str
+    stats: tuple[str, ...]  # '▲ 42', '💬 3', '★ 1,310': the counts that are known
+    meta: str  # category and stats in one line: 'cs.CL · ▲ 42 · ★ 1,310'
     excerpt: str
     abs_url: str
     pdf_url: str
     hf_url: str
     code_url: str
+    links: tuple[tuple[str, str], ...]  # (label, url) for the link row, only those that exist
+
+
+@dataclass(frozen=True)
+class CardView:
+    """One paper as a card in one subscriber's digest."""
+
+    number: int
+    paper: PaperView
+    reason: str
     like_url: str
     dislike_url: str
 
-    @property
-    def stats(self) -> list[str]:
-        """'▲ 42', '💬 3', '★ 1,310': the counts that are known."""
-        marks = (("▲", self.upvotes), ("💬", self.comments), ("★", self.stars))
-        return [f"{mark} {value:,}" for mark, value in marks if value is not None]
-
-    @property
-    def links(self) -> list[tuple[str, str]]:
-        """(label, url) for the card's link row, in reading order, only those that exist."""
-        pairs = [
-            ("arXiv", self.abs_url),
-            ("PDF", self.pdf_url),
-            ("Hugging Face", self.hf_url),
-            ("Code", self.code_url),
-        ]
-        return [(label, url) for label, url in pairs if url]
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.paper, name)  # c.title, c.links, ... straight from the paper view
 
 
 @lru_cache(maxsize=8192)
@@ -112,27 +105,39 @@ def paper_urls(paper: Paper) -> tuple[str, str]:
     return f"https://arxiv.org/abs/{pid}", f"https://arxiv.org/pdf/{pid}"
 
 
+@lru_cache(maxsize=8192)
+def paper_view(paper: Paper, excerpt_chars: int) -> PaperView:
+    """The subscriber-independent part of a card (cached: papers repeat across digests)."""
+    abs_url, pdf_url = paper_urls(paper)
+    marks = (("▲", paper.upvotes), ("💬", paper.comments), ("★", paper.github_stars))
+    stats = tuple(f"{mark} {value:,}" for mark, value in marks if value is not None)
+    code = code_url(paper.github_repo)
+    pairs = (("arXiv", abs_url), ("PDF", pdf_url), ("Hugging Face", paper.hf_url), ("Code", code))
+    return PaperView(
+        id=paper.id,
+        title=readable(paper.title) or paper.id,
+        authors=short_authors(paper.authors),
+        category=one_line(paper.primary_category),
+        stats=stats,
+        meta=" · ".join(x for x in (one_line(paper.primary_category), *stats) if x),
+        excerpt=shorten(readable(paper.abstract), excerpt_chars),
+        abs_url=abs_url,
+        pdf_url=pdf_url,
+        hf_url=paper.hf_url,
+        code_url=code,
+        links=tuple((label, url) for label, url in pairs if url),
+    )
+
+
 def card(
     cfg: Config, subscriber_id: int, number: int, pick: Pick, excerpt_chars: int, votes: bool = True
 ) -> CardView:
     """A paper as the templates show it; `votes=False` leaves out the feedback links."""
     paper = pick.paper
-    abs_url, pdf_url = paper_urls(paper)
     return CardView(
         number=number,
-        id=paper.id,
-        title=readable(paper.title) or paper.id,
-        authors=short_authors(paper.authors),
-        category=paper.primary_category,
-        upvotes=paper.upvotes,
-        comments=paper.comments,
-        stars=paper.github_stars,
+        paper=paper_view(paper, excerpt_chars),
         reason=one_line(pick.reason),
-        excerpt=shorten(readable(paper.abstract), excerpt_chars),
-        abs_url=abs_url,
-        pdf_url=pdf_url,
-        hf_url=paper.hf_url,
-        code_url=code_url(paper.github_repo),
         like_url=links.feedback_url(cfg, subscriber_id, paper.id, 1) if votes else "",
         dislike_url=links.feedback_url(cfg, subscriber_id, paper.id, -1) if votes else "",
     )
@@ -152,6 +157,7 @@ def interests_line(interests: tuple[Interest, ...]) -> str:
     return " · ".join(parts)
 
 
+@lru_cache(maxsize=64)
 def long_date(day: date) -> str:
     return f"{day:%A} {day.day} {day:%B %Y}"
 
@@ -183,6 +189,16 @@ def wrap(text: str, width: int = 78, indent: str = "", first: str | None = None)
         break_long_words=False,
         break_on_hyphens=False,
     )
+
+
+def link_lines(pairs: tuple[tuple[str, str], ...], indent: str = "", width: int = 78) -> str:
+    """`link_line` for each (label, url), one per line (cached: a paper's links repeat)."""
+    return _link_lines(pairs, indent, width)
+
+
+@lru_cache(maxsize=16384)
+def _link_lines(pairs: tuple[tuple[str, str], ...], indent: str, width: int) -> str:
+    return "\n".join(link_line(label, url, indent, width) for label, url in pairs)
 
 
 def link_line(label: str, url: str, indent: str = "", width: int = 78) -> str:

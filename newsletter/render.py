@@ -25,6 +25,7 @@ from .emailview import (
     card,
     interests_line,
     link_line,
+    link_lines,
     long_date,
     one_line,
     preheader,
@@ -81,7 +82,7 @@ class Renderer:
             keep_trailing_newline=True,
         )
         self.env.filters.update(wrap=wrap, num=lambda n: f"{n:,}")
-        self.env.globals.update(link_line=link_line)
+        self.env.globals.update(link_line=link_line, link_lines=link_lines)
         self.css = self._source(STYLESHEET)
         self._html: dict[str, jinja2.Template] = {}
         self._check_subject_template()

@@ -105,6 +105,13 @@ def paper_urls(paper: Paper) -> tuple[str, str]:
     return f"https://arxiv.org/abs/{pid}", f"https://arxiv.org/pdf/{pid}"
 
 
+def without_stats(reason: str, stats: tuple[str, ...]) -> str:
+    """The ranker's reason minus the counts the card already shows ('▲ 42' twice is noise)."""
+    shown = {x.replace(",", "").replace(" ", "") for x in stats}
+    parts = [p for p in reason.split(" · ") if p.replace(",", "").replace(" ", "") not in shown]
+    return " · ".join(parts)
+
+
 @lru_cache(maxsize=8192)
 def paper_view(paper: Paper, excerpt_chars: int) -> PaperView:
     """The subscriber-independent part of a card (cached: papers repeat across digests)."""
@@ -134,10 +141,11 @@ def card(
 ) -> CardView:
     """A paper as the templates show it; `votes=False` leaves out the feedback links."""
     paper = pick.paper
+    view = paper_view(paper, excerpt_chars)
     return CardView(
         number=number,
-        paper=paper_view(paper, excerpt_chars),
-        reason=one_line(pick.reason),
+        paper=view,
+        reason=without_stats(one_line(pick.reason), view.stats),
         like_url=links.feedback_url(cfg, subscriber_id, paper.id, 1) if votes else "",
         dislike_url=links.feedback_url(cfg, subscriber_id, paper.id, -1) if votes else "",
     )

@@ -124,6 +124,7 @@ class Csrf:
             "httponly": True,
             "samesite": "lax",
             "secure": self.https,
+            "max_age": 30 * 86_400,  # a form left open in a tab still submits after a restart
         }
 
 

@@ -660,6 +660,157 @@ def preview(
     click.echo(f"{len(previews)} preview(s) in {target} (nothing was sent or recorded)")
 
 
+# ---------------------------------------------------------------- send, run and demo (issue 5)
+
+
+class _SendProgress:
+    """'sending: 1,204 sent · 0 failed' on a terminal (stderr); silent otherwise."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.shown = False
+
+    def __call__(self, report: Any) -> None:
+        if not self.enabled:
+            return
+        click.echo(
+            f"\r\033[Ksending: {report.sent:,} sent · {report.failed:,} failed · "
+            f"{report.retry:,} to retry",
+            nl=False,
+            err=True,
+        )
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            click.echo("\r\033[K", nl=False, err=True)
+
+
+def _echo_some(lines: list[str], err: bool = False, most: int = 20) -> None:
+    for line in lines[:most]:
+        click.echo(line, err=err)
+    if len(lines) > most:
+        click.echo(f"... and {len(lines) - most:,} more", err=err)
+
+
+def _print_send(summary: Any) -> None:
+    _echo_some([f"would send {e}: {s} ({n} papers)" for e, s, n in summary.planned])
+    _echo_some([f"nothing new for {e}: {why}" for e, why in summary.empty])
+    _echo_some([f"failed: {e}: {why}" for e, why in summary.failures], err=True)
+    _echo_some([f"will retry: {e}: {why}" for e, why in summary.retries], err=True)
+    for address in summary.bounced:
+        click.echo(f"bounced: {address} gets no more digests (repeated permanent failures)")
+    click.echo(summary.line())
+
+
+@cli.command()
+@click.option(
+    "--date", "day", default=None, help="Digest date (default: today in digest.timezone)."
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Rank and render, print who would get what; send nothing."
+)
+@click.option(
+    "--to", "only", multiple=True, metavar="EMAIL", help="Only this subscriber (repeatable)."
+)
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most N digests.")
+@click.option(
+    "--resend",
+    metavar="EMAIL",
+    default=None,
+    help="Send this subscriber's digest again, even if it was sent (a new Message-ID).",
+)
+@pass_app
+@friendly_errors
+def send(
+    app: AppContext,
+    day: str | None,
+    dry_run: bool,
+    only: tuple[str, ...],
+    limit: int | None,
+    resend: str | None,
+) -> None:
+    """Send the day's digests: each subscriber at most once per date, so reruns are safe.
+
+    Exit status: 0 all done, 1 a send failed permanently or the run could not start,
+    75 some digests are left to retry (the next run sends them).
+    """
+    from . import pipeline
+
+    cfg, now = app.config, utcnow()
+    digest_date = parse_day(day) or pipeline.default_digest_date(cfg, now)
+    progress = _SendProgress()
+    try:
+        summary = pipeline.send_daily(
+            app.store,
+            cfg,
+            pipeline.make_mailer(cfg),
+            digest_date,
+            now,
+            dry_run=dry_run,
+            only=list(only) or None,
+            limit=limit,
+            resend=resend,
+            progress=progress,
+        )
+    finally:
+        progress.clear()
+    _print_send(summary)
+    if summary.exit_code:
+        sys.exit(summary.exit_code)
+
+
+@cli.command()
+@click.option(
+    "--date", "day", default=None, help="Digest date (default: today in digest.timezone)."
+)
+@pass_app
+@friendly_errors
+def run(app: AppContext, day: str | None) -> None:
+    """Fetch today's papers, then send today's digests (what cron runs: `make send`)."""
+    from . import pipeline
+
+    cfg, now = app.config, utcnow()
+    fetch_progress, send_progress = _FetchProgress(), _SendProgress()
+    try:
+        fetched, summary = pipeline.run_daily(
+            app.store,
+            cfg,
+            pipeline.make_mailer(cfg),
+            now,
+            digest_date=parse_day(day),
+            on_progress=fetch_progress,
+            progress=send_progress,
+        )
+    finally:
+        fetch_progress.clear()
+        send_progress.clear()
+    for note in fetched.notes:
+        click.echo(note)
+    for error in fetched.errors:
+        click.echo(f"error: {error}", err=True)
+    click.echo(fetched.line())
+    _print_send(summary)
+    if summary.exit_code:
+        sys.exit(summary.exit_code)
+
+
+@cli.command()
+@click.option("--dir", "directory", default="demo", show_default=True, help="Where the demo lives.")
+@click.option("--preview", is_flag=True, help="Then serve the previews on localhost.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8001, show_default=True)
+@friendly_errors
+def demo(directory: str, preview: bool, port: int) -> None:
+    """The whole product offline: sample day, demo subscribers, a local SMTP server, previews."""
+    from .demo import run_demo, serve_previews
+
+    result = run_demo(Path(directory), echo=click.echo)
+    if preview:
+        serve_previews(result.previews, port, echo=click.echo)
+    if result.exit_code:
+        sys.exit(result.exit_code)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -13,15 +13,17 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterable
-from datetime import date, datetime, timedelta
+import zoneinfo
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
 
-from . import links
+from . import deliver, links
 from .config import Config
-from .errors import FeedError
+from .errors import DeliveryError, FeedError
 from .fetch_run import (
     FetchRun,
     FetchSummary,
@@ -32,7 +34,8 @@ from .fetch_run import (
     run_fetch,
 )
 from .interest_model import profile_from
-from .models import Digest, Subscriber, SubscriberStatus
+from .lock import run_lock
+from .models import Digest, SendStatus, Subscriber, SubscriberStatus
 from .preview import DigestPreview
 from .rank import rank as rank_papers
 from .rank import ranker_options
@@ -236,6 +239,299 @@ def send_unsubscribed_notice(
 ) -> str:
     """E-mail "you are unsubscribed" with a way back; returns the Message-ID."""
     return _send_account_mail(store, cfg, mailer, subscriber, now, "notice")
+
+
+# ---------------------------------------------------------------- send (issue 5)
+
+SEND_CHUNK = 256  # subscribers ranked per batch while earlier messages are on the wire
+
+
+@dataclass
+class SendSummary:
+    """What one send run did, for the CLI's summary line, `runs` and `newsletter status`."""
+
+    digest_date: date
+    dry_run: bool = False
+    sent: int = 0
+    already_sent: int = 0
+    nothing_new: int = 0
+    paused: int = 0
+    failed: int = 0
+    retry: int = 0
+    failed_earlier: int = 0
+    bounced: list[str] = field(default_factory=list)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    retries: list[tuple[str, str]] = field(default_factory=list)
+    empty: list[tuple[str, str]] = field(default_factory=list)
+    planned: list[tuple[str, str, int]] = field(default_factory=list)
+    aborted: str = ""
+
+    def line(self) -> str:
+        """The summary line: sent N · skipped N already sent · N nothing new · ... · failed N."""
+        verb = "would send" if self.dry_run else "sent"
+        parts = [
+            f"{verb} {len(self.planned) if self.dry_run else self.sent:,}",
+            f"skipped {self.already_sent:,} already sent",
+            f"{self.nothing_new:,} nothing new",
+            f"{self.paused:,} paused",
+        ]
+        if self.retry:
+            parts.append(f"{self.retry:,} left to retry")
+        if self.failed_earlier:
+            parts.append(f"{self.failed_earlier:,} failed earlier")
+        text = " · ".join(parts) + f" · failed {self.failed:,}"
+        if self.failed or self.retry or self.failed_earlier:
+            text += " (see `newsletter status`)"
+        if self.aborted:
+            text += f"; stopped: {self.aborted}"
+        return text
+
+    @property
+    def exit_code(self) -> int:
+        """1 when a send failed permanently or the run stopped early; 75 when only retries are
+        left (EX_TEMPFAIL: the next run will try again); 0 otherwise."""
+        if self.failed or self.aborted:
+            return 1
+        return 75 if self.retry else 0
+
+    @property
+    def outcome(self) -> str:
+        if self.aborted:
+            return "aborted"
+        if self.failed:
+            return "failed"
+        return "retry" if self.retry else "ok"
+
+
+def default_digest_date(cfg: Config, now: datetime) -> date:
+    """Today in the configured digest timezone."""
+    return now.astimezone(zoneinfo.ZoneInfo(cfg.digest.timezone)).date()
+
+
+def _send_targets(
+    store: Store,
+    cfg: Config,
+    digest_date: date,
+    now: datetime,
+    summary: SendSummary,
+    *,
+    only: list[str] | None,
+    resend: str | None,
+    subscribers: list[Subscriber] | None,
+    limit: int | None,
+) -> list[tuple[Subscriber, dict[str, Any] | None]]:
+    """Who gets a digest in this run, each with their ledger row for the date (if any)."""
+    if resend:
+        sub = store.get_subscriber_by_email(resend.strip())
+        if sub is None:
+            raise DeliveryError(f"--resend: {resend} is not a subscriber")
+        if sub.status != SubscriberStatus.ACTIVE:
+            raise DeliveryError(f"--resend: {sub.email} is {sub.status}, not active; not sending")
+        mid = deliver.message_id_for(cfg, sub.id, digest_date, variant=int(now.timestamp()))
+        store.reopen_send(sub.id, digest_date, mid, now)
+        candidates = [sub]
+    else:
+        candidates = list(subscribers) if subscribers is not None else store.list_subscribers()
+    if only:
+        wanted = {e.strip().lower() for e in only}
+        candidates = [s for s in candidates if s.email.lower() in wanted]
+        missing = wanted - {s.email.lower() for s in candidates}
+        if missing:
+            raise DeliveryError(f"--to: {', '.join(sorted(missing))} is not a subscriber")
+        idle = [s for s in candidates if s.status != SubscriberStatus.ACTIVE]
+        if idle:
+            raise DeliveryError(f"--to: {idle[0].email} is {idle[0].status}, not active")
+    summary.paused = sum(1 for s in candidates if s.status == SubscriberStatus.PAUSED)
+    rows = {r["subscriber_id"]: r for r in store.sends_on(digest_date)}
+    todo: list[tuple[Subscriber, dict[str, Any] | None]] = []
+    for sub in candidates:
+        if sub.status != SubscriberStatus.ACTIVE:
+            continue
+        row = rows.get(sub.id)
+        if row is not None and row["status"] == SendStatus.SENT:
+            summary.already_sent += 1
+        elif row is not None and row["status"] == SendStatus.FAILED:
+            summary.failed_earlier += 1
+        else:
+            todo.append((sub, row))
+    return todo[:limit] if limit is not None else todo
+
+
+def _outgoing(
+    store: Store,
+    cfg: Config,
+    targets: list[tuple[Subscriber, dict[str, Any] | None]],
+    digest_date: date,
+    now: datetime,
+    renderer: Any,
+    ledger: deliver.Ledger,
+    summary: SendSummary,
+    signer: Any,
+) -> Iterator[deliver.Outgoing]:
+    """Rank, render and build each message lazily, in chunks, while earlier ones are sent."""
+    rows = {sub.id: row for sub, row in targets}
+    sender = cfg.email.from_address
+    for chunk in deliver.iter_chunks([sub for sub, _ in targets], SEND_CHUNK):
+        digests = {d.subscriber.id: d for d in build_digests(store, cfg, digest_date, now, chunk)}
+        for sub in chunk:
+            digest = digests.get(sub.id)
+            if digest is None or not digest.picks:
+                reason = (digest.empty_reason if digest else "") or "no new papers matched"
+                summary.nothing_new += 1
+                summary.empty.append((sub.email, reason))
+                if not summary.dry_run:
+                    ledger.skipped(sub, digest_date, reason)
+                continue
+            rendered = renderer.digest(digest)
+            if summary.dry_run:
+                summary.planned.append((sub.email, rendered.subject, len(digest.picks)))
+                continue
+            row = rows.get(sub.id)
+            message_id = (row or {}).get("message_id") or deliver.message_id_for(
+                cfg, sub.id, digest_date
+            )
+            kept = digest.paper_ids[: len(digest.paper_ids) - rendered.dropped]
+            job = deliver.Outgoing(
+                digest.subscriber,
+                digest_date,
+                message_id,
+                b"",
+                sender,
+                kept,
+                int((row or {}).get("attempts") or 0),
+            )
+            try:
+                job.raw = deliver.render_bytes(
+                    cfg,
+                    digest.subscriber,
+                    rendered,
+                    message_id=message_id,
+                    digest_date=digest_date,
+                    now=ledger.clock(),
+                    signer=signer,
+                )
+            except deliver.RefusedMessage as exc:
+                ledger.claim(job)
+                if ledger.failed(sub, digest_date, f"not sent: {exc}", job.prior_attempts):
+                    summary.bounced.append(sub.email)
+                summary.failed += 1
+                summary.failures.append((sub.email, f"not sent: {exc}"))
+                continue
+            yield job
+
+
+def make_mailer(cfg: Config) -> deliver.Mailer:
+    """The mailer `delivery.method` asks for (SMTP, or a Maildir outbox)."""
+    return deliver.mailer_from_config(cfg)
+
+
+def send_daily(
+    store: Store,
+    cfg: Config,
+    mailer: deliver.Mailer,
+    digest_date: date,
+    now: datetime,
+    *,
+    dry_run: bool = False,
+    only: list[str] | None = None,
+    limit: int | None = None,
+    resend: str | None = None,
+    subscribers: list[Subscriber] | None = None,
+    renderer: Any = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], datetime] | None = None,
+    progress: Callable[[deliver.DeliveryReport], None] | None = None,
+) -> SendSummary:
+    """Send each active subscriber their digest for `digest_date`, exactly once (the ledger).
+
+    Holds the run lock (a second run gets LockedError), records a `runs` row of kind "send",
+    and never raises for one subscriber's failure: the summary says what happened.
+    `subscribers` restricts the run (the scheduler's per-hour delivery); `dry_run` ranks and
+    renders but neither sends nor records anything.
+    """
+    from .render import Renderer
+
+    summary = SendSummary(digest_date, dry_run=dry_run)
+    clock = clock or (lambda: datetime.now(UTC))
+    renderer = renderer if renderer is not None else Renderer(cfg)
+    ledger = deliver.Ledger(store, cfg, clock)
+    if dry_run:
+        targets = _send_targets(
+            store,
+            cfg,
+            digest_date,
+            now,
+            summary,
+            only=only,
+            resend=None,
+            subscribers=subscribers,
+            limit=limit,
+        )
+        for _ in _outgoing(store, cfg, targets, digest_date, now, renderer, ledger, summary, None):
+            pass
+        return summary
+    with run_lock(cfg, "send"):
+        run_id = store.start_run("send", now)
+        try:
+            targets = _send_targets(
+                store,
+                cfg,
+                digest_date,
+                now,
+                summary,
+                only=only,
+                resend=resend,
+                subscribers=subscribers,
+                limit=limit,
+            )
+            jobs = _outgoing(
+                store, cfg, targets, digest_date, now, renderer, ledger, summary, mailer.signer
+            )
+            report = deliver.deliver(
+                store, cfg, mailer, jobs, ledger=ledger, sleep=sleep, progress=progress
+            )
+        except BaseException as exc:
+            store.finish_run(run_id, "aborted", f"stopped: {exc}", clock())
+            raise
+        summary.sent += report.sent
+        summary.already_sent += report.already_sent
+        summary.failed += report.failed
+        summary.retry += report.retry
+        summary.failures += report.failures
+        summary.retries += report.retries
+        summary.bounced += report.bounced
+        summary.aborted = report.aborted
+        store.finish_run(run_id, summary.outcome, summary.line(), clock())
+    return summary
+
+
+def run_daily(
+    store: Store,
+    cfg: Config,
+    mailer: deliver.Mailer,
+    now: datetime,
+    *,
+    digest_date: date | None = None,
+    transport: httpx.BaseTransport | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    on_progress: Progress | None = None,
+    **send_options: Any,
+) -> tuple[FetchSummary, SendSummary]:
+    """What cron runs: fetch today's papers, then send today's digests (under one lock)."""
+    with run_lock(cfg, "run"):
+        fetched = fetch_all(
+            store, cfg, now, transport=transport, sleep=sleep, on_progress=on_progress
+        )
+        sent = send_daily(
+            store,
+            cfg,
+            mailer,
+            digest_date or default_digest_date(cfg, now),
+            now,
+            sleep=sleep,
+            **send_options,
+        )
+    return fetched, sent
 
 
 # ---------------------------------------------------------------- digests (issue 3)

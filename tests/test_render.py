@@ -219,6 +219,15 @@ def test_text_part_wraps_at_78_and_has_every_link(renderer: Renderer) -> None:
     assert not re.search(r"<(p|a|td|span)\b|&amp;|&#", out.text)  # plain text, not HTML
 
 
+def test_account_text_parts_wrap_and_carry_their_links(renderer: Renderer) -> None:
+    sub = subscriber(email="a.very.long.address.for.wrapping@subdomain.example.org")
+    url = "http://127.0.0.1:8000/confirm/" + "x" * 120
+    for out in (renderer.confirmation(sub, url), renderer.unsubscribed(sub, url)):
+        assert url in out.text.splitlines()
+        for line in out.text.splitlines():
+            assert len(line) <= 78 or URL.fullmatch(line.strip()), line
+
+
 def test_text_part_is_not_html_escaped(renderer: Renderer) -> None:
     row = {"title": "Cats & Dogs <3", "abstract": 'It\'s "quoted" & fine'}
     out = renderer.digest(make_digest(1, 0, papers=[paper(0, row)]))

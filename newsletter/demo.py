@@ -166,7 +166,8 @@ def demo_config(root: Path) -> Config:
         key_file.write_text(secrets.token_hex(32) + "\n", encoding="utf-8")
         key_file.chmod(0o600)
     env = dict(os.environ)
-    env.setdefault("NEWSLETTER_SECRET_KEY", key_file.read_text(encoding="utf-8").strip())
+    if len(env.get("NEWSLETTER_SECRET_KEY", "")) < 16:  # unset (or unusable): the demo's own
+        env["NEWSLETTER_SECRET_KEY"] = key_file.read_text(encoding="utf-8").strip()
     return parse_config(
         path.read_text(encoding="utf-8"), base_dir=root.resolve(), env=env, source=str(path)
     )

@@ -1,0 +1,63 @@
+"""`newsletter demo`: offline, real SMTP into a Maildir, one digest per demo reader, rerunnable."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import mailbox
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from newsletter.cli import cli
+from newsletter.data import build_demo_data
+from newsletter.demo import DAILY_PAPERS, FEED, READERS
+
+
+def run(tmp_path: Path) -> str:
+    result = CliRunner().invoke(
+        cli, ["demo", "--dir", str(tmp_path / "demo")], env={"NEWSLETTER_SECRET_KEY": ""}
+    )
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_demo_sends_one_digest_per_reader_and_reruns(tmp_path: Path) -> None:
+    out = run(tmp_path)
+    assert f"sent {len(READERS)} · skipped 0 already sent" in out
+    demo = tmp_path / "demo"
+    box = mailbox.Maildir(demo / "maildir", create=False)
+    raws = [box.get_bytes(k) for k in box.iterkeys()]
+    assert len(raws) == len(READERS)
+    recipients = set()
+    for raw in raws:
+        assert max(len(line) for line in raw.splitlines()) <= 998
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        assert msg.get_content_type() == "multipart/alternative"
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert msg["Message-ID"].startswith("<") and msg["Message-ID"].endswith(">")
+        recipients.add(msg["To"].addresses[0].addr_spec)
+    assert recipients == {r.email for r in READERS}
+    previews = demo / "previews"
+    assert (previews / "index.html").exists()
+    for reader in READERS:
+        stem = reader.email.replace("@", "-").replace(".", "-")
+        html = (previews / f"{stem}.html").read_text(encoding="utf-8")
+        assert "<script" not in html.lower() and "arxiv.org/abs/" in html
+    assert (demo / "secret.key").stat().st_mode & 0o077 == 0
+
+    again = run(tmp_path)
+    assert f"sent 0 · skipped {len(READERS)} already sent" in again
+    assert "were already sent" in again
+    assert len(list(box.iterkeys())) == len(READERS)
+
+
+CORPUS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "corpus.jsonl"
+
+
+@pytest.mark.skipif(not CORPUS.exists(), reason="the evaluation corpus is not next to the repo")
+def test_bundled_sample_day_is_what_the_builder_makes(tmp_path: Path) -> None:
+    feed, daily = build_demo_data.build(CORPUS, tmp_path)
+    assert feed.read_bytes() == FEED.read_bytes()
+    assert daily.read_bytes() == DAILY_PAPERS.read_bytes()

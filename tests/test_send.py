@@ -1,0 +1,239 @@
+"""`newsletter send` end to end: real ranker and renderer, a real SQLite file, a real aiosmtpd."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from newsletter import pipeline
+from newsletter.cli import cli
+from newsletter.config import load_config
+from newsletter.demo import DEMO_DAY, offline_transport
+from newsletter.models import Interest, InterestKind, SendStatus, SubscriberStatus
+from newsletter.store import Store
+from tests.conftest import SECRET, SMTPSink
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+DAY = DEMO_DAY.isoformat()
+READERS = {
+    "ada@example.org": ("Ada", ["KV cache compression", "quantization"]),
+    "grace@example.org": ("Grace Hopper", ["medical image segmentation"]),
+    "alan@example.org": ("Alan", ["speech recognition", "audio codec"]),
+    "zoe@example.org": ("Zoë Ünal", []),
+}
+
+
+def write_config(tmp_path: Path, port: int, extra: str = "") -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[storage]\ndata_dir = "data"\ndatabase = "data/newsletter.db"\n'
+        '[site]\nbase_url = "https://papers.example.org"\nname = "Test Digest"\n'
+        'postal_address = "1 Test Street"\n'
+        '[email]\nmessage_id_domain = "test.example.org"\n'
+        'unsubscribe_mailto = "unsubscribe@example.org"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
+        "max_attempts = 2\nretry_backoff_seconds = 0.01\n" + extra,
+        encoding="utf-8",
+    )
+    return path
+
+
+def seed(config: Path, readers: dict[str, tuple[str, list[str]]] = READERS) -> None:
+    """The demo's sample day through the real fetch code, and a few subscribers."""
+    cfg = load_config(str(config))
+    with Store(cfg.database_path) as store:
+        pipeline.fetch_all(store, cfg, NOW, transport=offline_transport(), day=DEMO_DAY)
+        for address, (name, interests) in readers.items():
+            sub, _ = store.add_subscriber(address, NOW, name=name, status=SubscriberStatus.ACTIVE)
+            store.set_interests(sub.id, [Interest(InterestKind.KEYWORD, i) for i in interests], NOW)
+
+
+@pytest.fixture
+def config(tmp_path: Path, smtp_server: SMTPSink) -> Path:
+    path = write_config(tmp_path, smtp_server.port)
+    seed(path)
+    return path
+
+
+def send(config: Path, *args: str) -> Result:
+    env = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": str(config)}
+    return CliRunner().invoke(cli, ["send", "--date", DAY, *args], env=env)
+
+
+def received(sink: SMTPSink) -> dict[str, list[email.message.EmailMessage]]:
+    out: dict[str, list[email.message.EmailMessage]] = {}
+    for rec, msg in zip(sink.received, sink.messages(), strict=True):
+        for rcpt in rec["to"]:
+            out.setdefault(rcpt, []).append(msg)
+    return out
+
+
+def ledger(config: Path) -> dict[str, dict]:
+    cfg = load_config(str(config))
+    with Store(cfg.database_path) as store:
+        emails = {s.id: s.email for s in store.list_subscribers()}
+        return {emails[r["subscriber_id"]]: r for r in store.sends_on(DEMO_DAY)}
+
+
+def test_send_twice_sends_nothing_the_second_time(config: Path, smtp_server: SMTPSink) -> None:
+    first = send(config)
+    assert first.exit_code == 0, first.output
+    assert "sent 4 · skipped 0 already sent · 0 nothing new · 0 paused · failed 0" in first.output
+    got = received(smtp_server)
+    assert sorted(got) == sorted(READERS)
+    rows = ledger(config)
+    for address, messages in got.items():
+        assert len(messages) == 1
+        msg = messages[0]
+        assert msg.get_content_type() == "multipart/alternative"
+        assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert msg["Message-ID"] == rows[address]["message_id"]
+        assert msg["Message-ID"].endswith("@test.example.org>")
+        papers = json.loads(rows[address]["paper_ids"])
+        html = msg.get_body(("html",)).get_content()
+        assert papers and all(f"https://arxiv.org/abs/{pid}" in html for pid in papers)
+        assert rows[address]["status"] == SendStatus.SENT
+    assert got["zoe@example.org"][0]["To"].addresses[0].display_name == "Zoë Ünal"
+    for rec in smtp_server.received:
+        raw = rec["data"]
+        assert raw.count(b"\n") == raw.count(b"\r\n")
+        assert max(len(line) for line in raw.split(b"\r\n")) <= 998
+
+    second = send(config)
+    assert second.exit_code == 0, second.output
+    assert "sent 0 · skipped 4 already sent" in second.output
+    assert len(smtp_server.received) == 4
+    cfg = load_config(str(config))
+    with Store(cfg.database_path) as store:
+        runs = store.last_runs("send")
+    assert [r["outcome"] for r in runs[:2]] == ["ok", "ok"]
+    assert runs[0]["summary"].startswith("sent 0 · skipped 4 already sent")
+
+
+def test_a_550_fails_one_subscriber_and_the_exit_status_says_so(
+    config: Path, smtp_server: SMTPSink
+) -> None:
+    smtp_server.scripted["grace@example.org"] = ["550 5.1.1 <grace@example.org>: no such user"]
+    result = send(config)
+    assert result.exit_code == 1
+    assert "sent 3 ·" in result.output and "failed 1 (see `newsletter status`)" in result.output
+    assert "failed: grace@example.org: the SMTP server refused the recipient: 550 5.1.1" in (
+        result.output
+    )
+    rows = ledger(config)
+    assert rows["grace@example.org"]["status"] == SendStatus.FAILED
+    assert "550 5.1.1" in rows["grace@example.org"]["last_error"]
+    assert sorted(received(smtp_server)) == sorted(set(READERS) - {"grace@example.org"})
+
+
+def test_451_then_250_is_delivered_once(config: Path, smtp_server: SMTPSink) -> None:
+    smtp_server.scripted["alan@example.org"] = ["451 4.7.1 greylisted, try again", None]
+    result = send(config)
+    assert result.exit_code == 0, result.output
+    assert len(received(smtp_server)["alan@example.org"]) == 1
+    assert ledger(config)["alan@example.org"]["attempts"] == 2
+
+
+def test_still_failing_4xx_is_left_for_the_next_run(config: Path, smtp_server: SMTPSink) -> None:
+    smtp_server.scripted["alan@example.org"] = ["451 4.3.0 try later"] * 2
+    result = send(config)
+    assert result.exit_code == 75, result.output
+    assert "1 left to retry" in result.output
+    assert ledger(config)["alan@example.org"]["status"] == SendStatus.RETRY
+    again = send(config)
+    assert again.exit_code == 0, again.output
+    assert "sent 1 · skipped 3 already sent" in again.output
+    ids = {m["Message-ID"] for m in received(smtp_server)["alan@example.org"]}
+    assert len(ids) == 1
+
+
+def test_dry_run_to_limit_and_resend(config: Path, smtp_server: SMTPSink) -> None:
+    dry = send(config, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "would send 4" in dry.output and "would send ada@example.org: Papers for" in dry.output
+    assert smtp_server.received == [] and ledger(config) == {}
+
+    one = send(config, "--to", "ALAN@example.org")
+    assert one.exit_code == 0 and "sent 1 ·" in one.output
+    assert list(received(smtp_server)) == ["alan@example.org"]
+    two = send(config, "--limit", "2")
+    assert "sent 2 · skipped 1 already sent" in two.output
+    assert len(smtp_server.received) == 3
+
+    first_id = received(smtp_server)["alan@example.org"][0]["Message-ID"]
+    again = send(config, "--resend", "alan@example.org")
+    assert again.exit_code == 0 and "sent 1 ·" in again.output
+    resent = received(smtp_server)["alan@example.org"]
+    assert len(resent) == 2 and resent[1]["Message-ID"] != first_id
+    assert ledger(config)["alan@example.org"]["message_id"] == resent[1]["Message-ID"]
+
+    unknown = send(config, "--to", "nobody@example.org")
+    assert unknown.exit_code == 1 and "nobody@example.org is not a subscriber" in unknown.output
+
+
+def test_nothing_new_and_paused_are_counted(config: Path, smtp_server: SMTPSink) -> None:
+    cfg = load_config(str(config))
+    with Store(cfg.database_path) as store:
+        grace = store.get_subscriber_by_email("grace@example.org")
+        store.set_status(grace.id, SubscriberStatus.PAUSED, NOW)
+    later = CliRunner().invoke(
+        cli,
+        ["send", "--date", "2026-12-10"],
+        env={"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": str(config)},
+    )
+    assert later.exit_code == 0, later.output
+    assert "sent 0 · skipped 0 already sent · 3 nothing new · 1 paused · failed 0" in later.output
+    assert smtp_server.received == []
+    with Store(cfg.database_path) as store:
+        rows = store.sends_on(date(2026, 12, 10))
+    assert len(rows) == 3 and all(r["status"] == SendStatus.SKIPPED for r in rows)
+
+
+def test_eve_bcc_name_adds_no_header_and_no_recipient(
+    tmp_path: Path, smtp_server: SMTPSink
+) -> None:
+    path = write_config(tmp_path, smtp_server.port)
+    seed(path, {"eve@example.org": ("Eve\r\nBcc: x@evil.test", ["quantization"])})
+    result = send(path)
+    assert result.exit_code == 0, result.output
+    (rec,) = smtp_server.received
+    assert rec["to"] == ["eve@example.org"]
+    head = rec["data"].split(b"\r\n\r\n", 1)[0]
+    assert b"\r\nBcc:" not in head and not head.startswith(b"Bcc:")
+    msg = email.message_from_bytes(rec["data"], policy=email.policy.default)
+    assert msg["Bcc"] is None and len(msg["To"].addresses) == 1
+
+
+def test_a_second_run_is_refused_while_one_holds_the_lock(config: Path) -> None:
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from newsletter.config import load_config; "
+            "from newsletter.lock import send_lock\n"
+            f"with send_lock(load_config({str(config)!r})):\n"
+            "    print('locked', flush=True); sys.stdin.readline()",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={"PATH": "/usr/bin:/bin", "NEWSLETTER_SECRET_KEY": SECRET},
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        result = send(config)
+        assert result.exit_code == 1
+        assert "another newsletter run holds" in result.output
+        assert "Traceback" not in result.output
+    finally:
+        holder.communicate("\n", timeout=10)
+    assert ledger(config) == {}

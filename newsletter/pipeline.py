@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 import time
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator
@@ -441,13 +442,15 @@ def send_daily(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], datetime] | None = None,
     progress: Callable[[deliver.DeliveryReport], None] | None = None,
+    stop: threading.Event | None = None,
 ) -> SendSummary:
     """Send each active subscriber their digest for `digest_date`, exactly once (the ledger).
 
     Holds the run lock (a second run gets LockedError), records a `runs` row of kind "send",
     and never raises for one subscriber's failure: the summary says what happened.
     `subscribers` restricts the run (the scheduler's per-hour delivery); `dry_run` ranks and
-    renders but neither sends nor records anything.
+    renders but neither sends nor records anything. `stop` (set by the scheduler on SIGTERM)
+    ends the run between messages; the rest stay due for the next run.
     """
     from .render import Renderer
 
@@ -488,7 +491,7 @@ def send_daily(
                 store, cfg, targets, digest_date, now, renderer, ledger, summary, mailer.signer
             )
             report = deliver.deliver(
-                store, cfg, mailer, jobs, ledger=ledger, sleep=sleep, progress=progress
+                store, cfg, mailer, jobs, ledger=ledger, sleep=sleep, progress=progress, stop=stop
             )
         except BaseException as exc:
             store.finish_run(run_id, "aborted", f"stopped: {exc}", clock())

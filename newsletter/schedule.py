@@ -231,7 +231,9 @@ class Daemon:
     def _report(self, job: str, text: str, summary: object) -> None:
         """Log a stage summary at the level its outcome deserves; remember failures."""
         outcome = str(getattr(summary, "outcome", "ok"))
-        if outcome in ("failed", "aborted"):
+        if outcome == "aborted" and self.stop.is_set():
+            log.warning("%s: %s (the rest are sent by the next start)", job, text)
+        elif outcome in ("failed", "aborted"):
             self._failed(job, text)
         elif outcome == "ok":
             log.info("%s: %s", job, text)
@@ -395,7 +397,7 @@ def _pipeline_send(
     from . import pipeline
 
     mailer = pipeline.make_mailer(cfg)
-    return pipeline.send_daily(store, cfg, mailer, day, now, subscribers=subscribers)
+    return pipeline.send_daily(store, cfg, mailer, day, now, subscribers=subscribers, stop=stop)
 
 
 def _send_lock(cfg: Config) -> AbstractContextManager[object]:

@@ -237,3 +237,34 @@ def test_a_second_run_is_refused_while_one_holds_the_lock(config: Path) -> None:
     finally:
         holder.communicate("\n", timeout=10)
     assert ledger(config) == {}
+
+
+def test_run_fetches_then_sends_and_a_rerun_sends_nothing(
+    tmp_path: Path, smtp_server: SMTPSink
+) -> None:
+    from newsletter.bench.fetch import serve
+    from newsletter.demo import DAILY_PAPERS, FEED
+
+    routes = {"/rss/": FEED.read_bytes(), "/api/daily_papers": DAILY_PAPERS.read_bytes()}
+    with serve(routes) as base:
+        config = write_config(
+            tmp_path,
+            smtp_server.port,
+            f'[sources]\narxiv_rss_url = "{base}/rss"\n'
+            f'huggingface_url = "{base}/api/daily_papers"\n',
+        )
+        cfg = load_config(str(config))
+        with Store(cfg.database_path) as store:
+            for address in ("ada@example.org", "zoe@example.org"):
+                store.add_subscriber(address, NOW, status=SubscriberStatus.ACTIVE)
+        env = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": str(config)}
+        first = CliRunner().invoke(cli, ["run", "--date", DAY], env=env)
+        assert first.exit_code == 0, first.output
+        assert "fetched 480 papers: 480 new" in first.output
+        assert "sent 2 · skipped 0 already sent" in first.output
+        second = CliRunner().invoke(cli, ["run", "--date", DAY], env=env)
+        assert second.exit_code == 0, second.output
+        assert (
+            "480 unchanged" in second.output and "sent 0 · skipped 2 already sent" in second.output
+        )
+    assert len(smtp_server.received) == 2

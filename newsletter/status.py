@@ -235,38 +235,58 @@ def _sends_section(title: str, rows: list[dict[str, Any]], total: int) -> list[s
     return lines
 
 
-def format_status(report: StatusReport) -> str:
-    """The human-readable status block."""
+def _head(report: StatusReport) -> list[str]:
     subs = report.subscribers
     at = report.generated_at.astimezone(UTC)
-    lines = [f"newsletter status at {at:%Y-%m-%d %H:%M} UTC ({report.database})"]
-    lines.append(
-        f"Subscribers: {sum(subs.values())} — "
-        + " · ".join(f"{s.value} {subs.get(s.value, 0)}" for s in SubscriberStatus)
-    )
     today = sum(report.papers_today.values())
     by_source = ", ".join(f"{k} {v}" for k, v in report.papers_today.items()) or "none yet"
-    lines.append(f"Papers for {report.papers_day} (arXiv's day): {today} ({by_source})")
-    lines.append(
+    return [
+        f"newsletter status at {at:%Y-%m-%d %H:%M} UTC ({report.database})",
+        f"Subscribers: {sum(subs.values())} — "
+        + " · ".join(f"{s.value} {subs.get(s.value, 0)}" for s in SubscriberStatus),
+        f"Papers for {report.papers_day} (arXiv's day): {today} ({by_source})",
         f"  {report.papers_total} stored; latest announced/listed day: "
-        f"{report.latest_paper_day or 'none'}"
-    )
-    lines.append("Last runs:")
-    lines += _table(
+        f"{report.latest_paper_day or 'none'}",
+    ]
+
+
+def _runs_section(report: StatusReport) -> list[str]:
+    rows = [
+        [kind, "never", "", ""]
+        if run is None
+        else [kind, _when(run["started_at"]), run["outcome"] or "-", _short(run["summary"], 60)]
+        for kind, run in report.last_runs.items()
+    ]
+    by_date = [
+        [day, " · ".join(f"{s} {n}" for s, n in counts.items())]
+        for day, counts in report.sends_by_date.items()
+    ]
+    return [
+        "Last runs:",
+        *_table(rows),
+        "Sends by digest date:",
+        *(_table(by_date) or [f"  none in the last {LOOKBACK_DAYS} days"]),
+    ]
+
+
+def _sources_section(report: StatusReport) -> list[str]:
+    rows = [
         [
-            [kind, "never", "", ""]
-            if run is None
-            else [kind, _when(run["started_at"]), run["outcome"] or "-", _short(run["summary"], 60)]
-            for kind, run in report.last_runs.items()
+            st["source"],
+            f"last ok {_when(st['last_success'])}",
+            f"{st['last_count'] if st['last_count'] is not None else '-'} item(s)",
+            f"error {_when(st['last_error_at'])}: {_short(st['last_error'], 50)}"
+            if st["last_error"]
+            else "",
         ]
-    )
-    lines.append("Sends by digest date:")
-    lines += _table(
-        [
-            [day, " · ".join(f"{s} {n}" for s, n in counts.items())]
-            for day, counts in report.sends_by_date.items()
-        ]
-    ) or [f"  none in the last {LOOKBACK_DAYS} days"]
+        for st in report.fetch_state
+    ]
+    return ["Sources:", *(_table(rows) or ["  never fetched"])]
+
+
+def format_status(report: StatusReport) -> str:
+    """The human-readable status block."""
+    lines = _head(report) + _runs_section(report)
     lines += _sends_section("Awaiting retry", report.retry, report.retry_total)
     lines += _sends_section(
         "Interrupted (claimed, not finished)", report.stale_claims, len(report.stale_claims)
@@ -276,20 +296,7 @@ def format_status(report: StatusReport) -> str:
     lines += _table(
         [[b["email"], _when(b["bounced_at"]), _short(b["last_error"])] for b in report.bounced]
     )
-    lines.append("Sources:")
-    lines += _table(
-        [
-            [
-                st["source"],
-                f"last ok {_when(st['last_success'])}",
-                f"{st['last_count'] if st['last_count'] is not None else '-'} item(s)",
-                f"error {_when(st['last_error_at'])}: {_short(st['last_error'], 50)}"
-                if st["last_error"]
-                else "",
-            ]
-            for st in report.fetch_state
-        ]
-    ) or ["  never fetched"]
+    lines += _sources_section(report)
     lines.append("Problems: " + ("none" if not report.problems else f"{len(report.problems)}"))
     lines += [f"  - {p}" for p in report.problems]
     return "\n".join(lines)

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -23,7 +24,7 @@ from newsletter.lock import run_lock
 from newsletter.models import Interest, InterestKind, Paper, SendStatus, SubscriberStatus
 from newsletter.store import Store
 
-from .conftest import SECRET, SMTPSink, _Handler, free_port
+from .conftest import FIXTURES, SECRET, SMTPSink, _Handler, free_port
 
 NEWSLETTER = Path(sys.executable).parent / "newsletter"
 WAIT_LIMIT = 30.0  # an upper bound on waiting for the daemon, not a speed assertion
@@ -318,3 +319,80 @@ def test_bad_fetch_times_is_a_clean_error(tmp_path: Path, smtp_server: SMTPSink)
     result = CliRunner().invoke(cli, ["--config", str(config), "schedule", "--once"])
     assert result.exit_code == 1
     assert "schedule.fetch_times" in result.output and "Traceback" not in result.output
+
+
+class _FeedServer(ThreadingHTTPServer):
+    """A local stand-in for rss.arxiv.org and the HF API serving recorded bodies."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+        rss = (FIXTURES / "arxiv_rss" / "rss_quant-ph_2025-04-28.xml").read_bytes()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(handler) -> None:  # `self` is the server here
+                self.paths.append(handler.path)
+                body, kind = (
+                    (rss, "application/rss+xml")
+                    if handler.path.startswith("/rss/")
+                    else (b"[]", "application/json")
+                )
+                handler.send_response(200)
+                handler.send_header("Content-Type", kind)
+                handler.send_header("Content-Length", str(len(body)))
+                handler.end_headers()
+                handler.wfile.write(body)
+
+            def log_message(handler, *args: object) -> None:
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+
+
+def test_once_fetches_when_a_scheduled_fetch_was_missed_then_sends(
+    tmp_path: Path, smtp_server: SMTPSink
+) -> None:
+    feeds = _FeedServer()
+    threading.Thread(target=feeds.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{feeds.server_address[1]}"
+        config = write_config(tmp_path, smtp_server)
+        config.write_text(
+            config.read_text()
+            + f'[sources]\narxiv_rss_url = "{base}/rss"\n'
+            + f'huggingface_url = "{base}/api/daily_papers"\ncontact_email = "ops@example.org"\n',
+            "utf-8",
+        )
+        db = tmp_path / "data" / "newsletter.db"
+        with Store(db) as store:
+            store.add_subscriber(
+                "reader@example.org",
+                datetime.now(UTC),
+                status=SubscriberStatus.ACTIVE,
+                delivery_hour=0,
+            )
+        env = {**os.environ, "NEWSLETTER_SECRET_KEY": SECRET}
+        cmd = [str(NEWSLETTER), "--config", str(config), "schedule", "--once"]
+        first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=WAIT_LIMIT)
+        assert first.returncode == 0, first.stderr
+        assert "fetch: starting" in first.stderr
+        assert any(p.startswith("/rss/") for p in feeds.paths)
+        with Store(db) as store:
+            assert store.count_papers() > 0
+            fetch_run = store.last_successful_run("fetch")
+            assert fetch_run is not None and fetch_run["outcome"] == "ok"
+            # The recorded feed is from 2025: nothing in the reader's window, said and recorded.
+            sub = store.get_subscriber_by_email("reader@example.org")
+            assert sub is not None
+            rows = store.sends_with_status(SendStatus.SKIPPED)
+            assert [r["subscriber_id"] for r in rows] == [sub.id]
+        assert smtp_server.received == []
+        # The fetch just ran: a second pass does not fetch again, and settles nobody twice.
+        asked = len(feeds.paths)
+        second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=WAIT_LIMIT)
+        assert second.returncode == 0, second.stderr
+        assert "fetch: starting" not in second.stderr
+        assert len(feeds.paths) == asked
+        assert "nobody is due" in second.stderr
+    finally:
+        feeds.shutdown()
+        feeds.server_close()

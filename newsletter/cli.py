@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -545,15 +545,20 @@ def eval_run(corpus: str, profiles: str, k: int, ranker: str, semantic_model: st
 
 
 @eval_group.command(name="score")
-@click.option("--run", "run_path", required=True, help="Run file, or - for standard input.")
+@click.option(
+    "--run",
+    "run_file",
+    required=True,
+    type=click.File("r", encoding="utf-8"),
+    help="Run file, or - for standard input.",
+)
 @click.option("--qrels", required=True, type=click.Path(dir_okay=False), help="Judgments JSON.")
 @friendly_errors
-def eval_score(run_path: str, qrels: str) -> None:
+def eval_score(run_file: TextIO, qrels: str) -> None:
     """Print per-profile and mean nDCG@10, P@10 (grade >= 1) and R@20 (grade 2)."""
     from . import evaluate
 
-    text = click.get_text_stream("stdin").read() if run_path == "-" else None
-    run = evaluate.load_run(Path(run_path), text)
+    run = evaluate.load_run(Path(run_file.name), run_file.read())
     click.echo(evaluate.format_table(evaluate.score_run(run, evaluate.load_qrels(Path(qrels)))))
 
 

@@ -21,8 +21,10 @@ LIKE_SIMILARITY = 0.25  # a liked paper this similar is named in the reason
 
 @dataclass(frozen=True)
 class _Query:
-    words: tuple[tuple[int, str, float], ...]  # (term id, surface word, idf) of each word
-    phrases: frozenset[int]  # bigram term ids
+    text: str
+    ids: frozenset[int]  # term ids of its words (found in today's papers)
+    ranked: tuple[tuple[int, str], ...]  # (term id, surface word), rarest word first
+    whole: bool  # short enough to be named as a whole when all its words match
 
 
 def _short(title: str, limit: int = 50) -> str:
@@ -38,6 +40,10 @@ class Explainer:
         self.examples = examples
         self._queries: dict[str, _Query] = {}
         self._doc_terms: dict[int, frozenset[int]] = {}
+        self._matches: dict[tuple[str, int], tuple[str, ...]] = {}
+        self._figure_cache: dict[int, tuple[str, ...]] = {}
+        self._trending_cache: dict[int, Pick] = {}
+        self._picks: dict[tuple, dict[int, Pick]] = {}  # interests -> paper -> Pick
 
     @classmethod
     def empty(cls) -> Explainer:
@@ -68,16 +74,15 @@ class Explainer:
             assert self.day is not None
             index = self.day.index
             surface = index.analyzer.surface(text)
-            words, phrases = [], set()
+            words = []
             for t in dict.fromkeys(index.analyzer.terms(text)):
                 j = index.vocab.get(t)
-                if j is None:
-                    continue
-                if " " in t:
-                    phrases.add(j)
-                else:
-                    words.append((j, surface.get(t, t), float(index.idf[j])))
-            q = self._queries[text] = _Query(tuple(words), frozenset(phrases))
+                if j is not None and " " not in t:
+                    words.append((-float(index.idf[j]), j, surface.get(t, t)))
+            words.sort()
+            ranked = tuple((j, w) for _, j, w in words)
+            q = _Query(text, frozenset(j for j, _ in ranked), ranked, len(text) <= 40)
+            self._queries[text] = q
         return q
 
     def _terms(self, doc: int) -> frozenset[int]:
@@ -89,70 +94,128 @@ class Explainer:
             self._doc_terms[doc] = got
         return got
 
-    def matched(self, profile: Profile, doc: int) -> list[str]:
+    @staticmethod
+    def _query_match(q: _Query, terms: frozenset[int]) -> tuple[str, ...]:
+        """The interest itself when all its words are in the paper, else its rarest 3 found."""
+        hit = q.ids & terms
+        if not hit:
+            return ()
+        if len(hit) == len(q.ids) and q.whole and len(hit) <= 4:
+            return (q.text,)
+        return tuple([w for j, w in q.ranked if j in hit][:3])
+
+    def matched(self, profile: Profile, doc: int, like: str = "") -> list[str]:
         """The subscriber's interests (or their words) found in the paper, strongest first."""
+        return self._matched([self._query(t) for t, _ in profile.queries], profile, doc, like)
+
+    def _matched(self, queries: list[_Query], profile: Profile, doc: int, like: str) -> list[str]:
         assert self.day is not None
         terms = self._terms(doc)
         out: list[str] = []
-        for text, _ in profile.queries:
-            q = self._query(text)
-            hit = [w for w in q.words if w[0] in terms]
-            if not hit:
-                continue
-            if len(hit) == len(q.words) and len(q.words) <= 4 and len(text) <= 40:
-                out.append(text)
-            else:
-                out += [w[1] for w in sorted(hit, key=lambda w: -w[2])[:3]]
-        paper = self.day.papers[doc]
-        cats = {c.lower() for c in paper.categories}
-        out += [c for c in profile.categories if c.lower() in cats]
-        like = self._similar_like(profile, doc)
+        for q in queries:
+            if not q.ids.isdisjoint(terms):
+                out += self._query_match(q, terms)
+        if profile.categories:
+            cats = {c.lower() for c in self.day.papers[doc].categories}
+            out += [c for c in profile.categories if c.lower() in cats]
         if like:
             out.append(f"similar to “{_short(like)}”")
-        return list(dict.fromkeys(out))[:MAX_MATCHED]
+        return list(dict.fromkeys(out))[:MAX_MATCHED] if len(out) > 1 else out
 
-    def _similar_like(self, profile: Profile, doc: int) -> str:
+    def _similar_likes(self, profile: Profile, docs: Sequence[int]) -> list[str]:
+        """For each paper: the title of the liked paper it resembles most, if close enough."""
         assert self.day is not None
-        rows = [self.day.example_row[x] for x in profile.liked if x in self.day.example_row]
-        if not rows:
-            return ""
-        sims = (self.day.examples[rows] @ self.day.index.unit[doc].T).toarray().ravel()
-        best = int(np.argmax(sims))
-        if sims[best] < LIKE_SIMILARITY:
-            return ""
-        pid = [x for x in profile.liked if x in self.day.example_row][best]
-        paper = self.examples.get(pid)
-        if paper is None and pid in self.day.position:
-            paper = self.day.papers[self.day.position[pid]]
-        return paper.title if paper is not None else pid
+        liked = [x for x in profile.liked if x in self.day.example_row]
+        if not liked or not docs:
+            return [""] * len(docs)
+        rows = [self.day.example_row[x] for x in liked]
+        sims = self.day.example_sim[np.ix_(rows, list(docs))]
+        best = sims.argmax(axis=0)
+        out = []
+        for k, b in enumerate(best.tolist()):
+            if sims[b, k] < LIKE_SIMILARITY:
+                out.append("")
+                continue
+            paper = self.examples.get(liked[b])
+            if paper is None and liked[b] in self.day.position:
+                paper = self.day.papers[self.day.position[liked[b]]]
+            out.append(paper.title if paper is not None else liked[b])
+        return out
 
-    def pick(self, profile: Profile, doc: int, score: float, trending: bool) -> Pick:
+    def _figures(self, doc: int) -> tuple[str, ...]:
+        got = self._figure_cache.get(doc)
+        if got is None:
+            assert self.day is not None
+            got = self._figure_cache[doc] = tuple(figures(self.day.papers[doc]))
+        return got
+
+    def _trending_pick(self, doc: int) -> Pick:
+        """The same for every subscriber, so built once per paper."""
+        got = self._trending_cache.get(doc)
+        if got is None:
+            assert self.day is not None
+            label = "trending today" if self.day.trend[doc] > 0 else "new today"
+            got = Pick(
+                paper=self.day.papers[doc],
+                score=float(self.day.trend[doc]),
+                reason=" · ".join((label, *self._figures(doc))),
+            )
+            self._trending_cache[doc] = got
+        return got
+
+    def pick(self, profile: Profile, doc: int, score: float, like: str = "") -> Pick:
+        """One pick with its reason ("matches: KV cache · ▲ 42")."""
+        queries = [self._query(t) for t, _ in profile.queries]
+        return self._pick(queries, profile, doc, score, like)
+
+    def _pick(
+        self, queries: list[_Query], profile: Profile, doc: int, score: float, like: str
+    ) -> Pick:
         assert self.day is not None
-        paper = self.day.papers[doc]
-        matched = () if trending else tuple(self.matched(profile, doc))
-        parts: list[str] = []
+        if not profile.has_interests:
+            return self._trending_pick(doc)
+        matched = tuple(self._matched(queries, profile, doc, like))
         if matched:
-            parts.append("matches: " + ", ".join(matched))
-        elif trending or not profile.has_interests:
-            parts.append("trending today" if self.day.trend[doc] > 0 else "new today")
+            head = "matches: " + ", ".join(matched)
         else:
-            parts.append("related to papers you liked" if profile.liked else "related")
-        parts += figures(paper)
-        return Pick(paper=paper, score=float(score), reason=" · ".join(parts), matched=matched)
+            head = "related to papers you liked" if profile.liked else "related"
+        figs = self._figure_cache.get(doc)
+        if figs is None:
+            figs = self._figures(doc)
+        return Pick(
+            paper=self.day.papers[doc],
+            score=score,
+            reason=" · ".join((head, *figs)) if figs else head,
+            matched=matched,
+        )
 
     def ranking(
         self,
         profile: Profile,
-        picks: Sequence[int],
+        picks: Sequence[tuple[int, float]],
         trending: Sequence[int],
-        final: np.ndarray,
         fresh: int,
         unsent: int,
-        trend: np.ndarray,
     ) -> Ranking:
+        """Picks (paper index, score) and trending paper indices, explained."""
         from .rank import Ranking
 
-        chosen = tuple(self.pick(profile, d, final[d], False) for d in picks)
-        extra = tuple(self.pick(profile, d, trend[d], True) for d in trending)
+        key = (profile.queries, profile.categories, profile.liked)
+        known = self._picks.setdefault(key, {})
+        queries = [self._query(t) for t, _ in profile.queries]
+        if not profile.liked and all(d in known and known[d].score == s for d, s in picks):
+            # Subscribers with the same interests share the same picks' reasons: reuse them.
+            chosen = tuple(known[d] for d, _ in picks)
+        elif profile.liked:
+            likes = self._similar_likes(profile, [d for d, _ in picks])
+            chosen = tuple(
+                self._pick(queries, profile, d, s, like)
+                for (d, s), like in zip(picks, likes, strict=True)
+            )
+        else:
+            chosen = tuple(self._pick(queries, profile, d, s, "") for d, s in picks)
+            if len(known) < 1_000:
+                known.update((d, pick) for (d, _), pick in zip(picks, chosen, strict=True))
+        extra = tuple(self._trending_pick(d) for d in trending)
         reason = "" if chosen else self._empty_reason(profile, int(fresh), int(unsent))
         return Ranking(picks=chosen, trending=extra, empty_reason=reason)

@@ -113,8 +113,6 @@ def _owners(counts: Sequence[int]) -> np.ndarray:
 class ProfileMatrices:
     """Row matrices for a batch of profiles; `*_owner[r]` is the profile of row r."""
 
-    queries: sparse.csr_matrix  # BM25 query weights
-    query_ideal: np.ndarray  # each query's best possible score
     query_weight: np.ndarray  # the interest's weight
     query_owner: np.ndarray
     liked_rows: np.ndarray  # rows of the example matrix
@@ -135,16 +133,12 @@ def build_matrices(
     example_row: Mapping[str, int],
 ) -> ProfileMatrices:
     """Turn profiles into matrices over `index`; liked/disliked ids map to `examples` rows."""
-    texts = [q for p in profiles for q, _ in p.queries]
-    qm, ideal = index.query_matrix(texts)
     liked = [[example_row[i] for i in p.liked if i in example_row] for p in profiles]
     disliked = [[example_row[i] for i in p.disliked if i in example_row] for p in profiles]
     neg, need = index.phrase_rows([t for p in profiles for t in p.negative])
     flat = [r for rows in liked for r in rows]
     flat_dis = [r for rows in disliked for r in rows]
     return ProfileMatrices(
-        queries=qm,
-        query_ideal=ideal,
         query_weight=np.array([w for p in profiles for _, w in p.queries], dtype=np.float32),
         query_owner=_owners([len(p.queries) for p in profiles]),
         liked_rows=np.array(flat, dtype=np.int64),

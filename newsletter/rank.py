@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import date
 
@@ -29,10 +30,11 @@ from .explain import Explainer
 from .interest_model import BACKGROUND, Profile, build_matrices, train_models
 from .models import Paper, Pick
 from .semantic import Encoder, fuse_ranks
-from .textindex import IndexSettings, TextIndex
+from .textindex import IndexSettings, TextIndex, top_k_per_row
 from .trending import paper_day, trending_scores
 
 CHUNK = 2048  # subscribers scored together; bounds memory at ~CHUNK x papers floats
+QUERY_CACHE = 20_000  # distinct interest texts whose scores are kept for the day
 
 
 @dataclass(frozen=True)
@@ -100,10 +102,12 @@ class Day:
     position: dict[str, int]
     examples: sparse.csr_matrix  # unit vectors: the day's papers, then outside examples
     example_row: dict[str, int]
+    example_sim: np.ndarray  # similarity of each example row to each paper (dense)
     background: sparse.csr_matrix
     categories: dict[str, int]
     paper_categories: sparse.csr_matrix
     semantic: np.ndarray | None = None  # unit embeddings of the papers
+    query_cache: dict[str, np.ndarray] = field(default_factory=dict)  # text -> scores
 
 
 def prepare_day(
@@ -121,6 +125,7 @@ def prepare_day(
     return replace(
         day,
         examples=sparse.vstack([day.index.unit, extra]).tocsr(),
+        example_sim=np.vstack([day.sim, (extra @ day.index.unit_t).toarray()]),
         example_row=dict(day.position) | {p.id: n + i for i, p in enumerate(outside)},
     )
 
@@ -155,6 +160,7 @@ def _index_day(
         position={p.id: i for i, p in enumerate(papers)},
         examples=index.unit,
         example_row={},
+        example_sim=np.zeros((0, len(papers)), dtype=np.float32),
         background=index.unit[np.sort(bg)],
         categories=cats,
         paper_categories=paper_cats,
@@ -164,6 +170,8 @@ def _index_day(
 
 def _segment(values: np.ndarray, owner: np.ndarray, n: int, how: str) -> np.ndarray:
     """Reduce rows to their owners (rows sorted by owner): "max" or "sum"; absent rows give 0."""
+    if len(owner) == n and (n == 0 or (owner[-1] == n - 1 and np.all(np.diff(owner) == 1))):
+        return values.astype(np.float32, copy=False)  # one row each: nothing to reduce
     out = np.zeros((n, values.shape[1]), dtype=np.float32)
     if len(owner) == 0:
         return out
@@ -173,15 +181,12 @@ def _segment(values: np.ndarray, owner: np.ndarray, n: int, how: str) -> np.ndar
     return out
 
 
-def _top_per_row(m: sparse.csr_matrix, k: int) -> sparse.csr_matrix:
-    """Keep each row's k largest entries of a sparse matrix."""
-    m = m.tocsr()
-    m.sum_duplicates()
-    row = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
-    order = np.lexsort((-m.data, row))
-    rank_in_row = np.arange(len(order)) - m.indptr[row[order]]
-    keep = order[rank_in_row < k]
-    return sparse.csr_matrix((m.data[keep], (row[keep], m.indices[keep])), shape=m.shape)
+def _best_and_rest(values: np.ndarray, owner: np.ndarray, n: int, rest: float) -> np.ndarray:
+    """Per owner: its best row, plus `rest` times the sum of its other rows."""
+    best = _segment(values, owner, n, "max")
+    if rest == 0 or len(np.unique(owner)) == len(owner):
+        return best
+    return best + rest * (_segment(values, owner, n, "sum") - best)
 
 
 def _expand(scores: np.ndarray, day: Day, m: int, terms: int) -> np.ndarray:
@@ -198,31 +203,69 @@ def _expand(scores: np.ndarray, day: Day, m: int, terms: int) -> np.ndarray:
     w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
     rows = np.repeat(np.arange(scores.shape[0]), m)
     weights = sparse.csr_matrix((w.ravel(), (rows, top.ravel())), shape=scores.shape)
-    expansion = _top_per_row(weights @ day.index.unit, terms)
+    pooled = (weights @ day.index.top_terms).tocsr()
+    pooled.sum_duplicates()
+    row = np.repeat(np.arange(pooled.shape[0]), np.diff(pooled.indptr))
+    keep = top_k_per_row(row, pooled.data, terms)
+    expansion = sparse.csr_matrix(
+        (pooled.data[keep], (row[keep], pooled.indices[keep])), shape=pooled.shape
+    )
     mass = np.asarray(expansion.sum(axis=1)).ravel()
     expansion = sparse.diags(1.0 / np.maximum(mass, 1e-9)) @ expansion
     ideal = expansion @ day.index.idf
-    out = (expansion @ day.index.bm25.T).toarray().astype(np.float32)
+    out = (expansion @ day.index.bm25_t).toarray().astype(np.float32)
     return out / np.maximum(ideal, 1e-6)[:, None]
+
+
+def _query_scores(
+    day: Day, texts: Sequence[str], opt: RankOptions, encoder: Encoder | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Relevance of every paper to each distinct text (rows of U), and each text's row in U.
+
+    Feedback expansion is included. A text depends on nothing but the day, so each distinct
+    text is scored once per day and shared by every subscriber who wrote it.
+    """
+    cache = day.query_cache
+    distinct = list(dict.fromkeys(texts))
+    missing = [t for t in distinct if t not in cache]
+    if missing:
+        qm, ideal = day.index.query_matrix(missing)
+        s = (qm @ day.index.bm25_t).toarray().astype(np.float32)
+        s /= np.maximum(ideal, 1e-6)[:, None]
+        if encoder is not None and day.semantic is not None:
+            s = fuse_ranks(s, encoder.encode(missing) @ day.semantic.T)
+        if opt.prf_docs > 0 and opt.prf_weight > 0:
+            s += opt.prf_weight * _expand(s, day, opt.prf_docs, opt.prf_terms)
+        if len(cache) + len(missing) > QUERY_CACHE:
+            cache.clear()
+        cache.update(zip(missing, s, strict=True))
+    row = {t: i for i, t in enumerate(distinct)}
+    return np.stack([cache[t] for t in distinct]), np.array([row[t] for t in texts])
 
 
 def _query_relevance(
     day: Day, mats, profiles: Sequence[Profile], opt: RankOptions, encoder: Encoder | None
 ) -> np.ndarray:
-    n = len(profiles)
-    if mats.queries.shape[0] == 0:
-        return np.zeros((n, len(day.papers)), dtype=np.float32)
-    s = (mats.queries @ day.index.bm25.T).toarray().astype(np.float32)
-    s /= np.maximum(mats.query_ideal, 1e-6)[:, None]
-    if encoder is not None and day.semantic is not None:
-        queries = encoder.encode([q for p in profiles for q, _ in p.queries])
-        s = fuse_ranks(s, queries @ day.semantic.T)
-    if opt.prf_docs > 0 and opt.prf_weight > 0:
-        s = s + opt.prf_weight * _expand(s, day, opt.prf_docs, opt.prf_terms)
-    s *= mats.query_weight[:, None]
-    best = _segment(s, mats.query_owner, n, "max")
-    total = _segment(s, mats.query_owner, n, "sum")
-    return best + opt.other_queries * (total - best)
+    """Per subscriber: their best-matching interest, plus a little for each other match."""
+    n, d = len(profiles), len(day.papers)
+    texts = [q for p in profiles for q, _ in p.queries]
+    if not texts:
+        return np.zeros((n, d), dtype=np.float32)
+    scores, which = _query_scores(day, texts, opt, encoder)
+    counts = np.array([len(p.queries) for p in profiles])
+    widest = int(counts.max())
+    if widest <= 4 and np.all(mats.query_weight == 1.0):
+        # Gather each subscriber's (padded) rows into n x widest x papers and reduce there.
+        padded = np.full((n, widest), len(scores), dtype=np.int64)
+        slot = np.arange(len(texts)) - np.repeat(np.cumsum(counts) - counts, counts)
+        padded[mats.query_owner, slot] = which
+        rows = np.vstack([scores, np.zeros((1, d), dtype=np.float32)])[padded]
+        best = rows.max(axis=1)
+        if widest == 1 or opt.other_queries == 0:
+            return best
+        return best + opt.other_queries * (rows.sum(axis=1) - best)
+    s = scores[which] * mats.query_weight[:, None]
+    return _best_and_rest(s, mats.query_owner, n, opt.other_queries)
 
 
 def score_batch(
@@ -232,17 +275,16 @@ def score_batch(
     n, d = len(profiles), len(day.papers)
     mats = build_matrices(profiles, day.index, day.examples, day.example_row)
     rel = _query_relevance(day, mats, profiles, opt, encoder)
-    unit = day.index.unit
     if len(mats.liked_rows):
-        sims = (day.examples[mats.liked_rows] @ unit.T).toarray()
+        sims = day.example_sim[mats.liked_rows]
         rel += opt.like_weight * _segment(sims, mats.liked_owner, n, "max")
     if len(mats.disliked_rows):
-        sims = (day.examples[mats.disliked_rows] @ unit.T).toarray()
+        sims = day.example_sim[mats.disliked_rows]
         rel -= opt.dislike_weight * _segment(sims, mats.disliked_owner, n, "max")
     train_models(mats, n, day.examples, day.background)
     if mats.model_weights is not None:
         who = np.flatnonzero(mats.model_row >= 0)
-        out = (mats.model_weights[mats.model_row[who]] @ unit.T).toarray()
+        out = (mats.model_weights[mats.model_row[who]] @ day.index.unit_t).toarray()
         rel[who] += opt.model_weight * np.clip(out, -1.0, 1.0)
     allowed = np.ones((n, d), dtype=bool)
     if day.day is not None:
@@ -268,9 +310,10 @@ def score_batch(
     final = np.where(
         wants[:, None], rel * (1.0 + opt.trending_weight * day.trend), day.trend[None, :]
     )
+    counts = {"fresh": fresh, "unsent": unsent, "allowed": allowed.copy()}
     allowed &= ~wants[:, None] | (rel >= opt.min_relevance)
     final[~allowed] = -np.inf
-    return final.astype(np.float32), rel, {"fresh": fresh, "unsent": unsent}
+    return final.astype(np.float32), rel, counts
 
 
 def _category_term(
@@ -326,21 +369,49 @@ def select(
 
 
 def _trending_section(
-    final: np.ndarray, chosen: np.ndarray, trend: np.ndarray, size: int
+    allowed: np.ndarray, chosen: np.ndarray, trend: np.ndarray, size: int
 ) -> np.ndarray:
-    """Each row's top `size` trending papers that are allowed and not already picked."""
+    """Each row's top `size` trending papers that are allowed and not already picked.
+
+    `allowed` ignores relevance (the section is what everyone talks about) but keeps the
+    hard rules: fresh, not received, no negative keyword, the category filter.
+    """
     if size <= 0:
-        return np.full((final.shape[0], 0), -1, dtype=np.int64)
+        return np.full((allowed.shape[0], 0), -1, dtype=np.int64)
     order = np.argsort(-trend, kind="stable")
     order = order[trend[order] > 0][: size + chosen.shape[1]]
-    ok = final[:, order] > -np.inf
+    ok = allowed[:, order]
     ok &= ~(order[None, None, :] == chosen[:, :, None]).any(axis=1)
     ok &= np.cumsum(ok, axis=1) <= size
-    out = np.full((final.shape[0], size), -1, dtype=np.int64)
+    out = np.full((allowed.shape[0], size), -1, dtype=np.int64)
     for i, row in enumerate(ok):
         got = order[row]
         out[i, : len(got)] = got
     return out
+
+
+@dataclass
+class _Batch:
+    profiles: Sequence[Profile]
+    chosen: np.ndarray  # paper indices (-1: none)
+    scores: np.ndarray  # their final scores
+    trending: np.ndarray
+    counts: dict[str, np.ndarray]
+
+
+def _rank_batch(
+    day: Day,
+    profiles: Sequence[Profile],
+    options: RankOptions,
+    encoder: Encoder | None,
+    trending_size: int,
+) -> _Batch:
+    final, _, counts = score_batch(day, profiles, options, encoder)
+    k = max(p.size for p in profiles)
+    chosen = select(final, day.sim, k, options.mmr_lambda, options.mmr_floor)
+    scores = np.take_along_axis(final, np.maximum(chosen, 0), axis=1)
+    trending = _trending_section(counts.pop("allowed"), chosen, day.trend, trending_size)
+    return _Batch(profiles, chosen, scores, trending, counts)
 
 
 def rank(
@@ -353,31 +424,43 @@ def rank(
     trending_size: int = 0,
     encoder: Encoder | None = None,
 ) -> list[Ranking]:
-    """Rank `papers` for every profile; `examples` holds liked/disliked papers by id."""
+    """Rank `papers` for every profile; `examples` holds liked/disliked papers by id.
+
+    Subscribers are scored in batches; while the reasons of one batch are written (Python),
+    the next batch is scored in a helper thread (numpy and scipy release the GIL).
+    """
     if not profiles:
         return []
     if not papers:
-        explainer = Explainer.empty()
-        return [Ranking(empty_reason=explainer.no_papers(p)) for p in profiles]
+        return [Ranking(empty_reason=Explainer.no_papers(p)) for p in profiles]
     day = prepare_day(papers, today, options, examples, encoder)
     explainer = Explainer(day, examples)
+    batches = [profiles[s : s + CHUNK] for s in range(0, len(profiles), CHUNK)]
     out: list[Ranking] = []
-    for start in range(0, len(profiles), CHUNK):
-        batch = profiles[start : start + CHUNK]
-        final, _, counts = score_batch(day, batch, options, encoder)
-        k = max(p.size for p in batch)
-        chosen = select(final, day.sim, k, options.mmr_lambda, options.mmr_floor)
-        trending = _trending_section(final, chosen, day.trend, trending_size)
-        for i, p in enumerate(batch):
-            out.append(
-                explainer.ranking(
-                    p,
-                    [int(x) for x in chosen[i, : p.size] if x >= 0],
-                    [int(x) for x in trending[i] if x >= 0],
-                    final[i],
-                    counts["fresh"][i],
-                    counts["unsent"][i],
-                    day.trend,
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(_rank_batch, day, batches[0], options, encoder, trending_size)
+        for j in range(len(batches)):
+            batch = pending.result()
+            if j + 1 < len(batches):
+                pending = pool.submit(
+                    _rank_batch, day, batches[j + 1], options, encoder, trending_size
                 )
+            out += _explain_batch(explainer, batch, day.trend)
+    return out
+
+
+def _explain_batch(explainer: Explainer, batch: _Batch, trend: np.ndarray) -> list[Ranking]:
+    out = []
+    for i, p in enumerate(batch.profiles):
+        row = zip(batch.chosen[i, : p.size], batch.scores[i], strict=False)
+        picks = [(int(d), float(s)) for d, s in row]
+        out.append(
+            explainer.ranking(
+                p,
+                [(d, s) for d, s in picks if d >= 0],
+                [int(x) for x in batch.trending[i] if x >= 0],
+                batch.counts["fresh"][i],
+                batch.counts["unsent"][i],
             )
+        )
     return out

@@ -4,6 +4,7 @@ A sentence-transformers model, named by `digest.semantic_model` (a local folder 
 already in the user's Hugging Face cache: nothing is downloaded), embeds papers and
 interests. Its ranking is combined with the lexical one by reciprocal-rank fusion; the fused
 order keeps the lexical score scale, so thresholds and the trending blend mean the same.
+Nothing here runs unless `digest.semantic_model` is set.
 """
 
 from __future__ import annotations
@@ -73,11 +74,15 @@ def _ranks(scores: np.ndarray) -> np.ndarray:
 def fuse_ranks(lexical: np.ndarray, semantic: np.ndarray) -> np.ndarray:
     """Reciprocal-rank fusion of two score matrices (rows: queries, columns: papers).
 
-    The paper fused into place r receives the r-th best lexical score of its row.
+    The paper fused into place r gets the larger of the r-th best lexical score and the r-th
+    best semantic similarity scaled to the row's best lexical score: the order is the fused
+    one, and the scale stays the lexical one (so thresholds and the trending blend hold),
+    while a paper found only by meaning can still clear the relevance threshold.
     """
     fused = 1.0 / (RRF_K + 1 + _ranks(lexical)) + 1.0 / (RRF_K + 1 + _ranks(semantic))
     order = np.argsort(-fused, axis=1, kind="stable")
-    values = -np.sort(-lexical, axis=1)
+    lex = -np.sort(-lexical, axis=1)
+    sem = -np.sort(-np.clip(semantic, 0.0, 1.0), axis=1) * lex[:, :1]
     out = np.empty_like(lexical)
-    np.put_along_axis(out, order, values, axis=1)
+    np.put_along_axis(out, order, np.maximum(lex, sem).astype(lexical.dtype), axis=1)
     return out

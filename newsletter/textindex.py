@@ -97,6 +97,19 @@ class IndexSettings:
     idf_power: float = 0.0  # query terms weigh idf**idf_power more: rare words lead
 
 
+TOP_TERMS = 40
+
+
+def top_k_per_row(row: np.ndarray, values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k largest values within each row (entries ordered by row)."""
+    if len(values) == 0:
+        return np.zeros(0, dtype=np.int64)
+    scaled = values / (np.abs(values).max() + 1.0)  # in (-1, 1): row + 1 - scaled sorts by row
+    order = np.argsort(row + (1.0 - scaled) * 0.5, kind="stable")
+    first = np.searchsorted(row[order], row[order], side="left")
+    return order[(np.arange(len(order)) - first) < k]
+
+
 def _count_matrix(
     docs: Sequence[list[str]], vocab: dict[str, int], grow: bool
 ) -> sparse.csr_matrix:
@@ -154,6 +167,17 @@ class TextIndex:
         self.bm25 = self._bm25(title_tf, body_tf)
         self.presence = presence.tocsr()
         self.unit = self.tfidf_unit(title_tf + body_tf)
+        # Transposes kept ready: every batch of subscribers multiplies by them.
+        self.bm25_t = self.bm25.T.tocsr()
+        self.unit_t = self.unit.T.tocsr()
+        self.top_terms = self._top_terms(TOP_TERMS)
+
+    def _top_terms(self, k: int) -> sparse.csr_matrix:
+        """Each paper's k heaviest tf-idf words: feedback expansions are drawn from these."""
+        m = self.unit
+        row = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr))
+        keep = top_k_per_row(row, m.data, k)
+        return sparse.csr_matrix((m.data[keep], (row[keep], m.indices[keep])), shape=m.shape)
 
     def _bm25(self, title_tf: sparse.csr_matrix, body_tf: sparse.csr_matrix) -> sparse.csr_matrix:
         s = self.settings

@@ -1,0 +1,263 @@
+"""Ranking properties, through the store and `pipeline.build_digests` (real SQLite file)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from newsletter import pipeline
+from newsletter.interest_model import Profile
+from newsletter.models import Interest, InterestKind, Paper, SubscriberStatus
+from newsletter.rank import rank
+from newsletter.store import Store
+from tests.conftest import make_config
+
+EVAL = Path(__file__).parent / "fixtures" / "eval"
+DAY = date(2026, 11, 26)
+NOW = datetime(2026, 11, 26, 7, 0, tzinfo=UTC)
+_ROWS = [json.loads(line) for line in (EVAL / "corpus.jsonl").read_text().splitlines()]
+
+
+def corpus_paper(n: int, *, day: date = DAY, **kw: object) -> Paper:
+    """Real title and abstract number n of the eval corpus, as an arXiv paper of `day`."""
+    row = _ROWS[n]
+    fields: dict[str, object] = {
+        "id": f"2611.{n:05d}",
+        "title": row["title"],
+        "abstract": row["abstract"],
+        "announced": day,
+        "categories": ("cs.LG",),
+        "sources": ("arxiv_rss",),
+    }
+    fields.update(kw)
+    return Paper(**fields)  # type: ignore[arg-type]
+
+
+def find(word: str, limit: int = 3) -> list[int]:
+    """Corpus rows whose title contains `word` (case-insensitive)."""
+    hits = [i for i, r in enumerate(_ROWS) if word.lower() in r["title"].lower()]
+    assert len(hits) >= limit, f"the fixture corpus has too few titles with {word!r}"
+    return hits[:limit]
+
+
+def subscriber(store: Store, email: str, *interests: Interest, size: int = 10) -> int:
+    sub, _ = store.add_subscriber(email, NOW, status=SubscriberStatus.ACTIVE, digest_size=size)
+    store.set_interests(sub.id, interests, NOW)
+    return sub.id
+
+
+def digest_for(store: Store, tmp_path: Path, sub_id: int, extra: str = "", day: date = DAY):
+    cfg = make_config(tmp_path, extra)
+    subs = [s for s in store.list_subscribers() if s.id == sub_id]
+    (digest,) = pipeline.build_digests(store, cfg, day, NOW, subs)
+    return digest
+
+
+def ids(picks) -> list[str]:
+    return [p.paper.id for p in picks]
+
+
+def kw(value: str, kind: InterestKind = InterestKind.KEYWORD) -> Interest:
+    return Interest(kind=kind, value=value)
+
+
+def test_liked_papers_near_twin_ranks_above_an_unrelated_paper(store, tmp_path):
+    liked = corpus_paper(find("KV Cache", 1)[0], day=DAY - timedelta(days=30))
+    sentences = liked.abstract.split(". ")
+    twin = replace(
+        liked,
+        id="2611.90001",
+        title="Revisiting " + liked.title,
+        abstract=". ".join(sentences[1:] + sentences[:1]),
+        announced=DAY,
+    )
+    background = [corpus_paper(i) for i in range(40, 120)]
+    store.upsert_papers([liked, twin, *background], NOW)
+    sid = subscriber(store, "like@example.org", kw(liked.id, InterestKind.LIKE))
+    digest = digest_for(store, tmp_path, sid)
+    got = ids(digest.picks)
+    assert got and got[0] == twin.id, [p.paper.title for p in digest.picks]
+    assert liked.id not in got  # they know the paper they liked
+    assert "similar to" in digest.picks[0].reason
+
+
+def test_negative_keyword_pushes_matching_papers_out(store, tmp_path):
+    quant = [corpus_paper(i) for i in find("Quantiz", 6)]
+    others = [corpus_paper(i) for i in range(0, 60)]
+    store.upsert_papers([*quant, *others], NOW)
+    plain = subscriber(store, "a@example.org", kw("efficient inference"), size=50)
+    picky = subscriber(
+        store,
+        "b@example.org",
+        kw("efficient inference"),
+        kw("quantization", InterestKind.NOT_KEYWORD),
+        size=50,
+    )
+    before = digest_for(store, tmp_path, plain)
+    after = digest_for(store, tmp_path, picky)
+    quant_ids = {p.id for p in quant}
+    assert quant_ids & set(ids(before.picks)), "the query should reach quantization papers"
+    assert not quant_ids & set(ids(after.picks))
+    assert not any("quantiz" in (p.paper.title + p.paper.abstract).lower() for p in after.picks)
+    assert not quant_ids & set(ids(after.trending))
+
+
+def test_already_sent_papers_never_come_back(store, tmp_path):
+    papers = [corpus_paper(i, day=DAY - timedelta(days=1)) for i in find("Federated", 6)]
+    store.upsert_papers(papers, NOW)
+    sid = subscriber(store, "s@example.org", kw("federated learning"), size=3)
+    yesterday = DAY - timedelta(days=1)
+    cfg_extra = "[digest]\nwindow_days = 7\n"
+    first = digest_for(store, tmp_path, sid, cfg_extra, day=yesterday)
+    assert len(first.picks) == 3
+    sent = first.paper_ids
+    assert store.claim_send(sid, yesterday, "<m1@example.org>", NOW)
+    store.mark_sent(sid, yesterday, "<m1@example.org>", sent, 1, NOW)
+    # A re-announced (cross-listed) copy of a sent paper today must not come back either.
+    store.upsert_papers([replace(papers[0], announce_type="cross", hf_date=DAY, upvotes=99)], NOW)
+    second = digest_for(store, tmp_path, sid, cfg_extra)
+    assert second.picks, second.empty_reason
+    assert not set(sent) & set(second.paper_ids)
+
+
+def test_equal_relevance_is_broken_by_upvotes(store, tmp_path):
+    base = corpus_paper(find("Mamba", 1)[0])
+    quiet = replace(base, id="2611.80001", upvotes=None)
+    loud = replace(base, id="2611.80002", upvotes=42, comments=3, sources=("huggingface",))
+    store.upsert_papers([quiet, loud, *[corpus_paper(i) for i in range(0, 30)]], NOW)
+    sid = subscriber(store, "m@example.org", kw("Mamba"))
+    digest = digest_for(store, tmp_path, sid)
+    got = ids(digest.picks)
+    assert got.index(loud.id) < got.index(quiet.id)
+    reason = digest.picks[got.index(loud.id)].reason
+    assert reason.startswith("matches: Mamba") and "▲ 42" in reason and "💬 3" in reason
+
+
+def test_empty_interest_list_yields_the_trending_order(store, tmp_path):
+    votes = [5, 80, 0, 33, 12, 0, 61, 2]
+    papers = [corpus_paper(i, upvotes=v or None) for i, v in enumerate(votes)]
+    store.upsert_papers(papers, NOW)
+    sid = subscriber(store, "t@example.org", size=5)
+    digest = digest_for(store, tmp_path, sid)
+    expected = [p.id for p in sorted(papers, key=lambda p: -(p.upvotes or 0))][:5]
+    assert ids(digest.picks) == expected
+    assert digest.picks[0].reason == "trending today · ▲ 80"
+
+
+def test_no_papers_available_gives_an_empty_explained_result(store, tmp_path):
+    old = [corpus_paper(i, day=DAY - timedelta(days=10)) for i in range(5)]
+    store.upsert_papers(old, NOW)
+    sid = subscriber(store, "e@example.org", kw("federated learning"))
+    last = DAY - timedelta(days=2)
+    assert store.claim_send(sid, last, "<m0@example.org>", NOW)
+    store.mark_sent(sid, last, "<m0@example.org>", [], 1, NOW)
+    digest = digest_for(store, tmp_path, sid)
+    assert digest.picks == () and digest.trending == ()
+    assert digest.empty_reason == f"No new papers since your last digest on {last}."
+
+
+def test_everything_already_received_is_explained(store, tmp_path):
+    papers = [corpus_paper(i) for i in find("Federated", 3)]
+    store.upsert_papers(papers, NOW)
+    sid = subscriber(store, "r@example.org", kw("federated learning"))
+    store.claim_send(sid, DAY - timedelta(days=5), "<m@example.org>", NOW)
+    store.mark_sent(sid, DAY - timedelta(days=5), "<m@example.org>", [p.id for p in papers], 1, NOW)
+    digest = digest_for(store, tmp_path, sid)
+    assert digest.picks == ()
+    assert digest.empty_reason.startswith("You have already received all 3 new papers")
+
+
+def test_papers_before_the_last_digest_or_window_are_not_candidates(store, tmp_path):
+    rows = find("Federated", 3)
+    store.upsert_papers(
+        [
+            corpus_paper(rows[0], day=DAY),
+            corpus_paper(rows[1], day=DAY - timedelta(days=2)),
+            corpus_paper(rows[2], day=DAY - timedelta(days=9)),
+        ],
+        NOW,
+    )
+    sid = subscriber(store, "w@example.org", kw("federated learning"))
+    assert set(ids(digest_for(store, tmp_path, sid).picks)) == {
+        f"2611.{rows[0]:05d}",
+        f"2611.{rows[1]:05d}",
+    }
+    store.claim_send(sid, DAY - timedelta(days=1), "<m@example.org>", NOW)
+    store.mark_sent(sid, DAY - timedelta(days=1), "<m@example.org>", [], 1, NOW)
+    assert ids(digest_for(store, tmp_path, sid).picks) == [f"2611.{rows[0]:05d}"]
+
+
+def test_category_filter_and_boost(store, tmp_path):
+    row = find("Federated", 1)[0]
+    lg = corpus_paper(row, categories=("cs.LG",))
+    cl = replace(lg, id="2611.60001", categories=("cs.CL",))
+    store.upsert_papers([cl, lg], NOW)
+    sid = subscriber(store, "c@example.org", kw("federated learning"), kw("cs.CL", "category"))
+    boosted = digest_for(store, tmp_path, sid)
+    assert ids(boosted.picks)[0] == cl.id and lg.id in ids(boosted.picks)
+    assert "cs.CL" in boosted.picks[0].matched
+    filtered = digest_for(store, tmp_path, sid, '[digest]\ncategory_mode = "filter"\n')
+    assert ids(filtered.picks) == [cl.id]
+
+
+def test_votes_train_a_model_that_moves_the_ranking(store, tmp_path):
+    speech = [corpus_paper(i) for i in find("Speech", 5) + find("Audio", 1)]
+    vision = [corpus_paper(i) for i in find("Image", 6)]
+    past = [replace(p, announced=DAY - timedelta(days=20)) for p in speech[:4] + vision[:4]]
+    today = speech[4:] + vision[4:] + [corpus_paper(i) for i in range(200, 260)]
+    store.upsert_papers(past + today, NOW)
+    sid = subscriber(store, "v@example.org", kw("efficient neural network"), size=20)
+    neutral = ids(digest_for(store, tmp_path, sid).picks)
+    for p in past:
+        store.record_feedback(sid, p.id, 1 if p in past[:4] else -1, NOW)
+    trained = digest_for(store, tmp_path, sid)
+    got = ids(trained.picks)
+
+    def best(ranked: list[str], group: list[Paper]) -> int:
+        return min((ranked.index(p.id) for p in group if p.id in ranked), default=99)
+
+    assert best(got, speech[4:]) < best(got, vision[4:])
+    assert best(got, speech[4:]) <= best(neutral, speech[4:])
+
+
+def test_near_duplicates_are_not_picked_together(store, tmp_path):
+    base = corpus_paper(find("Mamba", 1)[0])
+    copies = [replace(base, id=f"2611.7000{i}", title=f"{base.title} (v{i})") for i in range(4)]
+    others = [corpus_paper(i) for i in find("Mamba", 6)[1:]]
+    store.upsert_papers([*copies, *others, *[corpus_paper(i) for i in range(300, 340)]], NOW)
+    sid = subscriber(store, "d@example.org", kw("Mamba state space models"), size=4)
+    got = ids(digest_for(store, tmp_path, sid).picks)
+    assert len(got) == 4
+    assert sum(1 for x in got if x.startswith("2611.7000")) < 4
+
+
+def test_batch_ranking_equals_ranking_alone(monkeypatch):
+    """Vectorised batches (chunk boundaries included) give each subscriber its own result."""
+    import newsletter.rank as rank_module
+
+    papers = [corpus_paper(i, upvotes=(i * 7) % 40 or None) for i in range(150)]
+    texts = ["federated learning", "spiking neural networks", "KV cache", "", "image compression"]
+    profiles = [
+        Profile(key=i, queries=((t, 1.0),) if t else (), size=5) for i, t in enumerate(texts * 3)
+    ]
+    alone = [rank(papers, [p], today=DAY)[0] for p in profiles[:5]]
+    monkeypatch.setattr(rank_module, "CHUNK", 4)
+    together = rank(papers, profiles, today=DAY)
+    for i, r in enumerate(together):
+        assert ids(r.picks) == ids(alone[i % 5].picks)
+
+
+@pytest.mark.parametrize("mode", ["boost", "filter"])
+def test_subscriber_with_only_categories_gets_that_category_by_trend(store, tmp_path, mode):
+    a = corpus_paper(1, categories=("cs.CV",), upvotes=3)
+    b = corpus_paper(2, categories=("cs.CV", "cs.LG"), upvotes=30)
+    c = corpus_paper(3, categories=("cs.CL",), upvotes=90)
+    store.upsert_papers([a, b, c], NOW)
+    sid = subscriber(store, "k@example.org", kw("cs.CV", "category"))
+    digest = digest_for(store, tmp_path, sid, f'[digest]\ncategory_mode = "{mode}"\n')
+    assert ids(digest.picks) == [b.id, a.id]
+    assert ids(digest.trending) == ([c.id] if mode == "boost" else [])

@@ -13,7 +13,7 @@ from .trending import figures
 
 if TYPE_CHECKING:
     from .interest_model import Profile
-    from .rank import Day, Ranking
+    from .scoring import Day
 
 MAX_MATCHED = 4
 LIKE_SIMILARITY = 0.25  # a liked paper this similar is named in the reason
@@ -30,6 +30,15 @@ class _Query:
 def _short(title: str, limit: int = 50) -> str:
     title = " ".join(title.split())
     return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One subscriber's result: picks (best first), a trending section, or why it is empty."""
+
+    picks: tuple[Pick, ...] = ()
+    trending: tuple[Pick, ...] = ()
+    empty_reason: str = ""
 
 
 class Explainer:
@@ -149,7 +158,7 @@ class Explainer:
             got = self._figure_cache[doc] = tuple(figures(self.day.papers[doc]))
         return got
 
-    def _trending_pick(self, doc: int) -> Pick:
+    def trending_pick(self, doc: int) -> Pick:
         """The same for every subscriber, so built once per paper."""
         got = self._trending_cache.get(doc)
         if got is None:
@@ -173,7 +182,7 @@ class Explainer:
     ) -> Pick:
         assert self.day is not None
         if not profile.has_interests:
-            return self._trending_pick(doc)
+            return self.trending_pick(doc)
         matched = tuple(self._matched(queries, profile, doc, like))
         if matched:
             head = "matches: " + ", ".join(matched)
@@ -198,8 +207,6 @@ class Explainer:
         unsent: int,
     ) -> Ranking:
         """Picks (paper index, score) and trending paper indices, explained."""
-        from .rank import Ranking
-
         key = (profile.queries, profile.categories, profile.liked)
         known = self._picks.setdefault(key, {})
         queries = [self._query(t) for t, _ in profile.queries]
@@ -216,6 +223,6 @@ class Explainer:
             chosen = tuple(self._pick(queries, profile, d, s, "") for d, s in picks)
             if len(known) < 1_000:
                 known.update((d, pick) for (d, _), pick in zip(picks, chosen, strict=True))
-        extra = tuple(self._trending_pick(d) for d in trending)
+        extra = tuple(self.trending_pick(d) for d in trending)
         reason = "" if chosen else self._empty_reason(profile, int(fresh), int(unsent))
         return Ranking(picks=chosen, trending=extra, empty_reason=reason)

@@ -1,0 +1,302 @@
+"""Relevance and the hard rules for one batch of subscribers over one day's papers.
+
+Relevance per subscriber (each term a matrix product over a whole batch of subscribers):
+- interests (keywords, phrases, free text): BM25F with a weighted title field, stemming and
+  bigram phrase terms, scaled by the query's best possible score, plus an RM3-style
+  pseudo-relevance-feedback expansion scored the same way;
+- liked papers and 👍 add their similarity, disliked papers and 👎 subtract theirs; with
+  enough votes a per-subscriber linear model (interest_model.train_models) adds its output;
+- arXiv categories boost (or, in "filter" mode, restrict to) matching papers;
+- negative keywords, papers already received and papers older than the last digest are out.
+The final score is relevance × (1 + trending_weight × trending); subscribers without
+interests get the trending order.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+
+import numpy as np
+from scipy import sparse
+
+from .interest_model import BACKGROUND, Profile, build_matrices, train_models
+from .models import Paper
+from .semantic import Encoder, fuse_ranks
+from .textindex import IndexSettings, TextIndex, top_k_per_row
+from .trending import paper_day, trending_scores
+
+QUERY_CACHE = 20_000  # distinct interest texts whose scores are kept for the day
+
+
+@dataclass(frozen=True)
+class RankOptions:
+    """Knobs of the ranker; `RANKERS` names the tested combinations."""
+
+    index: IndexSettings = field(default_factory=IndexSettings)
+    prf_docs: int = 5  # pseudo-relevance feedback: top papers per query (0 = off)
+    prf_terms: int = 20  # words in each query's expansion
+    prf_weight: float = 1.0
+    other_queries: float = 0.1  # weight of a subscriber's other matching interests
+    like_weight: float = 1.0
+    dislike_weight: float = 1.0
+    model_weight: float = 0.5
+    category_mode: str = "boost"  # or "filter"
+    category_boost: float = 0.15
+    trending_weight: float = 0.25
+    mmr_lambda: float = 0.7  # 1.0 = no diversification
+    mmr_floor: float = 0.4  # similarity below this is not counted as redundancy
+    min_relevance: float = 0.05  # below this a paper is not a pick for a subscriber
+
+
+@dataclass
+class Day:
+    """Everything computed once per day of papers, shared by every subscriber batch."""
+
+    papers: Sequence[Paper]
+    index: TextIndex
+    sim: np.ndarray  # paper-to-paper cosine similarity (dense, papers x papers)
+    trend: np.ndarray
+    day: np.ndarray | None  # ordinal day per paper, None when papers carry no dates
+    position: dict[str, int]
+    examples: sparse.csr_matrix  # unit vectors: the day's papers, then outside examples
+    example_row: dict[str, int]
+    example_sim: np.ndarray  # similarity of each example row to each paper (dense)
+    background: sparse.csr_matrix
+    categories: dict[str, int]
+    paper_categories: sparse.csr_matrix
+    semantic: np.ndarray | None = None  # unit embeddings of the papers
+    query_cache: dict[str, np.ndarray] = field(default_factory=dict)  # text -> scores
+
+
+def prepare_day(
+    papers: Sequence[Paper],
+    today: date | None,
+    options: RankOptions,
+    examples: Mapping[str, Paper] = {},
+    encoder: Encoder | None = None,
+) -> Day:
+    """Index the day's papers (and the outside papers subscribers liked or disliked)."""
+    day = _index_day(tuple(papers), today, options, encoder)
+    outside = [p for pid, p in examples.items() if pid not in day.position]
+    extra = day.index.vectors(f"{p.title}\n{p.abstract}" for p in outside)
+    n = len(papers)
+    return replace(
+        day,
+        examples=sparse.vstack([day.index.unit, extra]).tocsr(),
+        example_sim=np.vstack([day.sim, (extra @ day.index.unit_t).toarray()]),
+        example_row=dict(day.position) | {p.id: n + i for i, p in enumerate(outside)},
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _index_day(
+    papers: tuple[Paper, ...], today: date | None, options: RankOptions, encoder: Encoder | None
+) -> Day:
+    """The per-day work, cached: a send ranks its subscribers in many batches."""
+    index = TextIndex([p.title for p in papers], [p.abstract for p in papers], options.index)
+    ordinals = None
+    if today is not None:
+        days = [paper_day(p, today) or today for p in papers]
+        ordinals = np.array([d.toordinal() for d in days], dtype=np.int64)
+    cats: dict[str, int] = {}
+    rows, cols = [], []
+    for i, p in enumerate(papers):
+        for c in p.categories:
+            rows.append(i)
+            cols.append(cats.setdefault(c.lower(), len(cats)))
+    paper_cats = sparse.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(papers), len(cats))
+    )
+    rng = np.random.default_rng(0)
+    bg = rng.choice(len(papers), size=min(BACKGROUND, len(papers)), replace=False)
+    return Day(
+        papers=papers,
+        index=index,
+        sim=(index.unit @ index.unit.T).toarray().astype(np.float32),
+        trend=trending_scores(papers, today),
+        day=ordinals,
+        position={p.id: i for i, p in enumerate(papers)},
+        examples=index.unit,
+        example_row={},
+        example_sim=np.zeros((0, len(papers)), dtype=np.float32),
+        background=index.unit[np.sort(bg)],
+        categories=cats,
+        paper_categories=paper_cats,
+        semantic=encoder.encode([f"{p.title}. {p.abstract}" for p in papers]) if encoder else None,
+    )
+
+
+def _segment(values: np.ndarray, owner: np.ndarray, n: int, how: str) -> np.ndarray:
+    """Reduce rows to their owners (rows sorted by owner): "max" or "sum"; absent rows give 0."""
+    if len(owner) == n and (n == 0 or (owner[-1] == n - 1 and np.all(np.diff(owner) == 1))):
+        return values.astype(np.float32, copy=False)  # one row each: nothing to reduce
+    out = np.zeros((n, values.shape[1]), dtype=np.float32)
+    if len(owner) == 0:
+        return out
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    ufunc = np.maximum if how == "max" else np.add
+    out[owner[starts]] = ufunc.reduceat(values, starts, axis=0)
+    return out
+
+
+def _best_and_rest(values: np.ndarray, owner: np.ndarray, n: int, rest: float) -> np.ndarray:
+    """Per owner: its best row, plus `rest` times the sum of its other rows."""
+    best = _segment(values, owner, n, "max")
+    if rest == 0 or len(np.unique(owner)) == len(owner):
+        return best
+    return best + rest * (_segment(values, owner, n, "sum") - best)
+
+
+def _expand(scores: np.ndarray, day: Day, m: int, terms: int) -> np.ndarray:
+    """Pseudo-relevance feedback (RM3-style): score papers against each query's expansion.
+
+    The expansion is the `terms` heaviest words of the score-weighted mean tf-idf vector of
+    the query's top-m papers; it is scored with the same BM25F weights and scaled by its
+    best possible score, so it lifts papers on the topic that use other words for it.
+    """
+    m = min(m, scores.shape[1])
+    top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
+    w = np.maximum(np.take_along_axis(scores, top, axis=1), 0)
+    total = w.sum(axis=1, keepdims=True)
+    w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
+    rows = np.repeat(np.arange(scores.shape[0]), m)
+    weights = sparse.csr_matrix((w.ravel(), (rows, top.ravel())), shape=scores.shape)
+    pooled = (weights @ day.index.top_terms).tocsr()
+    pooled.sum_duplicates()
+    row = np.repeat(np.arange(pooled.shape[0]), np.diff(pooled.indptr))
+    keep = top_k_per_row(row, pooled.data, terms)
+    expansion = sparse.csr_matrix(
+        (pooled.data[keep], (row[keep], pooled.indices[keep])), shape=pooled.shape
+    )
+    mass = np.asarray(expansion.sum(axis=1)).ravel()
+    expansion = sparse.diags(1.0 / np.maximum(mass, 1e-9)) @ expansion
+    ideal = expansion @ day.index.idf
+    out = (expansion @ day.index.bm25_t).toarray().astype(np.float32)
+    return out / np.maximum(ideal, 1e-6)[:, None]
+
+
+def _query_scores(
+    day: Day, texts: Sequence[str], opt: RankOptions, encoder: Encoder | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Relevance of every paper to each distinct text (rows of U), and each text's row in U.
+
+    Feedback expansion is included. A text depends on nothing but the day, so each distinct
+    text is scored once per day and shared by every subscriber who wrote it.
+    """
+    cache = day.query_cache
+    distinct = list(dict.fromkeys(texts))
+    missing = [t for t in distinct if t not in cache]
+    if missing:
+        qm, ideal = day.index.query_matrix(missing)
+        s = (qm @ day.index.bm25_t).toarray().astype(np.float32)
+        s /= np.maximum(ideal, 1e-6)[:, None]
+        if encoder is not None and day.semantic is not None:
+            s = fuse_ranks(s, encoder.encode(missing) @ day.semantic.T)
+        if opt.prf_docs > 0 and opt.prf_weight > 0:
+            s += opt.prf_weight * _expand(s, day, opt.prf_docs, opt.prf_terms)
+        if len(cache) + len(missing) > QUERY_CACHE:
+            cache.clear()
+        cache.update(zip(missing, s, strict=True))
+    row = {t: i for i, t in enumerate(distinct)}
+    return np.stack([cache[t] for t in distinct]), np.array([row[t] for t in texts])
+
+
+def _query_relevance(
+    day: Day, mats, profiles: Sequence[Profile], opt: RankOptions, encoder: Encoder | None
+) -> np.ndarray:
+    """Per subscriber: their best-matching interest, plus a little for each other match."""
+    n, d = len(profiles), len(day.papers)
+    texts = [q for p in profiles for q, _ in p.queries]
+    if not texts:
+        return np.zeros((n, d), dtype=np.float32)
+    scores, which = _query_scores(day, texts, opt, encoder)
+    counts = np.array([len(p.queries) for p in profiles])
+    widest = int(counts.max())
+    if widest <= 4 and np.all(mats.query_weight == 1.0):
+        # Gather each subscriber's (padded) rows into n x widest x papers and reduce there.
+        padded = np.full((n, widest), len(scores), dtype=np.int64)
+        slot = np.arange(len(texts)) - np.repeat(np.cumsum(counts) - counts, counts)
+        padded[mats.query_owner, slot] = which
+        rows = np.vstack([scores, np.zeros((1, d), dtype=np.float32)])[padded]
+        best = rows.max(axis=1)
+        if widest == 1 or opt.other_queries == 0:
+            return best
+        return best + opt.other_queries * (rows.sum(axis=1) - best)
+    s = scores[which] * mats.query_weight[:, None]
+    return _best_and_rest(s, mats.query_owner, n, opt.other_queries)
+
+
+def score_batch(
+    day: Day, profiles: Sequence[Profile], opt: RankOptions, encoder: Encoder | None = None
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Final scores (-inf where not allowed), relevance, and per-subscriber candidate counts."""
+    n, d = len(profiles), len(day.papers)
+    mats = build_matrices(profiles, day.index, day.examples, day.example_row)
+    rel = _query_relevance(day, mats, profiles, opt, encoder)
+    if len(mats.liked_rows):
+        sims = day.example_sim[mats.liked_rows]
+        rel += opt.like_weight * _segment(sims, mats.liked_owner, n, "max")
+    if len(mats.disliked_rows):
+        sims = day.example_sim[mats.disliked_rows]
+        rel -= opt.dislike_weight * _segment(sims, mats.disliked_owner, n, "max")
+    train_models(mats, n, day.examples, day.background)
+    if mats.model_weights is not None:
+        who = np.flatnonzero(mats.model_row >= 0)
+        out = (mats.model_weights[mats.model_row[who]] @ day.index.unit_t).toarray()
+        rel[who] += opt.model_weight * np.clip(out, -1.0, 1.0)
+    allowed = np.ones((n, d), dtype=bool)
+    if day.day is not None:
+        since = np.array(
+            [p.since.toordinal() if p.since else -(2**62) for p in profiles], dtype=np.int64
+        )
+        allowed &= day.day[None, :] > since[:, None]
+    fresh = allowed.sum(axis=1)
+    # Papers already received, and those they named as liked or disliked: they know them.
+    pos = day.position
+    rows, cols = [], []
+    for i, p in enumerate(profiles):
+        for ids in (p.exclude, p.liked, p.disliked):
+            hit = [pos[x] for x in ids if x in pos]
+            rows += [i] * len(hit)
+            cols += hit
+    allowed[rows, cols] = False
+    unsent = allowed.sum(axis=1)
+    if any(p.categories for p in profiles) and day.categories:
+        rel += _category_term(day, profiles, opt, allowed)
+    if mats.negative.shape[0]:
+        hits = (mats.negative @ day.index.presence.T).toarray() >= mats.negative_need[:, None]
+        allowed &= _segment(hits.astype(np.float32), mats.negative_owner, n, "max") == 0
+    wants = np.array([p.has_interests for p in profiles], dtype=bool)
+    if mats.model_weights is not None:
+        wants[mats.model_row >= 0] = True
+    final = np.where(
+        wants[:, None], rel * (1.0 + opt.trending_weight * day.trend), day.trend[None, :]
+    )
+    counts = {"fresh": fresh, "unsent": unsent, "allowed": allowed.copy()}
+    allowed &= ~wants[:, None] | (rel >= opt.min_relevance)
+    final[~allowed] = -np.inf
+    return final.astype(np.float32), rel, counts
+
+
+def _category_term(
+    day: Day, profiles: Sequence[Profile], opt: RankOptions, allowed: np.ndarray
+) -> np.ndarray:
+    rows, cols = [], []
+    for i, p in enumerate(profiles):
+        for c in p.categories:
+            j = day.categories.get(c.lower())
+            if j is not None:
+                rows.append(i)
+                cols.append(j)
+    want = sparse.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, cols)),
+        shape=(len(profiles), len(day.categories)),
+    )
+    match = (want @ day.paper_categories.T).toarray() > 0
+    if opt.category_mode == "filter":
+        has = np.array([bool(p.categories) for p in profiles])
+        allowed &= match | ~has[:, None]
+    return (opt.category_boost * match).astype(np.float32)

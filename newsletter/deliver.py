@@ -31,20 +31,19 @@ import logging
 import mailbox
 import queue
 import smtplib
-import socket
 import ssl
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
 from .config import Config
 from .errors import DeliveryError
+from .ledger import DeliveryReport, Ledger, Outgoing
 from .mime import (
     DKIMSigner,
     RefusedMessage,
@@ -55,7 +54,7 @@ from .mime import (
     render_bytes,
     to_bytes,
 )
-from .models import Subscriber, SubscriberStatus
+from .models import Subscriber
 from .store import Store
 
 __all__ = [
@@ -277,86 +276,7 @@ def mailer_from_config(cfg: Config) -> SMTPMailer | MaildirMailer:
     return SMTPMailer(cfg, signer)
 
 
-# ---------------------------------------------------------------- the ledger
-
-
-@dataclass
-class Outgoing:
-    """One built message waiting to be sent, with what the ledger needs to know about it."""
-
-    subscriber: Subscriber
-    digest_date: date
-    message_id: str
-    raw: bytes
-    sender: str
-    paper_ids: tuple[str, ...] = ()
-    prior_attempts: int = 0
-
-    @property
-    def recipients(self) -> list[str]:
-        return [self.subscriber.email]
-
-
-class Ledger:
-    """The send ledger, safe to use from the sending threads (one lock around the store)."""
-
-    def __init__(self, store: Store, cfg: Config, clock: Callable[[], datetime]) -> None:
-        self.store = store
-        self.cfg = cfg
-        self.clock = clock
-        self.lock = threading.Lock()
-
-    def claim(self, job: Outgoing) -> bool:
-        with self.lock:
-            return self.store.claim_send(
-                job.subscriber.id, job.digest_date, job.message_id, self.clock()
-            )
-
-    def sent(self, job: Outgoing, attempts: int) -> None:
-        with self.lock:
-            self.store.mark_sent(
-                job.subscriber.id,
-                job.digest_date,
-                job.message_id,
-                job.paper_ids,
-                attempts,
-                self.clock(),
-            )
-
-    def retry(self, job: Outgoing, error: str, attempts: int) -> None:
-        with self.lock:
-            self.store.mark_retry(job.subscriber.id, job.digest_date, error, attempts, self.clock())
-
-    def failed(self, job_subscriber: Subscriber, day: date, error: str, attempts: int) -> bool:
-        """Record a permanent failure; True when the subscriber is now marked bounced."""
-        with self.lock:
-            now = self.clock()
-            hard = self.store.mark_failed(job_subscriber.id, day, error, attempts, now)
-            if hard >= self.cfg.smtp.bounce_after:
-                self.store.set_status(job_subscriber.id, SubscriberStatus.BOUNCED, now)
-                return True
-            return False
-
-    def skipped(self, subscriber: Subscriber, day: date, reason: str) -> None:
-        with self.lock:
-            self.store.mark_skipped(subscriber.id, day, reason, self.clock())
-
-
 # ---------------------------------------------------------------- the send loop
-
-
-@dataclass
-class DeliveryReport:
-    """What one delivery run did; failures carry (address, reason)."""
-
-    sent: int = 0
-    already_sent: int = 0
-    retry: int = 0
-    failed: int = 0
-    failures: list[tuple[str, str]] = field(default_factory=list)
-    retries: list[tuple[str, str]] = field(default_factory=list)
-    bounced: list[str] = field(default_factory=list)
-    aborted: str = ""
 
 
 class RateLimiter:
@@ -554,12 +474,3 @@ def deliver(
 def iter_chunks(items: Sequence[Subscriber], size: int) -> Iterator[list[Subscriber]]:
     for i in range(0, len(items), size):
         yield list(items[i : i + size])
-
-
-def smtp_reachable(host: str, port: int, timeout: float = 1.0) -> bool:
-    """True when something accepts TCP connections on host:port."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False

@@ -1,0 +1,93 @@
+"""The send ledger as the send loop uses it: one message to send, the thread-safe ledger
+(claim before sending, record after the server's answer), and the report of a run.
+
+`store.py` holds the SQL; this module holds the rules (bounce after `smtp.bounce_after`
+consecutive permanent failures).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from .config import Config
+from .models import Subscriber, SubscriberStatus
+from .store import Store
+
+
+@dataclass
+class Outgoing:
+    """One built message waiting to be sent, with what the ledger needs to know about it."""
+
+    subscriber: Subscriber
+    digest_date: date
+    message_id: str
+    raw: bytes
+    sender: str
+    paper_ids: tuple[str, ...] = ()
+    prior_attempts: int = 0
+
+    @property
+    def recipients(self) -> list[str]:
+        return [self.subscriber.email]
+
+
+class Ledger:
+    """The send ledger, safe to use from the sending threads (one lock around the store)."""
+
+    def __init__(self, store: Store, cfg: Config, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.clock = clock
+        self.lock = threading.Lock()
+
+    def claim(self, job: Outgoing) -> bool:
+        with self.lock:
+            return self.store.claim_send(
+                job.subscriber.id, job.digest_date, job.message_id, self.clock()
+            )
+
+    def sent(self, job: Outgoing, attempts: int) -> None:
+        with self.lock:
+            self.store.mark_sent(
+                job.subscriber.id,
+                job.digest_date,
+                job.message_id,
+                job.paper_ids,
+                attempts,
+                self.clock(),
+            )
+
+    def retry(self, job: Outgoing, error: str, attempts: int) -> None:
+        with self.lock:
+            self.store.mark_retry(job.subscriber.id, job.digest_date, error, attempts, self.clock())
+
+    def failed(self, job_subscriber: Subscriber, day: date, error: str, attempts: int) -> bool:
+        """Record a permanent failure; True when the subscriber is now marked bounced."""
+        with self.lock:
+            now = self.clock()
+            hard = self.store.mark_failed(job_subscriber.id, day, error, attempts, now)
+            if hard >= self.cfg.smtp.bounce_after:
+                self.store.set_status(job_subscriber.id, SubscriberStatus.BOUNCED, now)
+                return True
+            return False
+
+    def skipped(self, subscriber: Subscriber, day: date, reason: str) -> None:
+        with self.lock:
+            self.store.mark_skipped(subscriber.id, day, reason, self.clock())
+
+
+@dataclass
+class DeliveryReport:
+    """What one delivery run did; failures carry (address, reason)."""
+
+    sent: int = 0
+    already_sent: int = 0
+    retry: int = 0
+    failed: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    retries: list[tuple[str, str]] = field(default_factory=list)
+    bounced: list[str] = field(default_factory=list)
+    aborted: str = ""

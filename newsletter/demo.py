@@ -254,6 +254,11 @@ def received_messages(maildir: Path) -> dict[str, tuple[bytes, EmailMessage]]:
     return out
 
 
+def _describe(interests: tuple[Interest, ...]) -> str:
+    words = [f"not {i.value}" if i.kind == InterestKind.NOT_KEYWORD else i.value for i in interests]
+    return ", ".join(words) or "none: the trending digest"
+
+
 def write_previews(store: Store, maildir: Path, out: Path) -> list[tuple[str, str, str]]:
     """Write each demo reader's received digest as .html, .txt and .eml; returns the index."""
     out.mkdir(parents=True, exist_ok=True)
@@ -272,15 +277,27 @@ def write_previews(store: Store, maildir: Path, out: Path) -> list[tuple[str, st
             if ext:
                 (out / f"{stem}.{ext}").write_text(part.get_content(), encoding="utf-8")
         rows.append((reader.email, str(msg["Subject"]), stem))
+    names = {r.email: (r.name, _describe(r.interests)) for r in READERS}
     items = "\n".join(
-        f'<li><a href="{stem}.html">{html.escape(addr)}</a> — {html.escape(subject)} '
-        f'(<a href="{stem}.txt">text</a>, <a href="{stem}.eml">.eml</a>)</li>'
+        f"<tr><td><strong>{html.escape(names[addr][0])}</strong><br><small>"
+        f"{html.escape(addr)}</small></td><td>{html.escape(names[addr][1])}</td>"
+        f'<td><a href="{stem}.html">{html.escape(subject)}</a><br><small>'
+        f'<a href="{stem}.txt">text part</a> · <a href="{stem}.eml">.eml as received</a>'
+        "</small></td></tr>"
         for addr, subject, stem in rows
     )
     (out / "index.html").write_text(
-        "<!doctype html><meta charset='utf-8'><title>Demo digests</title>"
+        "<!doctype html><html lang='en'><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<title>Demo digests</title><style>body{font:15px/1.5 system-ui,sans-serif;"
+        "max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1f2937}"
+        "table{border-collapse:collapse;width:100%}td{border-top:1px solid #e5e7eb;"
+        "padding:.6rem .5rem;vertical-align:top}a{color:#1d4ed8}small{color:#6b7280}</style>"
         f"<h1>Demo digests for {DEMO_DAY:%a %d %b %Y}</h1>"
-        f"<p>What the local SMTP server received.</p><ul>\n{items}\n</ul>\n",
+        "<p>Each subscriber's digest as the local SMTP server received it "
+        f"({len(rows)} messages in <code>demo/maildir</code>).</p>"
+        f"<table><tr><th align=left>Reader</th><th align=left>Interests</th>"
+        f"<th align=left>Digest</th></tr>\n{items}\n</table></html>\n",
         encoding="utf-8",
     )
     return rows

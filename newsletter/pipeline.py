@@ -244,7 +244,7 @@ def send_unsubscribed_notice(
 
 # ---------------------------------------------------------------- send (issue 5)
 
-SEND_CHUNK = 256  # subscribers ranked per batch while earlier messages are on the wire
+SEND_CHUNK = 1000  # subscribers ranked per batch while earlier messages are on the wire
 
 
 @dataclass

@@ -8,9 +8,6 @@ are not near-duplicates), a "trending today" section is added and every pick is 
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import threading
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -20,7 +17,7 @@ import numpy as np
 
 from .explain import Explainer, Ranking
 from .interest_model import Profile
-from .models import Paper, Pick
+from .models import Paper
 from .scoring import Day, RankOptions, prepare_day, score_batch
 from .semantic import Encoder
 from .textindex import IndexSettings
@@ -144,8 +141,7 @@ def rank(
     """Rank `papers` for every profile; `examples` holds liked/disliked papers by id.
 
     Subscribers are scored in batches; while the reasons of one batch are written (Python),
-    the next batch is scored in a helper thread (numpy and scipy release the GIL). From
-    PARALLEL_MIN subscribers on, batches are spread over worker processes (one per core).
+    the next batch is scored in a helper thread (numpy and scipy release the GIL).
     """
     if not profiles:
         return []
@@ -153,9 +149,6 @@ def rank(
         return [Ranking(empty_reason=Explainer.no_papers(p)) for p in profiles]
     day = prepare_day(papers, today, options, examples, encoder)
     explainer = Explainer(day, examples)
-    workers = _workers(len(profiles), encoder)
-    if workers > 1:
-        return _rank_in_processes(day, explainer, profiles, options, trending_size, workers)
     batches = [profiles[s : s + CHUNK] for s in range(0, len(profiles), CHUNK)]
     out: list[Ranking] = []
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -167,63 +160,6 @@ def rank(
                     _rank_batch, day, batches[j + 1], options, encoder, trending_size
                 )
             out += _explain_batch(explainer, batch, day.trend)
-    return out
-
-
-# ---------------------------------------------------------------- many subscribers: processes
-
-PARALLEL_MIN = 20_000  # below this, one process is quicker than starting workers
-MAX_WORKERS = 4
-_Compact = tuple[tuple[tuple[int, float, str, tuple[str, ...]], ...], tuple[int, ...], str]
-_SHARED: tuple[Day, Sequence[Profile], RankOptions, int, Explainer] | None = None
-
-
-def _workers(n: int, encoder: Encoder | None) -> int:
-    """Worker processes for n subscribers: forked, so only from a single-threaded process
-    (forking a threaded one can deadlock) and without a model loaded (torch dislikes fork)."""
-    if n < PARALLEL_MIN or encoder is not None or threading.active_count() > 1:
-        return 1
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    return max(1, min(os.cpu_count() or 1, MAX_WORKERS))
-
-
-def _rank_compact(start: int) -> list[_Compact]:
-    """In a worker: rank and explain one batch; paper indices instead of Paper objects."""
-    assert _SHARED is not None
-    day, profiles, options, trending_size, explainer = _SHARED
-    batch = _rank_batch(day, profiles[start : start + CHUNK], options, None, trending_size)
-    return [
-        (
-            tuple((day.position[p.paper.id], p.score, p.reason, p.matched) for p in r.picks),
-            tuple(day.position[p.paper.id] for p in r.trending),
-            r.empty_reason,
-        )
-        for r in _explain_batch(explainer, batch, day.trend)
-    ]
-
-
-def _rank_in_processes(
-    day: Day,
-    explainer: Explainer,
-    profiles: Sequence[Profile],
-    options: RankOptions,
-    trending_size: int,
-    workers: int,
-) -> list[Ranking]:
-    global _SHARED
-    _SHARED = (day, profiles, options, trending_size, explainer)
-    papers = day.papers
-    out: list[Ranking] = []
-    try:
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            for compact in pool.imap(_rank_compact, range(0, len(profiles), CHUNK)):
-                for picks, trending, reason in compact:
-                    chosen = tuple(Pick(papers[d], s, r, m) for d, s, r, m in picks)
-                    extra = tuple(explainer.trending_pick(d) for d in trending)
-                    out.append(Ranking(chosen, extra, reason))
-    finally:
-        _SHARED = None
     return out
 
 

@@ -261,24 +261,3 @@ def test_subscriber_with_only_categories_gets_that_category_by_trend(store, tmp_
     digest = digest_for(store, tmp_path, sid, f'[digest]\ncategory_mode = "{mode}"\n')
     assert ids(digest.picks) == [b.id, a.id]
     assert ids(digest.trending) == ([c.id] if mode == "boost" else [])
-
-
-def test_worker_processes_give_the_same_rankings(monkeypatch):
-    """Many subscribers are spread over forked workers; the result must not change."""
-    import newsletter.rank as rank_module
-
-    papers = [corpus_paper(i, upvotes=(i * 11) % 50 or None) for i in range(120)]
-    texts = ["federated learning", "KV cache", "", "spiking neural networks", "quantization"]
-    profiles = [
-        Profile(key=i, queries=((t, 1.0),) if t else (), size=4) for i, t in enumerate(texts * 4)
-    ]
-    alone = rank(papers, profiles, today=DAY, trending_size=2)
-    monkeypatch.setattr(rank_module, "PARALLEL_MIN", 1)
-    monkeypatch.setattr(rank_module, "CHUNK", 3)
-    if rank_module._workers(len(profiles), None) < 2:
-        pytest.skip("worker processes need fork, 2+ cores and a single-threaded test process")
-    spread = rank(papers, profiles, today=DAY, trending_size=2)
-    assert [(p.paper.id, p.reason) for r in spread for p in r.picks] == [
-        (p.paper.id, p.reason) for r in alone for p in r.picks
-    ]
-    assert [ids(r.trending) for r in spread] == [ids(r.trending) for r in alone]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
 import resource
 import subprocess
@@ -97,8 +98,8 @@ def synthetic_profiles(n: int, papers: Sequence[Paper], topics: list[list[str]])
     return out
 
 
-def _peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024.0
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _naive_seconds_per_subscriber(papers: list[Paper], profiles: list[Profile]) -> float:
@@ -122,12 +123,14 @@ def _naive_seconds_per_subscriber(papers: list[Paper], profiles: list[Profile]) 
 
 def child(n: int) -> dict[str, float]:
     """Rank n subscribers (in this process) and report time and peak memory."""
-    from .. import rank as rank_module
-    from ..rank import rank
+    from ..rank import RANKERS, rank
+    from ..scoring import prepare_day
 
     papers, topics = synthetic_day()
     profiles = synthetic_profiles(n, papers, topics)
     start = time.perf_counter()
+    prepare_day(papers, DAY, RANKERS["default"])  # indexing, cached for the rank call
+    indexed = time.perf_counter()
     rankings = rank(papers, profiles, today=DAY, trending_size=3)
     seconds = time.perf_counter() - start
     picks = sum(len(r.picks) for r in rankings)
@@ -135,9 +138,8 @@ def child(n: int) -> dict[str, float]:
     return {
         "n": n,
         "seconds": seconds,
+        "index_seconds": indexed - start,
         "rss_mb": _peak_rss_mb(),
-        "worker_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN),
-        "workers": rank_module._workers(n, None),
         "picks": picks,
         "naive": naive,
     }
@@ -156,27 +158,28 @@ def run() -> None:
         r = json.loads(out.stdout.strip().splitlines()[-1])
         naive = naive or r["naive"]
         results.append(r)
-        rss = r["rss_mb"] + r["workers"] * r["worker_rss_mb"] * (r["workers"] > 1)
-        r["total_rss_mb"] = rss
-        workers = f", {r['workers']} worker processes" if r["workers"] > 1 else ""
+        rss = r["rss_mb"]
+        per_sub = (r["seconds"] - r["index_seconds"]) / n
         print(
             f"rank {n:>7,} subscribers x {PAPERS:,} papers: {r['seconds']:6.1f} s "
-            f"({n / r['seconds']:>8,.0f} subscribers/s), peak RSS {rss:,.0f} MB{workers}, "
-            f"{r['picks']:,} picks",
+            f"(indexing {r['index_seconds']:.1f} s + {per_sub * 1000:.2f} ms per subscriber), "
+            f"peak RSS {rss:,.0f} MB, {r['picks']:,} picks",
             flush=True,
         )
     if naive:
-        per_sub = results[0]["seconds"] / results[0]["n"]
+        last = results[-1]
+        per_sub = (last["seconds"] - last["index_seconds"]) / last["n"]
         print(
             f"baseline: a per-pair Python loop takes {naive * 1000:.1f} ms per subscriber "
             f"(plain BM25 only); the vectorised ranker {per_sub * 1000:.2f} ms "
             f"(x{naive / per_sub:,.0f} faster, with feedback, MMR and reasons)"
         )
     big = results[-1]
-    ok = big["seconds"] <= TARGET_SECONDS and big["total_rss_mb"] <= TARGET_RSS_MB
+    ok = big["seconds"] <= TARGET_SECONDS and big["rss_mb"] <= TARGET_RSS_MB
     print(
         f"target {SIZES[-1]:,} x {PAPERS:,} in <= {TARGET_SECONDS:.0f} s and "
-        f"<= {TARGET_RSS_MB:,.0f} MB: {'met' if ok else 'MISSED'}"
+        f"<= {TARGET_RSS_MB:,.0f} MB: {'met' if ok else 'MISSED'} "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
     )
 
 

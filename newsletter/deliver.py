@@ -348,7 +348,7 @@ class _Dispatcher:
 
     def _check_halt(self) -> None:
         if self.halt is not None and self.halt.is_set() and not self.stop.is_set():
-            self._abort("stopped by a signal")
+            self._abort("shutdown requested (SIGTERM or Ctrl-C)")
 
     def _abort(self, reason: str) -> None:
         with self._lock:

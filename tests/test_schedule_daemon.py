@@ -30,7 +30,7 @@ NEWSLETTER = Path(sys.executable).parent / "newsletter"
 WAIT_LIMIT = 30.0  # an upper bound on waiting for the daemon, not a speed assertion
 
 
-def write_config(tmp_path: Path, smtp: SMTPSink) -> Path:
+def write_config(tmp_path: Path, smtp: SMTPSink, smtp_extra: str = "") -> Path:
     path = tmp_path / "config.toml"
     path.write_text(
         f"""
@@ -48,6 +48,7 @@ host = "{smtp.host}"
 port = {smtp.port}
 security = "none"
 timeout_seconds = 10
+{smtp_extra}
 """,
         encoding="utf-8",
     )
@@ -191,15 +192,16 @@ def test_daemon_sends_each_due_subscriber_once_and_stops_on_sigterm(
 
 
 class _SlowHandler(_Handler):
-    """Holds each DATA for a moment, so SIGTERM arrives while a message is on the wire."""
+    """Holds the first DATA for a moment, so SIGTERM arrives while a message is on the wire."""
 
     def __init__(self, sink: SMTPSink, in_flight: threading.Event) -> None:
         super().__init__(sink)
         self.in_flight = in_flight
 
     async def handle_DATA(self, server, session, envelope):
-        self.in_flight.set()
-        await asyncio.sleep(0.4)
+        if not self.in_flight.is_set():  # hold the first message only
+            self.in_flight.set()
+            await asyncio.sleep(0.5)
         return await super().handle_DATA(server, session, envelope)
 
 
@@ -288,19 +290,29 @@ def test_send_pass_waits_for_the_shared_lock(tmp_path: Path, smtp_server: SMTPSi
     assert len(recipients(smtp_server)) == 3
 
 
+def run_once(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NEWSLETTER_SECRET_KEY": SECRET}
+    cmd = [str(NEWSLETTER), "--config", str(config), "schedule", "--once", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=WAIT_LIMIT)
+
+
 def test_once_sends_due_subscribers_and_exits(tmp_path: Path, smtp_server: SMTPSink) -> None:
-    config = write_config(tmp_path, smtp_server)
     seed(tmp_path / "data" / "newsletter.db", datetime.now(UTC))
-    env = {"NEWSLETTER_SECRET_KEY": SECRET}
-    result = CliRunner().invoke(
-        cli, ["--config", str(config), "schedule", "--once", "--no-fetch"], env=env
-    )
-    assert result.exit_code == 0, result.output
+    # The relay is down: the pass fails, exits 1, and loses nobody.
+    down = SMTPSink("127.0.0.1", free_port())
+    fast = "max_attempts = 1\nretry_backoff_seconds = 0.1"
+    failed = run_once(write_config(tmp_path, down, fast), "--no-fetch")
+    assert failed.returncode == 1, failed.stderr
+    assert "cannot connect to the SMTP server" in failed.stderr
+    assert "schedule --once: done with" in failed.stderr and "Traceback" not in failed.stderr
+    # The relay is back: everyone due is sent, once.
+    config = write_config(tmp_path, smtp_server)
+    result = run_once(config, "--no-fetch")
+    assert result.returncode == 0, result.stderr
     assert len(recipients(smtp_server)) == 3
-    again = CliRunner().invoke(
-        cli, ["--config", str(config), "schedule", "--once", "--no-fetch"], env=env
-    )
-    assert again.exit_code == 0
+    again = run_once(config, "--no-fetch")
+    assert again.returncode == 0, again.stderr
+    assert "nobody is due" in again.stderr
     assert len(recipients(smtp_server)) == 3  # nobody twice
 
 
@@ -316,9 +328,9 @@ def test_bad_fetch_times_is_a_clean_error(tmp_path: Path, smtp_server: SMTPSink)
     config.write_text(
         config.read_text() + '[schedule]\nfetch_times = ["half past midnight"]\n', "utf-8"
     )
-    result = CliRunner().invoke(cli, ["--config", str(config), "schedule", "--once"])
-    assert result.exit_code == 1
-    assert "schedule.fetch_times" in result.output and "Traceback" not in result.output
+    result = run_once(config)
+    assert result.returncode == 1
+    assert "schedule.fetch_times" in result.stderr and "Traceback" not in result.stderr
 
 
 class _FeedServer(ThreadingHTTPServer):
@@ -370,9 +382,7 @@ def test_once_fetches_when_a_scheduled_fetch_was_missed_then_sends(
                 status=SubscriberStatus.ACTIVE,
                 delivery_hour=0,
             )
-        env = {**os.environ, "NEWSLETTER_SECRET_KEY": SECRET}
-        cmd = [str(NEWSLETTER), "--config", str(config), "schedule", "--once"]
-        first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=WAIT_LIMIT)
+        first = run_once(config)
         assert first.returncode == 0, first.stderr
         assert "fetch: starting" in first.stderr
         assert any(p.startswith("/rss/") for p in feeds.paths)
@@ -388,7 +398,7 @@ def test_once_fetches_when_a_scheduled_fetch_was_missed_then_sends(
         assert smtp_server.received == []
         # The fetch just ran: a second pass does not fetch again, and settles nobody twice.
         asked = len(feeds.paths)
-        second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=WAIT_LIMIT)
+        second = run_once(config)
         assert second.returncode == 0, second.stderr
         assert "fetch: starting" not in second.stderr
         assert len(feeds.paths) == asked

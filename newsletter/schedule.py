@@ -246,8 +246,14 @@ class Daemon:
 
     def catch_up(self) -> None:
         """Fetch now if a scheduled fetch was missed, then send to whoever is due."""
-        if self.options.fetch and self._fetch_is_stale():
-            self.fetch_job()
+        if self.options.fetch:
+            try:
+                stale = self._fetch_is_stale()
+            except Exception as exc:  # an unreadable runs table: fetching is the safe side
+                log.warning("fetch: cannot tell when the last fetch ran (%s); fetching now", exc)
+                stale = True
+            if stale:
+                self.fetch_job()
         self.send_job()
 
     def _fetch_is_stale(self) -> bool:

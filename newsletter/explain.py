@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 MAX_MATCHED = 4
 LIKE_SIMILARITY = 0.25  # a liked paper this similar is named in the reason
+REASON_CACHE = 500_000  # (interests, paper) reasons kept while ranking one day
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class Explainer:
         self._figure_cache: dict[int, tuple[str, ...]] = {}
         self._trending_cache: dict[int, Pick] = {}
         self._picks: dict[tuple, dict[int, Pick]] = {}  # interests -> paper -> Pick
+        self._reasons: dict[tuple, tuple[str, tuple[str, ...]]] = {}  # (interests, paper) ->
 
     @classmethod
     def empty(cls) -> Explainer:
@@ -183,20 +185,19 @@ class Explainer:
         assert self.day is not None
         if not profile.has_interests:
             return self.trending_pick(doc)
-        matched = tuple(self._matched(queries, profile, doc, like))
-        if matched:
-            head = "matches: " + ", ".join(matched)
-        else:
-            head = "related to papers you liked" if profile.liked else "related"
-        figs = self._figure_cache.get(doc)
-        if figs is None:
+        key = (profile.queries, profile.categories, bool(profile.liked), like, doc)
+        known = self._reasons.get(key)
+        if known is None:
+            matched = tuple(self._matched(queries, profile, doc, like))
+            if matched:
+                head = "matches: " + ", ".join(matched)
+            else:
+                head = "related to papers you liked" if profile.liked else "related"
             figs = self._figures(doc)
-        return Pick(
-            paper=self.day.papers[doc],
-            score=score,
-            reason=" · ".join((head, *figs)) if figs else head,
-            matched=matched,
-        )
+            known = (" · ".join((head, *figs)) if figs else head, matched)
+            if len(self._reasons) < REASON_CACHE:
+                self._reasons[key] = known
+        return Pick(paper=self.day.papers[doc], score=score, reason=known[0], matched=known[1])
 
     def ranking(
         self,

@@ -58,7 +58,11 @@ def select(
     n, d = final.shape
     k = min(k, d)
     c = min(d, max(3 * k, k))
-    cand = np.argpartition(-final, c - 1, axis=1)[:, :c] if c < d else np.tile(np.arange(d), (n, 1))
+    cand = (
+        np.argpartition(final, d - c, axis=1)[:, d - c :]
+        if c < d
+        else np.tile(np.arange(d), (n, 1))
+    )
     cs = np.take_along_axis(final, cand, axis=1)
     order = np.argsort(-cs, axis=1, kind="stable")
     cand, cs = np.take_along_axis(cand, order, axis=1), np.take_along_axis(cs, order, axis=1)

@@ -220,11 +220,19 @@ def _query_relevance(
         padded = np.full((n, widest), len(scores), dtype=np.int64)
         slot = np.arange(len(texts)) - np.repeat(np.cumsum(counts) - counts, counts)
         padded[mats.query_owner, slot] = which
-        rows = np.vstack([scores, np.zeros((1, d), dtype=np.float32)])[padded]
-        best = rows.max(axis=1)
-        if widest == 1 or opt.other_queries == 0:
+        table = np.vstack([scores, np.zeros((1, d), dtype=np.float32)])
+        best = table[padded[:, 0]]
+        if widest == 1:
             return best
-        return best + opt.other_queries * (rows.sum(axis=1) - best)
+        total = best.copy()
+        for k in range(1, widest):
+            row = table[padded[:, k]]
+            np.maximum(best, row, out=best)
+            total += row
+        total -= best
+        total *= opt.other_queries
+        best += total
+        return best
     s = scores[which] * mats.query_weight[:, None]
     return _best_and_rest(s, mats.query_owner, n, opt.other_queries)
 
@@ -272,13 +280,16 @@ def score_batch(
     wants = np.array([p.has_interests for p in profiles], dtype=bool)
     if mats.model_weights is not None:
         wants[mats.model_row >= 0] = True
-    final = np.where(
-        wants[:, None], rel * (1.0 + opt.trending_weight * day.trend), day.trend[None, :]
-    )
+    boost = (1.0 + opt.trending_weight * day.trend).astype(np.float32)
+    final = np.multiply(rel, boost[None, :], dtype=np.float32)
+    if not wants.all():
+        final[~wants] = day.trend[None, :]
     counts = {"fresh": fresh, "unsent": unsent, "allowed": allowed.copy()}
-    allowed &= ~wants[:, None] | (rel >= opt.min_relevance)
-    final[~allowed] = -np.inf
-    return final.astype(np.float32), rel, counts
+    weak = rel < opt.min_relevance
+    weak[~wants] = False
+    allowed &= ~weak
+    np.copyto(final, -np.inf, where=~allowed)
+    return final, rel, counts
 
 
 def _category_term(

@@ -78,6 +78,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 MAX_BACKOFF_SECONDS = 300.0
 SWITCH_INTERVAL = 0.0005  # seconds; see _Dispatcher.run
+# Built messages waiting for a connection (~60 KB each): enough to keep the connections busy
+# while the next batch of subscribers is ranked.
+QUEUE_DEPTH = 256
 
 
 class ConnectionFailed(DeliveryError):
@@ -331,7 +334,7 @@ class _Dispatcher:
         self.report = DeliveryReport()
         self.limiter = RateLimiter(cfg.smtp.rate_per_second, sleep=sleep)
         workers = max(1, mailer.connections)
-        self.jobs: queue.Queue[Outgoing | None] = queue.Queue(maxsize=workers * 8)
+        self.jobs: queue.Queue[Outgoing | None] = queue.Queue(maxsize=QUEUE_DEPTH)
         self.stop = threading.Event()
         self._lock = threading.Lock()
         self.threads = [

@@ -71,11 +71,14 @@ class Explainer:
         label = profile.since_label or "today"
         if fresh == 0:
             return self.no_papers(profile)
+        what = "passed your filters" if not profile.has_interests else "matched your interests"
+        if fresh == 1:
+            if unsent == 0:
+                return f"You have already received the one new paper {label}."
+            return f"The one new paper {label} did not match your interests or filters."
         if unsent == 0:
             return f"You have already received all {fresh:,} new papers {label}."
-        if not profile.has_interests:
-            return f"None of the {unsent:,} new papers {label} passed your filters."
-        return f"None of the {unsent:,} new papers {label} matched your interests."
+        return f"None of the {unsent:,} new papers {label} {what}."
 
     # ------------------------------------------------------------ reasons
 

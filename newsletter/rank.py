@@ -125,7 +125,7 @@ def _rank_batch(
     trending_size: int,
 ) -> _Batch:
     final, _, counts = score_batch(day, profiles, options, encoder)
-    k = max(p.size for p in profiles)
+    k = max(1, *(p.size for p in profiles))
     chosen = select(final, day.sim, k, options.mmr_lambda, options.mmr_floor)
     scores = np.take_along_axis(final, np.maximum(chosen, 0), axis=1)
     trending = _trending_section(counts.pop("allowed"), chosen, day.trend, trending_size)

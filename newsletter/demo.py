@@ -344,18 +344,25 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def serve_previews(
-    previews: Path, port: int, *, host: str = "127.0.0.1", echo: Callable[[str], None] = print
-) -> None:
-    """Serve the previews folder until Ctrl-C."""
+def preview_server(
+    previews: Path, port: int, host: str = "127.0.0.1"
+) -> http.server.ThreadingHTTPServer:
+    """An HTTP server for the previews folder (not started)."""
     handler = functools.partial(_QuietHandler, directory=str(previews))
     try:
-        server = http.server.ThreadingHTTPServer((host, port), handler)
+        return http.server.ThreadingHTTPServer((host, port), handler)
     except OSError as exc:
         raise NewsletterError(
             f"cannot serve the previews on {host}:{port} ({exc.strerror}): "
             "try `newsletter demo --preview --port 8002`"
         ) from None
+
+
+def serve_previews(
+    previews: Path, port: int, *, host: str = "127.0.0.1", echo: Callable[[str], None] = print
+) -> None:
+    """Serve the previews folder until Ctrl-C."""
+    server = preview_server(previews, port, host)
     echo(f"Serving the demo digests at http://{host}:{port}/ (Ctrl-C to stop)")
     try:
         server.serve_forever()

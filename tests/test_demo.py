@@ -61,3 +61,25 @@ def test_bundled_sample_day_is_what_the_builder_makes(tmp_path: Path) -> None:
     feed, daily = build_demo_data.build(CORPUS, tmp_path)
     assert feed.read_bytes() == FEED.read_bytes()
     assert daily.read_bytes() == DAILY_PAPERS.read_bytes()
+
+
+def test_preview_server_serves_the_previews(tmp_path: Path) -> None:
+    import threading
+    import urllib.request
+
+    from newsletter.demo import preview_server
+
+    run(tmp_path)
+    server = preview_server(tmp_path / "demo" / "previews", 0)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        with urllib.request.urlopen(f"{base}/") as page:
+            index = page.read().decode()
+        assert "Demo digests for Tue 24 Nov 2026" in index and "ada-example-org.html" in index
+        with urllib.request.urlopen(f"{base}/ada-example-org.html") as page:
+            assert page.status == 200 and b"arxiv.org/abs/" in page.read()
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -72,12 +72,13 @@ class Explainer:
         if fresh == 0:
             return self.no_papers(profile)
         what = "passed your filters" if not profile.has_interests else "matched your interests"
-        if fresh == 1:
-            if unsent == 0:
-                return f"You have already received the one new paper {label}."
-            return f"The one new paper {label} did not match your interests or filters."
         if unsent == 0:
-            return f"You have already received all {fresh:,} new papers {label}."
+            every = "the one new paper" if fresh == 1 else f"all {fresh:,} new papers"
+            return f"You have already received {every} {label}."
+        if unsent == 1:
+            verb = "pass your filters" if not profile.has_interests else "match your interests"
+            unseen = "" if fresh == 1 else " that you have not received yet"
+            return f"The one new paper {label}{unseen} did not {verb}."
         return f"None of the {unsent:,} new papers {label} {what}."
 
     # ------------------------------------------------------------ reasons

@@ -53,7 +53,6 @@ class Explainer:
         self._matches: dict[tuple[str, int], tuple[str, ...]] = {}
         self._figure_cache: dict[int, tuple[str, ...]] = {}
         self._trending_cache: dict[int, Pick] = {}
-        self._picks: dict[tuple, dict[int, Pick]] = {}  # interests -> paper -> Pick
         self._reasons: dict[tuple, tuple[str, tuple[str, ...]]] = {}  # (interests, paper) ->
 
     @classmethod
@@ -178,30 +177,16 @@ class Explainer:
             self._trending_cache[doc] = got
         return got
 
-    def pick(self, profile: Profile, doc: int, score: float, like: str = "") -> Pick:
-        """One pick with its reason ("matches: KV cache · ▲ 42")."""
-        queries = [self._query(t) for t, _ in profile.queries]
-        return self._pick(queries, profile, doc, score, like)
-
-    def _pick(
-        self, queries: list[_Query], profile: Profile, doc: int, score: float, like: str
-    ) -> Pick:
-        assert self.day is not None
-        if not profile.has_interests:
-            return self.trending_pick(doc)
-        key = (profile.queries, profile.categories, bool(profile.liked), like, doc)
-        known = self._reasons.get(key)
-        if known is None:
-            matched = tuple(self._matched(queries, profile, doc, like))
-            if matched:
-                head = "matches: " + ", ".join(matched)
-            else:
-                head = "related to papers you liked" if profile.liked else "related"
-            figs = self._figures(doc)
-            known = (" · ".join((head, *figs)) if figs else head, matched)
-            if len(self._reasons) < REASON_CACHE:
-                self._reasons[key] = known
-        return Pick(paper=self.day.papers[doc], score=score, reason=known[0], matched=known[1])
+    def _reason(
+        self, queries: list[_Query], profile: Profile, doc: int, like: str
+    ) -> tuple[str, tuple[str, ...]]:
+        matched = tuple(self._matched(queries, profile, doc, like))
+        if matched:
+            head = "matches: " + ", ".join(matched)
+        else:
+            head = "related to papers you liked" if profile.liked else "related"
+        figs = self._figures(doc)
+        return (" · ".join((head, *figs)) if figs else head), matched
 
     def ranking(
         self,
@@ -212,22 +197,26 @@ class Explainer:
         unsent: int,
     ) -> Ranking:
         """Picks (paper index, score) and trending paper indices, explained."""
-        key = (profile.queries, profile.categories, profile.liked)
-        known = self._picks.setdefault(key, {})
-        queries = [self._query(t) for t, _ in profile.queries]
-        if not profile.liked and all(d in known and known[d].score == s for d, s in picks):
-            # Subscribers with the same interests share the same picks' reasons: reuse them.
-            chosen = tuple(known[d] for d, _ in picks)
-        elif profile.liked:
-            likes = self._similar_likes(profile, [d for d, _ in picks])
-            chosen = tuple(
-                self._pick(queries, profile, d, s, like)
-                for (d, s), like in zip(picks, likes, strict=True)
-            )
+        assert self.day is not None
+        if not profile.has_interests:
+            chosen = tuple(self.trending_pick(d) for d, _ in picks)
         else:
-            chosen = tuple(self._pick(queries, profile, d, s, "") for d, s in picks)
-            if len(known) < 1_000:
-                known.update((d, pick) for (d, _), pick in zip(picks, chosen, strict=True))
+            likes = self._similar_likes(profile, [d for d, _ in picks]) if profile.liked else []
+            queries = [self._query(t) for t, _ in profile.queries]
+            # Subscribers who share interests share reasons: (interests, paper) is cached.
+            base = (profile.queries, profile.categories, bool(profile.liked))
+            reasons, papers = self._reasons, self.day.papers
+            out = []
+            for k, (d, s) in enumerate(picks):
+                like = likes[k] if likes else ""
+                key = (base, like, d)
+                known = reasons.get(key)
+                if known is None:
+                    known = self._reason(queries, profile, d, like)
+                    if len(reasons) < REASON_CACHE:
+                        reasons[key] = known
+                out.append(Pick(papers[d], s, known[0], known[1]))
+            chosen = tuple(out)
         extra = tuple(self.trending_pick(d) for d in trending)
         reason = "" if chosen else self._empty_reason(profile, int(fresh), int(unsent))
         return Ranking(picks=chosen, trending=extra, empty_reason=reason)

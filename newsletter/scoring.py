@@ -241,7 +241,7 @@ def score_batch(
     day: Day, profiles: Sequence[Profile], opt: RankOptions, encoder: Encoder | None = None
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Final scores (-inf where not allowed), relevance, and per-subscriber candidate counts."""
-    n, d = len(profiles), len(day.papers)
+    n = len(profiles)
     mats = build_matrices(profiles, day.index, day.examples, day.example_row)
     rel = _query_relevance(day, mats, profiles, opt, encoder)
     if len(mats.liked_rows):
@@ -255,23 +255,7 @@ def score_batch(
         who = np.flatnonzero(mats.model_row >= 0)
         out = (mats.model_weights[mats.model_row[who]] @ day.index.unit_t).toarray()
         rel[who] += opt.model_weight * np.clip(out, -1.0, 1.0)
-    allowed = np.ones((n, d), dtype=bool)
-    if day.day is not None:
-        since = np.array(
-            [p.since.toordinal() if p.since else -(2**62) for p in profiles], dtype=np.int64
-        )
-        allowed &= day.day[None, :] > since[:, None]
-    fresh = allowed.sum(axis=1)
-    # Papers already received, and those they named as liked or disliked: they know them.
-    pos = day.position
-    rows, cols = [], []
-    for i, p in enumerate(profiles):
-        for ids in (p.exclude, p.liked, p.disliked):
-            hit = [pos[x] for x in ids if x in pos]
-            rows += [i] * len(hit)
-            cols += hit
-    allowed[rows, cols] = False
-    unsent = allowed.sum(axis=1)
+    allowed, fresh, unsent = _known_and_fresh(day, profiles)
     if any(p.categories for p in profiles) and day.categories:
         rel += _category_term(day, profiles, opt, allowed)
     if mats.negative.shape[0]:
@@ -290,6 +274,31 @@ def score_batch(
     allowed &= ~weak
     np.copyto(final, -np.inf, where=~allowed)
     return final, rel, counts
+
+
+def _known_and_fresh(
+    day: Day, profiles: Sequence[Profile]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Papers dated after each subscriber's last digest and not yet known to them, with the
+    counts of fresh and of fresh-and-unseen papers (for explaining an empty digest)."""
+    n, d = len(profiles), len(day.papers)
+    allowed = np.ones((n, d), dtype=bool)
+    if day.day is not None:
+        since = np.array(
+            [p.since.toordinal() if p.since else -(2**62) for p in profiles], dtype=np.int64
+        )
+        allowed &= day.day[None, :] > since[:, None]
+    fresh = allowed.sum(axis=1)
+    # Papers already received, and those they named as liked or disliked: they know them.
+    pos = day.position
+    rows, cols = [], []
+    for i, p in enumerate(profiles):
+        for ids in (p.exclude, p.liked, p.disliked):
+            hit = [pos[x] for x in ids if x in pos]
+            rows += [i] * len(hit)
+            cols += hit
+    allowed[rows, cols] = False
+    return allowed, fresh, allowed.sum(axis=1)
 
 
 def _category_term(

@@ -24,7 +24,7 @@ import httpx
 
 from . import deliver, links
 from .config import Config
-from .errors import DeliveryError, FeedError
+from .errors import DeliveryError, FeedError, NewsletterError
 from .fetch_run import (
     FetchRun,
     FetchSummary,
@@ -371,7 +371,6 @@ def _outgoing(
 ) -> Iterator[deliver.Outgoing]:
     """Rank, render and build each message lazily, in chunks, while earlier ones are sent."""
     rows = {sub.id: row for sub, row in targets}
-    sender = cfg.email.from_address
     for chunk in deliver.iter_chunks([sub for sub, _ in targets], SEND_CHUNK):
         digests = {d.subscriber.id: d for d in build_digests(store, cfg, digest_date, now, chunk)}
         for sub in chunk:
@@ -383,42 +382,62 @@ def _outgoing(
                 if not summary.dry_run:
                     ledger.skipped(sub, digest_date, reason)
                 continue
-            rendered = renderer.digest(digest)
-            if summary.dry_run:
-                summary.planned.append((sub.email, rendered.subject, len(digest.picks)))
-                continue
-            row = rows.get(sub.id)
-            message_id = (row or {}).get("message_id") or deliver.message_id_for(
-                cfg, sub.id, digest_date
-            )
-            kept = digest.paper_ids[: len(digest.paper_ids) - rendered.dropped]
-            job = deliver.Outgoing(
-                digest.subscriber,
-                digest_date,
-                message_id,
-                b"",
-                sender,
-                kept,
-                int((row or {}).get("attempts") or 0),
-            )
-            try:
-                job.raw = deliver.render_bytes(
-                    cfg,
-                    digest.subscriber,
-                    rendered,
-                    message_id=message_id,
-                    digest_date=digest_date,
-                    now=ledger.clock(),
-                    signer=signer,
-                )
-            except deliver.RefusedMessage as exc:
-                ledger.claim(job)
-                if ledger.failed(sub, digest_date, f"not sent: {exc}", job.prior_attempts):
-                    summary.bounced.append(sub.email)
-                summary.failed += 1
-                summary.failures.append((sub.email, f"not sent: {exc}"))
-                continue
-            yield job
+            job = _build_job(cfg, digest, rows.get(sub.id), renderer, ledger, summary, signer)
+            if job is not None:
+                yield job
+
+
+def _build_job(
+    cfg: Config,
+    digest: Digest,
+    row: dict[str, Any] | None,
+    renderer: Any,
+    ledger: deliver.Ledger,
+    summary: SendSummary,
+    signer: Any,
+) -> deliver.Outgoing | None:
+    """One digest rendered and built into the bytes to send; None when it cannot be (recorded
+    in the ledger and the summary: a refused address fails, a rendering error is retried)."""
+    sub, day = digest.subscriber, digest.date
+    message_id = (row or {}).get("message_id") or deliver.message_id_for(cfg, sub.id, day)
+    job = deliver.Outgoing(
+        sub, day, message_id, b"", cfg.email.from_address, (), int((row or {}).get("attempts") or 0)
+    )
+    try:
+        rendered = renderer.digest(digest)
+        if summary.dry_run:
+            summary.planned.append((sub.email, rendered.subject, len(digest.picks)))
+            return None
+        job.paper_ids = digest.paper_ids[: len(digest.paper_ids) - rendered.dropped]
+        job.raw = deliver.render_bytes(
+            cfg,
+            sub,
+            rendered,
+            message_id=message_id,
+            digest_date=day,
+            now=ledger.clock(),
+            signer=signer,
+        )
+        return job
+    except deliver.RefusedMessage as exc:
+        reason = f"not sent: {exc}"
+        if not summary.dry_run:
+            ledger.claim(job)
+            if ledger.failed(sub, day, reason, job.prior_attempts):
+                summary.bounced.append(sub.email)
+        summary.failed += 1
+        summary.failures.append((sub.email, reason))
+    except NewsletterError:
+        raise  # a run-level problem (e.g. the configuration): stop, as for everyone
+    except Exception as exc:  # a rendering bug must not stop everyone else's digest
+        log.exception("could not render the digest for %s", sub.email)
+        reason = f"could not render the digest: {exc}"
+        if not summary.dry_run:
+            ledger.claim(job)
+            ledger.retry(job, reason, job.prior_attempts)
+        summary.retry += 1
+        summary.retries.append((sub.email, reason))
+    return None
 
 
 def make_mailer(cfg: Config) -> deliver.Mailer:
@@ -454,6 +473,7 @@ def send_daily(
     """
     from .render import Renderer
 
+    cfg.require_secret_key()  # every digest carries signed links: fail before claiming any
     summary = SendSummary(digest_date, dry_run=dry_run)
     clock = clock or (lambda: datetime.now(UTC))
     renderer = renderer if renderer is not None else Renderer(cfg)

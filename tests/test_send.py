@@ -268,3 +268,42 @@ def test_run_fetches_then_sends_and_a_rerun_sends_nothing(
             "480 unchanged" in second.output and "sent 0 · skipped 2 already sent" in second.output
         )
     assert len(smtp_server.received) == 2
+
+
+def test_a_digest_that_cannot_be_rendered_is_retried_and_the_rest_go_out(
+    config: Path, smtp_server: SMTPSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
+    from newsletter.deliver import mailer_from_config
+    from newsletter.render import Renderer
+
+    class BrokenForGrace(Renderer):  # fault injection around the real renderer
+        def digest(self, digest):  # type: ignore[no-untyped-def]
+            if digest.subscriber.email == "grace@example.org":
+                raise RuntimeError("template exploded")
+            return super().digest(digest)
+
+    cfg = load_config(str(config))
+    with Store(cfg.database_path) as store:
+        summary = pipeline.send_daily(
+            store, cfg, mailer_from_config(cfg), DEMO_DAY, NOW, renderer=BrokenForGrace(cfg)
+        )
+    assert (summary.sent, summary.retry, summary.failed) == (3, 1, 0)
+    assert summary.exit_code == 75
+    assert summary.retries == [
+        ("grace@example.org", "could not render the digest: template exploded")
+    ]
+    assert sorted(received(smtp_server)) == sorted(set(READERS) - {"grace@example.org"})
+    assert ledger(config)["grace@example.org"]["status"] == SendStatus.RETRY
+    assert send(config).output.count("sent 1 · skipped 3 already sent") == 1
+
+
+def test_without_a_secret_key_the_run_does_not_start(config: Path, smtp_server: SMTPSink) -> None:
+    result = CliRunner().invoke(
+        cli,
+        ["send", "--date", DAY],
+        env={"NEWSLETTER_SECRET_KEY": "", "NEWSLETTER_CONFIG": str(config)},
+    )
+    assert result.exit_code == 1
+    assert "NEWSLETTER_SECRET_KEY is not set" in result.output and "Traceback" not in result.output
+    assert smtp_server.received == [] and ledger(config) == {}

@@ -366,15 +366,17 @@ class _Dispatcher:
                 job = self.jobs.get()
                 if job is None:
                     return
-                self._check_halt()
-                if self.stop.is_set():
-                    self._leave(job, f"not attempted: the run stopped ({self.report.aborted})")
-                    continue
                 try:
-                    self._deliver(session, job)
-                except Exception as exc:  # a ledger write failed: stop, never guess
+                    self._check_halt()
+                    if self.stop.is_set():
+                        reason = f"not attempted: the run stopped ({self.report.aborted})"
+                        self._leave(job, reason)
+                    else:
+                        self._deliver(session, job)
+                except Exception as exc:  # e.g. a ledger write failed: stop, never guess
                     log.exception("delivery thread failed")
                     self._abort(f"internal error while sending to {job.subscriber.email}: {exc}")
+                    # keep draining the queue (as `not attempted`), so the producer never blocks
         finally:
             session.close()
 
@@ -438,17 +440,28 @@ class _Dispatcher:
                 if not self.ledger.claim(job):
                     self._count(already_sent=1)
                     continue
-                self.jobs.put(job)
+                self._put(job)
         except KeyboardInterrupt:
             self._abort("interrupted")
             raise
         finally:
             for _ in self.threads:
-                self.jobs.put(None)
+                self._put(None)
             for t in self.threads:
                 t.join()
             sys.setswitchinterval(switch)
         return self.report
+
+    def _put(self, item: Outgoing | None) -> None:
+        """Queue a message (or a stop marker) unless no sending thread is left to take it."""
+        while any(t.is_alive() for t in self.threads):
+            try:
+                self.jobs.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+        if item is not None:
+            raise DeliveryError("every sending thread stopped; see the log for why")
 
 
 def deliver(

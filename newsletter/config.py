@@ -283,6 +283,23 @@ def _validate(cfg: Config) -> None:
         )
     if cfg.smtp.connections < 1:
         raise ConfigError("smtp.connections must be at least 1")
+    _validate_smtp(cfg.smtp)
+
+
+def _validate_smtp(s: SMTPConfig) -> None:
+    """[smtp] checks (issue 5): limits that would make the send loop misbehave."""
+    if not 1 <= s.port <= 65535:
+        raise ConfigError(f"smtp.port is {s.port}: use 587 (starttls), 465 (ssl) or 25")
+    if s.timeout_seconds <= 0:
+        raise ConfigError("smtp.timeout_seconds must be more than 0")
+    if s.rate_per_second < 0:
+        raise ConfigError("smtp.rate_per_second cannot be negative (0 means no limit)")
+    if s.max_attempts < 1:
+        raise ConfigError("smtp.max_attempts must be at least 1")
+    if s.bounce_after < 1:
+        raise ConfigError("smtp.bounce_after must be at least 1")
+    if s.retry_backoff_seconds < 0:
+        raise ConfigError("smtp.retry_backoff_seconds cannot be negative")
 
 
 def parse_config(

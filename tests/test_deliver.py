@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import mailbox
+import re
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -231,3 +232,23 @@ def test_rate_limit_spaces_messages() -> None:
     for _ in range(5):
         limiter.wait()
     assert waits == [0.25, 0.25, 0.25, 0.25]
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("port = 0", "smtp.port is 0"),
+        ("timeout_seconds = 0", "smtp.timeout_seconds must be more than 0"),
+        ("rate_per_second = -1", "smtp.rate_per_second cannot be negative"),
+        ("max_attempts = 0", "smtp.max_attempts must be at least 1"),
+        ("bounce_after = 0", "smtp.bounce_after must be at least 1"),
+        ('security = "tls"', 'use "starttls", "ssl" or "none"'),
+    ],
+)
+def test_bad_smtp_settings_are_clear_config_errors(
+    tmp_path: Path, setting: str, message: str
+) -> None:
+    from newsletter.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        make_config(tmp_path, f"[smtp]\n{setting}\n")

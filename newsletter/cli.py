@@ -585,6 +585,36 @@ def eval_compare(corpus: str, profiles: str, qrels: str, rankers: tuple[str, ...
 # ---------------------------------------------------------------- preview (issue 4)
 
 
+def serve_preview_index(
+    store: Store, cfg: Config, digest_date: date, port: int, emails: list[str] | None = None
+) -> None:
+    """Serve an index of the digests for `digest_date`, rendered afresh on each reload."""
+    from . import pipeline
+    from .preview import preview_server
+    from .render import Renderer
+
+    renderer = Renderer(cfg)
+
+    def build() -> list[pipeline.DigestPreview]:
+        return pipeline.preview_digests(
+            store, cfg, digest_date, utcnow(), emails=emails, renderer=renderer
+        )
+
+    try:
+        server = preview_server(digest_date.isoformat(), build, port)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): pick another --port"
+        ) from None
+    click.echo(f"previews of {digest_date} on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
 @cli.command()
 @click.argument("email", required=False)
 @click.option("--all", "everyone", is_flag=True, help="Every active subscriber.")
@@ -619,7 +649,7 @@ def preview(
     import zoneinfo
 
     from . import pipeline
-    from .preview import file_stem, preview_server, write_previews
+    from .preview import file_stem, write_previews
     from .render import Renderer
 
     if email and everyone:
@@ -638,19 +668,7 @@ def preview(
         )
 
     if serve_index:
-        try:
-            server = preview_server(digest_date.isoformat(), build, port)
-        except OSError as exc:
-            raise click.ClickException(
-                f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): pick another --port"
-            ) from None
-        click.echo(f"previews of {digest_date} on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
-        try:
-            server.serve_forever()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            server.server_close()
+        serve_preview_index(app.store, cfg, digest_date, port, emails=emails)
         return
     previews = build()
     target = Path(out_dir) if out_dir else cfg.path(cfg.storage.data_dir) / "previews"
@@ -802,16 +820,22 @@ def run(app: AppContext, day: str | None) -> None:
 
 @cli.command()
 @click.option("--dir", "directory", default="demo", show_default=True, help="Where the demo lives.")
-@click.option("--preview", is_flag=True, help="Then serve the previews on localhost.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8001, show_default=True)
+@click.option(
+    "--preview",
+    is_flag=True,
+    help="Then serve the demo digests like `newsletter preview --serve` does.",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=8025, show_default=True)
 @friendly_errors
 def demo(directory: str, preview: bool, port: int) -> None:
     """The whole product offline: sample day, demo subscribers, a local SMTP server, previews."""
-    from .demo import run_demo, serve_previews
+    from .demo import DEMO_DAY, demo_config, run_demo
 
     result = run_demo(Path(directory), echo=click.echo)
     if preview:
-        serve_previews(result.previews, port, echo=click.echo)
+        cfg = demo_config(Path(directory))
+        with Store(cfg.database_path) as store:
+            serve_preview_index(store, cfg, DEMO_DAY, port)
     if result.exit_code:
         sys.exit(result.exit_code)
 

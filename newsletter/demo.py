@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import email
 import email.policy
-import functools
 import html
-import http.server
 import mailbox
 import os
 import re
@@ -34,7 +32,7 @@ import httpx
 from . import pipeline
 from .config import Config, parse_config
 from .deliver import SMTPMailer
-from .errors import DeliveryError, NewsletterError
+from .errors import DeliveryError
 from .models import Interest, InterestKind, SubscriberStatus
 from .store import Store
 
@@ -337,36 +335,3 @@ def run_demo(root: Path, *, echo: Callable[[str], None] = print) -> DemoResult:
     echo(f"Open {previews / 'index.html'} in a browser, or run `make preview` to serve them.")
     echo(f"The digests as received: {maildir} (one file per message, a Maildir).")
     return DemoResult(root, previews, maildir, summary.exit_code)
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-def preview_server(
-    previews: Path, port: int, host: str = "127.0.0.1"
-) -> http.server.ThreadingHTTPServer:
-    """An HTTP server for the previews folder (not started)."""
-    handler = functools.partial(_QuietHandler, directory=str(previews))
-    try:
-        return http.server.ThreadingHTTPServer((host, port), handler)
-    except OSError as exc:
-        raise NewsletterError(
-            f"cannot serve the previews on {host}:{port} ({exc.strerror}): "
-            "try `newsletter demo --preview --port 8002`"
-        ) from None
-
-
-def serve_previews(
-    previews: Path, port: int, *, host: str = "127.0.0.1", echo: Callable[[str], None] = print
-) -> None:
-    """Serve the previews folder until Ctrl-C."""
-    server = preview_server(previews, port, host)
-    echo(f"Serving the demo digests at http://{host}:{port}/ (Ctrl-C to stop)")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        echo("stopped")
-    finally:
-        server.server_close()

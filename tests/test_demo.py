@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import mailbox
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -63,23 +64,37 @@ def test_bundled_sample_day_is_what_the_builder_makes(tmp_path: Path) -> None:
     assert daily.read_bytes() == DAILY_PAPERS.read_bytes()
 
 
-def test_preview_server_serves_the_previews(tmp_path: Path) -> None:
+def test_demo_preview_shows_the_digests_that_were_sent(tmp_path: Path) -> None:
+    """`make preview` (demo --preview) serves the demo day through `preview --serve`'s code:
+    after the demo sent its digests, the preview shows those same digests, not the next ones."""
     import threading
     import urllib.request
 
-    from newsletter.demo import preview_server
+    from newsletter import pipeline
+    from newsletter.demo import DEMO_DAY, demo_config
+    from newsletter.preview import preview_server
+    from newsletter.store import Store
 
     run(tmp_path)
-    server = preview_server(tmp_path / "demo" / "previews", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{server.server_address[1]}"
-        with urllib.request.urlopen(f"{base}/") as page:
-            index = page.read().decode()
-        assert "Demo digests for Tue 24 Nov 2026" in index and "ada-example-org.html" in index
-        with urllib.request.urlopen(f"{base}/ada-example-org.html") as page:
-            assert page.status == 200 and b"arxiv.org/abs/" in page.read()
-    finally:
-        server.shutdown()
-        server.server_close()
+    box = mailbox.Maildir(tmp_path / "demo" / "maildir", create=False)
+    sent = {}
+    for key in box.iterkeys():
+        msg = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
+        sent[msg["To"].addresses[0].addr_spec] = (str(msg["Subject"]), msg["Message-ID"])
+    cfg = demo_config(tmp_path / "demo")
+    with Store(cfg.database_path) as store:
+        previews = pipeline.preview_digests(store, cfg, DEMO_DAY, datetime.now(UTC))
+        assert {p.subscriber.email: (p.subject, p.message_id) for p in previews} == sent
+        server = preview_server(DEMO_DAY.isoformat(), lambda: previews, 0)
+        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        thread.start()
+        try:
+            base = f"http://127.0.0.1:{server.server_address[1]}"
+            with urllib.request.urlopen(f"{base}/") as page:
+                index = page.read().decode()
+            assert all(r.email in index for r in READERS)
+            with urllib.request.urlopen(f"{base}/0.html") as page:
+                assert page.status == 200 and b"arxiv.org/abs/" in page.read()
+        finally:
+            server.shutdown()
+            server.server_close()

@@ -571,7 +571,9 @@ def build_digests(
 
     Reads the store once for everyone: the papers of the window, interests, votes, the send
     ledger. A subscriber's candidates are papers dated after their previous digest (at most
-    `digest.window_days` days back) that they have not received yet.
+    `digest.window_days` days back) that they have not received in an earlier digest; the
+    ledger's sends for `digest_date` itself are ignored, so a date already sent is rebuilt
+    as it was sent (the preview shows what people received).
     """
     subs = store.list_subscribers(SubscriberStatus.ACTIVE) if subscribers is None else subscribers
     if not subs:
@@ -582,7 +584,7 @@ def build_digests(
     papers = store.papers_between(oldest + timedelta(days=1), digest_date)
     interests = store.interests_for_many(ids)
     votes = store.feedback_for_many(ids)
-    received = store.sent_paper_ids(ids)
+    received = store.sent_paper_ids(ids, before=digest_date)
     last = store.last_sent_dates(digest_date)
     profiles = []
     for s in subs:

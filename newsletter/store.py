@@ -703,14 +703,23 @@ class Store:
             [subscriber_id, limit],
         )
 
-    def sent_paper_ids(self, ids: Sequence[int] | None = None) -> dict[int, set[str]]:
-        """Every paper each subscriber has already received (the no-repeat rule)."""
+    def sent_paper_ids(
+        self, ids: Sequence[int] | None = None, *, before: date | None = None
+    ) -> dict[int, set[str]]:
+        """Every paper each subscriber has already received (the no-repeat rule).
+
+        With `before`, only digests dated strictly before it count: a digest for that date
+        is rebuilt as it was sent, not without its own papers.
+        """
         sql, params = "SELECT subscriber_id, paper_ids FROM sends WHERE status = 'sent'", []
+        if before is not None:
+            sql += " AND digest_date < ?"
+            params.append(before.isoformat())
         if ids is not None:
             if not ids:
                 return {}
             sql += f" AND subscriber_id IN ({','.join('?' * len(ids))})"
-            params = list(ids)
+            params += list(ids)
         out: dict[int, set[str]] = {}
         for sid, pids in self.db.execute(sql, params).fetchall():
             out.setdefault(sid, set()).update(json.loads(pids or "[]"))

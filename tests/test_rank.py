@@ -124,6 +124,26 @@ def test_already_sent_papers_never_come_back(store, tmp_path):
     assert not set(sent) & set(second.paper_ids)
 
 
+def test_a_sent_date_rebuilds_as_sent_and_the_next_date_repeats_nothing(store, tmp_path):
+    papers = [corpus_paper(i, day=DAY) for i in find("Federated", 6)]
+    store.upsert_papers(papers, NOW)
+    sid = subscriber(store, "same@example.org", kw("federated learning"), size=3)
+    cfg_extra = "[digest]\nwindow_days = 7\n"
+    first = digest_for(store, tmp_path, sid, cfg_extra)
+    assert len(first.picks) == 3
+    assert store.claim_send(sid, DAY, "<same@example.org>", NOW)
+    store.mark_sent(sid, DAY, "<same@example.org>", first.paper_ids, 1, NOW)
+    again = digest_for(store, tmp_path, sid, cfg_extra)
+    assert again.paper_ids == first.paper_ids
+    assert [p.reason for p in again.picks] == [p.reason for p in first.picks]
+    # The next day, every paper is on Hugging Face: all are fresh again, the sent ones stay out.
+    tomorrow = [replace(p, hf_date=DAY + timedelta(days=1), upvotes=50) for p in papers]
+    store.upsert_papers(tomorrow, NOW)
+    following = digest_for(store, tmp_path, sid, cfg_extra, day=DAY + timedelta(days=1))
+    assert following.picks, following.empty_reason
+    assert not set(first.paper_ids) & set(following.paper_ids)
+
+
 def test_equal_relevance_is_broken_by_upvotes(store, tmp_path):
     base = corpus_paper(find("Mamba", 1)[0])
     quiet = replace(base, id="2611.80001", upvotes=None)

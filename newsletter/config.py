@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import sys
 import tomllib
 import types
 import typing
@@ -21,8 +22,21 @@ from typing import Any
 from .errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_TEMPLATES = PACKAGE_DIR.parent / "templates"
-EXAMPLE_CONFIG = PACKAGE_DIR.parent / "config.example.toml"
+
+
+def _first_existing(*candidates: Path) -> Path:
+    return next((p for p in candidates if p.exists()), candidates[0])
+
+
+# A checkout (or editable install) uses the top-level files; a wheel carries the templates as
+# newsletter/templates/ and the example config under <prefix>/share/newsletter/.
+REPO_TEMPLATES = _first_existing(
+    PACKAGE_DIR.parent / "templates" / "email", PACKAGE_DIR / "templates" / "email"
+).parent
+EXAMPLE_CONFIG = _first_existing(
+    PACKAGE_DIR.parent / "config.example.toml",
+    Path(sys.prefix) / "share" / "newsletter" / "config.example.toml",
+)
 
 
 @dataclass(frozen=True)

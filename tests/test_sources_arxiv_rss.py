@@ -132,9 +132,22 @@ def test_malformed_bodies_raise_feed_error_naming_the_url(
     assert expected in str(err.value)
 
 
-def test_legacy_rdf_format_is_refused_clearly() -> None:
-    with pytest.raises(FeedError, match="not an RSS or Atom feed"):
-        arxiv_rss.parse_feed(fixture_bytes("arxiv_rss/legacy_rss1_hep-ex_2018-05-23.rdf"))
+def test_legacy_rdf_format_is_read_with_feedparser() -> None:
+    legacy = fixture_bytes("arxiv_rss/legacy_rss1_hep-ex_2018-05-23.rdf")
+    parsed = arxiv_rss.parse_feed(legacy)
+    assert parsed.day == date(2018, 5, 23)
+    new, cross = parsed.papers
+    assert (new.id, new.version, new.announce_type) == ("1805.08875", 1, "new")
+    assert new.title.startswith("Measurement of Transverse Single Spin Asymmetries in $\\pi^0$")
+    assert new.title.endswith("Collisions at STAR")  # the "(arXiv:... [hep-ex])" tail is gone
+    assert new.authors == ("Christopher Dilks",)  # the <a href> markup is gone
+    assert new.categories == ("hep-ex",) and new.announced == date(2018, 5, 23)
+    assert new.abstract.startswith("In 2015 the first collisions between polarized protons")
+    assert "range of $2.6<\\eta<4$" in new.abstract and "<p>" not in new.abstract
+    assert (cross.id, cross.announce_type) == ("1805.09166", "cross")
+    assert parsed.skipped == 1  # the third item is an update
+    only_new = arxiv_rss.parse_feed(legacy, include_cross=False)
+    assert [p.id for p in only_new.papers] == ["1805.08875"]
 
 
 def test_abstract_text_like_think_tags_is_kept() -> None:

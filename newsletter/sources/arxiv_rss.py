@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from ..errors import FeedError
 from ..models import Paper, split_arxiv_id
 from . import ARXIV_RSS, Parsed
+from .arxiv_rdf import parse_legacy
 from .text import clean_text, one_line, parse_xml, split_authors
 
 EASTERN = ZoneInfo("America/New_York")
@@ -32,6 +33,11 @@ _PREFIX = re.compile(
     re.IGNORECASE,
 )
 KEEP_ALWAYS = frozenset({"new"})
+
+
+RDF_NS = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+RSS1_NS = "http://purl.org/rss/1.0/"
+DC_NS = "http://purl.org/dc/elements/1.1/"
 
 
 def feed_url(base_url: str, categories: Iterable[str]) -> str:
@@ -163,6 +169,10 @@ def parse_feed(
     elif root.tag == f"{{{NS['atom']}}}feed":
         day = eastern_date(_text(root.find("atom:updated", NS)))
         items = list(_atom_items(root))
+    elif root.tag == f"{{{RDF_NS}}}RDF":
+        channel = root.find(f"{{{RSS1_NS}}}channel")
+        day = eastern_date(_text(channel.find(f"{{{DC_NS}}}date") if channel is not None else None))
+        return parse_legacy(content, day=day, include_cross=include_cross, url=url)
     else:
         raise FeedError(f"{url} sent XML that is not an RSS or Atom feed (root <{root.tag}>)")
     keep = KEEP_ALWAYS | ({"cross"} if include_cross else set())

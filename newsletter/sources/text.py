@@ -127,7 +127,7 @@ def split_authors(creator: str) -> tuple[str, ...]:
 def parse_xml(content: bytes, url: str, what: str) -> ET.Element:
     """Parse a feed strictly with the stdlib parser (no network, no DTDs or entities).
 
-    feedparser is not used for arXiv: it treats the abstract as HTML and silently drops
+    feedparser is not used for the current arXiv feeds: it treats the abstract as HTML and drops
     text such as "<think>" from it.
     """
     head = content[:2048].lstrip()

@@ -371,6 +371,7 @@ def _outgoing(
 ) -> Iterator[deliver.Outgoing]:
     """Rank, render and build each message lazily, in chunks, while earlier ones are sent."""
     rows = {sub.id: row for sub, row in targets}
+    earlier = store.last_sent_dates(digest_date)
     for chunk in deliver.iter_chunks([sub for sub, _ in targets], SEND_CHUNK):
         digests = {d.subscriber.id: d for d in build_digests(store, cfg, digest_date, now, chunk)}
         for sub in chunk:
@@ -382,16 +383,24 @@ def _outgoing(
                 if not summary.dry_run:
                     ledger.skipped(sub, digest_date, reason)
                 continue
-            job = _build_job(cfg, digest, rows.get(sub.id), renderer, ledger, summary, signer)
+            render = functools.partial(render_digest, renderer, digest, earlier)
+            job = _build_job(cfg, digest, rows.get(sub.id), render, ledger, summary, signer)
             if job is not None:
                 yield job
+
+
+def render_digest(renderer: Any, digest: Digest, earlier: dict[int, date]) -> Any:
+    """A subscriber's first digest (none sent on an earlier date) is the welcome digest."""
+    if digest.subscriber.id in earlier:
+        return renderer.digest(digest)
+    return renderer.welcome(digest)
 
 
 def _build_job(
     cfg: Config,
     digest: Digest,
     row: dict[str, Any] | None,
-    renderer: Any,
+    render: Callable[[], Any],
     ledger: deliver.Ledger,
     summary: SendSummary,
     signer: Any,
@@ -404,7 +413,7 @@ def _build_job(
         sub, day, message_id, b"", cfg.email.from_address, (), int((row or {}).get("attempts") or 0)
     )
     try:
-        rendered = renderer.digest(digest)
+        rendered = render()
         if summary.dry_run:
             summary.planned.append((sub.email, rendered.subject, len(digest.picks)))
             return None
@@ -663,8 +672,9 @@ def preview_digests(
     renderer = renderer if renderer is not None else Renderer(cfg)
     signer = DKIMSigner.from_config(cfg)
     previews = []
+    earlier = store.last_sent_dates(digest_date)
     for digest in build_digests(store, cfg, digest_date, now, subscribers):
-        rendered = renderer.digest(digest)
+        rendered = render_digest(renderer, digest, earlier)
         message_id = message_id_for(cfg, digest.subscriber.id, digest_date)
         eml = render_bytes(
             cfg,

@@ -7,7 +7,8 @@ import email.policy
 import json
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -159,7 +160,7 @@ def test_still_failing_4xx_is_left_for_the_next_run(config: Path, smtp_server: S
 def test_dry_run_to_limit_and_resend(config: Path, smtp_server: SMTPSink) -> None:
     dry = send(config, "--dry-run")
     assert dry.exit_code == 0, dry.output
-    assert "would send 4" in dry.output and "would send ada@example.org: Papers for" in dry.output
+    assert "would send 4" in dry.output and "would send ada@example.org: Welcome to" in dry.output
     assert smtp_server.received == [] and ledger(config) == {}
 
     one = send(config, "--to", "ALAN@example.org")
@@ -278,10 +279,10 @@ def test_a_digest_that_cannot_be_rendered_is_retried_and_the_rest_go_out(
     from newsletter.render import Renderer
 
     class BrokenForGrace(Renderer):  # fault injection around the real renderer
-        def digest(self, digest):  # type: ignore[no-untyped-def]
+        def welcome(self, digest):  # type: ignore[no-untyped-def]
             if digest.subscriber.email == "grace@example.org":
                 raise RuntimeError("template exploded")
-            return super().digest(digest)
+            return super().welcome(digest)
 
     cfg = load_config(str(config))
     with Store(cfg.database_path) as store:
@@ -307,3 +308,30 @@ def test_without_a_secret_key_the_run_does_not_start(config: Path, smtp_server: 
     assert result.exit_code == 1
     assert "NEWSLETTER_SECRET_KEY is not set" in result.output and "Traceback" not in result.output
     assert smtp_server.received == [] and ledger(config) == {}
+
+
+def test_the_first_digest_is_the_welcome_digest_and_the_next_is_not(
+    config: Path, smtp_server: SMTPSink
+) -> None:
+    first = send(config)
+    assert first.exit_code == 0, first.output
+    subjects = {a: str(m["Subject"]) for a, ms in received(smtp_server).items() for m in ms}
+    assert subjects and all(s.startswith("Welcome to Test Digest: ") for s in subjects.values())
+    welcome = received(smtp_server)["ada@example.org"][0]
+    assert "Here is your first digest" in welcome.get_body(("plain",)).get_content()
+    smtp_server.received.clear()
+    tomorrow = DEMO_DAY + timedelta(days=1)
+    cfg = load_config(str(config))
+    with Store(cfg.database_path) as store:  # the next day's announcements: twins of today's
+        today = store.papers_between(DEMO_DAY, DEMO_DAY)
+        store.upsert_papers(
+            [
+                replace(p, id=f"2611.{90000 + i}", announced=tomorrow, hf_date=None)
+                for i, p in enumerate(today)
+            ],
+            NOW,
+        )
+    nxt = send(config, "--date", tomorrow.isoformat())
+    assert nxt.exit_code == 0, nxt.output
+    later = [str(m["Subject"]) for ms in received(smtp_server).values() for m in ms]
+    assert later and all(s.startswith("Papers for Wed 25 Nov: ") for s in later)

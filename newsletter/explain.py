@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 MAX_MATCHED = 4
 LIKE_SIMILARITY = 0.25  # a liked paper this similar is named in the reason
-REASON_CACHE = 500_000  # (interests, paper) reasons kept while ranking one day
+REASON_CACHE = 500_000  # interest sets, and (interest, paper) matches, kept for one day
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,10 @@ class Explainer:
         self._doc_terms: dict[int, frozenset[int]] = {}
         self._matches: dict[tuple[str, int], tuple[str, ...]] = {}
         self._figure_cache: dict[int, tuple[str, ...]] = {}
+        self._categories: dict[int, set[str]] = {}  # paper -> its categories, lower case
         self._trending_cache: dict[int, Pick] = {}
-        self._reasons: dict[tuple, tuple[str, tuple[str, ...]]] = {}  # (interests, paper) ->
+        # interests -> (their parsed queries, paper (or (liked title, paper)) -> reason)
+        self._reasons: dict[tuple, tuple[list[_Query], dict]] = {}
 
     @classmethod
     def empty(cls) -> Explainer:
@@ -124,13 +126,23 @@ class Explainer:
 
     def _matched(self, queries: list[_Query], profile: Profile, doc: int, like: str) -> list[str]:
         assert self.day is not None
-        terms = self._terms(doc)
+        terms: frozenset[int] | None = None
         out: list[str] = []
+        matches = self._matches  # (interest, paper) -> its match: shared by every subscriber
         for q in queries:
-            if not q.ids.isdisjoint(terms):
-                out += self._query_match(q, terms)
+            key = (q.text, doc)
+            hit = matches.get(key)
+            if hit is None:
+                if terms is None:
+                    terms = self._terms(doc)
+                hit = () if q.ids.isdisjoint(terms) else self._query_match(q, terms)
+                if len(matches) < REASON_CACHE:
+                    matches[key] = hit
+            out += hit
         if profile.categories:
-            cats = {c.lower() for c in self.day.papers[doc].categories}
+            cats = self._categories.get(doc)
+            if cats is None:
+                cats = self._categories[doc] = {c.lower() for c in self.day.papers[doc].categories}
             out += [c for c in profile.categories if c.lower() in cats]
         if like:
             out.append(f"similar to “{_short(like)}”")
@@ -202,19 +214,22 @@ class Explainer:
             chosen = tuple(self.trending_pick(d) for d, _ in picks)
         else:
             likes = self._similar_likes(profile, [d for d, _ in picks]) if profile.liked else []
-            queries = [self._query(t) for t, _ in profile.queries]
             # Subscribers who share interests share reasons: (interests, paper) is cached.
             base = (profile.queries, profile.categories, bool(profile.liked))
-            reasons, papers = self._reasons, self.day.papers
+            shared = self._reasons.get(base)
+            if shared is None:
+                shared = ([self._query(t) for t, _ in profile.queries], {})
+                if len(self._reasons) < REASON_CACHE:
+                    self._reasons[base] = shared
+            queries, reasons = shared
+            papers = self.day.papers
             out = []
             for k, (d, s) in enumerate(picks):
                 like = likes[k] if likes else ""
-                key = (base, like, d)
+                key = (like, d) if like else d
                 known = reasons.get(key)
                 if known is None:
-                    known = self._reason(queries, profile, d, like)
-                    if len(reasons) < REASON_CACHE:
-                        reasons[key] = known
+                    known = reasons[key] = self._reason(queries, profile, d, like)
                 out.append(Pick(papers[d], s, known[0], known[1]))
             chosen = tuple(out)
         extra = tuple(self.trending_pick(d) for d in trending)

@@ -8,7 +8,11 @@ are not near-duplicates), a "trending today" section is added and every pick is 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+import functools
+import gc
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
@@ -24,6 +28,7 @@ from .textindex import IndexSettings
 
 __all__ = ["RANKERS", "RankOptions", "Ranking", "rank", "ranker_options"]
 
+YIELD_EVERY = 8  # subscribers explained between two chances for the scoring thread to run
 CHUNK = 2048  # subscribers scored together; bounds memory at ~CHUNK x papers floats
 
 
@@ -51,38 +56,59 @@ def ranker_options(name: str, *, category_mode: str = "boost", trending_weight: 
     return replace(RANKERS[name], category_mode=category_mode, trending_weight=trending_weight)
 
 
-def select(
-    final: np.ndarray, sim: np.ndarray, k: int, lam: float, floor: float = 0.0
-) -> np.ndarray:
-    """Up to k paper indices per row by maximal marginal relevance (-1 pads short rows)."""
+def redundancy(sim: np.ndarray, floor: float) -> np.ndarray:
+    """Paper-to-paper similarity as MMR counts it: 0 below `floor`, rescaled to 0..1 above."""
+    return (np.maximum(sim - floor, 0) / (1 - floor)).astype(np.float32)
+
+
+@functools.lru_cache(maxsize=4)
+def _tie_breakers(d: int) -> np.ndarray:
+    """Distinct values far below any score, in shuffled order, for the papers not allowed.
+
+    `argpartition` slows down badly on rows full of equal values (-inf); giving every excluded
+    paper its own value keeps it fast and cannot admit one above an allowed paper.
+    """
+    perm = np.random.default_rng(0).permutation(d).astype(np.float32)
+    return (-1e30 * (1 + perm / max(d, 1))).astype(np.float32)
+
+
+def select(final: np.ndarray, pair_sim: np.ndarray, k: int, lam: float) -> np.ndarray:
+    """Up to k paper indices per row by maximal marginal relevance (-1 pads short rows).
+
+    `pair_sim` is `redundancy(sim, floor)`: how much a chosen paper penalises another.
+    """
     n, d = final.shape
     k = min(k, d)
     c = min(d, max(3 * k, k))
-    cand = (
-        np.argpartition(final, d - c, axis=1)[:, d - c :]
-        if c < d
-        else np.tile(np.arange(d), (n, 1))
-    )
+    if c < d:
+        key = np.where(final > -np.inf, final, _tie_breakers(d)[None, :])
+        cand = np.argpartition(key, d - c, axis=1)[:, d - c :]
+    else:
+        cand = np.tile(np.arange(d), (n, 1))
     cs = np.take_along_axis(final, cand, axis=1)
     order = np.argsort(-cs, axis=1, kind="stable")
     cand, cs = np.take_along_axis(cand, order, axis=1), np.take_along_axis(cs, order, axis=1)
     valid = np.isfinite(cs)
     top = np.where(valid[:, :1], cs[:, :1], 1.0)
-    rel = np.where(valid, cs / np.where(top > 0, top, 1.0), 0.0)
+    rel = np.where(valid, cs / np.where(top > 0, top, 1.0), 0.0).astype(np.float32)
     chosen = np.full((n, k), -1, dtype=np.int64)
     if lam >= 1.0:
         chosen[:, : min(k, c)] = np.where(valid[:, :k], cand[:, :k], -1)
         return chosen
-    pair = np.maximum(sim[cand[:, :, None], cand[:, None, :]] - floor, 0) / (1 - floor)
     maxsim = np.zeros((n, c), dtype=np.float32)
     rows = np.arange(n)
+    lam_rel = np.float32(lam) * rel
+    penalty = np.float32(1 - lam)
     for step in range(k):
-        mmr = np.where(valid, lam * rel - (1 - lam) * maxsim, -np.inf)
+        mmr = np.where(valid, lam_rel - penalty * maxsim, -np.inf)
         j = np.argmax(mmr, axis=1)
         ok = np.isfinite(mmr[rows, j])
-        chosen[ok, step] = cand[rows[ok], j[ok]]
+        if not ok.any():
+            break
+        doc = cand[rows, j]
+        chosen[ok, step] = doc[ok]
         valid[rows[ok], j[ok]] = False
-        maxsim = np.maximum(maxsim, pair[rows, j, :])
+        np.maximum(maxsim, pair_sim[doc[:, None], cand], out=maxsim)
     return chosen
 
 
@@ -123,10 +149,11 @@ def _rank_batch(
     options: RankOptions,
     encoder: Encoder | None,
     trending_size: int,
+    pair_sim: np.ndarray,
 ) -> _Batch:
     final, _, counts = score_batch(day, profiles, options, encoder)
     k = max(1, *(p.size for p in profiles))
-    chosen = select(final, day.sim, k, options.mmr_lambda, options.mmr_floor)
+    chosen = select(final, pair_sim, k, options.mmr_lambda)
     scores = np.take_along_axis(final, np.maximum(chosen, 0), axis=1)
     trending = _trending_section(counts.pop("allowed"), chosen, day.trend, trending_size)
     return _Batch(profiles, chosen, scores, trending, counts)
@@ -145,7 +172,8 @@ def rank(
     """Rank `papers` for every profile; `examples` holds liked/disliked papers by id.
 
     Subscribers are scored in batches; while the reasons of one batch are written (Python),
-    the next batch is scored in a helper thread (numpy and scipy release the GIL).
+    the next batch is scored in a helper thread (numpy and scipy release the GIL; the
+    explaining loop hands the GIL over every few subscribers so the scorer is not starved).
     """
     if not profiles:
         return []
@@ -154,17 +182,41 @@ def rank(
     day = prepare_day(papers, today, options, examples, encoder)
     explainer = Explainer(day, examples)
     batches = [profiles[s : s + CHUNK] for s in range(0, len(profiles), CHUNK)]
+    pair_sim = redundancy(day.sim, options.mmr_floor) if options.mmr_lambda < 1 else day.sim
+    job = functools.partial(
+        _rank_batch,
+        day,
+        options=options,
+        encoder=encoder,
+        trending_size=trending_size,
+        pair_sim=pair_sim,
+    )
     out: list[Ranking] = []
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(_rank_batch, day, batches[0], options, encoder, trending_size)
+    with _gc_paused(), ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(job, batches[0])
         for j in range(len(batches)):
             batch = pending.result()
             if j + 1 < len(batches):
-                pending = pool.submit(
-                    _rank_batch, day, batches[j + 1], options, encoder, trending_size
-                )
+                pending = pool.submit(job, batches[j + 1])
             out += _explain_batch(explainer, batch, day.trend)
     return out
+
+
+@contextlib.contextmanager
+def _gc_paused() -> Iterator[None]:
+    """No cyclic garbage collection while a day is ranked.
+
+    Ranking creates millions of small acyclic objects (picks, reasons, cache keys); each
+    full collection would walk all of them again, which more than doubled the time for
+    100,000 subscribers. Reference counting still frees them; collection resumes after.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _explain_batch(explainer: Explainer, batch: _Batch, trend: np.ndarray) -> list[Ranking]:
@@ -173,6 +225,8 @@ def _explain_batch(explainer: Explainer, batch: _Batch, trend: np.ndarray) -> li
     trending = batch.trending.tolist()
     fresh, unsent = batch.counts["fresh"].tolist(), batch.counts["unsent"].tolist()
     for i, p in enumerate(batch.profiles):
+        if i % YIELD_EVERY == 0:
+            time.sleep(0)  # hand the GIL over: the scorer's numpy calls need it between ops
         picks = [(d, s) for d, s in zip(chosen[i][: p.size], scores[i], strict=False) if d >= 0]
         out.append(
             explainer.ranking(p, picks, [x for x in trending[i] if x >= 0], fresh[i], unsent[i])

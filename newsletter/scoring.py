@@ -257,7 +257,7 @@ def score_batch(
         rel[who] += opt.model_weight * np.clip(out, -1.0, 1.0)
     allowed, fresh, unsent = _known_and_fresh(day, profiles)
     if any(p.categories for p in profiles) and day.categories:
-        rel += _category_term(day, profiles, opt, allowed)
+        _category_term(day, profiles, opt, rel, allowed)
     if mats.negative.shape[0]:
         hits = (mats.negative @ day.index.presence.T).toarray() >= mats.negative_need[:, None]
         allowed &= _segment(hits.astype(np.float32), mats.negative_owner, n, "max") == 0
@@ -302,21 +302,26 @@ def _known_and_fresh(
 
 
 def _category_term(
-    day: Day, profiles: Sequence[Profile], opt: RankOptions, allowed: np.ndarray
-) -> np.ndarray:
+    day: Day, profiles: Sequence[Profile], opt: RankOptions, rel: np.ndarray, allowed: np.ndarray
+) -> None:
+    """Boost papers in the subscriber's categories (in "filter" mode, allow only those).
+
+    Only the subscribers who named categories (typically a few) get a row in the product.
+    """
+    has = [i for i, p in enumerate(profiles) if p.categories]
     rows, cols = [], []
-    for i, p in enumerate(profiles):
-        for c in p.categories:
+    for r, i in enumerate(has):
+        for c in profiles[i].categories:
             j = day.categories.get(c.lower())
             if j is not None:
-                rows.append(i)
+                rows.append(r)
                 cols.append(j)
     want = sparse.csr_matrix(
         (np.ones(len(rows), dtype=np.float32), (rows, cols)),
-        shape=(len(profiles), len(day.categories)),
+        shape=(len(has), len(day.categories)),
     )
     match = (want @ day.paper_categories.T).toarray() > 0
+    who = np.array(has, dtype=np.int64)
     if opt.category_mode == "filter":
-        has = np.array([bool(p.categories) for p in profiles])
-        allowed &= match | ~has[:, None]
-    return (opt.category_boost * match).astype(np.float32)
+        allowed[who] &= match
+    rel[who] += (opt.category_boost * match).astype(np.float32)

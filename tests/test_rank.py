@@ -7,12 +7,13 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from newsletter import pipeline
 from newsletter.interest_model import Profile
 from newsletter.models import Interest, InterestKind, Paper, SubscriberStatus
-from newsletter.rank import rank
+from newsletter.rank import rank, redundancy, select
 from newsletter.store import Store
 from tests.conftest import make_config
 
@@ -281,3 +282,23 @@ def test_subscriber_with_only_categories_gets_that_category_by_trend(store, tmp_
     digest = digest_for(store, tmp_path, sid, f'[digest]\ncategory_mode = "{mode}"\n')
     assert ids(digest.picks) == [b.id, a.id]
     assert ids(digest.trending) == ([c.id] if mode == "boost" else [])
+
+
+def test_selection_never_picks_an_excluded_paper_and_keeps_score_order():
+    """Rows mostly -inf (not allowed): the fast top-c search must still find every allowed paper."""
+    rng = np.random.default_rng(3)
+    final = rng.random((300, 500)).astype(np.float32)
+    final[rng.random(final.shape) < 0.97] = -np.inf
+    final[:5] = -np.inf  # nothing allowed at all
+    chosen = select(final, redundancy(np.eye(500, dtype=np.float32), 0.4), 10, 1.0)
+    for row, picks in zip(final, chosen, strict=True):
+        allowed = np.flatnonzero(np.isfinite(row))
+        expected = allowed[np.argsort(-row[allowed], kind="stable")][:10]
+        assert picks[: len(expected)].tolist() == expected.tolist()
+        assert (picks[len(expected) :] == -1).all()
+    sim = rng.random((500, 500)).astype(np.float32)
+    mmr = select(final, redundancy((sim + sim.T) / 2, 0.4), 10, 0.7)
+    for row, picks in zip(final, mmr, strict=True):
+        got = picks[picks >= 0]
+        assert set(got.tolist()) <= set(np.flatnonzero(np.isfinite(row)).tolist())
+        assert len(got) == min(10, int(np.isfinite(row).sum()))

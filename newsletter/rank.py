@@ -126,11 +126,11 @@ def _trending_section(
     order = order[trend[order] > 0][: size + chosen.shape[1]]
     ok = allowed[:, order]
     ok &= ~(order[None, None, :] == chosen[:, :, None]).any(axis=1)
-    ok &= np.cumsum(ok, axis=1) <= size
+    place = np.cumsum(ok, axis=1)
+    ok &= place <= size
     out = np.full((allowed.shape[0], size), -1, dtype=np.int64)
-    for i, row in enumerate(ok):
-        got = order[row]
-        out[i, : len(got)] = got
+    rows, cols = np.nonzero(ok)
+    out[rows, place[rows, cols] - 1] = order[cols]
     return out
 
 

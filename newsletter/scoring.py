@@ -181,7 +181,8 @@ def _expand(scores: np.ndarray, day: Day, m: int, terms: int) -> np.ndarray:
 def _query_scores(
     day: Day, texts: Sequence[str], opt: RankOptions, encoder: Encoder | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Relevance of every paper to each distinct text (rows of U), and each text's row in U.
+    """Relevance of every paper to each distinct text (rows of U, then a row of zeros), and
+    each text's row in U.
 
     Feedback expansion is included. A text depends on nothing but the day, so each distinct
     text is scored once per day and shared by every subscriber who wrote it.
@@ -201,7 +202,12 @@ def _query_scores(
             cache.clear()
         cache.update(zip(missing, s, strict=True))
     row = {t: i for i, t in enumerate(distinct)}
-    return np.stack([cache[t] for t in distinct]), np.array([row[t] for t in texts])
+    # One extra row of zeros at the end: the padding row of `_query_relevance`.
+    table = np.empty((len(distinct) + 1, len(day.papers)), dtype=np.float32)
+    for i, t in enumerate(distinct):
+        table[i] = cache[t]
+    table[-1] = 0
+    return table, np.array([row[t] for t in texts])
 
 
 def _query_relevance(
@@ -217,16 +223,16 @@ def _query_relevance(
     widest = int(counts.max())
     if widest <= 4 and np.all(mats.query_weight == 1.0):
         # Gather each subscriber's (padded) rows into n x widest x papers and reduce there.
-        padded = np.full((n, widest), len(scores), dtype=np.int64)
+        padded = np.full((n, widest), len(scores) - 1, dtype=np.int64)  # the zeros row
         slot = np.arange(len(texts)) - np.repeat(np.cumsum(counts) - counts, counts)
         padded[mats.query_owner, slot] = which
-        table = np.vstack([scores, np.zeros((1, d), dtype=np.float32)])
-        best = table[padded[:, 0]]
+        best = np.take(scores, padded[:, 0], axis=0)
         if widest == 1:
             return best
         total = best.copy()
+        row = np.empty_like(best)
         for k in range(1, widest):
-            row = table[padded[:, k]]
+            np.take(scores, padded[:, k], axis=0, out=row)
             np.maximum(best, row, out=best)
             total += row
         total -= best

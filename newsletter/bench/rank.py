@@ -148,6 +148,9 @@ def child(n: int) -> dict[str, float]:
 def run() -> None:
     naive = 0.0
     results = []
+    start_load = os.getloadavg()[0]
+    if start_load > 0.5:
+        print(f"note: load average {start_load:.1f} at start; figures include that contention")
     for n in SIZES:
         out = subprocess.run(
             [sys.executable, "-m", "newsletter.bench.rank", str(n)],
@@ -179,7 +182,8 @@ def run() -> None:
     print(
         f"target {SIZES[-1]:,} x {PAPERS:,} in <= {TARGET_SECONDS:.0f} s and "
         f"<= {TARGET_RSS_MB:,.0f} MB: {'met' if ok else 'MISSED'} "
-        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+        f"({big['seconds']:.1f} s, {big['rss_mb']:,.0f} MB; load average {start_load:.1f} "
+        f"before, {os.getloadavg()[0]:.1f} after, on {os.cpu_count()} cores)"
     )
 
 

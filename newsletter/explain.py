@@ -26,7 +26,25 @@ class _Query:
     ids: frozenset[int]  # term ids of its words (found in today's papers)
     ranked: tuple[tuple[int, str], ...]  # (term id, surface word), rarest word first
     whole: bool  # short enough to be named as a whole when all its words match
+    phrases: tuple[tuple[int, str, frozenset[int]], ...] = ()  # (bigram id, "KV cache", word ids)
     hits: dict[int, tuple[str, ...]] = field(default_factory=dict, compare=False)  # paper ->
+
+
+def _join_phrases(phrases: list[str]) -> list[str]:
+    """Chain overlapping phrases: "KV cache" + "cache compression" → "KV cache compression"."""
+    out: list[list[str]] = []
+    for phrase in phrases:
+        first, second = phrase.split(" ", 1)
+        for words in out:
+            if words[-1].lower() == first.lower() and second.lower() not in map(str.lower, words):
+                words.append(second)
+                break
+            if words[0].lower() == second.lower() and first.lower() not in map(str.lower, words):
+                words.insert(0, first)
+                break
+        else:
+            out.append([first, second])
+    return [" ".join(words) for words in out]
 
 
 def _pick(paper: Paper, score: float, reason: str, matched: tuple[str, ...]) -> Pick:
@@ -106,14 +124,28 @@ class Explainer:
             assert self.day is not None
             index = self.day.index
             surface = index.analyzer.surface(text)
-            words = []
+            words, phrases = [], []
             for t in dict.fromkeys(index.analyzer.terms(text)):
                 j = index.vocab.get(t)
-                if j is not None and " " not in t:
+                if j is None:
+                    continue
+                if " " not in t:
                     words.append((-float(index.idf[j]), j, surface.get(t, t)))
+                    continue
+                a, b = t.split(" ")
+                parts = frozenset(index.vocab.get(x, -1) for x in (a, b))
+                shown = f"{surface.get(a, a)} {surface.get(b, b)}"
+                phrases.append((-float(index.idf[j]), j, shown, parts))
             words.sort()
+            phrases.sort()
             ranked = tuple((j, w) for _, j, w in words)
-            q = _Query(text, frozenset(j for j, _ in ranked), ranked, len(text) <= 40)
+            q = _Query(
+                text,
+                frozenset(j for j, _ in ranked),
+                ranked,
+                len(text) <= 40,
+                tuple((j, w, parts) for _, j, w, parts in phrases),
+            )
             self._queries[text] = q
         return q
 
@@ -128,13 +160,23 @@ class Explainer:
 
     @staticmethod
     def _query_match(q: _Query, terms: frozenset[int]) -> tuple[str, ...]:
-        """The interest itself when all its words are in the paper, else its rarest 3 found."""
+        """The interest itself when all its words are in the paper, else the two-word phrases
+        of it found in the paper ("KV cache") and then its rarest other words: 3 at most."""
         hit = q.ids & terms
         if not hit:
             return ()
         if len(hit) == len(q.ids) and q.whole and len(hit) <= 4:
             return (q.text,)
-        return tuple([w for j, w in q.ranked if j in hit][:3])
+        found = [(phrase, parts) for j, phrase, parts in q.phrases if j in terms]
+        if not found:
+            return tuple([w for j, w in q.ranked if j in hit][:3])
+        if len(found) == 1:
+            shown, covered = [found[0][0]], found[0][1]
+        else:
+            shown = _join_phrases([phrase for phrase, _ in found])
+            covered = frozenset().union(*(parts for _, parts in found))
+        shown += [w for j, w in q.ranked if j in hit and j not in covered]
+        return tuple(shown[:3])
 
     def matched(self, profile: Profile, doc: int, like: str = "") -> list[str]:
         """The subscriber's interests (or their words) found in the paper, strongest first."""

@@ -302,3 +302,23 @@ def test_selection_never_picks_an_excluded_paper_and_keeps_score_order():
         got = picks[picks >= 0]
         assert set(got.tolist()) <= set(np.flatnonzero(np.isfinite(row)).tolist())
         assert len(got) == min(10, int(np.isfinite(row).sum()))
+
+
+def test_a_long_interest_is_explained_by_its_phrases_not_loose_words(store, tmp_path):
+    kv = corpus_paper(
+        0,
+        title="KV Cache Compression for Large Language Models",
+        abstract=(
+            "We compress the KV cache of large language models during decoding so that long "
+            "contexts fit in memory."
+        ),
+    )
+    store.upsert_papers([kv, *[corpus_paper(i) for i in range(1, 30)]], NOW)
+    interest = kw(
+        "efficient inference of large language models with KV cache compression", InterestKind.TEXT
+    )
+    sid = subscriber(store, "kv@example.org", interest)
+    digest = digest_for(store, tmp_path, sid)
+    pick = next(p for p in digest.picks if p.paper.id == kv.id)
+    assert pick.matched[:2] == ("KV cache compression", "large language models")
+    assert pick.reason.startswith("matches: KV cache compression, large language models")

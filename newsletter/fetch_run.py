@@ -249,6 +249,21 @@ class FetchRun:
         if empty and len(empty) == len(days) and not report.not_modified:
             report.notes.append(f"Hugging Face listed no papers for {' or '.join(empty)}")
 
+    def land_api(
+        self, label: str, pages: Iterable[Parsed], keep_cross: bool
+    ) -> SourceReport | None:
+        """Store arXiv API pages as they arrive and record the outcome under the API's URL
+        (one fetch_state row for the API); None when the API failed (recorded, logged)."""
+        report = self.report(ARXIV_API)
+        url = self.cfg.sources.arxiv_api_url
+        try:
+            self.land_api_pages(label, pages, keep_cross)
+        except (FeedError, ValueError) as exc:
+            self.failed(report, url, exc)
+            return None
+        self.succeeded(report, url, report.fetched)
+        return report
+
     def land_api_pages(self, label: str, pages: Iterable[Parsed], keep_cross: bool) -> None:
         report = self.report(ARXIV_API)
         wanted = set(self.cfg.sources.arxiv_categories)
@@ -302,7 +317,6 @@ def check_sources(sources: Iterable[str] | None) -> list[str] | None:
 def api_search(run: FetchRun, first: date, last: date) -> None:
     s = run.cfg.sources
     params = arxiv_api.search_params(s.arxiv_categories, first, last)
-    url = s.arxiv_api_url  # one fetch_state row for the API; errors name the full query URL
     pages = arxiv_api.fetch_search(
         run.client,
         s.arxiv_api_url,
@@ -310,14 +324,9 @@ def api_search(run: FetchRun, first: date, last: date) -> None:
         delay=s.arxiv_api_delay_seconds,
         on_page=lambda done, total: run.progress(ARXIV_API, done, total),
     )
-    report = run.report(ARXIV_API)
-    try:
-        run.land_api_pages(f"{first}..{last}", pages, s.include_cross_lists)
-    except (FeedError, ValueError) as exc:
-        run.failed(report, url, exc)
-        return
-    report.days.extend(first + timedelta(days=i) for i in range((last - first).days + 1))
-    run.succeeded(report, url, report.fetched)
+    report = run.land_api(f"{first}..{last}", pages, s.include_cross_lists)
+    if report is not None:
+        report.days.extend(first + timedelta(days=i) for i in range((last - first).days + 1))
 
 
 def parse_id_list(raw: Iterable[str]) -> list[str]:

@@ -161,7 +161,6 @@ def fetch_ids(
 
     def work(run: FetchRun) -> None:
         s = cfg.sources
-        url = s.arxiv_api_url  # one fetch_state row for the API
         pages = arxiv_api.fetch_ids(
             run.client,
             s.arxiv_api_url,
@@ -169,13 +168,9 @@ def fetch_ids(
             delay=s.arxiv_api_delay_seconds,
             on_page=lambda done, total: run.progress(ARXIV_API, done, total),
         )
-        report = run.report(ARXIV_API)
-        try:
-            run.land_api_pages("ids", pages, keep_cross=True)
-        except (FeedError, ValueError) as exc:
-            run.failed(report, url, exc)
+        report = run.land_api("ids", pages, keep_cross=True)
+        if report is None:
             return
-        run.succeeded(report, url, report.fetched)
         missing = [i for i in wanted if i not in run.summary.seen_ids]
         if missing:
             report.notes.append(f"arXiv has no paper with ID {', '.join(missing)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from email_validator import EmailNotValidError, validate_email
 
-from .errors import InvalidAddressError
+from newsletter.errors import InvalidAddressError
 
 
 def normalize_address(raw: str) -> str:

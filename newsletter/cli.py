@@ -14,12 +14,12 @@ from typing import Any, TextIO, TypeVar
 
 import click
 
-from . import __version__
-from .addresses import normalize_address
-from .config import EXAMPLE_CONFIG, Config, load_config
-from .errors import NewsletterError
-from .models import Interest, InterestKind, SubscriberStatus, split_arxiv_id
-from .store import Store
+from newsletter import __version__
+from newsletter.addresses import normalize_address
+from newsletter.config import EXAMPLE_CONFIG, Config, load_config
+from newsletter.errors import NewsletterError
+from newsletter.models import Interest, InterestKind, SubscriberStatus, split_arxiv_id
+from newsletter.store.database import Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -363,7 +363,7 @@ def fetch(
     ids: str | None,
 ) -> None:
     """Fetch papers from arXiv and Hugging Face into the database."""
-    from . import pipeline
+    from newsletter import pipeline
 
     if backfill is not None and ids is not None:
         raise click.UsageError("use either --backfill or --ids, not both")
@@ -411,7 +411,7 @@ def status(app: AppContext, as_json: bool, check: bool) -> None:
     """Show subscribers, today's papers, last runs, retries, failures and bounces."""
     import json
 
-    from .status import format_status, gather_status
+    from newsletter.status import format_status, gather_status
 
     report = gather_status(app.store, app.config, utcnow())
     if as_json:
@@ -468,7 +468,7 @@ def schedule(
     schedule.misfire_grace_seconds late. SIGTERM or Ctrl-C lets the message being sent finish,
     then exits with status 0.
     """
-    from .schedule import Daemon, ScheduleOptions, configure_logging
+    from newsletter.schedule import Daemon, ScheduleOptions, configure_logging
 
     app: AppContext = ctx.obj
     configure_logging(ctx.parent.params.get("verbose", 0) if ctx.parent else 0)
@@ -498,7 +498,7 @@ def serve(
     """Run the web app: subscribe, confirm, unsubscribe, manage, feedback, preview."""
     import uvicorn
 
-    from .web import create_app
+    from newsletter.web.app import create_app
 
     cfg = app.config
     web_app = create_app(cfg)
@@ -535,8 +535,8 @@ _RANKER_HELP = "Ranker: default, the plain bm25 baseline, or an ablation (no-prf
 @friendly_errors
 def eval_run(corpus: str, profiles: str, k: int, ranker: str, semantic_model: str) -> None:
     """Write a run (profile<TAB>paper_id<TAB>rank) ranked by the digest's ranker to stdout."""
-    from . import evaluate
-    from .semantic import load_encoder
+    from newsletter.ranking import evaluate
+    from newsletter.ranking.semantic import load_encoder
 
     papers = evaluate.load_corpus(Path(corpus))
     wanted = evaluate.load_profiles(Path(profiles), k)
@@ -556,7 +556,7 @@ def eval_run(corpus: str, profiles: str, k: int, ranker: str, semantic_model: st
 @friendly_errors
 def eval_score(run_file: TextIO, qrels: str) -> None:
     """Print per-profile and mean nDCG@10, P@10 (grade >= 1) and R@20 (grade 2)."""
-    from . import evaluate
+    from newsletter.ranking import evaluate
 
     run = evaluate.load_run(Path(run_file.name), run_file.read())
     click.echo(evaluate.format_table(evaluate.score_run(run, evaluate.load_qrels(Path(qrels)))))
@@ -570,7 +570,7 @@ def eval_score(run_file: TextIO, qrels: str) -> None:
 @friendly_errors
 def eval_compare(corpus: str, profiles: str, qrels: str, rankers: tuple[str, ...]) -> None:
     """Score the BM25 baseline, each ablation and the default ranker in one run."""
-    from . import evaluate
+    from newsletter.ranking import evaluate
 
     click.echo(
         evaluate.compare(
@@ -589,9 +589,9 @@ def serve_preview_index(
     store: Store, cfg: Config, digest_date: date, port: int, emails: list[str] | None = None
 ) -> None:
     """Serve an index of the digests for `digest_date`, rendered afresh on each reload."""
-    from . import pipeline
-    from .preview import preview_server
-    from .render import Renderer
+    from newsletter import pipeline
+    from newsletter.preview import preview_server
+    from newsletter.render.renderer import Renderer
 
     renderer = Renderer(cfg)
 
@@ -648,9 +648,9 @@ def preview(
     """
     import zoneinfo
 
-    from . import pipeline
-    from .preview import file_stem, write_previews
-    from .render import Renderer
+    from newsletter import pipeline
+    from newsletter.preview import file_stem, write_previews
+    from newsletter.render.renderer import Renderer
 
     if email and everyone:
         raise click.UsageError("give an EMAIL or --all, not both")
@@ -758,7 +758,7 @@ def send(
     Exit status: 0 all done, 1 a send failed permanently or the run could not start,
     75 some digests are left to retry (the next run sends them).
     """
-    from . import pipeline
+    from newsletter import pipeline
 
     cfg, now = app.config, utcnow()
     digest_date = parse_day(day) or pipeline.default_digest_date(cfg, now)
@@ -791,7 +791,7 @@ def send(
 @friendly_errors
 def run(app: AppContext, day: str | None) -> None:
     """Fetch today's papers, then send today's digests (what cron runs: `make send`)."""
-    from . import pipeline
+    from newsletter import pipeline
 
     cfg, now = app.config, utcnow()
     fetch_progress, send_progress = _FetchProgress(), _SendProgress()
@@ -829,7 +829,7 @@ def run(app: AppContext, day: str | None) -> None:
 @friendly_errors
 def demo(directory: str, preview: bool, port: int) -> None:
     """The whole product offline: sample day, demo subscribers, a local SMTP server, previews."""
-    from .demo import DEMO_DAY, demo_config, run_demo
+    from newsletter.demo import DEMO_DAY, demo_config, run_demo
 
     result = run_demo(Path(directory), echo=click.echo)
     if preview:

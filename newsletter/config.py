@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from newsletter.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 

@@ -29,12 +29,12 @@ from typing import Any
 
 import httpx
 
-from . import pipeline
-from .config import Config, parse_config
-from .deliver import SMTPMailer
-from .errors import DeliveryError
-from .models import Interest, InterestKind, SubscriberStatus
-from .store import Store
+from newsletter import pipeline
+from newsletter.config import Config, parse_config
+from newsletter.delivery.deliver import SMTPMailer
+from newsletter.errors import DeliveryError
+from newsletter.models import Interest, InterestKind, SubscriberStatus
+from newsletter.store.database import Store
 
 DATA = Path(__file__).resolve().parent / "data"
 FEED = DATA / "demo_arxiv_rss.xml"

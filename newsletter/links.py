@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from .config import Config
-from .tokens import make_token
+from newsletter.config import Config
+from newsletter.tokens import make_token
 
 
 def _url(cfg: Config, path: str) -> str:

@@ -22,10 +22,19 @@ from typing import Any
 
 import httpx
 
-from . import deliver, links
-from .config import Config
-from .errors import DeliveryError, FeedError, NewsletterError
-from .fetch_run import (
+from newsletter import links
+from newsletter.config import Config
+from newsletter.delivery import deliver
+from newsletter.delivery.lock import run_lock
+from newsletter.errors import DeliveryError, FeedError, NewsletterError
+from newsletter.models import Digest, SendStatus, Subscriber, SubscriberStatus
+from newsletter.preview import DigestPreview
+from newsletter.ranking.profile import profile_from
+from newsletter.ranking.rank import rank as rank_papers
+from newsletter.ranking.rank import ranker_options
+from newsletter.ranking.semantic import load_encoder
+from newsletter.sources import ARXIV_API, ARXIV_RSS, HUGGINGFACE, arxiv_api
+from newsletter.sources.engine import (
     FetchRun,
     FetchSummary,
     Progress,
@@ -34,16 +43,8 @@ from .fetch_run import (
     parse_id_list,
     run_fetch,
 )
-from .interest_model import profile_from
-from .lock import run_lock
-from .models import Digest, SendStatus, Subscriber, SubscriberStatus
-from .preview import DigestPreview
-from .rank import rank as rank_papers
-from .rank import ranker_options
-from .semantic import load_encoder
-from .sources import ARXIV_API, ARXIV_RSS, HUGGINGFACE, arxiv_api
-from .store import Store
-from .tokens import make_token
+from newsletter.store.database import Store
+from newsletter.tokens import make_token
 
 # ---------------------------------------------------------------- fetch (issue 2)
 
@@ -194,7 +195,7 @@ log = logging.getLogger(__name__)
 
 @functools.lru_cache(maxsize=4)
 def _account_renderer(cfg: Config) -> Any:
-    from .render import Renderer  # the web app needs it only when it sends
+    from newsletter.render.renderer import Renderer  # the web app needs it only when it sends
 
     return Renderer(cfg)
 
@@ -208,7 +209,7 @@ def resubscribe_url(cfg: Config, subscriber_id: int) -> str:
 def _send_account_mail(
     store: Store, cfg: Config, mailer: Any, subscriber: Subscriber, now: datetime, kind: str
 ) -> str:
-    from .deliver import build_message, new_message_id
+    from newsletter.delivery.deliver import build_message, new_message_id
 
     current = store.get_subscriber(subscriber.id) or subscriber
     renderer = _account_renderer(cfg)
@@ -475,7 +476,7 @@ def send_daily(
     renders but neither sends nor records anything. `stop` (set by the scheduler on SIGTERM)
     ends the run between messages; the rest stay due for the next run.
     """
-    from .render import Renderer
+    from newsletter.render.renderer import Renderer
 
     cfg.require_secret_key()  # every digest carries signed links: fail before claiming any
     summary = SendSummary(digest_date, dry_run=dry_run)
@@ -648,11 +649,11 @@ def preview_digests(
     """Each subscriber's digest for `digest_date` (every active one, or those in `emails`),
     rendered and built into the exact message `send` would hand to SMTP. Records nothing:
     no send row and no sent papers, so a real send later is unaffected."""
-    from .addresses import normalize_address
-    from .deliver import message_id_for, render_bytes
-    from .errors import NewsletterError
-    from .mime import DKIMSigner
-    from .render import Renderer
+    from newsletter.addresses import normalize_address
+    from newsletter.delivery.deliver import message_id_for, render_bytes
+    from newsletter.delivery.mime import DKIMSigner
+    from newsletter.errors import NewsletterError
+    from newsletter.render.renderer import Renderer
 
     subscribers: list[Subscriber] | None = None
     if emails is not None:

@@ -18,12 +18,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .models import Digest, Subscriber
+from newsletter.models import Digest, Subscriber
 
 if TYPE_CHECKING:
     import jinja2
 
-    from .render import RenderedEmail
+    from newsletter.render.renderer import RenderedEmail
 
 log = logging.getLogger(__name__)
 

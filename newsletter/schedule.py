@@ -25,10 +25,10 @@ from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from .config import Config
-from .errors import ConfigError, LockedError, NewsletterError
-from .models import SendStatus, Subscriber, SubscriberStatus
-from .store import Store
+from newsletter.config import Config
+from newsletter.errors import ConfigError, LockedError, NewsletterError
+from newsletter.models import SendStatus, Subscriber, SubscriberStatus
+from newsletter.store.database import Store
 
 log = logging.getLogger(__name__)
 
@@ -387,7 +387,7 @@ def configure_logging(verbose: int) -> None:
 
 
 def _pipeline_fetch(store: Store, cfg: Config, now: datetime) -> object:
-    from . import pipeline
+    from newsletter import pipeline
 
     return pipeline.fetch_all(store, cfg, now)
 
@@ -400,13 +400,13 @@ def _pipeline_send(
     subscribers: list[Subscriber],
     stop: threading.Event,
 ) -> object:
-    from . import pipeline
+    from newsletter import pipeline
 
     mailer = pipeline.make_mailer(cfg)
     return pipeline.send_daily(store, cfg, mailer, day, now, subscribers=subscribers, stop=stop)
 
 
 def _send_lock(cfg: Config) -> AbstractContextManager[object]:
-    from .lock import run_lock
+    from newsletter.delivery.lock import run_lock
 
     return run_lock(cfg, "schedule (send pass)")

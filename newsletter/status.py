@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from .config import Config
-from .models import SendStatus, SubscriberStatus
-from .store import Store
+from newsletter.config import Config
+from newsletter.models import SendStatus, SubscriberStatus
+from newsletter.store.database import Store
 
 # A `claimed` ledger row older than this belongs to a run that died mid-send: the next run
 # sends it again (with the same Message-ID).

@@ -14,7 +14,7 @@ from typing import Any
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
 
-from .errors import NewsletterError
+from newsletter.errors import NewsletterError
 
 DAY = 86_400
 MAX_AGE = {

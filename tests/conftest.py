@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from newsletter.config import Config, parse_config
-from newsletter.store import Store
+from newsletter.store.database import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-secret-key-0123456789abcdef"

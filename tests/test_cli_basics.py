@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 from newsletter.bench.fetch import serve, synthetic_feed
 from newsletter.cli import cli
 from newsletter.config import EXAMPLE_CONFIG, load_config
-from newsletter.store import Store
+from newsletter.store.database import Store
 from tests.conftest import SECRET, fixture_bytes
 
 ENV = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": ""}

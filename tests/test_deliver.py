@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import deliver, mime
+from newsletter.delivery import deliver, mime
 from newsletter.models import SendStatus, Subscriber, SubscriberStatus
-from newsletter.render import RenderedEmail
-from newsletter.store import Store
+from newsletter.render.renderer import RenderedEmail
+from newsletter.store.database import Store
 from tests.conftest import DROP, SMTPSink, free_port, make_config
 
 DAY = date(2026, 11, 23)

@@ -18,10 +18,10 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from newsletter import deliver, mime
+from newsletter.delivery import deliver, mime
 from newsletter.models import SendStatus, SubscriberStatus
-from newsletter.render import RenderedEmail
-from newsletter.store import Store
+from newsletter.render.renderer import RenderedEmail
+from newsletter.store.database import Store
 from tests.conftest import free_port, make_config
 
 DAY = date(2026, 11, 23)

@@ -73,7 +73,7 @@ def test_demo_preview_shows_the_digests_that_were_sent(tmp_path: Path) -> None:
     from newsletter import pipeline
     from newsletter.demo import DEMO_DAY, demo_config
     from newsletter.preview import preview_server
-    from newsletter.store import Store
+    from newsletter.store.database import Store
 
     run(tmp_path)
     box = mailbox.Maildir(tmp_path / "demo" / "maildir", create=False)

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import cli
-from newsletter.evaluate import load_corpus, load_profiles, run_lines, score_one
+from newsletter.ranking.evaluate import load_corpus, load_profiles, run_lines, score_one
 
 EVAL = Path(__file__).parent / "fixtures" / "eval"
 CORPUS = str(EVAL / "corpus.jsonl")

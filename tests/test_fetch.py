@@ -14,7 +14,7 @@ import pytest
 from newsletter import pipeline
 from newsletter.config import Config
 from newsletter.errors import FeedError
-from newsletter.store import Store
+from newsletter.store.database import Store
 from tests.conftest import fixture_bytes, make_config
 
 RSS = fixture_bytes("arxiv_rss/rss_quant-ph_2025-04-28.xml")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from newsletter.latex import latex_to_text
+from newsletter.render.latex import latex_to_text
 
 
 @pytest.mark.parametrize(

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
+from newsletter.delivery.lock import lock_path, run_lock, send_lock
 from newsletter.errors import LockedError
-from newsletter.lock import lock_path, run_lock, send_lock
 from tests.conftest import make_config
 
 HOLDER = textwrap.dedent(
     """
     import sys
     from newsletter.config import parse_config
-    from newsletter.lock import run_lock
+    from newsletter.delivery.lock import run_lock
     cfg = parse_config('[storage]\\ndata_dir = "data"\\n', base_dir=sys.argv[1], env={})
     with run_lock(cfg, "send"):
         print("locked", flush=True)

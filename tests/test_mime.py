@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from newsletter import mime
+from newsletter.delivery import mime
 from newsletter.errors import DeliveryError
 from newsletter.models import Subscriber, SubscriberStatus
-from newsletter.render import RenderedEmail
+from newsletter.render.renderer import RenderedEmail
 from tests.conftest import make_config
 
 DAY = date(2026, 11, 23)

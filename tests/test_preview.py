@@ -19,11 +19,11 @@ from click.testing import CliRunner, Result
 from newsletter import pipeline
 from newsletter.cli import cli
 from newsletter.config import load_config
-from newsletter.deliver import message_id_for
+from newsletter.delivery.deliver import message_id_for
 from newsletter.models import Interest, InterestKind, SubscriberStatus
 from newsletter.preview import preview_server
-from newsletter.render import MAX_HTML_BYTES
-from newsletter.store import Store
+from newsletter.render.renderer import MAX_HTML_BYTES
+from newsletter.store.database import Store
 from tests.conftest import SECRET, free_port
 from tests.render_factory import DAY, corpus, paper
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from newsletter import pipeline
-from newsletter.interest_model import Profile
 from newsletter.models import Interest, InterestKind, Paper, SubscriberStatus
-from newsletter.rank import rank, redundancy, select
-from newsletter.store import Store
+from newsletter.ranking.profile import Profile
+from newsletter.ranking.rank import rank, redundancy, select
+from newsletter.store.database import Store
 from tests.conftest import make_config
 
 EVAL = Path(__file__).parent / "fixtures" / "eval"
@@ -258,7 +258,7 @@ def test_near_duplicates_are_not_picked_together(store, tmp_path):
 
 def test_batch_ranking_equals_ranking_alone(monkeypatch):
     """Vectorised batches (chunk boundaries included) give each subscriber its own result."""
-    import newsletter.rank as rank_module
+    import newsletter.ranking.rank as rank_module
 
     papers = [corpus_paper(i, upvotes=(i * 7) % 40 or None) for i in range(150)]
     texts = ["federated learning", "spiking neural networks", "KV cache", "", "image compression"]

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from newsletter.errors import ConfigError
-from newsletter.interest_model import Profile
 from newsletter.models import Paper
-from newsletter.rank import rank
-from newsletter.semantic import fuse_ranks, load_encoder
+from newsletter.ranking.profile import Profile
+from newsletter.ranking.rank import rank
+from newsletter.ranking.semantic import fuse_ranks, load_encoder
 
 HAS_ST = importlib.util.find_spec("sentence_transformers") is not None
 

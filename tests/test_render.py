@@ -11,7 +11,7 @@ import lxml.html
 import pytest
 
 from newsletter.errors import ConfigError
-from newsletter.render import MAX_HTML_BYTES, RenderedEmail, Renderer
+from newsletter.render.renderer import MAX_HTML_BYTES, RenderedEmail, Renderer
 from newsletter.tokens import read_token
 from tests.conftest import SECRET, make_config
 from tests.render_factory import corpus, make_digest, paper, subscriber

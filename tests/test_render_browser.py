@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from newsletter.render import Renderer
+from newsletter.render.renderer import Renderer
 from tests.conftest import make_config
 from tests.render_factory import corpus, make_digest, paper
 

@@ -9,8 +9,8 @@ import lxml.html
 import pytest
 
 from newsletter.errors import ConfigError
-from newsletter.inline import flatten, inline_template, mask, unmask
-from newsletter.render import Renderer
+from newsletter.render.inline import flatten, inline_template, mask, unmask
+from newsletter.render.renderer import Renderer
 from tests.conftest import make_config
 from tests.render_factory import corpus, make_digest, paper, subscriber
 

@@ -20,11 +20,10 @@ from click.testing import CliRunner
 
 from newsletter.cli import cli
 from newsletter.config import load_config
-from newsletter.lock import run_lock
+from newsletter.delivery.lock import run_lock
 from newsletter.models import Interest, InterestKind, Paper, SendStatus, SubscriberStatus
-from newsletter.store import Store
-
-from .conftest import FIXTURES, SECRET, SMTPSink, _Handler, free_port
+from newsletter.store.database import Store
+from tests.conftest import FIXTURES, SECRET, SMTPSink, _Handler, free_port
 
 NEWSLETTER = Path(sys.executable).parent / "newsletter"
 WAIT_LIMIT = 30.0  # an upper bound on waiting for the daemon, not a speed assertion

@@ -6,9 +6,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from newsletter.schedule import Daemon, ScheduleOptions
-from newsletter.store import Store
-
-from .conftest import make_config
+from newsletter.store.database import Store
+from tests.conftest import make_config
 
 
 def utc(*args: int) -> datetime:

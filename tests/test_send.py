@@ -19,7 +19,7 @@ from newsletter.cli import cli
 from newsletter.config import load_config
 from newsletter.demo import DEMO_DAY, offline_transport
 from newsletter.models import Interest, InterestKind, SendStatus, SubscriberStatus
-from newsletter.store import Store
+from newsletter.store.database import Store
 from tests.conftest import SECRET, SMTPSink
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -220,7 +220,7 @@ def test_a_second_run_is_refused_while_one_holds_the_lock(config: Path) -> None:
             sys.executable,
             "-c",
             "import sys; from newsletter.config import load_config; "
-            "from newsletter.lock import send_lock\n"
+            "from newsletter.delivery.lock import send_lock\n"
             f"with send_lock(load_config({str(config)!r})):\n"
             "    print('locked', flush=True); sys.stdin.readline()",
         ],
@@ -275,8 +275,8 @@ def test_a_digest_that_cannot_be_rendered_is_retried_and_the_rest_go_out(
     config: Path, smtp_server: SMTPSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
-    from newsletter.deliver import mailer_from_config
-    from newsletter.render import Renderer
+    from newsletter.delivery.deliver import mailer_from_config
+    from newsletter.render.renderer import Renderer
 
     class BrokenForGrace(Renderer):  # fault injection around the real renderer
         def welcome(self, digest):  # type: ignore[no-untyped-def]

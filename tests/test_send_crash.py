@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 
 from newsletter.config import load_config
 from newsletter.models import SendStatus
-from newsletter.store import Store
+from newsletter.store.database import Store
 from tests.conftest import SECRET, free_port
 from tests.test_send import DAY, DEMO_DAY, seed, write_config
 

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import cli
 from newsletter.models import Paper, SubscriberStatus
-from newsletter.store import Store
+from newsletter.store.database import Store
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import sqlite_utils
 
-from newsletter import store as store_module
 from newsletter.models import Paper, SubscriberStatus
-from newsletter.store import Store, merge_papers
+from newsletter.store import database as store_module
+from newsletter.store.database import Store, merge_papers
 
 T0 = datetime(2025, 4, 28, 5, 0, tzinfo=UTC)
 T1 = datetime(2025, 4, 28, 9, 0, tzinfo=UTC)

@@ -17,9 +17,9 @@ import pytest
 from newsletter import links
 from newsletter.config import parse_config
 from newsletter.models import Interest, InterestKind, SubscriberStatus
-from newsletter.store import Store
+from newsletter.store.database import Store
 from newsletter.tokens import make_token
-from newsletter.web import create_app
+from newsletter.web.app import create_app
 from tests.conftest import SECRET, make_config
 from tests.web_support import csrf_tokens, link_in, old_token, outbox, path_of, tamper
 
@@ -384,8 +384,8 @@ def test_rfc8058_one_click_post_without_cookies_unsubscribes_with_2xx(
 
 
 def test_one_click_on_the_list_unsubscribe_header_of_a_real_digest(site: Site) -> None:
-    from newsletter.deliver import build_message, message_id_for
-    from newsletter.render import RenderedEmail
+    from newsletter.delivery.deliver import build_message, message_id_for
+    from newsletter.render.renderer import RenderedEmail
 
     sid = site.active()
     sub = site.db.get_subscriber(sid)
@@ -624,7 +624,7 @@ def test_malformed_multipart_is_a_400(site: Site) -> None:
 def test_preview_shows_todays_digest_and_records_nothing(site: Site) -> None:
     from zoneinfo import ZoneInfo
 
-    from newsletter.web_security import PREVIEW_CSP
+    from newsletter.web.security import PREVIEW_CSP
     from tests.render_factory import corpus, paper
 
     today = site.clock().astimezone(ZoneInfo(site.cfg.digest.timezone)).date()
@@ -650,7 +650,7 @@ def test_preview_with_nothing_to_show(site: Site) -> None:
 
 
 def test_rate_limiter_slides_and_stays_bounded() -> None:
-    from newsletter.web_security import RateLimiter
+    from newsletter.web.security import RateLimiter
 
     limiter = RateLimiter(2, window_seconds=100, max_keys=3)
     limiter.hit("a", 0)

@@ -18,8 +18,8 @@ import uvicorn
 from newsletter import links
 from newsletter.config import Config, parse_config
 from newsletter.models import InterestKind, SubscriberStatus
-from newsletter.store import Store
-from newsletter.web import create_app
+from newsletter.store.database import Store
+from newsletter.web.app import create_app
 from tests.conftest import SECRET, SMTPSink, free_port
 from tests.web_support import link_in, tamper
 

@@ -15,10 +15,10 @@ import httpx
 import pytest
 
 from newsletter.config import Config, parse_config
-from newsletter.deliver import build_message, message_id_for
+from newsletter.delivery.deliver import build_message, message_id_for
 from newsletter.models import SubscriberStatus
-from newsletter.render import RenderedEmail
-from newsletter.store import Store
+from newsletter.render.renderer import RenderedEmail
+from newsletter.store.database import Store
 from tests.conftest import SECRET, free_port
 from tests.web_support import csrf_tokens, link_in, outbox, path_of, tamper
 

@@ -91,9 +91,9 @@ def serve(routes: dict[str, bytes]) -> Iterator[str]:
 
 
 def run() -> None:
-    from ..config import parse_config
-    from ..pipeline import fetch_all
-    from ..store import Store
+    from newsletter.config import parse_config
+    from newsletter.pipeline import fetch_all
+    from newsletter.store.database import Store
 
     feed = synthetic_feed(TEMPLATE.read_bytes())
     routes = {"/rss/": feed, "/api/daily_papers": b"[]"}

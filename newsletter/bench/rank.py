@@ -1,7 +1,7 @@
 """Ranking throughput and peak memory: 1k, 10k and 100k synthetic subscribers over 2,000 papers.
 
 Each size runs in its own process (so peak RSS belongs to that size alone) and ranks the whole
-population with `newsletter.rank.rank`, reasons included. A per-(subscriber, paper) Python
+population with `newsletter.ranking.rank.rank`, reasons included. A per-(subscriber, paper) Python
 loop over the same BM25 weights, timed in the same process on a sample, is the baseline.
 """
 
@@ -18,8 +18,8 @@ import time
 from collections.abc import Sequence
 from datetime import date, timedelta
 
-from ..interest_model import Profile
-from ..models import Paper
+from newsletter.models import Paper
+from newsletter.ranking.profile import Profile
 
 PAPERS = 2_000
 SIZES = (1_000, 10_000, 100_000)
@@ -104,8 +104,8 @@ def _peak_rss_mb() -> float:
 
 def _naive_seconds_per_subscriber(papers: list[Paper], profiles: list[Profile]) -> float:
     """The loop we avoid: score each (subscriber, paper) pair in Python over the same weights."""
-    from ..rank import RANKERS
-    from ..textindex import TextIndex
+    from newsletter.ranking.rank import RANKERS
+    from newsletter.ranking.textindex import TextIndex
 
     titles, abstracts = [p.title for p in papers], [p.abstract for p in papers]
     index = TextIndex(titles, abstracts, RANKERS["bm25"].index)
@@ -123,8 +123,8 @@ def _naive_seconds_per_subscriber(papers: list[Paper], profiles: list[Profile]) 
 
 def child(n: int) -> dict[str, float]:
     """Rank n subscribers (in this process) and report time and peak memory."""
-    from ..rank import RANKERS, rank
-    from ..scoring import prepare_day
+    from newsletter.ranking.rank import RANKERS, rank
+    from newsletter.ranking.scoring import prepare_day
 
     papers, topics = synthetic_day()
     profiles = synthetic_profiles(n, papers, topics)

@@ -11,9 +11,9 @@ import random
 import time
 from datetime import date
 
-from ..config import parse_config
-from ..models import Digest, Interest, InterestKind, Paper, Pick, Subscriber
-from ..render import Renderer
+from newsletter.config import parse_config
+from newsletter.models import Digest, Interest, InterestKind, Paper, Pick, Subscriber
+from newsletter.render.renderer import Renderer
 
 TEXT = (
     "we propose a novel method for efficient attention in large language models that reduces "

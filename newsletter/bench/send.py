@@ -26,11 +26,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..config import Config, parse_config
-from ..deliver import SMTPMailer, SMTPSession
-from ..demo import DEMO_DAY, DEMO_NOW, FEED, offline_transport
-from ..models import Interest, InterestKind, SubscriberStatus
-from ..store import Store
+from newsletter.config import Config, parse_config
+from newsletter.delivery.deliver import SMTPMailer, SMTPSession
+from newsletter.demo import DEMO_DAY, DEMO_NOW, FEED, offline_transport
+from newsletter.models import Interest, InterestKind, SubscriberStatus
+from newsletter.store.database import Store
 
 TOPICS = (
     "large language models",
@@ -109,7 +109,7 @@ def _config(root: Path, port: int, connections: int) -> Config:
 
 
 def _populate(store: Store, cfg: Config, n: int) -> None:
-    from .. import pipeline
+    from newsletter import pipeline
 
     pipeline.fetch_all(store, cfg, DEMO_NOW, transport=offline_transport(), day=DEMO_DAY)
     now = datetime(2026, 11, 1, tzinfo=UTC)
@@ -163,7 +163,7 @@ def _prebuilt(sample: list[bytes], n: int) -> list[tuple[bytes, str]]:
 
 
 def run() -> None:
-    from .. import pipeline
+    from newsletter import pipeline
 
     n = int(os.environ.get("NEWSLETTER_BENCH_SEND", "10000"))
     connections = int(os.environ.get("NEWSLETTER_BENCH_CONNECTIONS", "2"))
@@ -219,9 +219,9 @@ def _stages(store: Store, cfg: Config, n: int) -> dict[str, float]:
     """Milliseconds per digest for each stage of the send, measured one after the other."""
     from datetime import timedelta
 
-    from .. import pipeline
-    from ..mime import message_id_for, render_bytes
-    from ..render import Renderer
+    from newsletter import pipeline
+    from newsletter.delivery.mime import message_id_for, render_bytes
+    from newsletter.render.renderer import Renderer
 
     day = DEMO_DAY + timedelta(days=1)  # a fresh digest date: the ledger rows are new
     subs = store.list_subscribers()[:n]
@@ -250,9 +250,9 @@ def _stages(store: Store, cfg: Config, n: int) -> dict[str, float]:
 
 def _sample(store: Store, cfg: Config, n: int = 50) -> list[bytes]:
     """Real digests for the first `n` subscribers, built but not sent (nothing recorded)."""
-    from .. import pipeline
-    from ..mime import message_id_for, render_bytes
-    from ..render import Renderer
+    from newsletter import pipeline
+    from newsletter.delivery.mime import message_id_for, render_bytes
+    from newsletter.render.renderer import Renderer
 
     renderer = Renderer(cfg)
     subs = store.list_subscribers()[:n]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 
-from ..models import Paper
+from newsletter.models import Paper
 
 ARXIV_RSS = "arxiv_rss"
 ARXIV_API = "arxiv_api"

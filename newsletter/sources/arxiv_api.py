@@ -13,12 +13,12 @@ import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 
-from ..errors import FeedError
-from ..models import Paper, split_arxiv_id
-from . import ARXIV_API, Parsed
-from .arxiv_rss import EASTERN
-from .http import HttpClient
-from .text import clean_text, one_line, parse_xml, tex_to_unicode
+from newsletter.errors import FeedError
+from newsletter.models import Paper, split_arxiv_id
+from newsletter.sources import ARXIV_API, Parsed
+from newsletter.sources.arxiv_rss import EASTERN
+from newsletter.sources.http import HttpClient
+from newsletter.sources.text import clean_text, one_line, parse_xml, tex_to_unicode
 
 log = logging.getLogger(__name__)
 

@@ -13,10 +13,10 @@ from datetime import date
 
 import feedparser
 
-from ..errors import FeedError
-from ..models import Paper, split_arxiv_id
-from . import ARXIV_RSS, Parsed
-from .text import clean_text, one_line, split_authors
+from newsletter.errors import FeedError
+from newsletter.models import Paper, split_arxiv_id
+from newsletter.sources import ARXIV_RSS, Parsed
+from newsletter.sources.text import clean_text, one_line, split_authors
 
 # "Title. (arXiv:1805.09166v1 [hep-ex] CROSS LISTED)" / "... UPDATED)"
 _TITLE_TAIL = re.compile(

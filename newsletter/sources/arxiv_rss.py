@@ -16,11 +16,11 @@ from datetime import date, datetime
 from email.utils import parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
-from ..errors import FeedError
-from ..models import Paper, split_arxiv_id
-from . import ARXIV_RSS, Parsed
-from .arxiv_rdf import parse_legacy
-from .text import clean_text, one_line, parse_xml, split_authors
+from newsletter.errors import FeedError
+from newsletter.models import Paper, split_arxiv_id
+from newsletter.sources import ARXIV_RSS, Parsed
+from newsletter.sources.arxiv_rdf import parse_legacy
+from newsletter.sources.text import clean_text, one_line, parse_xml, split_authors
 
 EASTERN = ZoneInfo("America/New_York")
 NS = {

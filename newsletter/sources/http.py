@@ -20,9 +20,9 @@ from types import TracebackType
 
 import httpx
 
-from .. import __version__
-from ..config import SourcesConfig
-from ..errors import FeedError
+from newsletter import __version__
+from newsletter.config import SourcesConfig
+from newsletter.errors import FeedError
 
 log = logging.getLogger(__name__)
 

@@ -13,11 +13,11 @@ from collections.abc import Callable, Iterator
 from datetime import date, datetime
 from typing import Any
 
-from ..errors import FeedError
-from ..models import Paper, split_arxiv_id
-from . import HUGGINGFACE, Parsed
-from .http import Fetched, HttpClient
-from .text import clean_text, one_line
+from newsletter.errors import FeedError
+from newsletter.models import Paper, split_arxiv_id
+from newsletter.sources import HUGGINGFACE, Parsed
+from newsletter.sources.http import Fetched, HttpClient
+from newsletter.sources.text import clean_text, one_line
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import re
 import unicodedata
 import xml.etree.ElementTree as ET
 
-from ..errors import FeedError
+from newsletter.errors import FeedError
 
 _PARAGRAPH = re.compile(r"\n[ \t]+")
 _SPACES = re.compile(r"\s+")

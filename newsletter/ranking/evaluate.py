@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import NewsletterError
-from .interest_model import Profile
-from .models import Paper
-from .rank import RANKERS, rank, ranker_options
-from .semantic import Encoder
+from newsletter.errors import NewsletterError
+from newsletter.models import Paper
+from newsletter.ranking.profile import Profile
+from newsletter.ranking.rank import RANKERS, rank, ranker_options
+from newsletter.ranking.semantic import Encoder
 
 
 class EvalError(NewsletterError):

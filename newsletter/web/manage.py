@@ -12,12 +12,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
-from . import links, pipeline
-from .models import Subscriber, SubscriberStatus, split_arxiv_id
-from .tokens import TokenData, TokenError
-from .web_core import WebContext
-from .web_forms import Preferences, parse_preferences, preferences_of, timezone_choices
-from .web_security import PREVIEW_CSP
+from newsletter import links, pipeline
+from newsletter.models import Subscriber, SubscriberStatus, split_arxiv_id
+from newsletter.tokens import TokenData, TokenError
+from newsletter.web.core import WebContext
+from newsletter.web.forms import Preferences, parse_preferences, preferences_of, timezone_choices
+from newsletter.web.security import PREVIEW_CSP
 
 RECENT_DIGESTS = 7
 
@@ -198,7 +198,7 @@ class DigestPages:
 
     def _render_digest(self, sub: Subscriber, now: datetime) -> tuple[str, str]:
         """(html, "") for today's digest, or ("", why there is none)."""
-        from .render import Renderer
+        from newsletter.render.renderer import Renderer
 
         day = now.astimezone(zoneinfo.ZoneInfo(self.cfg.digest.timezone)).date()  # as sends do
         digests = pipeline.build_digests(self.web.store, self.cfg, day, now, [sub])

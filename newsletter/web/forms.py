@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .models import Interest, InterestKind, Subscriber
+from newsletter.models import Interest, InterestKind, Subscriber
 
 MAX_KEYWORDS = 30
 MAX_KEYWORD_CHARS = 100

@@ -11,7 +11,7 @@ from datetime import date
 
 import numpy as np
 
-from .models import Paper
+from newsletter.models import Paper
 
 HALF_LIFE_DAYS = 2.0  # yesterday's buzz counts ~70%, last week's ~9%
 COMMENT_WEIGHT = 0.5

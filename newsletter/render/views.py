@@ -13,10 +13,10 @@ from datetime import date
 from functools import lru_cache
 from urllib.parse import quote
 
-from . import links
-from .config import Config
-from .latex import latex_to_text
-from .models import Digest, Interest, InterestKind, Paper, Pick
+from newsletter import links
+from newsletter.config import Config
+from newsletter.models import Digest, Interest, InterestKind, Paper, Pick
+from newsletter.render.latex import latex_to_text
 
 _GITHUB_SLUG = re.compile(r"[\w.-]+/[\w.-]+")
 _WS = re.compile(r"\s+")

@@ -19,12 +19,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
-from .config import REPO_TEMPLATES, Config
-from .errors import NewsletterError
-from .models import Subscriber
-from .store import Store
-from .tokens import DAY, TokenData, TokenError, read_token
-from .web_security import Csrf, RateLimiter
+from newsletter.config import REPO_TEMPLATES, Config
+from newsletter.errors import NewsletterError
+from newsletter.models import Subscriber
+from newsletter.store.database import Store
+from newsletter.tokens import DAY, TokenData, TokenError, read_token
+from newsletter.web.security import Csrf, RateLimiter
 
 log = logging.getLogger("newsletter.web")
 MAX_TOKEN_CHARS = 2048
@@ -104,7 +104,7 @@ class WebContext:
 
     def mailer(self) -> Any:
         if self._mailer is None:
-            from .deliver import mailer_from_config
+            from newsletter.delivery.deliver import mailer_from_config
 
             self._mailer = mailer_from_config(self.cfg)
         return self._mailer

@@ -22,11 +22,11 @@ from datetime import date
 import numpy as np
 from scipy import sparse
 
-from .interest_model import BACKGROUND, Profile, build_matrices, train_models
-from .models import Paper
-from .semantic import Encoder, fuse_ranks
-from .textindex import IndexSettings, TextIndex, top_k_per_row
-from .trending import paper_day, trending_scores
+from newsletter.models import Paper
+from newsletter.ranking.profile import BACKGROUND, Profile, build_matrices, train_models
+from newsletter.ranking.semantic import Encoder, fuse_ranks
+from newsletter.ranking.textindex import IndexSettings, TextIndex, top_k_per_row
+from newsletter.ranking.trending import paper_day, trending_scores
 
 QUERY_CACHE = 20_000  # distinct interest texts whose scores are kept for the day
 

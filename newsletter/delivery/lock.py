@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from .config import Config
-from .errors import LockedError
+from newsletter.config import Config
+from newsletter.errors import LockedError
 
 LOCK_NAME = "newsletter.lock"
 

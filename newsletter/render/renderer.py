@@ -18,9 +18,12 @@ from typing import Any
 
 import jinja2
 
-from . import links
-from .config import Config
-from .emailview import (
+from newsletter import links
+from newsletter.config import Config
+from newsletter.errors import ConfigError
+from newsletter.models import Digest, Pick, Subscriber
+from newsletter.render.inline import flatten, inline_template, premailer_inline
+from newsletter.render.views import (
     CardView,
     card,
     interests_line,
@@ -33,9 +36,6 @@ from .emailview import (
     top_title,
     wrap,
 )
-from .errors import ConfigError
-from .inline import flatten, inline_template, premailer_inline
-from .models import Digest, Pick, Subscriber
 
 log = logging.getLogger(__name__)
 

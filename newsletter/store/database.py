@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlite_utils
 
-from .models import (
+from newsletter.models import (
     Feedback,
     Interest,
     InterestKind,

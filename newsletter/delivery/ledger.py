@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from .config import Config
-from .models import Subscriber, SubscriberStatus
-from .store import Store
+from newsletter.config import Config
+from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.store.database import Store
 
 
 @dataclass

@@ -41,10 +41,9 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Protocol
 
-from .config import Config
-from .errors import DeliveryError
-from .ledger import DeliveryReport, Ledger, Outgoing
-from .mime import (
+from newsletter.config import Config
+from newsletter.delivery.ledger import DeliveryReport, Ledger, Outgoing
+from newsletter.delivery.mime import (
     DKIMSigner,
     RefusedMessage,
     build_message,
@@ -54,8 +53,9 @@ from .mime import (
     render_bytes,
     to_bytes,
 )
-from .models import Subscriber
-from .store import Store
+from newsletter.errors import DeliveryError
+from newsletter.models import Subscriber
+from newsletter.store.database import Store
 
 __all__ = [
     "DeliveryError",
@@ -75,7 +75,7 @@ __all__ = [
     "render_bytes",
 ]
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("newsletter.deliver")
 MAX_BACKOFF_SECONDS = 300.0
 SWITCH_INTERVAL = 0.0005  # seconds; see _Dispatcher.run
 # Built messages waiting for a connection (~60 KB each): enough to keep the connections busy

@@ -18,8 +18,8 @@ from datetime import date
 import numpy as np
 from scipy import sparse
 
-from .models import Feedback, Interest, InterestKind, split_arxiv_id
-from .textindex import TextIndex
+from newsletter.models import Feedback, Interest, InterestKind, split_arxiv_id
+from newsletter.ranking.textindex import TextIndex
 
 # A subscriber needs this many votes or liked papers (with at least MIN_EACH on each side,
 # counting the background sample as negatives) before their own linear model is trained.

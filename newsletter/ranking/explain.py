@@ -8,12 +8,12 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .models import Paper, Pick
-from .trending import figures
+from newsletter.models import Paper, Pick
+from newsletter.ranking.trending import figures
 
 if TYPE_CHECKING:
-    from .interest_model import Profile
-    from .scoring import Day
+    from newsletter.ranking.profile import Profile
+    from newsletter.ranking.scoring import Day
 
 MAX_MATCHED = 4
 LIKE_SIMILARITY = 0.25  # a liked paper this similar is named in the reason

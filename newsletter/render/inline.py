@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from .errors import ConfigError
+from newsletter.errors import ConfigError
 
 _EXTENDS = re.compile(r"\A\s*\{%-?\s*extends\s+[\"']([^\"']+)[\"']\s*-?%\}")
 _INCLUDE = re.compile(r"\{%-?\s*include\s+[\"']([^\"']+)[\"']\s*-?%\}")

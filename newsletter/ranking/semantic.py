@@ -16,7 +16,7 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import ConfigError
+from newsletter.errors import ConfigError
 
 RRF_K = 60.0
 

@@ -13,10 +13,10 @@ from datetime import date, datetime, timedelta
 
 import httpx
 
-from .config import Config
-from .errors import FeedError
-from .models import split_arxiv_id
-from .sources import (
+from newsletter.config import Config
+from newsletter.errors import FeedError
+from newsletter.models import split_arxiv_id
+from newsletter.sources import (
     ARXIV_API,
     ARXIV_RSS,
     HUGGINGFACE,
@@ -26,8 +26,8 @@ from .sources import (
     arxiv_rss,
     huggingface,
 )
-from .sources.http import Fetched, HttpClient, client_for
-from .store import Store
+from newsletter.sources.http import Fetched, HttpClient, client_for
+from newsletter.store.database import Store
 
 fetch_log = logging.getLogger("newsletter.fetch")
 Progress = Callable[[str, int, int | None], None]  # (source, done, total or None)

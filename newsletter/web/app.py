@@ -30,16 +30,16 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from . import links, pipeline
-from .addresses import normalize_address
-from .config import Config
-from .errors import InvalidAddressError, NewsletterError
-from .models import Subscriber, SubscriberStatus
-from .tokens import TokenError
-from .web_core import CsrfError, WebContext
-from .web_forms import Preferences, parse_preferences, timezone_choices
-from .web_manage import manage_routes
-from .web_security import SecurityHeadersMiddleware, security_headers
+from newsletter import links, pipeline
+from newsletter.addresses import normalize_address
+from newsletter.config import Config
+from newsletter.errors import InvalidAddressError, NewsletterError
+from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.tokens import TokenError
+from newsletter.web.core import CsrfError, WebContext
+from newsletter.web.forms import Preferences, parse_preferences, timezone_choices
+from newsletter.web.manage import manage_routes
+from newsletter.web.security import SecurityHeadersMiddleware, security_headers
 
 log = logging.getLogger("newsletter.web")
 ROBOTS = "User-agent: *\nDisallow: /confirm/\nDisallow: /unsubscribe/\nDisallow: /resubscribe/\n"

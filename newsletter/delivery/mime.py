@@ -27,10 +27,10 @@ from email.utils import format_datetime, make_msgid
 from pathlib import Path
 from typing import Protocol
 
-from . import links
-from .config import Config
-from .errors import ConfigError, DeliveryError
-from .models import Subscriber
+from newsletter import links
+from newsletter.config import Config
+from newsletter.errors import ConfigError, DeliveryError
+from newsletter.models import Subscriber
 
 MAX_SUBJECT_CHARS = 200
 _WIDE_HEADERS = frozenset({"list-unsubscribe", "dkim-signature"})

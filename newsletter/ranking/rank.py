@@ -19,12 +19,12 @@ from datetime import date
 
 import numpy as np
 
-from .explain import Explainer, Ranking
-from .interest_model import Profile
-from .models import Paper
-from .scoring import Day, RankOptions, prepare_day, score_batch
-from .semantic import Encoder
-from .textindex import IndexSettings
+from newsletter.models import Paper
+from newsletter.ranking.explain import Explainer, Ranking
+from newsletter.ranking.profile import Profile
+from newsletter.ranking.scoring import Day, RankOptions, prepare_day, score_batch
+from newsletter.ranking.semantic import Encoder
+from newsletter.ranking.textindex import IndexSettings
 
 __all__ = ["RANKERS", "RankOptions", "Ranking", "rank", "ranker_options"]
 

@@ -1,0 +1,1 @@
+"""Delivery: mailers (SMTP, Maildir), MIME, the send ledger's rules and the run lock."""

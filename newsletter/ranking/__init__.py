@@ -1,0 +1,1 @@
+"""Ranking: relevance × trending × freshness per subscriber, no repeats, diversity, reasons."""

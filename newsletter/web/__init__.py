@@ -1,0 +1,1 @@
+"""The Starlette web app: the reader's pages, forms and security."""

@@ -31,7 +31,7 @@ import httpx
 
 from newsletter import pipeline
 from newsletter.config import Config, parse_config
-from newsletter.delivery.deliver import SMTPMailer
+from newsletter.delivery import SMTPMailer
 from newsletter.errors import DeliveryError
 from newsletter.models import Interest, InterestKind, SubscriberStatus
 from newsletter.store.database import Store

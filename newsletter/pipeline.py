@@ -22,9 +22,8 @@ from typing import Any
 
 import httpx
 
-from newsletter import links
+from newsletter import delivery, links
 from newsletter.config import Config
-from newsletter.delivery import deliver
 from newsletter.delivery.lock import run_lock
 from newsletter.errors import DeliveryError, FeedError, NewsletterError
 from newsletter.models import Digest, SendStatus, Subscriber, SubscriberStatus
@@ -209,7 +208,7 @@ def resubscribe_url(cfg: Config, subscriber_id: int) -> str:
 def _send_account_mail(
     store: Store, cfg: Config, mailer: Any, subscriber: Subscriber, now: datetime, kind: str
 ) -> str:
-    from newsletter.delivery.deliver import build_message, new_message_id
+    from newsletter.delivery import build_message, new_message_id
 
     current = store.get_subscriber(subscriber.id) or subscriber
     renderer = _account_renderer(cfg)
@@ -324,7 +323,7 @@ def _send_targets(
             raise DeliveryError(f"--resend: {resend} is not a subscriber")
         if sub.status != SubscriberStatus.ACTIVE:
             raise DeliveryError(f"--resend: {sub.email} is {sub.status}, not active; not sending")
-        mid = deliver.message_id_for(cfg, sub.id, digest_date, variant=int(now.timestamp()))
+        mid = delivery.message_id_for(cfg, sub.id, digest_date, variant=int(now.timestamp()))
         store.reopen_send(sub.id, digest_date, mid, now)
         candidates = [sub]
     else:
@@ -361,14 +360,14 @@ def _outgoing(
     digest_date: date,
     now: datetime,
     renderer: Any,
-    ledger: deliver.Ledger,
+    ledger: delivery.Ledger,
     summary: SendSummary,
     signer: Any,
-) -> Iterator[deliver.Outgoing]:
+) -> Iterator[delivery.Outgoing]:
     """Rank, render and build each message lazily, in chunks, while earlier ones are sent."""
     rows = {sub.id: row for sub, row in targets}
     earlier = store.last_sent_dates(digest_date)
-    for chunk in deliver.iter_chunks([sub for sub, _ in targets], SEND_CHUNK):
+    for chunk in delivery.iter_chunks([sub for sub, _ in targets], SEND_CHUNK):
         digests = {d.subscriber.id: d for d in build_digests(store, cfg, digest_date, now, chunk)}
         for sub in chunk:
             digest = digests.get(sub.id)
@@ -397,15 +396,15 @@ def _build_job(
     digest: Digest,
     row: dict[str, Any] | None,
     render: Callable[[], Any],
-    ledger: deliver.Ledger,
+    ledger: delivery.Ledger,
     summary: SendSummary,
     signer: Any,
-) -> deliver.Outgoing | None:
+) -> delivery.Outgoing | None:
     """One digest rendered and built into the bytes to send; None when it cannot be (recorded
     in the ledger and the summary: a refused address fails, a rendering error is retried)."""
     sub, day = digest.subscriber, digest.date
-    message_id = (row or {}).get("message_id") or deliver.message_id_for(cfg, sub.id, day)
-    job = deliver.Outgoing(
+    message_id = (row or {}).get("message_id") or delivery.message_id_for(cfg, sub.id, day)
+    job = delivery.Outgoing(
         sub, day, message_id, b"", cfg.email.from_address, (), int((row or {}).get("attempts") or 0)
     )
     try:
@@ -414,7 +413,7 @@ def _build_job(
             summary.planned.append((sub.email, rendered.subject, len(digest.picks)))
             return None
         job.paper_ids = digest.paper_ids[: len(digest.paper_ids) - rendered.dropped]
-        job.raw = deliver.render_bytes(
+        job.raw = delivery.render_bytes(
             cfg,
             sub,
             rendered,
@@ -424,7 +423,7 @@ def _build_job(
             signer=signer,
         )
         return job
-    except deliver.RefusedMessage as exc:
+    except delivery.RefusedMessage as exc:
         reason = f"not sent: {exc}"
         if not summary.dry_run:
             ledger.claim(job)
@@ -445,15 +444,15 @@ def _build_job(
     return None
 
 
-def make_mailer(cfg: Config) -> deliver.Mailer:
+def make_mailer(cfg: Config) -> delivery.Mailer:
     """The mailer `delivery.method` asks for (SMTP, or a Maildir outbox)."""
-    return deliver.mailer_from_config(cfg)
+    return delivery.mailer_from_config(cfg)
 
 
 def send_daily(
     store: Store,
     cfg: Config,
-    mailer: deliver.Mailer,
+    mailer: delivery.Mailer,
     digest_date: date,
     now: datetime,
     *,
@@ -465,7 +464,7 @@ def send_daily(
     renderer: Any = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], datetime] | None = None,
-    progress: Callable[[deliver.DeliveryReport], None] | None = None,
+    progress: Callable[[delivery.DeliveryReport], None] | None = None,
     stop: threading.Event | None = None,
 ) -> SendSummary:
     """Send each active subscriber their digest for `digest_date`, exactly once (the ledger).
@@ -482,7 +481,7 @@ def send_daily(
     summary = SendSummary(digest_date, dry_run=dry_run)
     clock = clock or (lambda: datetime.now(UTC))
     renderer = renderer if renderer is not None else Renderer(cfg)
-    ledger = deliver.Ledger(store, cfg, clock)
+    ledger = delivery.Ledger(store, cfg, clock)
     if dry_run:
         targets = _send_targets(
             store,
@@ -515,7 +514,7 @@ def send_daily(
             jobs = _outgoing(
                 store, cfg, targets, digest_date, now, renderer, ledger, summary, mailer.signer
             )
-            report = deliver.deliver(
+            report = delivery.deliver(
                 store, cfg, mailer, jobs, ledger=ledger, sleep=sleep, progress=progress, stop=stop
             )
         except BaseException as exc:
@@ -536,7 +535,7 @@ def send_daily(
 def run_daily(
     store: Store,
     cfg: Config,
-    mailer: deliver.Mailer,
+    mailer: delivery.Mailer,
     now: datetime,
     *,
     digest_date: date | None = None,
@@ -650,7 +649,7 @@ def preview_digests(
     rendered and built into the exact message `send` would hand to SMTP. Records nothing:
     no send row and no sent papers, so a real send later is unaffected."""
     from newsletter.addresses import normalize_address
-    from newsletter.delivery.deliver import message_id_for, render_bytes
+    from newsletter.delivery import message_id_for, render_bytes
     from newsletter.delivery.mime import DKIMSigner
     from newsletter.errors import NewsletterError
     from newsletter.render.renderer import Renderer

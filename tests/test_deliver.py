@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from newsletter.delivery import deliver, mime
+from newsletter import delivery
+from newsletter.delivery import mime
+from newsletter.errors import DeliveryError
 from newsletter.models import SendStatus, Subscriber, SubscriberStatus
 from newsletter.render.renderer import RenderedEmail
 from newsletter.store.database import Store
@@ -35,7 +37,7 @@ def _subscribers(store: Store, n: int) -> list[Subscriber]:
     ]
 
 
-def _jobs(cfg, subs: list[Subscriber], store: Store | None = None) -> list[deliver.Outgoing]:
+def _jobs(cfg, subs: list[Subscriber], store: Store | None = None) -> list[delivery.Outgoing]:
     jobs = []
     for sub in subs:
         row = store.get_send(sub.id, DAY) if store is not None else None
@@ -44,7 +46,7 @@ def _jobs(cfg, subs: list[Subscriber], store: Store | None = None) -> list[deliv
         raw = mime.render_bytes(cfg, sub, rendered, message_id=mid, digest_date=DAY, now=NOW)
         prior = row["attempts"] if row else 0
         jobs.append(
-            deliver.Outgoing(sub, DAY, mid, raw, cfg.email.from_address, ("2611.00001",), prior)
+            delivery.Outgoing(sub, DAY, mid, raw, cfg.email.from_address, ("2611.00001",), prior)
         )
     return jobs
 
@@ -58,9 +60,9 @@ def _by_recipient(sink: SMTPSink) -> dict[str, list[str]]:
 
 
 def _run(store, cfg, subs, sleeps=None):
-    mailer = deliver.mailer_from_config(cfg)
+    mailer = delivery.mailer_from_config(cfg)
     waits: list[float] = [] if sleeps is None else sleeps
-    return deliver.deliver(store, cfg, mailer, _jobs(cfg, subs, store), sleep=waits.append)
+    return delivery.deliver(store, cfg, mailer, _jobs(cfg, subs, store), sleep=waits.append)
 
 
 def test_batch_over_one_reused_connection_recorded_in_the_ledger(
@@ -123,10 +125,10 @@ def test_consecutive_hard_failures_mark_the_subscriber_bounced(
     (sub,) = _subscribers(store, 1)
     smtp_server.scripted[sub.email] = ["550 mailbox unavailable", "550 mailbox unavailable"]
     _run(store, cfg, [sub])
-    mailer = deliver.mailer_from_config(cfg)
+    mailer = delivery.mailer_from_config(cfg)
     job = _jobs(cfg, [sub])[0]
     job.digest_date = date(2026, 11, 24)
-    report = deliver.deliver(store, cfg, mailer, [job], sleep=lambda s: None)
+    report = delivery.deliver(store, cfg, mailer, [job], sleep=lambda s: None)
     assert report.bounced == [sub.email]
     assert store.get_subscriber(sub.id).status == SubscriberStatus.BOUNCED
 
@@ -194,9 +196,9 @@ def test_parallel_connections_deliver_each_message_once(
 def test_maildir_outbox(tmp_path: Path, store: Store) -> None:
     cfg = make_config(tmp_path, '[delivery]\nmethod = "maildir:outbox"\n')
     subs = _subscribers(store, 3)
-    mailer = deliver.mailer_from_config(cfg)
-    assert isinstance(mailer, deliver.MaildirMailer)
-    report = deliver.deliver(store, cfg, mailer, _jobs(cfg, subs))
+    mailer = delivery.mailer_from_config(cfg)
+    assert isinstance(mailer, delivery.MaildirMailer)
+    report = delivery.deliver(store, cfg, mailer, _jobs(cfg, subs))
     assert report.sent == 3
     box = mailbox.Maildir(tmp_path / "outbox", create=False)
     ids = sorted(m["Message-ID"] for m in box)
@@ -212,11 +214,11 @@ def test_single_message_send_api(tmp_path: Path, store: Store, smtp_server: SMTP
     msg = mime.build_message(
         cfg, sub, rendered, message_id=mime.new_message_id(cfg), kind="confirm"
     )
-    deliver.mailer_from_config(cfg).send(msg)
+    delivery.mailer_from_config(cfg).send(msg)
     assert smtp_server.messages()[0]["Subject"] == "Confirm"
     smtp_server.scripted[sub.email] = ["550 5.1.1 unknown"]
-    with pytest.raises(deliver.DeliveryError) as info:
-        deliver.mailer_from_config(cfg).send(msg)
+    with pytest.raises(DeliveryError) as info:
+        delivery.mailer_from_config(cfg).send(msg)
     assert info.value.temporary is False and info.value.reply.startswith("550 5.1.1")
 
 
@@ -228,7 +230,7 @@ def test_rate_limit_spaces_messages() -> None:
         waits.append(s)
         t[0] += s
 
-    limiter = deliver.RateLimiter(4.0, clock=lambda: t[0], sleep=sleep)
+    limiter = delivery.SendRate(4.0, clock=lambda: t[0], sleep=sleep)
     for _ in range(5):
         limiter.wait()
     assert waits == [0.25, 0.25, 0.25, 0.25]

@@ -18,7 +18,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 
-from newsletter.delivery import deliver, mime
+from newsletter import delivery
+from newsletter.delivery import mime
 from newsletter.models import SendStatus, SubscriberStatus
 from newsletter.render.renderer import RenderedEmail
 from newsletter.store.database import Store
@@ -74,12 +75,12 @@ def _server_context(cert: tuple[Path, Path]) -> ssl.SSLContext:
     return ctx
 
 
-def _job(cfg: Any, store: Store) -> deliver.Outgoing:
+def _job(cfg: Any, store: Store) -> delivery.Outgoing:
     sub, _ = store.add_subscriber("ann@example.org", NOW, status=SubscriberStatus.ACTIVE)
     mid = mime.message_id_for(cfg, sub.id, DAY)
     rendered = RenderedEmail("Papers", "<p>hi</p>", "hi", "")
     raw = mime.render_bytes(cfg, sub, rendered, message_id=mid, digest_date=DAY, now=NOW)
-    return deliver.Outgoing(sub, DAY, mid, raw, cfg.email.from_address, ("2611.00001",))
+    return delivery.Outgoing(sub, DAY, mid, raw, cfg.email.from_address, ("2611.00001",))
 
 
 def _cfg(tmp_path: Path, port: int, security: str, username: str = "digest", **env: str):
@@ -108,7 +109,7 @@ def test_starttls_and_login(
     controller.start()
     try:
         cfg = _cfg(tmp_path, port, "starttls")
-        report = deliver.deliver(store, cfg, deliver.mailer_from_config(cfg), [_job(cfg, store)])
+        report = delivery.deliver(store, cfg, delivery.mailer_from_config(cfg), [_job(cfg, store)])
     finally:
         controller.stop()
     assert report.sent == 1, report
@@ -133,7 +134,7 @@ def test_implicit_tls(
     controller.start()
     try:
         cfg = _cfg(tmp_path, port, "ssl")
-        report = deliver.deliver(store, cfg, deliver.mailer_from_config(cfg), [_job(cfg, store)])
+        report = delivery.deliver(store, cfg, delivery.mailer_from_config(cfg), [_job(cfg, store)])
     finally:
         controller.stop()
     assert report.sent == 1 and rec.messages[0][2]
@@ -155,11 +156,11 @@ def test_untrusted_certificate_and_wrong_password_stop_the_run_clearly(
     try:
         cfg = _cfg(tmp_path, port, "starttls")
         job = _job(cfg, store)
-        untrusted = deliver.deliver(store, cfg, deliver.mailer_from_config(cfg), [job])
+        untrusted = delivery.deliver(store, cfg, delivery.mailer_from_config(cfg), [job])
         assert untrusted.sent == 0 and "TLS with 127.0.0.1" in untrusted.aborted
         monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
         bad = _cfg(tmp_path, port, "starttls", password="wrong")
-        refused = deliver.deliver(store, bad, deliver.mailer_from_config(bad), [job])
+        refused = delivery.deliver(store, bad, delivery.mailer_from_config(bad), [job])
     finally:
         controller.stop()
     assert refused.sent == 0 and "refused the login for 'digest'" in refused.aborted
@@ -184,8 +185,8 @@ def test_lost_acknowledgement_is_retried_with_the_same_message_id(
         )
         job = _job(cfg, store)
         waits: list[float] = []
-        report = deliver.deliver(
-            store, cfg, deliver.mailer_from_config(cfg), [job], sleep=waits.append
+        report = delivery.deliver(
+            store, cfg, delivery.mailer_from_config(cfg), [job], sleep=waits.append
         )
     finally:
         controller.stop()

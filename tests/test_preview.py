@@ -19,7 +19,7 @@ from click.testing import CliRunner, Result
 from newsletter import pipeline
 from newsletter.cli import cli
 from newsletter.config import load_config
-from newsletter.delivery.deliver import message_id_for
+from newsletter.delivery import message_id_for
 from newsletter.models import Interest, InterestKind, SubscriberStatus
 from newsletter.preview import preview_server
 from newsletter.render.renderer import MAX_HTML_BYTES

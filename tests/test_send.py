@@ -275,7 +275,7 @@ def test_a_digest_that_cannot_be_rendered_is_retried_and_the_rest_go_out(
     config: Path, smtp_server: SMTPSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
-    from newsletter.delivery.deliver import mailer_from_config
+    from newsletter.delivery import mailer_from_config
     from newsletter.render.renderer import Renderer
 
     class BrokenForGrace(Renderer):  # fault injection around the real renderer

@@ -384,7 +384,7 @@ def test_rfc8058_one_click_post_without_cookies_unsubscribes_with_2xx(
 
 
 def test_one_click_on_the_list_unsubscribe_header_of_a_real_digest(site: Site) -> None:
-    from newsletter.delivery.deliver import build_message, message_id_for
+    from newsletter.delivery import build_message, message_id_for
     from newsletter.render.renderer import RenderedEmail
 
     sid = site.active()

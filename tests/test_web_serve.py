@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from newsletter.config import Config, parse_config
-from newsletter.delivery.deliver import build_message, message_id_for
+from newsletter.delivery import build_message, message_id_for
 from newsletter.models import SubscriberStatus
 from newsletter.render.renderer import RenderedEmail
 from newsletter.store.database import Store

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.config import Config, parse_config
-from newsletter.delivery.deliver import SMTPMailer, SMTPSession
+from newsletter.delivery import SMTPMailer, SMTPSession
 from newsletter.demo import DEMO_DAY, DEMO_NOW, FEED, offline_transport
 from newsletter.models import Interest, InterestKind, SubscriberStatus
 from newsletter.store.database import Store

@@ -104,7 +104,7 @@ class WebContext:
 
     def mailer(self) -> Any:
         if self._mailer is None:
-            from newsletter.delivery.deliver import mailer_from_config
+            from newsletter.delivery import mailer_from_config
 
             self._mailer = mailer_from_config(self.cfg)
         return self._mailer

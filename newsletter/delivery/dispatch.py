@@ -26,54 +26,21 @@ arrives, in the sending thread.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import mailbox
 import queue
-import smtplib
-import ssl
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
-from email.message import EmailMessage
-from pathlib import Path
-from typing import Protocol
 
 from newsletter.config import Config
 from newsletter.delivery.ledger import DeliveryReport, Ledger, Outgoing
-from newsletter.delivery.mime import (
-    DKIMSigner,
-    RefusedMessage,
-    build_message,
-    envelope_of,
-    message_id_for,
-    new_message_id,
-    render_bytes,
-    to_bytes,
-)
+from newsletter.delivery.mailer import Mailer, MailSession
+from newsletter.delivery.smtp import ConnectionFailed
 from newsletter.errors import DeliveryError
 from newsletter.models import Subscriber
 from newsletter.store.database import Store
-
-__all__ = [
-    "DeliveryError",
-    "DeliveryReport",
-    "Ledger",
-    "MailSession",
-    "MaildirMailer",
-    "Mailer",
-    "Outgoing",
-    "RefusedMessage",
-    "SMTPMailer",
-    "build_message",
-    "deliver",
-    "mailer_from_config",
-    "message_id_for",
-    "new_message_id",
-    "render_bytes",
-]
 
 log = logging.getLogger("newsletter.deliver")
 MAX_BACKOFF_SECONDS = 300.0
@@ -83,206 +50,7 @@ SWITCH_INTERVAL = 0.0005  # seconds; see _Dispatcher.run
 QUEUE_DEPTH = 256
 
 
-class ConnectionFailed(DeliveryError):
-    """The server could not be reached or refused us as a client (not one message's fault)."""
-
-
-# ---------------------------------------------------------------- mailers
-
-
-class MailSession(Protocol):
-    """One open connection (or outbox handle) that sends many messages in turn."""
-
-    def send_raw(self, raw: bytes, sender: str, recipients: Sequence[str]) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class Mailer(Protocol):
-    """Sends messages: `send` for one message, `open_session` for many over one connection."""
-
-    connections: int
-    signer: DKIMSigner | None
-
-    def send(self, message: EmailMessage) -> None: ...
-
-    def open_session(self) -> MailSession: ...
-
-
-def _send_one(mailer: Mailer, message: EmailMessage) -> None:
-    sender, recipients = envelope_of(message)
-    session = mailer.open_session()
-    try:
-        session.send_raw(to_bytes(message, mailer.signer), sender, recipients)
-    finally:
-        session.close()
-
-
-def _reply_text(code: int, msg: bytes | str) -> str:
-    text = msg.decode("utf-8", "replace") if isinstance(msg, bytes) else str(msg)
-    return f"{code} {' '.join(text.split())}".strip()
-
-
-class SMTPSession:
-    """One SMTP connection, opened lazily, reused, and reopened after it drops."""
-
-    def __init__(self, cfg: Config) -> None:
-        self.cfg = cfg
-        self.smtp: smtplib.SMTP | None = None
-
-    def _connect(self) -> smtplib.SMTP:
-        s = self.cfg.smtp
-        where = f"{s.host}:{s.port}"
-        try:
-            if s.security == "ssl":
-                conn: smtplib.SMTP = smtplib.SMTP_SSL(
-                    s.host, s.port, timeout=s.timeout_seconds, context=ssl.create_default_context()
-                )
-            else:
-                conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
-                if s.security == "starttls":
-                    conn.ehlo()
-                    conn.starttls(context=ssl.create_default_context())
-            conn.ehlo_or_helo_if_needed()
-            if s.username:
-                conn.login(s.username, self.cfg.smtp_password)
-        except smtplib.SMTPAuthenticationError as exc:
-            raise ConnectionFailed(
-                f"the SMTP server {where} refused the login for {s.username!r}: check "
-                "smtp.username and NEWSLETTER_SMTP_PASSWORD",
-                reply=_reply_text(exc.smtp_code, exc.smtp_error),
-            ) from None
-        except smtplib.SMTPNotSupportedError as exc:
-            raise ConnectionFailed(
-                f"the SMTP server {where} does not support {exc}: check smtp.security "
-                '("starttls", "ssl" or "none") and smtp.username'
-            ) from None
-        except ssl.SSLError as exc:
-            raise ConnectionFailed(
-                f"TLS with {where} failed ({exc.reason or exc}): check smtp.security and smtp.port"
-            ) from None
-        except smtplib.SMTPResponseException as exc:
-            raise ConnectionFailed(
-                f"the SMTP server {where} refused the connection",
-                temporary=400 <= exc.smtp_code < 500,
-                reply=_reply_text(exc.smtp_code, exc.smtp_error),
-            ) from None
-        except (OSError, smtplib.SMTPException) as exc:
-            raise ConnectionFailed(
-                f"cannot connect to the SMTP server {where}: {exc or type(exc).__name__}",
-                temporary=True,
-            ) from None
-        return conn
-
-    def send_raw(self, raw: bytes, sender: str, recipients: Sequence[str]) -> None:
-        if self.smtp is None:
-            self.smtp = self._connect()
-        try:
-            self.smtp.sendmail(sender, list(recipients), raw)
-        except smtplib.SMTPRecipientsRefused as exc:
-            code, msg = next(iter(exc.recipients.values()))
-            self._raise_reply(code, msg, "refused the recipient")
-        except smtplib.SMTPSenderRefused as exc:
-            raise ConnectionFailed(
-                f"the SMTP server refused the sender {sender!r}: check email.from_address",
-                temporary=400 <= exc.smtp_code < 500,
-                reply=_reply_text(exc.smtp_code, exc.smtp_error),
-            ) from None
-        except (smtplib.SMTPServerDisconnected, OSError) as exc:
-            self.close()
-            raise DeliveryError(
-                f"connection lost: {exc or type(exc).__name__}", temporary=True
-            ) from None
-        except smtplib.SMTPResponseException as exc:
-            if exc.smtp_code == 421:  # the server is closing the connection
-                self.close()
-            self._raise_reply(exc.smtp_code, exc.smtp_error, "refused the message")
-
-    def _raise_reply(self, code: int, msg: bytes | str, what: str) -> None:
-        reply = _reply_text(code, msg)
-        temporary = not 500 <= code < 600
-        raise DeliveryError(f"the SMTP server {what}: {reply}", temporary=temporary, reply=reply)
-
-    def close(self) -> None:
-        if self.smtp is not None:
-            with contextlib.suppress(OSError, smtplib.SMTPException):
-                self.smtp.quit()
-            with contextlib.suppress(OSError):
-                self.smtp.close()
-            self.smtp = None
-
-
-class SMTPMailer:
-    """SMTP delivery: host, port, security (starttls | ssl | none), optional login."""
-
-    def __init__(self, cfg: Config, signer: DKIMSigner | None = None) -> None:
-        self.cfg = cfg
-        self.connections = cfg.smtp.connections
-        self.signer = signer
-
-    def open_session(self) -> SMTPSession:
-        return SMTPSession(self.cfg)
-
-    def send(self, message: EmailMessage) -> None:
-        """Send one message on its own connection (confirmation mails, notices)."""
-        _send_one(self, message)
-
-
-class MaildirSession:
-    def __init__(self, mailer: MaildirMailer) -> None:
-        self.mailer = mailer
-
-    def send_raw(self, raw: bytes, sender: str, recipients: Sequence[str]) -> None:
-        self.mailer.store(raw)
-
-    def close(self) -> None:
-        pass
-
-
-class MaildirMailer:
-    """Outbox mode (`delivery.method = "maildir:PATH"`): each message becomes a Maildir file."""
-
-    def __init__(self, path: Path, signer: DKIMSigner | None = None, connections: int = 1) -> None:
-        self.path = Path(path)
-        self.signer = signer
-        self.connections = connections
-        self._lock = threading.Lock()
-        try:
-            self.maildir = mailbox.Maildir(self.path, create=True)
-        except OSError as exc:
-            raise DeliveryError(
-                f"cannot create the outbox Maildir {self.path}: {exc.strerror}"
-            ) from None
-
-    def store(self, raw: bytes) -> str:
-        with self._lock:  # Maildir's unique-name counter is not thread-safe
-            try:
-                return self.maildir.add(raw)
-            except OSError as exc:
-                raise DeliveryError(
-                    f"cannot write to the outbox {self.path}: {exc.strerror}", temporary=True
-                ) from None
-
-    def open_session(self) -> MaildirSession:
-        return MaildirSession(self)
-
-    def send(self, message: EmailMessage) -> None:
-        _send_one(self, message)
-
-
-def mailer_from_config(cfg: Config) -> SMTPMailer | MaildirMailer:
-    """The mailer `delivery.method` asks for: "smtp" or "maildir:PATH"."""
-    signer = DKIMSigner.from_config(cfg)
-    method = cfg.delivery.method
-    if method.startswith("maildir:"):
-        return MaildirMailer(cfg.path(method.removeprefix("maildir:")), signer)
-    return SMTPMailer(cfg, signer)
-
-
-# ---------------------------------------------------------------- the send loop
-
-
-class RateLimiter:
+class SendRate:
     """At most `rate` messages per second across all connections (0: no limit)."""
 
     def __init__(
@@ -332,7 +100,7 @@ class _Dispatcher:
         self.progress = progress
         self.halt = halt  # set from outside (the scheduler's SIGTERM): stop between messages
         self.report = DeliveryReport()
-        self.limiter = RateLimiter(cfg.smtp.rate_per_second, sleep=sleep)
+        self.limiter = SendRate(cfg.smtp.rate_per_second, sleep=sleep)
         workers = max(1, mailer.connections)
         self.jobs: queue.Queue[Outgoing | None] = queue.Queue(maxsize=QUEUE_DEPTH)
         self.stop = threading.Event()

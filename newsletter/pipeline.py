@@ -650,7 +650,7 @@ def preview_digests(
     no send row and no sent papers, so a real send later is unaffected."""
     from newsletter.addresses import normalize_address
     from newsletter.delivery import message_id_for, render_bytes
-    from newsletter.delivery.mime import DKIMSigner
+    from newsletter.delivery.dkim import DKIMSigner
     from newsletter.errors import NewsletterError
     from newsletter.render.renderer import Renderer
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.delivery import mime
+from newsletter.delivery.dkim import DKIMSigner
 from newsletter.errors import DeliveryError
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.render.renderer import RenderedEmail
@@ -227,7 +228,7 @@ def test_dkim_signature_verifies_and_covers_list_unsubscribe(tmp_path: Path) -> 
             'dkim_key_file = "dkim.pem"\n',
         ),
     )
-    signer = mime.DKIMSigner.from_config(cfg)
+    signer = DKIMSigner.from_config(cfg)
     assert signer is not None
     _, raw = _build(cfg, _sub(), _rendered(), signer=signer)
     assert raw.startswith(b"DKIM-Signature:")
@@ -246,4 +247,4 @@ def test_incomplete_dkim_config_is_a_clear_error(tmp_path: Path) -> None:
 
     cfg = make_config(tmp_path, '[email]\ndkim_selector = "news"\n')
     with pytest.raises(ConfigError, match="dkim_domain"):
-        mime.DKIMSigner.from_config(cfg)
+        DKIMSigner.from_config(cfg)

@@ -7,11 +7,11 @@ The only package that talks SMTP. What other stages use is re-exported here; the
 """
 
 from newsletter.delivery.dispatch import SendRate, backoff_delay, deliver, iter_chunks
+from newsletter.delivery.dkim import DKIMSigner
 from newsletter.delivery.ledger import DeliveryReport, Ledger, Outgoing
 from newsletter.delivery.maildir import MaildirMailer
 from newsletter.delivery.mailer import Mailer, MailSession, mailer_from_config
 from newsletter.delivery.mime import (
-    DKIMSigner,
     RefusedMessage,
     build_message,
     message_id_for,

@@ -7,7 +7,8 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Protocol
 
 from newsletter.config import Config
-from newsletter.delivery.mime import DKIMSigner, envelope_of, to_bytes
+from newsletter.delivery.dkim import DKIMSigner
+from newsletter.delivery.mime import envelope_of, to_bytes
 
 if TYPE_CHECKING:
     from newsletter.delivery.maildir import MaildirMailer

@@ -1,4 +1,4 @@
-"""Build the e-mails: MIME structure, headers, Message-IDs, DKIM and byte serialization.
+"""Build the e-mails: MIME structure, headers, Message-IDs and byte serialization (DKIM: dkim.py).
 
 Every message is multipart/alternative (text, then HTML), UTF-8, quoted-printable, so no line
 is ever longer than 76 octets whatever the HTML looks like, and serialized with CRLF line
@@ -18,36 +18,21 @@ import binascii
 import hashlib
 import re
 import unicodedata
-from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from email.headerregistry import Address
 from email.message import EmailMessage, MIMEPart
 from email.policy import EmailPolicy
 from email.utils import format_datetime, make_msgid
-from pathlib import Path
 from typing import Protocol
 
 from newsletter import links
 from newsletter.config import Config
-from newsletter.errors import ConfigError, DeliveryError
+from newsletter.delivery.dkim import DKIMSigner
+from newsletter.errors import DeliveryError
 from newsletter.models import Subscriber
 
 MAX_SUBJECT_CHARS = 200
 _WIDE_HEADERS = frozenset({"list-unsubscribe", "dkim-signature"})
-# Headers the DKIM signature covers (RFC 8058 asks for both List-Unsubscribe headers).
-DKIM_HEADERS = (
-    b"from",
-    b"to",
-    b"subject",
-    b"date",
-    b"message-id",
-    b"reply-to",
-    b"list-id",
-    b"list-unsubscribe",
-    b"list-unsubscribe-post",
-    b"mime-version",
-    b"content-type",
-)
 
 
 def _fold_plain(name: str, value: str, limit: int = 78) -> str | None:
@@ -347,58 +332,6 @@ def render_bytes(
 
 
 # ---------------------------------------------------------------- serializing and DKIM
-
-
-class DKIMSigner:
-    """Signs serialized messages with dkimpy (relaxed/simple), the key read once."""
-
-    def __init__(self, selector: str, domain: str, private_key: bytes) -> None:
-        self.selector = selector.encode("ascii")
-        self.domain = domain.encode("ascii")
-        self.private_key = private_key
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> DKIMSigner | None:
-        e = cfg.email
-        wanted = [e.dkim_selector, e.dkim_domain, e.dkim_key_file]
-        if not any(wanted):
-            return None
-        if not all(wanted):
-            raise ConfigError(
-                "DKIM needs all three of email.dkim_selector, email.dkim_domain and "
-                "email.dkim_key_file (or none of them, to send unsigned)"
-            )
-        path = cfg.path(e.dkim_key_file)
-        try:
-            key = Path(path).read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"email.dkim_key_file: cannot read {path}: {exc.strerror}") from None
-        if b"PRIVATE KEY" not in key:
-            raise ConfigError(f"email.dkim_key_file: {path} is not a PEM private key")
-        return cls(e.dkim_selector, e.dkim_domain, key)
-
-    def sign(self, raw: bytes, headers: Sequence[bytes] = DKIM_HEADERS) -> bytes:
-        import dkim
-
-        present = {line.split(b":", 1)[0].strip().lower() for line in _header_lines(raw)}
-        include = [h for h in headers if h in present]
-        try:
-            signature = dkim.sign(
-                raw,
-                self.selector,
-                self.domain,
-                self.private_key,
-                include_headers=include,
-                linesep=b"\r\n",
-            )
-        except dkim.DKIMException as exc:
-            raise ConfigError(f"DKIM signing failed (check email.dkim_key_file): {exc}") from None
-        return signature + raw
-
-
-def _header_lines(raw: bytes) -> list[bytes]:
-    head = raw.split(b"\r\n\r\n", 1)[0]
-    return [line for line in head.split(b"\r\n") if line and not line[:1].isspace()]
 
 
 def to_bytes(msg: EmailMessage, signer: DKIMSigner | None = None) -> bytes:

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 
 from newsletter.config import Config
+from newsletter.delivery.dkim import DKIMSigner
 from newsletter.delivery.mailer import send_one
-from newsletter.delivery.mime import DKIMSigner
 from newsletter.errors import DeliveryError
 
 

@@ -81,7 +81,7 @@ class _Handler:
     def __init__(self, sink: SMTPSink) -> None:
         self.sink = sink
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+    async def handle_RCPT(self, server, _session, envelope, address, _rcpt_options):
         with self.sink.lock:
             script = self.sink.scripted.get(address)
             reply = script.pop(0) if script else None
@@ -93,7 +93,7 @@ class _Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):
+    async def handle_DATA(self, _server, session, envelope):
         with self.sink.lock:
             self.sink.received.append(
                 {

@@ -23,9 +23,11 @@ install: $(STAMP) ## Create .venv and install the project with its dev tools
 test: $(STAMP) ## Run the test suite
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP) ## Run ruff on the code and the tests
-	$(BIN)/ruff check newsletter tests
-	$(BIN)/ruff format --check newsletter tests
+# All three checks report before the target fails.
+lint: $(STAMP) ## Run ruff (check, format) on the code and tests, and mypy
+	@rc=0; for check in "ruff check newsletter tests" "ruff format --check newsletter tests" mypy; do \
+	  echo "$(BIN)/$$check"; $(BIN)/$$check || rc=1; \
+	done; exit $$rc
 
 demo: $(STAMP) ## Offline demo: sample day, demo subscribers, real local SMTP, previews
 	$(BIN)/newsletter demo

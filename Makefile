@@ -20,7 +20,8 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the project with its dev tools
 
-test: $(STAMP) ## Run the test suite
+test: $(STAMP) ## Run the test suite (installs Debian's chromium first when missing, as root)
+	@sh scripts/ensure-chromium
 	$(BIN)/python -m pytest -q
 
 # All three checks report before the target fails.

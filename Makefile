@@ -55,4 +55,4 @@ bench: $(STAMP) ## Print ranking, rendering and sending benchmarks
 	$(BIN)/python -m newsletter.bench
 
 clean: ## Remove .venv, caches and demo output
-	rm -rf $(VENV) .pytest_cache .ruff_cache demo *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache demo *.egg-info

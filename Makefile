@@ -20,12 +20,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the project with its dev tools
 
-test: $(STAMP) ## Run the test suite
+test: $(STAMP) ## Run the test suite (installs Debian's chromium first when missing, as root)
+	@sh scripts/ensure-chromium
 	$(BIN)/python -m pytest -q
 
-lint: $(STAMP) ## Run ruff on the code and the tests
-	$(BIN)/ruff check newsletter tests
-	$(BIN)/ruff format --check newsletter tests
+# All three checks report before the target fails.
+lint: $(STAMP) ## Run ruff (check, format) on the code and tests, and mypy
+	@rc=0; for check in "ruff check newsletter tests" "ruff format --check newsletter tests" mypy; do \
+	  echo "$(BIN)/$$check"; $(BIN)/$$check || rc=1; \
+	done; exit $$rc
 
 demo: $(STAMP) ## Offline demo: sample day, demo subscribers, real local SMTP, previews
 	$(BIN)/newsletter demo
@@ -52,4 +55,4 @@ bench: $(STAMP) ## Print ranking, rendering and sending benchmarks
 	$(BIN)/python -m newsletter.bench
 
 clean: ## Remove .venv, caches and demo output
-	rm -rf $(VENV) .pytest_cache .ruff_cache demo *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache demo *.egg-info

@@ -15,6 +15,7 @@ import tomllib
 import types
 import typing
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -191,32 +192,45 @@ def _section_class(name: str) -> type:
 
 
 def _coerce(key: str, value: Any, annotation: Any) -> Any:
-    origin = typing.get_origin(annotation)
-    if origin is tuple:
+    if typing.get_origin(annotation) is tuple:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f'{key} must be a list of strings, e.g. {key.split(".")[-1]} = ["a"]')
         return tuple(value)
-    if annotation is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key} must be true or false, not {value!r}")
-        return value
-    if annotation is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key} must be a whole number, not {value!r}")
-        return value
-    if annotation is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ConfigError(f"{key} must be a number, not {value!r}")
-        return float(value)
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key} must be a string in quotes, not {value!r}")
-        if "\r" in value or "\n" in value:
-            raise ConfigError(f"{key} must be one line: line breaks are not allowed")
-        return value
+    scalar = _SCALARS.get(annotation)
+    if scalar is not None:
+        return scalar(key, value)
     if isinstance(annotation, types.UnionType):  # pragma: no cover - not used yet
         return value
     raise ConfigError(f"{key}: unsupported setting type")  # pragma: no cover
+
+
+def _bool(key: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key} must be true or false, not {value!r}")
+    return value
+
+
+def _int(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{key} must be a whole number, not {value!r}")
+    return value
+
+
+def _float(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ConfigError(f"{key} must be a number, not {value!r}")
+    return float(value)
+
+
+def _str(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{key} must be a string in quotes, not {value!r}")
+    if "\r" in value or "\n" in value:
+        raise ConfigError(f"{key} must be one line: line breaks are not allowed")
+    return value
+
+
+_SCALARS: dict[Any, Callable[[str, Any], Any]] = {bool: _bool, int: _int, float: _float, str: _str}
 
 
 def _build_section(name: str, raw: Any) -> Any:

@@ -20,8 +20,9 @@ from newsletter.store.database import Store
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-secret-key-0123456789abcdef"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 DROP = "<drop the connection>"
+# What a developer runs when the browser tests skip (`make test` runs it itself as root).
+CHROMIUM_INSTALL = "sudo apt-get install chromium"
 
 
 def make_config(tmp_path: Path, extra_toml: str = "", **env: str) -> Config:
@@ -81,7 +82,7 @@ class _Handler:
     def __init__(self, sink: SMTPSink) -> None:
         self.sink = sink
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+    async def handle_RCPT(self, server, _session, envelope, address, _rcpt_options):
         with self.sink.lock:
             script = self.sink.scripted.get(address)
             reply = script.pop(0) if script else None
@@ -93,7 +94,7 @@ class _Handler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):
+    async def handle_DATA(self, _server, session, envelope):
         with self.sink.lock:
             self.sink.received.append(
                 {
@@ -126,15 +127,30 @@ def smtp_server() -> Iterator[SMTPSink]:
         controller.stop()
 
 
+def chromium_or_skip() -> str:
+    """Debian's Chromium; where it is missing, skip the test with the command that installs it."""
+    path = shutil.which("chromium") or "/usr/bin/chromium"
+    if not Path(path).exists():
+        pytest.skip(f"Debian's chromium is not installed: {CHROMIUM_INSTALL}")
+    return path
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the browser `browser` (`-m "not browser"` leaves them out)."""
+    for item in items:
+        if "browser" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.browser)
+
+
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Any]:
-    """Debian's headless Chromium driven by Playwright (skips with the reason if unavailable)."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    """Debian's headless Chromium driven by Playwright (skips as `chromium_or_skip` says)."""
+    executable = chromium_or_skip()
+    from playwright import sync_api  # a dev dependency, installed with pytest
+
     with sync_api.sync_playwright() as pw:
         b = pw.chromium.launch(
-            executable_path=CHROMIUM,
+            executable_path=executable,
             headless=True,
             args=[
                 "--no-sandbox",

@@ -26,7 +26,7 @@ def test_example_config_parses_and_documents_every_key() -> None:
         assert lines[above].startswith("#"), f"sources.{field.name} has no comment"
 
 
-def test_secrets_come_from_the_environment(tmp_path: Path) -> None:
+def test_secrets_come_from_the_environment() -> None:
     cfg = parse_config(
         "", env={"NEWSLETTER_SECRET_KEY": "k" * 20, "NEWSLETTER_SMTP_PASSWORD": "pw"}
     )

@@ -8,12 +8,12 @@ import mailbox
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from newsletter.cli import cli
 from newsletter.data import build_demo_data
 from newsletter.demo import DAILY_PAPERS, FEED, READERS
+from tests.conftest import FIXTURES
 
 
 def run(tmp_path: Path) -> str:
@@ -54,12 +54,10 @@ def test_demo_sends_one_digest_per_reader_and_reruns(tmp_path: Path) -> None:
     assert len(list(box.iterkeys())) == len(READERS)
 
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "eval" / "corpus.jsonl"
-
-
-@pytest.mark.skipif(not CORPUS.exists(), reason="the evaluation corpus is not next to the repo")
 def test_bundled_sample_day_is_what_the_builder_makes(tmp_path: Path) -> None:
-    feed, daily = build_demo_data.build(CORPUS, tmp_path)
+    """The committed demo files are what the builder makes from the repo's copy of the corpus."""
+    assert build_demo_data.DEFAULT_CORPUS == FIXTURES / "eval" / "corpus.jsonl"
+    feed, daily = build_demo_data.build(build_demo_data.DEFAULT_CORPUS, tmp_path)
     assert feed.read_bytes() == FEED.read_bytes()
     assert daily.read_bytes() == DAILY_PAPERS.read_bytes()
 

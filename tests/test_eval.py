@@ -24,7 +24,7 @@ def mean_ndcg(table: str) -> float:
     return float(match.group(1))
 
 
-def run_and_score(runner: CliRunner, ranker: str, tmp_path: Path) -> tuple[str, str]:
+def run_and_score(runner: CliRunner, ranker: str) -> tuple[str, str]:
     run = runner.invoke(
         cli, ["eval", "run", "--corpus", CORPUS, "--profiles", PROFILES, "--ranker", ranker]
     )
@@ -34,10 +34,10 @@ def run_and_score(runner: CliRunner, ranker: str, tmp_path: Path) -> tuple[str, 
     return run.output, scored.output
 
 
-def test_eval_run_piped_into_score_prints_means_and_default_beats_bm25(tmp_path):
+def test_eval_run_piped_into_score_prints_means_and_default_beats_bm25():
     runner = CliRunner()
-    run, default = run_and_score(runner, "default", tmp_path)
-    _, bm25 = run_and_score(runner, "bm25", tmp_path)
+    run, default = run_and_score(runner, "default")
+    _, bm25 = run_and_score(runner, "bm25")
     lines = run.splitlines()
     profiles = {line.split("\t")[0] for line in lines}
     assert len(profiles) == 8 and len(lines) == 8 * 20

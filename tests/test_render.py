@@ -170,9 +170,9 @@ def _maximal_digest(n: int) -> object:
             {"title": "Very long title about attention " * 8, "abstract": long_abstract},
             authors=tuple(f"Author Number {k} of a Large Collaboration" for k in range(60)),
         )
-        for i in range(25)
+        for i in range(n)
     ]
-    return make_digest(25, 0, papers=papers)
+    return make_digest(n, 0, papers=papers)
 
 
 def test_25_maximal_picks_stay_under_the_size_guard(tmp_path: Path) -> None:

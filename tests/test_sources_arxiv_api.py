@@ -172,7 +172,7 @@ def test_an_empty_page_before_the_end_is_asked_once_more() -> None:
         seen.append(start)
         return httpx.Response(200, content=answers[start].pop(0))
 
-    client = HttpClient(agent="t", transport=httpx.MockTransport(handler), sleep=lambda s: None)
+    client = HttpClient(agent="t", transport=httpx.MockTransport(handler), sleep=lambda _s: None)
     pages = list(
         arxiv_api.fetch_search(client, "https://x.example/api", {"search_query": "q"}, page_size=3)
     )
@@ -187,13 +187,13 @@ def test_paging_stops_at_total_results() -> None:
         seen.append(request.url.params["start"])
         return httpx.Response(200, content=fixture_bytes(LEGACY))  # totalResults 1
 
-    client = HttpClient(agent="t", transport=httpx.MockTransport(handler), sleep=lambda s: None)
+    client = HttpClient(agent="t", transport=httpx.MockTransport(handler), sleep=lambda _s: None)
     pages = list(arxiv_api.fetch_search(client, "https://x.example/api", {"search_query": "q"}))
     assert seen == ["0"] and len(pages) == 1
 
 
 def test_http_400_error_entry_raises_feed_error() -> None:
-    transport = httpx.MockTransport(lambda r: httpx.Response(400, content=fixture_bytes(ERROR)))
-    client = HttpClient(agent="t", transport=transport, sleep=lambda s: None)
+    transport = httpx.MockTransport(lambda _r: httpx.Response(400, content=fixture_bytes(ERROR)))
+    client = HttpClient(agent="t", transport=transport, sleep=lambda _s: None)
     with pytest.raises(FeedError, match="incorrect id format for abc"):
         list(arxiv_api.fetch_ids(client, "https://export.arxiv.org/api/query", ["abc"]))

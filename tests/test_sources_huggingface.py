@@ -104,7 +104,7 @@ def test_pages_until_a_short_page() -> None:
         seen.append(request.url)
         return httpx.Response(200, content=pages[request.url.params["p"]])
 
-    client = HttpClient(agent="t", transport=httpx.MockTransport(handler), sleep=lambda s: None)
+    client = HttpClient(agent="t", transport=httpx.MockTransport(handler), sleep=lambda _s: None)
     got = list(huggingface.fetch_day(client, BASE, date(2026, 8, 11)))
     assert [dict(u.params) for u in seen] == [
         {"date": "2026-08-11", "limit": "100", "p": "0"},
@@ -125,10 +125,10 @@ def test_not_modified_page_continues_only_after_a_full_page(
             return httpx.Response(304)
         return httpx.Response(200, content=fixture_bytes(TWO))
 
-    client = HttpClient(agent="t", transport=httpx.MockTransport(handler), sleep=lambda s: None)
+    client = HttpClient(agent="t", transport=httpx.MockTransport(handler), sleep=lambda _s: None)
     got = list(
         huggingface.fetch_day(
-            client, BASE, date(2026, 8, 11), validators=lambda url: ('"e"', None, stored_count)
+            client, BASE, date(2026, 8, 11), validators=lambda _url: ('"e"', None, stored_count)
         )
     )
     assert [r.url.params["p"] for r in seen] == pages_asked

@@ -23,7 +23,6 @@ from newsletter.web.app import create_app
 from tests.conftest import SECRET, SMTPSink, free_port
 from tests.web_support import link_in, tamper
 
-pytestmark = pytest.mark.browser
 PHONE = {"width": 375, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
 

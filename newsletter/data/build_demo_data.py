@@ -1,6 +1,6 @@
 """Build the demo's one-day sample data from the evaluation corpus (run once; output committed).
 
-    python newsletter/data/build_demo_data.py [--corpus ../shared/eval/corpus.jsonl]
+    python newsletter/data/build_demo_data.py [--corpus tests/fixtures/eval/corpus.jsonl]
 
 Writes, next to this script:
 - `demo_arxiv_rss.xml`: an rss.arxiv.org RSS 2.0 feed for cs.LG+cs.CL+cs.CV on DEMO_DAY, in the
@@ -27,7 +27,8 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_CORPUS = HERE.parents[2] / "shared" / "eval" / "corpus.jsonl"
+# The repository's copy of the evaluation corpus (run from a checkout).
+DEFAULT_CORPUS = HERE.parents[1] / "tests" / "fixtures" / "eval" / "corpus.jsonl"
 DEMO_DAY = date(2026, 11, 24)  # a Tuesday
 SEED = 20261124
 FEED_NEW = 470  # papers announced as new or cross-listed on DEMO_DAY

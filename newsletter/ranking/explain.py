@@ -12,8 +12,16 @@ from newsletter.models import Paper, Pick
 from newsletter.ranking.trending import figures
 
 if TYPE_CHECKING:
+    from typing import TypeAlias
+
     from newsletter.ranking.profile import Profile
     from newsletter.ranking.scoring import Day
+
+    # What a reason is cached under: the subscriber's interests (queries, categories, any likes)
+    # and, within those, the paper (or the liked title and the paper).
+    _InterestsKey: TypeAlias = tuple[tuple[tuple[str, float], ...], tuple[str, ...], bool]
+    _PaperKey: TypeAlias = int | tuple[str, int]
+    _Reason: TypeAlias = tuple[str, tuple[str, ...]]
 
 MAX_MATCHED = 4
 LIKE_SIMILARITY = 0.25  # a liked paper this similar is named in the reason
@@ -89,7 +97,7 @@ class Explainer:
         self._tails: dict[int, str] = {}  # paper -> " · ▲ 42 · ★ 310" (its figures)
         self._trending_cache: dict[int, Pick] = {}
         # interests -> (their parsed queries, paper (or (liked title, paper)) -> reason)
-        self._reasons: dict[tuple, tuple[list[_Query], dict]] = {}
+        self._reasons: dict[_InterestsKey, tuple[list[_Query], dict[_PaperKey, _Reason]]] = {}
 
     @classmethod
     def empty(cls) -> Explainer:

@@ -129,10 +129,9 @@ class ProfileMatrices:
 def build_matrices(
     profiles: Sequence[Profile],
     index: TextIndex,
-    examples: sparse.csr_matrix,
     example_row: Mapping[str, int],
 ) -> ProfileMatrices:
-    """Turn profiles into matrices over `index`; liked/disliked ids map to `examples` rows."""
+    """Turn profiles into matrices over `index`; `example_row` maps liked/disliked ids to rows."""
     liked = [[example_row[i] for i in p.liked if i in example_row] for p in profiles]
     disliked = [[example_row[i] for i in p.disliked if i in example_row] for p in profiles]
     neg, need = index.phrase_rows([t for p in profiles for t in p.negative])
@@ -163,8 +162,8 @@ def train_models(
     day's papers joins as down-weighted negatives, as arxiv-sanity-lite uses all other papers.
     Solved in the dual: alpha = (K + lambda W^-1)^-1 y with K the n x n kernel, w = X^T alpha.
     """
-    pos = _group(mats.liked_rows, mats.liked_owner, n_profiles)
-    neg = _group(mats.disliked_rows, mats.disliked_owner, n_profiles)
+    pos = _group(mats.liked_rows, mats.liked_owner)
+    neg = _group(mats.disliked_rows, mats.disliked_owner)
     trained = [
         p
         for p in set(pos) | set(neg)
@@ -196,7 +195,7 @@ def train_models(
     mats.model_weights = sparse.vstack(rows).tocsr()
 
 
-def _group(rows: np.ndarray, owner: np.ndarray, n: int) -> dict[int, list[int]]:
+def _group(rows: np.ndarray, owner: np.ndarray) -> dict[int, list[int]]:
     out: dict[int, list[int]] = {}
     for r, o in zip(rows.tolist(), owner.tolist(), strict=True):
         out.setdefault(o, []).append(r)

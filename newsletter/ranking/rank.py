@@ -49,7 +49,9 @@ RANKERS: dict[str, RankOptions] = {
 }
 
 
-def ranker_options(name: str, *, category_mode: str = "boost", trending_weight: float = 0.25):
+def ranker_options(
+    name: str, *, category_mode: str = "boost", trending_weight: float = 0.25
+) -> RankOptions:
     """The named ranker with the operator's category mode and trending weight."""
     if name not in RANKERS:
         raise KeyError(name)
@@ -198,7 +200,7 @@ def rank(
             batch = pending.result()
             if j + 1 < len(batches):
                 pending = pool.submit(job, batches[j + 1])
-            out += _explain_batch(explainer, batch, day.trend)
+            out += _explain_batch(explainer, batch)
     return out
 
 
@@ -219,7 +221,7 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _explain_batch(explainer: Explainer, batch: _Batch, trend: np.ndarray) -> list[Ranking]:
+def _explain_batch(explainer: Explainer, batch: _Batch) -> list[Ranking]:
     out = []
     chosen, scores = batch.chosen.tolist(), batch.scores.tolist()
     trending = batch.trending.tolist()

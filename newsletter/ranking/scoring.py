@@ -23,7 +23,13 @@ import numpy as np
 from scipy import sparse
 
 from newsletter.models import Paper
-from newsletter.ranking.profile import BACKGROUND, Profile, build_matrices, train_models
+from newsletter.ranking.profile import (
+    BACKGROUND,
+    Profile,
+    ProfileMatrices,
+    build_matrices,
+    train_models,
+)
 from newsletter.ranking.semantic import Encoder, fuse_ranks
 from newsletter.ranking.textindex import IndexSettings, TextIndex, top_k_per_row
 from newsletter.ranking.trending import paper_day, trending_scores
@@ -147,7 +153,8 @@ def _best_and_rest(values: np.ndarray, owner: np.ndarray, n: int, rest: float) -
     best = _segment(values, owner, n, "max")
     if rest == 0 or len(np.unique(owner)) == len(owner):
         return best
-    return best + rest * (_segment(values, owner, n, "sum") - best)
+    out: np.ndarray = best + rest * (_segment(values, owner, n, "sum") - best)
+    return out
 
 
 def _expand(scores: np.ndarray, day: Day, m: int, terms: int) -> np.ndarray:
@@ -172,10 +179,11 @@ def _expand(scores: np.ndarray, day: Day, m: int, terms: int) -> np.ndarray:
         (pooled.data[keep], (row[keep], pooled.indices[keep])), shape=pooled.shape
     )
     mass = np.asarray(expansion.sum(axis=1)).ravel()
-    expansion = sparse.diags(1.0 / np.maximum(mass, 1e-9)) @ expansion
-    ideal = expansion @ day.index.idf
-    out = (expansion @ day.index.bm25_t).toarray().astype(np.float32)
-    return out / np.maximum(ideal, 1e-6)[:, None]
+    normalized = sparse.diags(1.0 / np.maximum(mass, 1e-9)) @ expansion
+    ideal = normalized @ day.index.idf
+    out = (normalized @ day.index.bm25_t).toarray().astype(np.float32)
+    scaled: np.ndarray = out / np.maximum(ideal, 1e-6)[:, None]
+    return scaled
 
 
 def _query_scores(
@@ -211,7 +219,11 @@ def _query_scores(
 
 
 def _query_relevance(
-    day: Day, mats, profiles: Sequence[Profile], opt: RankOptions, encoder: Encoder | None
+    day: Day,
+    mats: ProfileMatrices,
+    profiles: Sequence[Profile],
+    opt: RankOptions,
+    encoder: Encoder | None,
 ) -> np.ndarray:
     """Per subscriber: their best-matching interest, plus a little for each other match."""
     n, d = len(profiles), len(day.papers)
@@ -248,7 +260,7 @@ def score_batch(
 ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """Final scores (-inf where not allowed), relevance, and per-subscriber candidate counts."""
     n = len(profiles)
-    mats = build_matrices(profiles, day.index, day.examples, day.example_row)
+    mats = build_matrices(profiles, day.index, day.example_row)
     rel = _query_relevance(day, mats, profiles, opt, encoder)
     if len(mats.liked_rows):
         sims = day.example_sim[mats.liked_rows]

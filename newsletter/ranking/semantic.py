@@ -26,6 +26,9 @@ class Encoder(Protocol):
         """Unit-length embeddings, one row per text."""
         ...
 
+    def __hash__(self) -> int:  # the ranker caches a day's index per (papers, encoder)
+        ...
+
 
 class SentenceEncoder:
     """A sentence-transformers model loaded from local files only."""

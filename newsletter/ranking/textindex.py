@@ -125,7 +125,11 @@ def _count_matrix(
             rows.append(i)
             cols.append(j)
     data = np.ones(len(rows), dtype=np.float32)
-    m = sparse.coo_matrix((data, (rows, cols)), shape=(len(docs), len(vocab))).tocsr()
+    # scipy takes index lists as they are; its stubs ask for arrays.
+    m = sparse.coo_matrix(
+        (data, (rows, cols)),  # type: ignore[arg-type]
+        shape=(len(docs), len(vocab)),
+    ).tocsr()
     m.sum_duplicates()
     return m
 
@@ -156,7 +160,9 @@ class TextIndex:
         title_tf = _count_matrix(title_terms, self.vocab, grow=True)
         body_tf = _count_matrix(body_terms, self.vocab, grow=True)
         v = len(self.vocab)
-        title_tf.resize((len(titles), v))
+        # The vocabulary grew past the titles' columns; scipy-stubs types in-place resize as
+        # Never (it changes a matrix's shape under its type).
+        title_tf.resize((len(titles), v))  # type: ignore[arg-type]
         n = len(titles)
         self.n_docs = n
         presence = ((title_tf + body_tf) > 0).astype(np.float32)
@@ -241,7 +247,7 @@ class TextIndex:
                     cols.append(j)
                     vals.append(w)
         m = sparse.coo_matrix(
-            (np.asarray(vals, dtype=np.float32), (rows, cols)),
+            (np.asarray(vals, dtype=np.float32), (rows, cols)),  # type: ignore[arg-type]
             shape=(len(texts), len(self.vocab)),
         ).tocsr()
         m.sum_duplicates()
@@ -270,7 +276,7 @@ class TextIndex:
                     rows.append(i)
                     cols.append(j)
         m = sparse.coo_matrix(
-            (np.ones(len(rows), dtype=np.float32), (rows, cols)),
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)),  # type: ignore[arg-type]
             shape=(len(texts), len(self.vocab)),
         ).tocsr()
         return m, need

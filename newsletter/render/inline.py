@@ -73,6 +73,11 @@ def _all_blocks(source: str) -> dict[str, str]:
     return out
 
 
+def _with_super(own: str, parent_body: str) -> str:
+    """A child's block body with its `{{ super() }}` calls replaced by the parent's body."""
+    return _SUPER.sub(lambda _m: parent_body, own)
+
+
 def _fill(parent: str, child_blocks: dict[str, str]) -> str:
     """Replace the bodies of the parent's blocks by the child's, keeping the block tags."""
     out, pos = [], 0
@@ -81,7 +86,7 @@ def _fill(parent: str, child_blocks: dict[str, str]) -> str:
         body = parent[body_start:body_end]
         if name in child_blocks:
             own = child_blocks[name]
-            out.append(_SUPER.sub(lambda _m, b=body: b, own))
+            out.append(_with_super(own, body))
         else:
             out.append(_fill(body, child_blocks))
         pos = body_end

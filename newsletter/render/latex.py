@@ -57,6 +57,9 @@ UNWRAP = {
 # Commands whose arguments are not worth showing in an e-mail.
 DROP = {"cite", "citep", "citet", "ref", "eqref", "label", "vspace", "hspace", "footnotemark"}
 
+# Commands with two arguments: fractions (num, den) and links (url, label).
+_TWO_ARGS = {"frac", "dfrac", "tfrac", "href"}
+
 ALPHABETS = {
     "mathbb": {
         "R": "ℝ", "N": "ℕ", "Z": "ℤ", "Q": "ℚ", "C": "ℂ", "P": "ℙ", "E": "𝔼", "1": "𝟙",
@@ -119,45 +122,38 @@ def _commands(text: str) -> str:
         if m is None:
             break
         out.append(text[pos : m.start()])
-        name, pos = m.group(1), m.end()
-        if name in ("frac", "dfrac", "tfrac"):
-            num, den = _group(text, pos), None
-            if num is not None:
-                den = _group(text, num[1])
-            if num is not None and den is not None:
-                out.append(f"{_paren(_commands(num[0]))}/{_paren(_commands(den[0]))}")
-                pos = den[1]
-            else:
-                out.append(m.group(0))
-            continue
-        if name == "href":
-            url, label = _group(text, pos), None
-            if url is not None:
-                label = _group(text, url[1])
-            if url is not None and label is not None:
-                out.append(f"{_commands(label[0])} ({url[0]})")
-                pos = label[1]
-                continue
-        arg = _group(text, pos)
-        if name in ALPHABETS and arg is not None:
-            out.append("".join(ALPHABETS[name].get(ch, ch) for ch in _commands(arg[0])))
-            pos = arg[1]
-        elif name == "sqrt" and arg is not None:
-            out.append("√" + _paren(_commands(arg[0])))
-            pos = arg[1]
-        elif name in UNWRAP and arg is not None:
-            out.append(_commands(arg[0]))
-            pos = arg[1]
-        elif name in DROP and arg is not None:
-            pos = arg[1]
-        elif name in GREEK:
-            out.append(GREEK[name])
-        elif name in SYMBOLS:
-            out.append(SYMBOLS[name])
-        else:
-            out.append(m.group(0))
+        replacement, pos = _command(text, m)
+        out.append(replacement)
     out.append(text[pos:])
     return "".join(out)
+
+
+def _command(text: str, m: re.Match[str]) -> tuple[str, int]:
+    """What the command matched by `m` reads as, and where the text after its arguments starts."""
+    name, pos = m.group(1), m.end()
+    if name in _TWO_ARGS:
+        first = _group(text, pos)
+        second = _group(text, first[1]) if first is not None else None
+        if first is not None and second is not None:
+            if name == "href":  # \href{url}{label}
+                return f"{_commands(second[0])} ({first[0]})", second[1]
+            return f"{_paren(_commands(first[0]))}/{_paren(_commands(second[0]))}", second[1]
+        if name != "href":  # a fraction without its two groups stays as written
+            return m.group(0), pos
+    arg = _group(text, pos)
+    if arg is not None:
+        body, end = arg
+        if name in ALPHABETS:
+            return "".join(ALPHABETS[name].get(ch, ch) for ch in _commands(body)), end
+        if name == "sqrt":
+            return "√" + _paren(_commands(body)), end
+        if name in UNWRAP:
+            return _commands(body), end
+        if name in DROP:
+            return "", end
+    if name in GREEK:
+        return GREEK[name], pos
+    return SYMBOLS.get(name, m.group(0)), pos
 
 
 def _paren(s: str) -> str:

@@ -84,8 +84,9 @@ def _split_top_level(text: str, sep: str) -> list[str]:
     """Split on `sep` outside parentheses and brackets."""
     if "(" not in text and "[" not in text:
         return text.split(sep)
-    parts, depth, current = [], 0, []
-    i = 0
+    parts: list[str] = []
+    current: list[str] = []
+    depth = i = 0
     while i < len(text):
         ch = text[i]
         if ch in "([":

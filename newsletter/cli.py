@@ -19,7 +19,7 @@ from newsletter.addresses import normalize_address
 from newsletter.config import EXAMPLE_CONFIG, Config, load_config
 from newsletter.errors import NewsletterError
 from newsletter.models import Interest, InterestKind, SubscriberStatus, split_arxiv_id
-from newsletter.store.database import Store
+from newsletter.store import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,7 +34,7 @@ class AppContext:
     def __init__(self, config_path: str | None) -> None:
         self.config_path = config_path
         self._config: Config | None = None
-        self._store: Store | None = None
+        self._store: Database | None = None
 
     @property
     def config(self) -> Config:
@@ -43,9 +43,9 @@ class AppContext:
         return self._config
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Database:
         if self._store is None:
-            self._store = Store(self.config.database_path)
+            self._store = Database(self.config.database_path)
         return self._store
 
     def close(self) -> None:
@@ -586,7 +586,7 @@ def eval_compare(corpus: str, profiles: str, qrels: str, rankers: tuple[str, ...
 
 
 def serve_preview_index(
-    store: Store, cfg: Config, digest_date: date, port: int, emails: list[str] | None = None
+    store: Database, cfg: Config, digest_date: date, port: int, emails: list[str] | None = None
 ) -> None:
     """Serve an index of the digests for `digest_date`, rendered afresh on each reload."""
     from newsletter import pipeline
@@ -834,7 +834,7 @@ def demo(directory: str, preview: bool, port: int) -> None:
     result = run_demo(Path(directory), echo=click.echo)
     if preview:
         cfg = demo_config(Path(directory))
-        with Store(cfg.database_path) as store:
+        with Database(cfg.database_path) as store:
             serve_preview_index(store, cfg, DEMO_DAY, port)
     if result.exit_code:
         sys.exit(result.exit_code)

@@ -43,14 +43,14 @@ from newsletter.sources.engine import (
     parse_id_list,
     run_fetch,
 )
-from newsletter.store.database import Store
+from newsletter.store import Database
 from newsletter.tokens import make_token
 
 # ---------------------------------------------------------------- fetch (issue 2)
 
 
 def fetch_all(
-    store: Store,
+    store: Database,
     cfg: Config,
     now: datetime,
     *,
@@ -107,7 +107,7 @@ def fetch_all(
 
 
 def fetch_backfill(
-    store: Store,
+    store: Database,
     cfg: Config,
     now: datetime,
     days: int,
@@ -147,7 +147,7 @@ def fetch_backfill(
 
 
 def fetch_ids(
-    store: Store,
+    store: Database,
     cfg: Config,
     now: datetime,
     ids: Iterable[str],
@@ -207,7 +207,7 @@ def resubscribe_url(cfg: Config, subscriber_id: int) -> str:
 
 
 def _send_account_mail(
-    store: Store, cfg: Config, mailer: Any, subscriber: Subscriber, now: datetime, kind: str
+    store: Database, cfg: Config, mailer: Any, subscriber: Subscriber, now: datetime, kind: str
 ) -> str:
     from newsletter.delivery.deliver import build_message, new_message_id
 
@@ -225,14 +225,14 @@ def _send_account_mail(
 
 
 def send_confirmation(
-    store: Store, cfg: Config, mailer: Any, subscriber: Subscriber, now: datetime
+    store: Database, cfg: Config, mailer: Any, subscriber: Subscriber, now: datetime
 ) -> str:
     """E-mail the double opt-in link; returns the Message-ID. Raises DeliveryError."""
     return _send_account_mail(store, cfg, mailer, subscriber, now, "confirm")
 
 
 def send_unsubscribed_notice(
-    store: Store, cfg: Config, mailer: Any, subscriber: Subscriber, now: datetime
+    store: Database, cfg: Config, mailer: Any, subscriber: Subscriber, now: datetime
 ) -> str:
     """E-mail "you are unsubscribed" with a way back; returns the Message-ID."""
     return _send_account_mail(store, cfg, mailer, subscriber, now, "notice")
@@ -306,7 +306,7 @@ def default_digest_date(cfg: Config, now: datetime) -> date:
 
 
 def _send_targets(
-    store: Store,
+    store: Database,
     cfg: Config,
     digest_date: date,
     now: datetime,
@@ -355,7 +355,7 @@ def _send_targets(
 
 
 def _outgoing(
-    store: Store,
+    store: Database,
     cfg: Config,
     targets: list[tuple[Subscriber, dict[str, Any] | None]],
     digest_date: date,
@@ -451,7 +451,7 @@ def make_mailer(cfg: Config) -> deliver.Mailer:
 
 
 def send_daily(
-    store: Store,
+    store: Database,
     cfg: Config,
     mailer: deliver.Mailer,
     digest_date: date,
@@ -534,7 +534,7 @@ def send_daily(
 
 
 def run_daily(
-    store: Store,
+    store: Database,
     cfg: Config,
     mailer: deliver.Mailer,
     now: datetime,
@@ -566,7 +566,7 @@ def run_daily(
 
 
 def build_digests(
-    store: Store,
+    store: Database,
     cfg: Config,
     digest_date: date,
     now: datetime,
@@ -638,7 +638,7 @@ def build_digests(
 
 
 def preview_digests(
-    store: Store,
+    store: Database,
     cfg: Config,
     digest_date: date,
     now: datetime,

@@ -13,7 +13,7 @@ from typing import Any
 
 from newsletter.config import Config
 from newsletter.models import SendStatus, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 
 # A `claimed` ledger row older than this belongs to a run that died mid-send: the next run
 # sends it again (with the same Message-ID).
@@ -136,7 +136,7 @@ def _sources(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(out.values())
 
 
-def gather_status(store: Store, cfg: Config, now: datetime) -> StatusReport:
+def gather_status(store: Database, cfg: Config, now: datetime) -> StatusReport:
     """Collect the report at `now` (aware); "today" for papers is arXiv's day (fetch timezone)."""
     papers_day = now.astimezone(zoneinfo.ZoneInfo(cfg.schedule.fetch_timezone)).date()
     since = papers_day - timedelta(days=LOOKBACK_DAYS)

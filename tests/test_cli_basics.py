@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 from newsletter.bench.fetch import serve, synthetic_feed
 from newsletter.cli import cli
 from newsletter.config import EXAMPLE_CONFIG, load_config
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import SECRET, fixture_bytes
 
 ENV = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": ""}
@@ -79,7 +79,7 @@ def test_subscribe_twice_is_idempotent_and_says_so(workdir: Path) -> None:
     assert "already subscribed (active); nothing changed." in second.output
     third = invoke("subscribe", "ada@example.org", "--interest", "diffusion")
     assert "nothing changed except 1 new interest(s) added." in third.output
-    with Store(workdir / "data" / "newsletter.db") as store:
+    with Database(workdir / "data" / "newsletter.db") as store:
         (sub,) = store.list_subscribers()
         assert sub.email == "Ada@example.org"
         assert [i.value for i in store.interests_for(sub.id)] == ["KV cache", "diffusion"]
@@ -93,7 +93,7 @@ def test_an_unsubscribed_address_is_not_silently_resubscribed(workdir: Path) -> 
     assert "unsubscribed bo@example.org." in invoke("unsubscribe", "bo@example.org").output
     again = invoke("subscribe", "bo@example.org")
     assert "is unsubscribed; nothing changed" in again.output
-    with Store(workdir / "data" / "newsletter.db") as store:
+    with Database(workdir / "data" / "newsletter.db") as store:
         assert store.list_subscribers()[0].status == "unsubscribed"
 
 
@@ -150,7 +150,7 @@ def test_init_and_fetch_a_2000_item_day_from_a_local_server(workdir: Path) -> No
     assert "fetched 2,050 papers: 2,050 new · 0 updated · 0 unchanged" in first.output
     assert "arxiv_rss: 2,050 for 2025-04-28" in first.output
     assert len(rows) == 2050  # every new item (2,000) and cross-list (50); no replacements
-    with Store(db) as store:
+    with Database(db) as store:
         new = [p for p in store.search_papers(limit=5000) if p.announce_type == "new"]
         assert len(new) == 2000
         p = store.get_paper("2504.20007")

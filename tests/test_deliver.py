@@ -13,7 +13,7 @@ import pytest
 from newsletter.delivery import deliver, mime
 from newsletter.models import SendStatus, Subscriber, SubscriberStatus
 from newsletter.render.renderer import RenderedEmail
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import DROP, SMTPSink, free_port, make_config
 
 DAY = date(2026, 11, 23)
@@ -28,14 +28,14 @@ def _cfg(tmp_path: Path, sink_port: int, extra: str = "", connections: int = 1):
     )
 
 
-def _subscribers(store: Store, n: int) -> list[Subscriber]:
+def _subscribers(store: Database, n: int) -> list[Subscriber]:
     return [
         store.add_subscriber(f"reader{i}@example.org", NOW, status=SubscriberStatus.ACTIVE)[0]
         for i in range(n)
     ]
 
 
-def _jobs(cfg, subs: list[Subscriber], store: Store | None = None) -> list[deliver.Outgoing]:
+def _jobs(cfg, subs: list[Subscriber], store: Database | None = None) -> list[deliver.Outgoing]:
     jobs = []
     for sub in subs:
         row = store.get_send(sub.id, DAY) if store is not None else None
@@ -64,7 +64,7 @@ def _run(store, cfg, subs, sleeps=None):
 
 
 def test_batch_over_one_reused_connection_recorded_in_the_ledger(
-    tmp_path: Path, store: Store, smtp_server: SMTPSink
+    tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
     cfg = _cfg(tmp_path, smtp_server.port)
     subs = _subscribers(store, 5)
@@ -87,7 +87,7 @@ def test_batch_over_one_reused_connection_recorded_in_the_ledger(
 
 
 def test_451_then_250_is_retried_with_backoff_and_delivered_once(
-    tmp_path: Path, store: Store, smtp_server: SMTPSink
+    tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
     cfg = _cfg(tmp_path, smtp_server.port)
     subs = _subscribers(store, 3)
@@ -102,7 +102,7 @@ def test_451_then_250_is_retried_with_backoff_and_delivered_once(
 
 
 def test_550_fails_only_that_subscriber_and_the_run_goes_on(
-    tmp_path: Path, store: Store, smtp_server: SMTPSink
+    tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
     cfg = _cfg(tmp_path, smtp_server.port)
     subs = _subscribers(store, 4)
@@ -117,7 +117,7 @@ def test_550_fails_only_that_subscriber_and_the_run_goes_on(
 
 
 def test_consecutive_hard_failures_mark_the_subscriber_bounced(
-    tmp_path: Path, store: Store, smtp_server: SMTPSink
+    tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
     cfg = _cfg(tmp_path, smtp_server.port)
     (sub,) = _subscribers(store, 1)
@@ -132,7 +132,7 @@ def test_consecutive_hard_failures_mark_the_subscriber_bounced(
 
 
 def test_connection_dropped_mid_batch_is_survived(
-    tmp_path: Path, store: Store, smtp_server: SMTPSink
+    tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
     cfg = _cfg(tmp_path, smtp_server.port)
     subs = _subscribers(store, 6)
@@ -149,7 +149,7 @@ def test_connection_dropped_mid_batch_is_survived(
 
 
 def test_persistent_4xx_is_left_retry_and_the_next_run_sends_it(
-    tmp_path: Path, store: Store, smtp_server: SMTPSink
+    tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
     cfg = _cfg(tmp_path, smtp_server.port)
     subs = _subscribers(store, 2)
@@ -166,7 +166,7 @@ def test_persistent_4xx_is_left_retry_and_the_next_run_sends_it(
     assert all(len(v) == 1 for v in _by_recipient(smtp_server).values())
 
 
-def test_unreachable_server_stops_the_run_and_loses_nobody(tmp_path: Path, store: Store) -> None:
+def test_unreachable_server_stops_the_run_and_loses_nobody(tmp_path: Path, store: Database) -> None:
     cfg = _cfg(tmp_path, free_port())
     subs = _subscribers(store, 5)
     sleeps: list[float] = []
@@ -180,7 +180,7 @@ def test_unreachable_server_stops_the_run_and_loses_nobody(tmp_path: Path, store
 
 
 def test_parallel_connections_deliver_each_message_once(
-    tmp_path: Path, store: Store, smtp_server: SMTPSink
+    tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
     cfg = _cfg(tmp_path, smtp_server.port, connections=3)
     subs = _subscribers(store, 30)
@@ -191,7 +191,7 @@ def test_parallel_connections_deliver_each_message_once(
     assert 1 < len({rec["peer"] for rec in smtp_server.received}) <= 3
 
 
-def test_maildir_outbox(tmp_path: Path, store: Store) -> None:
+def test_maildir_outbox(tmp_path: Path, store: Database) -> None:
     cfg = make_config(tmp_path, '[delivery]\nmethod = "maildir:outbox"\n')
     subs = _subscribers(store, 3)
     mailer = deliver.mailer_from_config(cfg)
@@ -205,7 +205,7 @@ def test_maildir_outbox(tmp_path: Path, store: Store) -> None:
     assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in raw
 
 
-def test_single_message_send_api(tmp_path: Path, store: Store, smtp_server: SMTPSink) -> None:
+def test_single_message_send_api(tmp_path: Path, store: Database, smtp_server: SMTPSink) -> None:
     cfg = _cfg(tmp_path, smtp_server.port)
     (sub,) = _subscribers(store, 1)
     rendered = RenderedEmail("Confirm", "<p>confirm</p>", "confirm", "")

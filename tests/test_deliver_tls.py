@@ -21,7 +21,7 @@ from aiosmtpd.smtp import AuthResult
 from newsletter.delivery import deliver, mime
 from newsletter.models import SendStatus, SubscriberStatus
 from newsletter.render.renderer import RenderedEmail
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import free_port, make_config
 
 DAY = date(2026, 11, 23)
@@ -74,7 +74,7 @@ def _server_context(cert: tuple[Path, Path]) -> ssl.SSLContext:
     return ctx
 
 
-def _job(cfg: Any, store: Store) -> deliver.Outgoing:
+def _job(cfg: Any, store: Database) -> deliver.Outgoing:
     sub, _ = store.add_subscriber("ann@example.org", NOW, status=SubscriberStatus.ACTIVE)
     mid = mime.message_id_for(cfg, sub.id, DAY)
     rendered = RenderedEmail("Papers", "<p>hi</p>", "hi", "")
@@ -92,7 +92,7 @@ def _cfg(tmp_path: Path, port: int, security: str, username: str = "digest", **e
 
 
 def test_starttls_and_login(
-    tmp_path: Path, store: Store, cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, store: Database, cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))  # trust the test certificate
     rec, port = Recorder(), free_port()
@@ -118,7 +118,7 @@ def test_starttls_and_login(
 
 
 def test_implicit_tls(
-    tmp_path: Path, store: Store, cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, store: Database, cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
     rec, port = Recorder(), free_port()
@@ -140,7 +140,7 @@ def test_implicit_tls(
 
 
 def test_untrusted_certificate_and_wrong_password_stop_the_run_clearly(
-    tmp_path: Path, store: Store, cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, store: Database, cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rec, port = Recorder(), free_port()
     controller = Controller(
@@ -171,7 +171,7 @@ def test_untrusted_certificate_and_wrong_password_stop_the_run_clearly(
 
 
 def test_lost_acknowledgement_is_retried_with_the_same_message_id(
-    tmp_path: Path, store: Store
+    tmp_path: Path, store: Database
 ) -> None:
     rec, port = Recorder(first_delay=2.0), free_port()
     controller = Controller(rec, hostname="127.0.0.1", port=port)

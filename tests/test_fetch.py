@@ -14,7 +14,7 @@ import pytest
 from newsletter import pipeline
 from newsletter.config import Config
 from newsletter.errors import FeedError
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import fixture_bytes, make_config
 
 RSS = fixture_bytes("arxiv_rss/rss_quant-ph_2025-04-28.xml")
@@ -60,7 +60,7 @@ def cfg(tmp_path: Path) -> Config:
     return make_config(tmp_path, '[sources]\ncontact_email = "ops@lab.example"\n')
 
 
-def run(store: Store, cfg: Config, server: Server, **kw: object) -> pipeline.FetchSummary:
+def run(store: Database, cfg: Config, server: Server, **kw: object) -> pipeline.FetchSummary:
     slept: list[float] = []
     summary = pipeline.fetch_all(
         store, cfg, kw.pop("now", NOW), transport=server.transport, sleep=slept.append, **kw
@@ -69,7 +69,7 @@ def run(store: Store, cfg: Config, server: Server, **kw: object) -> pipeline.Fet
     return summary
 
 
-def test_feed_and_hugging_face_land_and_merge_into_one_row(store: Store, cfg: Config) -> None:
+def test_feed_and_hugging_face_land_and_merge_into_one_row(store: Database, cfg: Config) -> None:
     server = Server(hf=hf_listing("2504.17837", "2608.15089"))
     summary = run(store, cfg, server, day=date(2025, 4, 28))
     assert summary.errors == []
@@ -102,7 +102,7 @@ def test_feed_and_hugging_face_land_and_merge_into_one_row(store: Store, cfg: Co
 
 
 def test_without_a_date_hugging_face_is_asked_for_today_and_yesterday(
-    store: Store, cfg: Config
+    store: Database, cfg: Config
 ) -> None:
     server = Server()
     summary = run(store, cfg, server, sources=["huggingface"])
@@ -111,14 +111,14 @@ def test_without_a_date_hugging_face_is_asked_for_today_and_yesterday(
     assert summary.notes == ["Hugging Face listed no papers for 2025-04-28 or 2025-04-27"]
 
 
-def test_429_then_200_is_retried(store: Store, cfg: Config) -> None:
+def test_429_then_200_is_retried(store: Database, cfg: Config) -> None:
     answers = [httpx.Response(429, headers={"Retry-After": "5"}), httpx.Response(200, content=RSS)]
     summary = run(store, cfg, Server(rss=lambda r: answers.pop(0)), sources=["arxiv_rss"])
     assert summary.errors == [] and summary.added == 5
     assert summary.slept == [5.0]  # type: ignore[attr-defined]
 
 
-def test_304_on_etag_means_nothing_new(store: Store, cfg: Config) -> None:
+def test_304_on_etag_means_nothing_new(store: Database, cfg: Config) -> None:
     def rss(request: httpx.Request) -> httpx.Response:
         if request.headers.get("If-None-Match") == '"v1"':
             return httpx.Response(304)
@@ -137,7 +137,9 @@ def test_304_on_etag_means_nothing_new(store: Store, cfg: Config) -> None:
     assert store.search_papers(limit=100) == before
 
 
-def test_malformed_feed_is_skipped_and_other_sources_still_land(store: Store, cfg: Config) -> None:
+def test_malformed_feed_is_skipped_and_other_sources_still_land(
+    store: Database, cfg: Config
+) -> None:
     run(store, cfg, Server(), sources=["arxiv_rss"])  # a good day first
     before = store.get_paper("2504.17830")
     html = b"<html><head><title>502</title></head><body>Bad Gateway</body></html>"
@@ -154,7 +156,7 @@ def test_malformed_feed_is_skipped_and_other_sources_still_land(store: Store, cf
     assert store.last_runs("fetch")[0]["outcome"] == "partial"
 
 
-def test_truncated_feed_does_not_store_its_etag(store: Store, cfg: Config) -> None:
+def test_truncated_feed_does_not_store_its_etag(store: Database, cfg: Config) -> None:
     truncated = httpx.Response(200, content=RSS[:6000], headers={"ETag": '"half"'})
     summary = run(store, cfg, Server(rss=lambda r: truncated), sources=["arxiv_rss"])
     assert summary.outcome == "failed" and store.count_papers() == 0
@@ -163,7 +165,7 @@ def test_truncated_feed_does_not_store_its_etag(store: Store, cfg: Config) -> No
 
 
 def test_hugging_face_error_json_is_reported_and_arxiv_still_lands(
-    store: Store, cfg: Config
+    store: Database, cfg: Config
 ) -> None:
     server = Server(hf=lambda r: httpx.Response(400, content=HF_ERROR))
     summary = run(store, cfg, server, day=date(2025, 4, 28))
@@ -176,7 +178,7 @@ def test_hugging_face_error_json_is_reported_and_arxiv_still_lands(
     assert "Too big" in hf_state[0]["last_error"]
 
 
-def test_empty_weekend_feed_is_a_normal_day(store: Store, cfg: Config) -> None:
+def test_empty_weekend_feed_is_a_normal_day(store: Database, cfg: Config) -> None:
     summary = run(store, cfg, Server(rss=EMPTY_RSS), sources=["arxiv_rss"])
     assert summary.outcome == "ok" and summary.errors == []
     assert summary.notes == ["arXiv announced no new papers for 2025-04-27"]
@@ -186,13 +188,13 @@ def test_empty_weekend_feed_is_a_normal_day(store: Store, cfg: Config) -> None:
 
 def test_cross_lists_follow_the_config(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, "[sources]\ninclude_cross_lists = false\n")
-    with Store(cfg.database_path) as store:
+    with Database(cfg.database_path) as store:
         summary = run(store, cfg, Server(), sources=["arxiv_rss"])
         assert summary.added == 3
         assert {p.announce_type for p in store.search_papers(limit=10)} == {"new"}
 
 
-def test_a_repeat_fetch_changes_nothing(store: Store, cfg: Config) -> None:
+def test_a_repeat_fetch_changes_nothing(store: Database, cfg: Config) -> None:
     server = Server(hf=hf_listing("2504.17837"))
     run(store, cfg, server, day=date(2025, 4, 28))
     rows = store.db.execute("SELECT * FROM papers ORDER BY id").fetchall()
@@ -201,7 +203,7 @@ def test_a_repeat_fetch_changes_nothing(store: Store, cfg: Config) -> None:
     assert store.db.execute("SELECT * FROM papers ORDER BY id").fetchall() == rows
 
 
-def test_fresher_upvotes_update_the_row(store: Store, cfg: Config) -> None:
+def test_fresher_upvotes_update_the_row(store: Database, cfg: Config) -> None:
     run(store, cfg, Server(hf=hf_listing("2504.17837")), day=date(2025, 4, 28))
     items = json.loads(hf_listing("2504.17837"))
     items[0]["paper"]["upvotes"] = 900
@@ -215,7 +217,7 @@ def test_fresher_upvotes_update_the_row(store: Store, cfg: Config) -> None:
     assert paper.first_seen == NOW
 
 
-def test_backfill_pages_the_api_politely(store: Store, cfg: Config) -> None:
+def test_backfill_pages_the_api_politely(store: Database, cfg: Config) -> None:
     asked: list[httpx.URL] = []
 
     def api(request: httpx.Request) -> httpx.Response:
@@ -262,7 +264,7 @@ def test_backfill_without_cross_lists_keeps_primary_categories_only(tmp_path: Pa
             200, content=API_PAGE0 if r.url.params["start"] == "0" else API_EMPTY
         )
     )
-    with Store(cfg.database_path) as store:
+    with Database(cfg.database_path) as store:
         summary = pipeline.fetch_backfill(
             store, cfg, NOW, 1, transport=transport, sleep=lambda s: None
         )
@@ -270,7 +272,7 @@ def test_backfill_without_cross_lists_keeps_primary_categories_only(tmp_path: Pa
         assert store.count_papers() == 0 and summary.sources[0].skipped == 3
 
 
-def test_rss_announcement_replaces_an_api_estimate(store: Store, cfg: Config) -> None:
+def test_rss_announcement_replaces_an_api_estimate(store: Database, cfg: Config) -> None:
     page = API_PAGE0.replace(b"2202.12139", b"2504.17837")
     transport = httpx.MockTransport(lambda r: httpx.Response(200, content=page))
     pipeline.fetch_ids(store, cfg, NOW, ["2504.17837"], transport=transport, sleep=lambda s: None)
@@ -284,7 +286,7 @@ def test_rss_announcement_replaces_an_api_estimate(store: Store, cfg: Config) ->
     assert p.published == estimated.published  # the API's submission time is kept
 
 
-def test_fetch_ids_reports_arxivs_error_message(store: Store, cfg: Config) -> None:
+def test_fetch_ids_reports_arxivs_error_message(store: Database, cfg: Config) -> None:
     error = fixture_bytes("arxiv_api/api_error_http400_incorrect_id_2026-04.xml")
     transport = httpx.MockTransport(lambda r: httpx.Response(400, content=error))
     summary = pipeline.fetch_ids(store, cfg, NOW, ["2401.00001"], transport=transport)
@@ -292,7 +294,7 @@ def test_fetch_ids_reports_arxivs_error_message(store: Store, cfg: Config) -> No
     assert "the arXiv API refused the query: incorrect id format for abc" in summary.errors[0]
 
 
-def test_fetch_ids_validates_and_reports_missing(store: Store, cfg: Config) -> None:
+def test_fetch_ids_validates_and_reports_missing(store: Database, cfg: Config) -> None:
     with pytest.raises(FeedError, match="'abc' is not an arXiv ID"):
         pipeline.fetch_ids(store, cfg, NOW, ["2104.12255, abc"])
     body = fixture_bytes("arxiv_api/api_id_list_2104.12255v1_2026-04.xml")
@@ -312,19 +314,22 @@ def test_fetch_ids_validates_and_reports_missing(store: Store, cfg: Config) -> N
     assert state is not None and state["last_count"] == 1 and state["source"] == "arxiv_api"
 
 
-def test_unknown_source_name_is_refused(store: Store, cfg: Config) -> None:
+def test_unknown_source_name_is_refused(store: Database, cfg: Config) -> None:
     with pytest.raises(FeedError, match="unknown source 'rss'"):
         pipeline.fetch_all(store, cfg, NOW, sources=["rss"])
 
 
 def test_no_enabled_source_is_a_clear_error(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, "[sources]\narxiv_rss = false\nhuggingface = false\n")
-    with Store(cfg.database_path) as store, pytest.raises(FeedError, match="no source is enabled"):
+    with (
+        Database(cfg.database_path) as store,
+        pytest.raises(FeedError, match="no source is enabled"),
+    ):
         pipeline.fetch_all(store, cfg, NOW)
 
 
 def test_an_empty_today_on_hugging_face_is_not_news_when_yesterday_has_papers(
-    store: Store, cfg: Config
+    store: Database, cfg: Config
 ) -> None:
     def hf(request: httpx.Request) -> httpx.Response:
         listed = request.url.params["date"] == "2025-04-27"

@@ -14,7 +14,7 @@ from newsletter import pipeline
 from newsletter.models import Interest, InterestKind, Paper, SubscriberStatus
 from newsletter.ranking.profile import Profile
 from newsletter.ranking.rank import rank, redundancy, select
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import make_config
 
 EVAL = Path(__file__).parent / "fixtures" / "eval"
@@ -45,13 +45,13 @@ def find(word: str, limit: int = 3) -> list[int]:
     return hits[:limit]
 
 
-def subscriber(store: Store, email: str, *interests: Interest, size: int = 10) -> int:
+def subscriber(store: Database, email: str, *interests: Interest, size: int = 10) -> int:
     sub, _ = store.add_subscriber(email, NOW, status=SubscriberStatus.ACTIVE, digest_size=size)
     store.set_interests(sub.id, interests, NOW)
     return sub.id
 
 
-def digest_for(store: Store, tmp_path: Path, sub_id: int, extra: str = "", day: date = DAY):
+def digest_for(store: Database, tmp_path: Path, sub_id: int, extra: str = "", day: date = DAY):
     cfg = make_config(tmp_path, extra)
     subs = [s for s in store.list_subscribers() if s.id == sub_id]
     (digest,) = pipeline.build_digests(store, cfg, day, NOW, subs)

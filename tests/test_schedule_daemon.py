@@ -22,7 +22,7 @@ from newsletter.cli import cli
 from newsletter.config import load_config
 from newsletter.delivery.lock import run_lock
 from newsletter.models import Interest, InterestKind, Paper, SendStatus, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import FIXTURES, SECRET, SMTPSink, _Handler, free_port
 
 NEWSLETTER = Path(sys.executable).parent / "newsletter"
@@ -92,7 +92,7 @@ def seed(db: Path, now: datetime) -> dict[str, int]:
         )
     ]
     ids: dict[str, int] = {}
-    with Store(db) as store:
+    with Database(db) as store:
         store.upsert_papers(papers, now)
 
         def add(email: str, tz: str, hour: int, status=SubscriberStatus.ACTIVE) -> int:
@@ -181,7 +181,7 @@ def test_daemon_sends_each_due_subscriber_once_and_stops_on_sigterm(
     for msg in smtp_server.messages():
         assert msg.get_content_type() == "multipart/alternative"
         assert msg["Message-ID"] and msg["List-Unsubscribe-Post"]
-    with Store(tmp_path / "data" / "newsletter.db") as store:
+    with Database(tmp_path / "data" / "newsletter.db") as store:
         kiri = store.get_subscriber_by_email("kiritimati@example.org")
         assert kiri is not None
         kiri_day = now.astimezone(ZoneInfo("Pacific/Kiritimati")).date()
@@ -228,7 +228,7 @@ def test_sigterm_mid_send_finishes_the_message_and_loses_nobody(
     now = datetime.now(UTC)
     db = tmp_path / "data" / "newsletter.db"
     seed(db, now)
-    with Store(db) as store:
+    with Database(db) as store:
         for i in range(6):
             # Same zone as ny@: the first digest date sent holds seven subscribers.
             store.add_subscriber(
@@ -250,7 +250,7 @@ def test_sigterm_mid_send_finishes_the_message_and_loses_nobody(
     for msg in sink.messages():  # every message that arrived is whole
         assert msg.get_content_type() == "multipart/alternative"
         assert len(msg.get_payload()) == 2
-    with Store(db) as store:
+    with Database(db) as store:
         emails = {s.id: s.email for s in store.list_subscribers()}
         sent = {emails[r["subscriber_id"]] for r in store.sends_with_status(SendStatus.SENT)}
         # What arrived is recorded as sent, and only that; nothing is left half-done.
@@ -374,7 +374,7 @@ def test_once_fetches_when_a_scheduled_fetch_was_missed_then_sends(
             "utf-8",
         )
         db = tmp_path / "data" / "newsletter.db"
-        with Store(db) as store:
+        with Database(db) as store:
             store.add_subscriber(
                 "reader@example.org",
                 datetime.now(UTC),
@@ -385,7 +385,7 @@ def test_once_fetches_when_a_scheduled_fetch_was_missed_then_sends(
         assert first.returncode == 0, first.stderr
         assert "fetch: starting" in first.stderr
         assert any(p.startswith("/rss/") for p in feeds.paths)
-        with Store(db) as store:
+        with Database(db) as store:
             assert store.count_papers() > 0
             fetch_run = store.last_successful_run("fetch")
             assert fetch_run is not None and fetch_run["outcome"] == "ok"

@@ -19,7 +19,7 @@ from newsletter.cli import cli
 from newsletter.config import load_config
 from newsletter.demo import DEMO_DAY, offline_transport
 from newsletter.models import Interest, InterestKind, SendStatus, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import SECRET, SMTPSink
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -50,7 +50,7 @@ def write_config(tmp_path: Path, port: int, extra: str = "") -> Path:
 def seed(config: Path, readers: dict[str, tuple[str, list[str]]] = READERS) -> None:
     """The demo's sample day through the real fetch code, and a few subscribers."""
     cfg = load_config(str(config))
-    with Store(cfg.database_path) as store:
+    with Database(cfg.database_path) as store:
         pipeline.fetch_all(store, cfg, NOW, transport=offline_transport(), day=DEMO_DAY)
         for address, (name, interests) in readers.items():
             sub, _ = store.add_subscriber(address, NOW, name=name, status=SubscriberStatus.ACTIVE)
@@ -79,7 +79,7 @@ def received(sink: SMTPSink) -> dict[str, list[email.message.EmailMessage]]:
 
 def ledger(config: Path) -> dict[str, dict]:
     cfg = load_config(str(config))
-    with Store(cfg.database_path) as store:
+    with Database(cfg.database_path) as store:
         emails = {s.id: s.email for s in store.list_subscribers()}
         return {emails[r["subscriber_id"]]: r for r in store.sends_on(DEMO_DAY)}
 
@@ -114,7 +114,7 @@ def test_send_twice_sends_nothing_the_second_time(config: Path, smtp_server: SMT
     assert "sent 0 · skipped 4 already sent" in second.output
     assert len(smtp_server.received) == 4
     cfg = load_config(str(config))
-    with Store(cfg.database_path) as store:
+    with Database(cfg.database_path) as store:
         runs = store.last_runs("send")
     assert [r["outcome"] for r in runs[:2]] == ["ok", "ok"]
     assert runs[0]["summary"].startswith("sent 0 · skipped 4 already sent")
@@ -183,7 +183,7 @@ def test_dry_run_to_limit_and_resend(config: Path, smtp_server: SMTPSink) -> Non
 
 def test_nothing_new_and_paused_are_counted(config: Path, smtp_server: SMTPSink) -> None:
     cfg = load_config(str(config))
-    with Store(cfg.database_path) as store:
+    with Database(cfg.database_path) as store:
         grace = store.get_subscriber_by_email("grace@example.org")
         store.set_status(grace.id, SubscriberStatus.PAUSED, NOW)
     later = CliRunner().invoke(
@@ -194,7 +194,7 @@ def test_nothing_new_and_paused_are_counted(config: Path, smtp_server: SMTPSink)
     assert later.exit_code == 0, later.output
     assert "sent 0 · skipped 0 already sent · 3 nothing new · 1 paused · failed 0" in later.output
     assert smtp_server.received == []
-    with Store(cfg.database_path) as store:
+    with Database(cfg.database_path) as store:
         rows = store.sends_on(date(2026, 12, 10))
     assert len(rows) == 3 and all(r["status"] == SendStatus.SKIPPED for r in rows)
 
@@ -255,7 +255,7 @@ def test_run_fetches_then_sends_and_a_rerun_sends_nothing(
             f'huggingface_url = "{base}/api/daily_papers"\n',
         )
         cfg = load_config(str(config))
-        with Store(cfg.database_path) as store:
+        with Database(cfg.database_path) as store:
             for address in ("ada@example.org", "zoe@example.org"):
                 store.add_subscriber(address, NOW, status=SubscriberStatus.ACTIVE)
         env = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": str(config)}
@@ -285,7 +285,7 @@ def test_a_digest_that_cannot_be_rendered_is_retried_and_the_rest_go_out(
             return super().welcome(digest)
 
     cfg = load_config(str(config))
-    with Store(cfg.database_path) as store:
+    with Database(cfg.database_path) as store:
         summary = pipeline.send_daily(
             store, cfg, mailer_from_config(cfg), DEMO_DAY, NOW, renderer=BrokenForGrace(cfg)
         )
@@ -322,7 +322,7 @@ def test_the_first_digest_is_the_welcome_digest_and_the_next_is_not(
     smtp_server.received.clear()
     tomorrow = DEMO_DAY + timedelta(days=1)
     cfg = load_config(str(config))
-    with Store(cfg.database_path) as store:  # the next day's announcements: twins of today's
+    with Database(cfg.database_path) as store:  # the next day's announcements: twins of today's
         today = store.papers_between(DEMO_DAY, DEMO_DAY)
         store.upsert_papers(
             [

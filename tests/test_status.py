@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import cli
 from newsletter.models import Paper, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def seeded(tmp_path: Path) -> Path:
     now = datetime.now(UTC)
     today = now.astimezone(ZoneInfo("America/New_York")).date()
     yesterday = today - timedelta(days=1)
-    with Store(tmp_path / "data" / "nl.db") as store:
+    with Database(tmp_path / "data" / "nl.db") as store:
         ids = {}
         for email, status in [
             ("a1@example.org", SubscriberStatus.ACTIVE),
@@ -153,7 +153,7 @@ def test_status_check_exits_2_on_problems_and_0_when_healthy(seeded: Path, tmp_p
     assert data["problems"] == ["no fetch has run yet: run `newsletter fetch` or start the daemon"]
 
     now = datetime.now(UTC)
-    with Store(tmp_path / "fresh.db") as store:
+    with Database(tmp_path / "fresh.db") as store:
         run = store.start_run("fetch", now)
         store.finish_run(run, "ok", "fetched 0 papers", now)
         store.record_fetch_success(

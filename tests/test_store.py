@@ -11,8 +11,7 @@ import pytest
 import sqlite_utils
 
 from newsletter.models import Paper, SubscriberStatus
-from newsletter.store import database as store_module
-from newsletter.store.database import Store, merge_papers
+from newsletter.store import Database, merge_papers, schema
 
 T0 = datetime(2025, 4, 28, 5, 0, tzinfo=UTC)
 T1 = datetime(2025, 4, 28, 9, 0, tzinfo=UTC)
@@ -50,7 +49,7 @@ HF = Paper(
 )
 
 
-def test_full_round_trip(store: Store) -> None:
+def test_full_round_trip(store: Database) -> None:
     full = replace(
         ARXIV,
         upvotes=5,
@@ -68,7 +67,7 @@ def test_full_round_trip(store: Store) -> None:
     assert got is not None and got.comments == 0 and got.github_stars == 0  # zero is not None
 
 
-def test_hugging_face_after_arxiv_adds_signals_and_keeps_the_record(store: Store) -> None:
+def test_hugging_face_after_arxiv_adds_signals_and_keeps_the_record(store: Database) -> None:
     store.upsert_papers([ARXIV], T0)
     result = store.upsert_papers([HF], T1)
     assert result.updated == 1 and result.updated_ids == frozenset({ARXIV.id})
@@ -84,7 +83,7 @@ def test_hugging_face_after_arxiv_adds_signals_and_keeps_the_record(store: Store
     assert p.hf_url == "https://huggingface.co/papers/2504.17837"
 
 
-def test_arxiv_after_hugging_face_becomes_canonical(store: Store) -> None:
+def test_arxiv_after_hugging_face_becomes_canonical(store: Database) -> None:
     store.upsert_papers([HF], T0)
     store.upsert_papers([ARXIV], T1)
     p = store.get_paper(ARXIV.id)
@@ -94,7 +93,7 @@ def test_arxiv_after_hugging_face_becomes_canonical(store: Store) -> None:
     assert p.sources == ("huggingface", "arxiv_rss")
 
 
-def test_a_later_shorter_record_never_blanks_a_field(store: Store) -> None:
+def test_a_later_shorter_record_never_blanks_a_field(store: Database) -> None:
     store.upsert_papers([merge_papers(ARXIV, HF)], T0)
     sparse = Paper(id=ARXIV.id, sources=("huggingface",), upvotes=None, title="", abstract="")
     result = store.upsert_papers([sparse], T1)
@@ -107,7 +106,7 @@ def test_a_later_shorter_record_never_blanks_a_field(store: Store) -> None:
     assert store.get_paper(ARXIV.id).abstract == ARXIV.abstract  # type: ignore[union-attr]
 
 
-def test_fresher_counts_and_newer_versions_win(store: Store) -> None:
+def test_fresher_counts_and_newer_versions_win(store: Database) -> None:
     store.upsert_papers([merge_papers(ARXIV, HF)], T0)
     store.upsert_papers([replace(HF, upvotes=30, comments=5), replace(ARXIV, version=3)], T1)
     p = store.get_paper(ARXIV.id)
@@ -125,14 +124,14 @@ def test_the_feed_announcement_replaces_an_api_estimate_but_not_the_reverse() ->
     assert merge_papers(ARXIV, cross).announced == date(2025, 4, 28)  # first stays
 
 
-def test_duplicates_in_one_batch_merge(store: Store) -> None:
+def test_duplicates_in_one_batch_merge(store: Database) -> None:
     result = store.upsert_papers([ARXIV, HF], T0)
     assert (result.added, result.updated) == (1, 0)
     p = store.get_paper(ARXIV.id)
     assert p is not None and p.upvotes == 12 and p.title == ARXIV.title
 
 
-def test_unchanged_batch_is_not_rewritten(store: Store, tmp_path: Path) -> None:
+def test_unchanged_batch_is_not_rewritten(store: Database, tmp_path: Path) -> None:
     papers = [replace(ARXIV, id=f"2504.{10000 + i}") for i in range(600)]
     assert store.upsert_papers(papers, T0).added == 600
     before = store.db.execute("SELECT * FROM papers ORDER BY id").fetchall()
@@ -141,7 +140,7 @@ def test_unchanged_batch_is_not_rewritten(store: Store, tmp_path: Path) -> None:
     assert store.db.execute("SELECT * FROM papers ORDER BY id").fetchall() == before
 
 
-def test_email_is_unique_case_insensitively(store: Store) -> None:
+def test_email_is_unique_case_insensitively(store: Database) -> None:
     first, created = store.add_subscriber("Ada@Example.org", T0)
     assert created
     again, created_again = store.add_subscriber("ada@example.ORG", T1)
@@ -151,7 +150,7 @@ def test_email_is_unique_case_insensitively(store: Store) -> None:
         store.db.execute("INSERT INTO subscribers (email) VALUES ('ADA@example.org')")
 
 
-def test_subscriber_round_trip(store: Store) -> None:
+def test_subscriber_round_trip(store: Database) -> None:
     sub, _ = store.add_subscriber(
         "bo@example.org",
         T0,
@@ -168,8 +167,8 @@ def test_subscriber_round_trip(store: Store) -> None:
 
 def test_migrations_set_user_version_and_run_once(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "m.db"
-    with Store(path) as s:
-        assert s.schema_version == len(store_module.MIGRATIONS)
+    with Database(path) as s:
+        assert s.schema_version == len(schema.MIGRATIONS)
         assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         s.upsert_papers([ARXIV], T0)
     calls: list[int] = []
@@ -178,17 +177,17 @@ def test_migrations_set_user_version_and_run_once(tmp_path: Path, monkeypatch) -
         calls.append(1)
         db.execute("ALTER TABLE papers ADD COLUMN note TEXT")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, add_column])
-    with Store(path) as s:
-        assert s.schema_version == len(store_module.MIGRATIONS)
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, add_column])
+    with Database(path) as s:
+        assert s.schema_version == len(schema.MIGRATIONS)
         assert s.get_paper(ARXIV.id) is not None  # data survived
         assert "note" in s.db["papers"].columns_dict
-    with Store(path) as s:
-        assert s.schema_version == len(store_module.MIGRATIONS)
+    with Database(path) as s:
+        assert s.schema_version == len(schema.MIGRATIONS)
     assert calls == [1]
 
 
-def test_fetch_state_keeps_validators_through_an_error(store: Store) -> None:
+def test_fetch_state_keeps_validators_through_an_error(store: Database) -> None:
     url = "https://rss.arxiv.org/rss/cs.LG"
     store.record_fetch_success(url, "arxiv_rss", T0, etag='"e"', last_modified="lm", count=5)
     store.record_fetch_error(url, "arxiv_rss", "bad XML", T1)
@@ -200,7 +199,7 @@ def test_fetch_state_keeps_validators_through_an_error(store: Store) -> None:
     assert store.get_fetch_state(url)["last_error"] is None  # type: ignore[index]
 
 
-def test_runs(store: Store) -> None:
+def test_runs(store: Database) -> None:
     run_id = store.start_run("fetch", T0)
     store.finish_run(run_id, "ok", "fetched 1 papers", T1)
     (row,) = store.last_runs("fetch")

@@ -17,7 +17,7 @@ import pytest
 from newsletter import links
 from newsletter.config import parse_config
 from newsletter.models import Interest, InterestKind, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 from newsletter.tokens import make_token
 from newsletter.web.app import create_app
 from tests.conftest import SECRET, make_config
@@ -51,7 +51,7 @@ class Site:
         self.app = create_app(self.cfg, now=self.clock)
         self.client = TestClient(self.app, raise_server_exceptions=False)
         self.outbox = tmp_path / "outbox"
-        self.db = Store(self.cfg.database_path)
+        self.db = Database(self.cfg.database_path)
 
     def form_token(self, path: str = "/", index: int = 0) -> str:
         return csrf_tokens(self.client.get(path).text)[index]

@@ -18,7 +18,7 @@ import uvicorn
 from newsletter import links
 from newsletter.config import Config, parse_config
 from newsletter.models import InterestKind, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 from newsletter.web.app import create_app
 from tests.conftest import SECRET, SMTPSink, free_port
 from tests.web_support import link_in, tamper
@@ -32,7 +32,7 @@ DESKTOP = {"width": 1280, "height": 900}
 class LiveSite:
     base: str
     cfg: Config
-    db: Store
+    db: Database
     smtp: SMTPSink
     shots: Path
 
@@ -82,7 +82,7 @@ def live(tmp_path: Path, smtp_server: SMTPSink) -> Iterator[LiveSite]:
     thread.start()
     while not server.started and thread.is_alive():
         time.sleep(0.02)
-    db = Store(cfg.database_path)
+    db = Database(cfg.database_path)
     shots = tmp_path / "screenshots"
     shots.mkdir()
     try:

@@ -18,7 +18,7 @@ from newsletter.config import Config, parse_config
 from newsletter.delivery.deliver import build_message, message_id_for
 from newsletter.models import SubscriberStatus
 from newsletter.render.renderer import RenderedEmail
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import SECRET, free_port
 from tests.web_support import csrf_tokens, link_in, outbox, path_of, tamper
 
@@ -91,7 +91,7 @@ def test_newsletter_serve_subscribe_confirm_one_click_and_tampered_token(
 
     mails = outbox(cfg.path("outbox"))
     assert len(mails) == 1
-    with Store(cfg.database_path) as db:
+    with Database(cfg.database_path) as db:
         sub = db.get_subscriber_by_email("served@example.org")
         assert sub is not None and sub.status == SubscriberStatus.PENDING
         confirm = link_in(mails[0], "/confirm/")

@@ -30,7 +30,7 @@ from newsletter.config import Config, parse_config
 from newsletter.delivery.deliver import SMTPMailer, SMTPSession
 from newsletter.demo import DEMO_DAY, DEMO_NOW, FEED, offline_transport
 from newsletter.models import Interest, InterestKind, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 
 TOPICS = (
     "large language models",
@@ -108,7 +108,7 @@ def _config(root: Path, port: int, connections: int) -> Config:
     return parse_config(text, base_dir=root, env={"NEWSLETTER_SECRET_KEY": "bench-" * 6})
 
 
-def _populate(store: Store, cfg: Config, n: int) -> None:
+def _populate(store: Database, cfg: Config, n: int) -> None:
     from newsletter import pipeline
 
     pipeline.fetch_all(store, cfg, DEMO_NOW, transport=offline_transport(), day=DEMO_DAY)
@@ -173,7 +173,7 @@ def run() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             cfg = _config(root, port, connections)
-            with Store(cfg.database_path) as store:
+            with Database(cfg.database_path) as store:
                 t0 = time.perf_counter()
                 _populate(store, cfg, n)
                 print(
@@ -215,7 +215,7 @@ def run() -> None:
         sink.communicate("", timeout=30)
 
 
-def _stages(store: Store, cfg: Config, n: int) -> dict[str, float]:
+def _stages(store: Database, cfg: Config, n: int) -> dict[str, float]:
     """Milliseconds per digest for each stage of the send, measured one after the other."""
     from datetime import timedelta
 
@@ -248,7 +248,7 @@ def _stages(store: Store, cfg: Config, n: int) -> dict[str, float]:
     }
 
 
-def _sample(store: Store, cfg: Config, n: int = 50) -> list[bytes]:
+def _sample(store: Database, cfg: Config, n: int = 50) -> list[bytes]:
     """Real digests for the first `n` subscribers, built but not sent (nothing recorded)."""
     from newsletter import pipeline
     from newsletter.delivery.mime import message_id_for, render_bytes

@@ -55,7 +55,7 @@ from newsletter.delivery.mime import (
 )
 from newsletter.errors import DeliveryError
 from newsletter.models import Subscriber
-from newsletter.store.database import Store
+from newsletter.store import Database
 
 __all__ = [
     "DeliveryError",
@@ -465,7 +465,7 @@ class _Dispatcher:
 
 
 def deliver(
-    store: Store,
+    store: Database,
     cfg: Config,
     mailer: Mailer,
     jobs: Iterable[Outgoing],

@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 from newsletter.config import Config
 from newsletter.models import Subscriber, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Outgoing:
 class Ledger:
     """The send ledger, safe to use from the sending threads (one lock around the store)."""
 
-    def __init__(self, store: Store, cfg: Config, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: Database, cfg: Config, clock: Callable[[], datetime]) -> None:
         self.store = store
         self.cfg = cfg
         self.clock = clock

@@ -27,7 +27,7 @@ from newsletter.sources import (
     huggingface,
 )
 from newsletter.sources.http import Fetched, HttpClient, client_for
-from newsletter.store.database import Store
+from newsletter.store import Database
 
 fetch_log = logging.getLogger("newsletter.fetch")
 Progress = Callable[[str, int, int | None], None]  # (source, done, total or None)
@@ -114,7 +114,7 @@ class FetchRun:
 
     def __init__(
         self,
-        store: Store,
+        store: Database,
         cfg: Config,
         now: datetime,
         client: HttpClient,
@@ -275,7 +275,7 @@ class FetchRun:
 
 
 def run_fetch(
-    store: Store,
+    store: Database,
     cfg: Config,
     now: datetime,
     work: Callable[[FetchRun], None],

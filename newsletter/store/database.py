@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from pathlib import Path
@@ -25,6 +26,7 @@ from newsletter.models import (
     Subscriber,
     SubscriberStatus,
 )
+from newsletter.store import schema
 
 _JSON_TUPLES = ("authors", "categories", "ai_keywords", "sources")
 _PAPER_FIELDS = [f.name for f in fields(Paper)]
@@ -121,97 +123,7 @@ class UpsertResult:
     updated_ids: frozenset[str] = frozenset()
 
 
-# ---------------------------------------------------------------- migrations
-
-
-def _m1_initial(db: sqlite_utils.Database) -> None:
-    db["papers"].create(
-        {
-            "id": str,
-            "version": int,
-            "title": str,
-            "abstract": str,
-            "authors": str,
-            "categories": str,
-            "primary_category": str,
-            "announce_type": str,
-            "announced": str,
-            "published": str,
-            "abs_url": str,
-            "pdf_url": str,
-            "upvotes": int,
-            "comments": int,
-            "github_repo": str,
-            "github_stars": int,
-            "ai_keywords": str,
-            "ai_summary": str,
-            "hf_date": str,
-            "sources": str,
-            "journal_ref": str,
-            "doi": str,
-            "first_seen": str,
-            "updated": str,
-        },
-        pk="id",
-    )
-    db["papers"].create_index(["announced"])
-    db["papers"].create_index(["hf_date"])
-    db.execute("""
-        CREATE TABLE subscribers (
-            id INTEGER PRIMARY KEY,
-            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
-            name TEXT NOT NULL DEFAULT '',
-            status TEXT NOT NULL DEFAULT 'pending',
-            timezone TEXT NOT NULL DEFAULT 'UTC',
-            delivery_hour INTEGER NOT NULL DEFAULT 7,
-            digest_size INTEGER NOT NULL DEFAULT 10,
-            hard_failures INTEGER NOT NULL DEFAULT 0,
-            created_at TEXT, confirmed_at TEXT, updated_at TEXT
-        )""")
-    db.execute("""
-        CREATE TABLE interests (
-            id INTEGER PRIMARY KEY,
-            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
-            kind TEXT NOT NULL, value TEXT NOT NULL, weight REAL NOT NULL DEFAULT 1.0,
-            created_at TEXT,
-            UNIQUE (subscriber_id, kind, value)
-        )""")
-    db.execute("""
-        CREATE TABLE feedback (
-            id INTEGER PRIMARY KEY,
-            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
-            paper_id TEXT NOT NULL, vote INTEGER NOT NULL, created_at TEXT,
-            UNIQUE (subscriber_id, paper_id)
-        )""")
-    db.execute("""
-        CREATE TABLE sends (
-            id INTEGER PRIMARY KEY,
-            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
-            digest_date TEXT NOT NULL,
-            status TEXT NOT NULL,
-            attempts INTEGER NOT NULL DEFAULT 0,
-            message_id TEXT, paper_ids TEXT NOT NULL DEFAULT '[]',
-            last_error TEXT, claimed_at TEXT, sent_at TEXT, updated_at TEXT,
-            UNIQUE (subscriber_id, digest_date)
-        )""")
-    db.execute("CREATE INDEX idx_sends_date_status ON sends (digest_date, status)")
-    db.execute("""
-        CREATE TABLE fetch_state (
-            url TEXT PRIMARY KEY, source TEXT NOT NULL,
-            etag TEXT, last_modified TEXT, last_success TEXT, last_count INTEGER,
-            last_error TEXT, last_error_at TEXT
-        )""")
-    db.execute("""
-        CREATE TABLE runs (
-            id INTEGER PRIMARY KEY, kind TEXT NOT NULL, started_at TEXT NOT NULL,
-            finished_at TEXT, outcome TEXT, summary TEXT
-        )""")
-
-
-MIGRATIONS: list[Callable[[sqlite_utils.Database], None]] = [_m1_initial]
-
-
-class Store:
+class Database:
     """A SQLite file holding papers, subscribers, interests, feedback, sends and fetch state."""
 
     def __init__(self, path: str | Path) -> None:
@@ -226,14 +138,41 @@ class Store:
         self.db.execute("PRAGMA synchronous = NORMAL")
         self.migrate()
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The underlying connection (autocommit: each statement outside `transaction()`
+        commits on its own)."""
+        return self.db.conn
+
     def close(self) -> None:
         self.db.conn.close()
 
-    def __enter__(self) -> Store:
+    def __enter__(self) -> Database:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Run the block as one write transaction: all of it is committed, or none of it.
+
+        BEGIN IMMEDIATE takes the write lock up front, so a read inside the block cannot be
+        invalidated by another process writing before this one does. A block inside another
+        block joins the outer transaction (which commits or rolls back for both).
+        """
+        conn = self.db.conn
+        if conn.in_transaction:
+            yield
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:  # some errors already rolled the transaction back
+                conn.execute("ROLLBACK")
+            raise
 
     @property
     def schema_version(self) -> int:
@@ -242,9 +181,8 @@ class Store:
     def migrate(self) -> None:
         """Apply pending migrations, each in its own transaction."""
         current = self.schema_version
-        for number, step in enumerate(MIGRATIONS[current:], start=current + 1):
-            with self.db.conn:
-                self.db.execute("BEGIN IMMEDIATE")
+        for number, step in enumerate(schema.MIGRATIONS[current:], start=current + 1):
+            with self.transaction():
                 if self.schema_version >= number:  # another process migrated meanwhile
                     continue
                 step(self.db)

@@ -288,7 +288,7 @@ def subscribers(app: AppContext, status: str | None) -> None:
 @friendly_errors
 def papers(app: AppContext, day: str | None, search: str, limit: int) -> None:
     """List stored papers."""
-    found = app.store.search_papers(search, parse_day(day), limit)
+    found = app.store.papers.search(search, parse_day(day), limit)
     for p in found:
         stats = " ".join(
             x

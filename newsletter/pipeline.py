@@ -586,7 +586,7 @@ def build_digests(
     ids = [s.id for s in subs]
     window = max(cfg.digest.window_days, 1)
     oldest = digest_date - timedelta(days=window)
-    papers = store.papers_between(oldest + timedelta(days=1), digest_date)
+    papers = store.papers.between(oldest + timedelta(days=1), digest_date)
     interests = store.interests_for_many(ids)
     votes = store.feedback_for_many(ids)
     received = store.sent_paper_ids(ids, before=digest_date)
@@ -617,7 +617,7 @@ def build_digests(
         profiles,
         today=digest_date,
         options=options,
-        examples=store.get_papers(sorted(known)),
+        examples=store.papers.get_many(sorted(known)),
         trending_size=cfg.digest.trending_size,
         encoder=load_encoder(cfg.digest.semantic_model),
     )

@@ -151,12 +151,12 @@ def test_init_and_fetch_a_2000_item_day_from_a_local_server(workdir: Path) -> No
     assert "arxiv_rss: 2,050 for 2025-04-28" in first.output
     assert len(rows) == 2050  # every new item (2,000) and cross-list (50); no replacements
     with Database(db) as store:
-        new = [p for p in store.search_papers(limit=5000) if p.announce_type == "new"]
+        new = [p for p in store.papers.search(limit=5000) if p.announce_type == "new"]
         assert len(new) == 2000
-        p = store.get_paper("2504.20007")
+        p = store.papers.get("2504.20007")
         assert p is not None and p.authors == ("Ann Lee7", "Bo Chen", "Cy Diaz")
         assert p.title == "Synthetic paper 7: efficient attention & KV caches"
-        assert store.get_paper("2504.22099") is None  # a replacement
+        assert store.papers.get("2504.22099") is None  # a replacement
         (run,) = store.last_runs("fetch", limit=1)
         assert run["outcome"] == "ok"
     # the second fetch of the same feed adds nothing and changes nothing

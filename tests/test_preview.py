@@ -57,7 +57,7 @@ def config_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     cfg = load_config(str(path))
     with Database(cfg.database_path) as store:
         rows = corpus()
-        store.upsert_papers([paper(i, rows[i]) for i in range(len(rows))], NOW)
+        store.papers.upsert([paper(i, rows[i]) for i in range(len(rows))], NOW)
         for address, wanted in READERS.items():
             sub, _ = store.add_subscriber(address, NOW, status=SubscriberStatus.ACTIVE)
             store.add_interests(sub.id, [Interest(InterestKind.KEYWORD, w) for w in wanted], NOW)

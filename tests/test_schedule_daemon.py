@@ -93,7 +93,7 @@ def seed(db: Path, now: datetime) -> dict[str, int]:
     ]
     ids: dict[str, int] = {}
     with Database(db) as store:
-        store.upsert_papers(papers, now)
+        store.papers.upsert(papers, now)
 
         def add(email: str, tz: str, hour: int, status=SubscriberStatus.ACTIVE) -> int:
             sub, _ = store.add_subscriber(
@@ -386,7 +386,7 @@ def test_once_fetches_when_a_scheduled_fetch_was_missed_then_sends(
         assert "fetch: starting" in first.stderr
         assert any(p.startswith("/rss/") for p in feeds.paths)
         with Database(db) as store:
-            assert store.count_papers() > 0
+            assert store.papers.count() > 0
             fetch_run = store.last_successful_run("fetch")
             assert fetch_run is not None and fetch_run["outcome"] == "ok"
             # The recorded feed is from 2025: nothing in the reader's window, said and recorded.

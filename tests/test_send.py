@@ -323,8 +323,8 @@ def test_the_first_digest_is_the_welcome_digest_and_the_next_is_not(
     tomorrow = DEMO_DAY + timedelta(days=1)
     cfg = load_config(str(config))
     with Database(cfg.database_path) as store:  # the next day's announcements: twins of today's
-        today = store.papers_between(DEMO_DAY, DEMO_DAY)
-        store.upsert_papers(
+        today = store.papers.between(DEMO_DAY, DEMO_DAY)
+        store.papers.upsert(
             [
                 replace(p, id=f"2611.{90000 + i}", announced=tomorrow, hf_date=None)
                 for i, p in enumerate(today)

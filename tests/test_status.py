@@ -35,7 +35,7 @@ def seeded(tmp_path: Path) -> Path:
             ("u@example.org", SubscriberStatus.UNSUBSCRIBED),
         ]:
             ids[email] = store.add_subscriber(email, now, status=status)[0].id
-        store.upsert_papers(
+        store.papers.upsert(
             [
                 Paper(id="2611.00001", title="A", announced=today, sources=("arxiv_rss",)),
                 Paper(id="2611.00002", title="B", announced=today, sources=("arxiv_rss",)),

@@ -60,18 +60,18 @@ def test_full_round_trip(store: Database) -> None:
         hf_date=date(2025, 4, 29),
         published=datetime(2025, 4, 24, 13, 0, tzinfo=UTC),
     )
-    result = store.upsert_papers([full], T0)
+    result = store.papers.upsert([full], T0)
     assert (result.added, result.updated, result.unchanged) == (1, 0, 0)
-    got = store.get_paper(full.id)
+    got = store.papers.get(full.id)
     assert got == replace(full, first_seen=T0, updated=T0)
     assert got is not None and got.comments == 0 and got.github_stars == 0  # zero is not None
 
 
 def test_hugging_face_after_arxiv_adds_signals_and_keeps_the_record(store: Database) -> None:
-    store.upsert_papers([ARXIV], T0)
-    result = store.upsert_papers([HF], T1)
+    store.papers.upsert([ARXIV], T0)
+    result = store.papers.upsert([HF], T1)
     assert result.updated == 1 and result.updated_ids == frozenset({ARXIV.id})
-    p = store.get_paper(ARXIV.id)
+    p = store.papers.get(ARXIV.id)
     assert p is not None
     assert (p.title, p.abstract, p.authors) == (ARXIV.title, ARXIV.abstract, ARXIV.authors)
     assert p.categories == ARXIV.categories and p.announced == date(2025, 4, 28)
@@ -84,9 +84,9 @@ def test_hugging_face_after_arxiv_adds_signals_and_keeps_the_record(store: Datab
 
 
 def test_arxiv_after_hugging_face_becomes_canonical(store: Database) -> None:
-    store.upsert_papers([HF], T0)
-    store.upsert_papers([ARXIV], T1)
-    p = store.get_paper(ARXIV.id)
+    store.papers.upsert([HF], T0)
+    store.papers.upsert([ARXIV], T1)
+    p = store.papers.get(ARXIV.id)
     assert p is not None
     assert p.title == ARXIV.title and p.authors == ARXIV.authors
     assert p.upvotes == 12 and p.first_seen == T0
@@ -94,25 +94,25 @@ def test_arxiv_after_hugging_face_becomes_canonical(store: Database) -> None:
 
 
 def test_a_later_shorter_record_never_blanks_a_field(store: Database) -> None:
-    store.upsert_papers([merge_papers(ARXIV, HF)], T0)
+    store.papers.upsert([merge_papers(ARXIV, HF)], T0)
     sparse = Paper(id=ARXIV.id, sources=("huggingface",), upvotes=None, title="", abstract="")
-    result = store.upsert_papers([sparse], T1)
+    result = store.papers.upsert([sparse], T1)
     assert result.unchanged == 1 and result.updated == 0
-    p = store.get_paper(ARXIV.id)
+    p = store.papers.get(ARXIV.id)
     assert p is not None and p.updated == T0  # not rewritten
     assert p.title == ARXIV.title and p.upvotes == 12 and p.github_repo == HF.github_repo
     truncated = replace(ARXIV, abstract=ARXIV.abstract[:40])
-    store.upsert_papers([truncated], T1)
-    assert store.get_paper(ARXIV.id).abstract == ARXIV.abstract  # type: ignore[union-attr]
+    store.papers.upsert([truncated], T1)
+    assert store.papers.get(ARXIV.id).abstract == ARXIV.abstract  # type: ignore[union-attr]
 
 
 def test_fresher_counts_and_newer_versions_win(store: Database) -> None:
-    store.upsert_papers([merge_papers(ARXIV, HF)], T0)
-    store.upsert_papers([replace(HF, upvotes=30, comments=5), replace(ARXIV, version=3)], T1)
-    p = store.get_paper(ARXIV.id)
+    store.papers.upsert([merge_papers(ARXIV, HF)], T0)
+    store.papers.upsert([replace(HF, upvotes=30, comments=5), replace(ARXIV, version=3)], T1)
+    p = store.papers.get(ARXIV.id)
     assert p is not None and (p.upvotes, p.comments, p.version) == (30, 5, 3)
-    store.upsert_papers([replace(ARXIV, version=2)], T1)
-    assert store.get_paper(ARXIV.id).version == 3  # type: ignore[union-attr]
+    store.papers.upsert([replace(ARXIV, version=2)], T1)
+    assert store.papers.get(ARXIV.id).version == 3  # type: ignore[union-attr]
 
 
 def test_the_feed_announcement_replaces_an_api_estimate_but_not_the_reverse() -> None:
@@ -125,17 +125,17 @@ def test_the_feed_announcement_replaces_an_api_estimate_but_not_the_reverse() ->
 
 
 def test_duplicates_in_one_batch_merge(store: Database) -> None:
-    result = store.upsert_papers([ARXIV, HF], T0)
+    result = store.papers.upsert([ARXIV, HF], T0)
     assert (result.added, result.updated) == (1, 0)
-    p = store.get_paper(ARXIV.id)
+    p = store.papers.get(ARXIV.id)
     assert p is not None and p.upvotes == 12 and p.title == ARXIV.title
 
 
 def test_unchanged_batch_is_not_rewritten(store: Database, tmp_path: Path) -> None:
     papers = [replace(ARXIV, id=f"2504.{10000 + i}") for i in range(600)]
-    assert store.upsert_papers(papers, T0).added == 600
+    assert store.papers.upsert(papers, T0).added == 600
     before = store.db.execute("SELECT * FROM papers ORDER BY id").fetchall()
-    result = store.upsert_papers(papers, T1)
+    result = store.papers.upsert(papers, T1)
     assert (result.added, result.updated, result.unchanged) == (0, 0, 600)
     assert store.db.execute("SELECT * FROM papers ORDER BY id").fetchall() == before
 
@@ -170,7 +170,7 @@ def test_migrations_set_user_version_and_run_once(tmp_path: Path, monkeypatch) -
     with Database(path) as s:
         assert s.schema_version == len(schema.MIGRATIONS)
         assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        s.upsert_papers([ARXIV], T0)
+        s.papers.upsert([ARXIV], T0)
     calls: list[int] = []
 
     def add_column(db: sqlite_utils.Database) -> None:
@@ -180,7 +180,7 @@ def test_migrations_set_user_version_and_run_once(tmp_path: Path, monkeypatch) -
     monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, add_column])
     with Database(path) as s:
         assert s.schema_version == len(schema.MIGRATIONS)
-        assert s.get_paper(ARXIV.id) is not None  # data survived
+        assert s.papers.get(ARXIV.id) is not None  # data survived
         assert "note" in s.db["papers"].columns_dict
     with Database(path) as s:
         assert s.schema_version == len(schema.MIGRATIONS)

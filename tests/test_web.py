@@ -515,7 +515,7 @@ def test_manage_lists_recent_digests_with_votes(site: Site) -> None:
 
     sid = site.active()
     now = site.clock()
-    site.db.upsert_papers(
+    site.db.papers.upsert(
         [
             Paper(
                 "2401.00002",
@@ -629,7 +629,7 @@ def test_preview_shows_todays_digest_and_records_nothing(site: Site) -> None:
 
     today = site.clock().astimezone(ZoneInfo(site.cfg.digest.timezone)).date()
     rows = corpus()[:8]
-    site.db.upsert_papers([paper(i, r, announced=today) for i, r in enumerate(rows)], site.clock())
+    site.db.papers.upsert([paper(i, r, announced=today) for i, r in enumerate(rows)], site.clock())
     sid = site.active()
     words = rows[0]["title"].split()[:3]
     site.db.set_interests(sid, [Interest(InterestKind.KEYWORD, " ".join(words))], site.clock())

@@ -177,7 +177,7 @@ def run() -> None:
                 t0 = time.perf_counter()
                 _populate(store, cfg, n)
                 print(
-                    f"set-up: {n:,} subscribers, {store.count_papers():,} papers from "
+                    f"set-up: {n:,} subscribers, {store.papers.count():,} papers from "
                     f"{FEED.name} ({time.perf_counter() - t0:.1f} s)",
                     flush=True,
                 )

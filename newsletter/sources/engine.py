@@ -138,7 +138,7 @@ class FetchRun:
 
     def land(self, report: SourceReport, parsed: Parsed) -> None:
         """Store one parsed response right away, so a later failure loses nothing."""
-        result = self.store.upsert_papers(parsed.papers, self.now)
+        result = self.store.papers.upsert(parsed.papers, self.now)
         report.fetched += len(parsed.papers)
         report.skipped += parsed.skipped
         report.added += result.added

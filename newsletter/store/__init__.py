@@ -5,6 +5,7 @@ concept: `papers`, `subscribers` (with interests and feedback), `sends` (the led
 `runs` (with fetch state). Typed records from `newsletter.models` cross this boundary.
 """
 
-from newsletter.store.database import Database, UpsertResult, merge_papers
+from newsletter.store.database import Database
+from newsletter.store.papers import UpsertResult, merge_papers
 
 __all__ = ["Database", "UpsertResult", "merge_papers"]

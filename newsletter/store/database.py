@@ -10,7 +10,6 @@ import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -21,106 +20,16 @@ from newsletter.models import (
     Feedback,
     Interest,
     InterestKind,
-    Paper,
     SendStatus,
     Subscriber,
     SubscriberStatus,
 )
 from newsletter.store import schema
-
-_JSON_TUPLES = ("authors", "categories", "ai_keywords", "sources")
-_PAPER_FIELDS = [f.name for f in fields(Paper)]
+from newsletter.store.papers import Papers
 
 
 def _iso(value: date | datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
-
-
-def _paper_to_row(p: Paper) -> dict[str, Any]:
-    row: dict[str, Any] = {}
-    for name in _PAPER_FIELDS:
-        v = getattr(p, name)
-        if name in _JSON_TUPLES:
-            row[name] = json.dumps(list(v), ensure_ascii=False)
-        elif isinstance(v, date | datetime):
-            row[name] = v.isoformat()
-        else:
-            row[name] = v
-    row["primary_category"] = p.primary_category
-    return row
-
-
-def _row_to_paper(row: dict[str, Any]) -> Paper:
-    kw: dict[str, Any] = {}
-    for name in _PAPER_FIELDS:
-        v = row.get(name)
-        if name in _JSON_TUPLES:
-            kw[name] = tuple(json.loads(v)) if v else ()
-        elif name in ("announced", "hf_date"):
-            kw[name] = date.fromisoformat(v) if v else None
-        elif name in ("published", "first_seen", "updated"):
-            kw[name] = datetime.fromisoformat(v) if v else None
-        elif v is None and name in (
-            "title",
-            "abstract",
-            "announce_type",
-            "abs_url",
-            "pdf_url",
-            "github_repo",
-            "ai_summary",
-            "journal_ref",
-            "doi",
-        ):
-            kw[name] = ""
-        else:
-            kw[name] = v
-    return Paper(**kw)
-
-
-# Bibliographic fields: arXiv's record is canonical; a Hugging Face copy only fills gaps.
-_ARXIV_FIELDS = ("title", "abstract", "authors", "categories", "published", "journal_ref", "doi")
-
-
-def _from_arxiv(p: Paper) -> bool:
-    return any(s.startswith("arxiv") for s in p.sources)
-
-
-def merge_papers(old: Paper, new: Paper) -> Paper:
-    """Combine two records of one paper: fill gaps, take fresher counts, never blank a field."""
-    merged: dict[str, Any] = {}
-    # The feed's announcement beats an earlier estimate (API papers have no announce type).
-    feed_announces = not old.announce_type and bool(new.announce_type)
-    arxiv_over_hf = _from_arxiv(new) and not _from_arxiv(old)
-    hf_under_arxiv = _from_arxiv(old) and not _from_arxiv(new)
-    for name in _PAPER_FIELDS:
-        a, b = getattr(old, name), getattr(new, name)
-        if name == "sources":
-            merged[name] = tuple(dict.fromkeys((*a, *b)))
-        elif name == "version":
-            merged[name] = max(v for v in (a, b, 0) if v is not None) or None
-        elif name in ("announced", "announce_type"):
-            merged[name] = (b or a) if feed_announces else (a or b)
-        elif name == "first_seen":
-            merged[name] = a or b  # the first sighting stays the first
-        elif name in ("upvotes", "comments", "github_stars"):
-            merged[name] = b if b is not None else a
-        elif name in _ARXIV_FIELDS and a and b and (hf_under_arxiv or arxiv_over_hf):
-            merged[name] = b if arxiv_over_hf else a
-        elif name in ("title", "abstract"):
-            # A later copy replaces the text unless it looks truncated.
-            merged[name] = b if b and (not a or len(b) >= len(a) * 0.9) else a
-        else:
-            merged[name] = b if b else a
-    return Paper(**merged)
-
-
-@dataclass(frozen=True)
-class UpsertResult:
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    added_ids: frozenset[str] = frozenset()
-    updated_ids: frozenset[str] = frozenset()
 
 
 class Database:
@@ -137,6 +46,7 @@ class Database:
             self.db.execute("PRAGMA journal_mode = WAL")
         self.db.execute("PRAGMA synchronous = NORMAL")
         self.migrate()
+        self.papers = Papers(self)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -192,83 +102,6 @@ class Database:
         cur = self.db.execute(sql, params)
         cols = [c[0] for c in cur.description]
         return [dict(zip(cols, r, strict=True)) for r in cur.fetchall()]
-
-    # ------------------------------------------------------------ papers
-
-    def upsert_papers(self, papers: Iterable[Paper], now: datetime) -> UpsertResult:
-        """Insert new papers and merge known ones; unchanged rows are not rewritten."""
-        incoming: dict[str, Paper] = {}
-        for p in papers:
-            incoming[p.id] = merge_papers(incoming[p.id], p) if p.id in incoming else p
-        added: set[str] = set()
-        updated: set[str] = set()
-        rows = []
-        with self.db.conn:  # read and write in one transaction: a parallel fetch cannot interleave
-            self.db.execute("BEGIN IMMEDIATE")
-            existing = self.get_papers(list(incoming))
-            for pid, paper in incoming.items():
-                old = existing.get(pid)
-                if old is None:
-                    rows.append(_paper_to_row(replace(paper, first_seen=now, updated=now)))
-                    added.add(pid)
-                    continue
-                merged = merge_papers(old, paper)
-                if replace(merged, updated=None) == replace(old, updated=None):
-                    continue
-                rows.append(_paper_to_row(replace(merged, updated=now)))
-                updated.add(pid)
-            if rows:
-                self.db["papers"].upsert_all(rows, pk="id", batch_size=500)
-        unchanged = len(incoming) - len(added) - len(updated)
-        return UpsertResult(
-            len(added), len(updated), unchanged, frozenset(added), frozenset(updated)
-        )
-
-    def get_papers(self, ids: Sequence[str]) -> dict[str, Paper]:
-        out: dict[str, Paper] = {}
-        for i in range(0, len(ids), 500):
-            chunk = list(ids[i : i + 500])
-            marks = ",".join("?" * len(chunk))
-            for row in self._rows(f"SELECT * FROM papers WHERE id IN ({marks})", chunk):
-                out[row["id"]] = _row_to_paper(row)
-        return out
-
-    def get_paper(self, paper_id: str) -> Paper | None:
-        return self.get_papers([paper_id]).get(paper_id)
-
-    def papers_between(self, start: date, end: date) -> list[Paper]:
-        """Papers announced on arXiv, or listed on HF Daily Papers, in [start, end]."""
-        rows = self._rows(
-            "SELECT * FROM papers WHERE (announced BETWEEN ? AND ?) OR (hf_date BETWEEN ? AND ?)"
-            " ORDER BY COALESCE(announced, hf_date) DESC, id",
-            [start.isoformat(), end.isoformat()] * 2,
-        )
-        return [_row_to_paper(r) for r in rows]
-
-    def search_papers(self, text: str = "", on: date | None = None, limit: int = 50) -> list[Paper]:
-        where, params = [], []
-        if text:
-            where.append("(title LIKE ? OR abstract LIKE ? OR authors LIKE ?)")
-            params += [f"%{text}%"] * 3
-        if on:
-            where.append("(announced = ? OR hf_date = ?)")
-            params += [on.isoformat()] * 2
-        sql = "SELECT * FROM papers" + (" WHERE " + " AND ".join(where) if where else "")
-        sql += " ORDER BY COALESCE(announced, hf_date) DESC, id LIMIT ?"
-        return [_row_to_paper(r) for r in self._rows(sql, [*params, limit])]
-
-    def count_papers(self) -> int:
-        return int(self.db.execute("SELECT count(*) FROM papers").fetchone()[0])
-
-    def paper_counts_by_source(self, on: date) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        rows = self._rows(
-            "SELECT sources FROM papers WHERE announced = ? OR hf_date = ?", [on.isoformat()] * 2
-        )
-        for row in rows:
-            for source in json.loads(row["sources"] or "[]"):
-                counts[source] = counts.get(source, 0) + 1
-        return counts
 
     # ------------------------------------------------------------ subscribers
 
@@ -799,14 +632,6 @@ class Database:
             [limit],
         )
         return rows, total
-
-    def latest_paper_day(self) -> date | None:
-        """The most recent arXiv announcement or Hugging Face listing day stored."""
-        row = self.db.execute(
-            "SELECT max(d) FROM (SELECT max(announced) AS d FROM papers"
-            " UNION ALL SELECT max(hf_date) FROM papers)"
-        ).fetchone()
-        return date.fromisoformat(row[0]) if row and row[0] else None
 
     def latest_run_per_kind(self) -> dict[str, dict[str, Any]]:
         """The newest row of `runs` for each kind (fetch, send, ...)."""

@@ -81,7 +81,7 @@ class DigestPages:
         store = self.web.store
         sends = store.recent_sends(sub.id, limit=RECENT_DIGESTS)
         ids = [pid for row in sends for pid in json.loads(row["paper_ids"] or "[]")]
-        papers = store.get_papers(list(dict.fromkeys(ids)))
+        papers = store.papers.get_many(list(dict.fromkeys(ids)))
         votes = {f.paper_id: f.vote for f in store.feedback_for(sub.id)}
         digests = []
         for row in sends:
@@ -158,7 +158,7 @@ class DigestPages:
     def _feedback_page(
         self, request: Request, sub: Subscriber, paper_id: str, vote: int, undone: bool
     ) -> Response:
-        paper = self.web.store.get_paper(paper_id)
+        paper = self.web.store.papers.get(paper_id)
         return self.web.render(
             request,
             "feedback.html",

@@ -499,7 +499,7 @@ def send_daily(
             pass
         return summary
     with run_lock(cfg, "send"):
-        run_id = store.start_run("send", now)
+        run_id = store.runs.start("send", now)
         try:
             targets = _send_targets(
                 store,
@@ -519,7 +519,7 @@ def send_daily(
                 store, cfg, mailer, jobs, ledger=ledger, sleep=sleep, progress=progress, stop=stop
             )
         except BaseException as exc:
-            store.finish_run(run_id, "aborted", f"stopped: {exc}", clock())
+            store.runs.finish(run_id, "aborted", f"stopped: {exc}", clock())
             raise
         summary.sent += report.sent
         summary.already_sent += report.already_sent
@@ -529,7 +529,7 @@ def send_daily(
         summary.retries += report.retries
         summary.bounced += report.bounced
         summary.aborted = report.aborted
-        store.finish_run(run_id, summary.outcome, summary.line(), clock())
+        store.runs.finish(run_id, summary.outcome, summary.line(), clock())
     return summary
 
 

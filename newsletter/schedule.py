@@ -261,9 +261,9 @@ class Daemon:
             return True
         now = self.clock()
         with Database(self.cfg.database_path) as store:
-            last = store.last_successful_run("fetch")
+            last = store.runs.last_successful("fetch")
         slot = last_scheduled_fetch(now, self._fetch_times, self.cfg.schedule.fetch_timezone)
-        return last is None or datetime.fromisoformat(last["started_at"]) < slot
+        return last is None or last.started_at < slot
 
     # ------------------------------------------------------------ running
 

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from newsletter.config import Config
-from newsletter.models import SendStatus, SubscriberStatus
+from newsletter.models import FetchState, Run, SendStatus, SubscriberStatus
 from newsletter.store import Database
 
 # A `claimed` ledger row older than this belongs to a run that died mid-send: the next run
@@ -81,7 +81,7 @@ class StatusReport:
         }
 
 
-def _iso(value: date | None) -> str | None:
+def _iso(value: date | datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
@@ -89,20 +89,20 @@ def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _run(row: dict[str, Any]) -> dict[str, Any]:
-    outcome = row.get("outcome") or ("running or interrupted" if not row["finished_at"] else "")
+def _run(run: Run) -> dict[str, Any]:
+    outcome = run.outcome or ("running or interrupted" if not run.finished_at else "")
     return {
-        "started_at": row["started_at"],
-        "finished_at": row["finished_at"],
+        "started_at": run.started_at.isoformat(),
+        "finished_at": _iso(run.finished_at),
         "outcome": outcome,
-        "summary": row.get("summary") or "",
+        "summary": run.summary,
     }
 
 
-def _runs(latest: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+def _runs(latest: dict[str, Run]) -> dict[str, dict[str, Any] | None]:
     """fetch and send always present (None = never ran), then any other kind."""
     out: dict[str, dict[str, Any] | None] = {"fetch": None, "send": None}
-    out.update({kind: _run(row) for kind, row in latest.items()})
+    out.update({kind: _run(run) for kind, run in latest.items()})
     return out
 
 
@@ -111,14 +111,14 @@ def _send(row: dict[str, Any]) -> dict[str, Any]:
     return {k: row.get(k) for k in keys}
 
 
-def _sources(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _sources(states: list[FetchState]) -> list[dict[str, Any]]:
     """fetch_state rows (one per URL) folded into one entry per source: newest success/error."""
     out: dict[str, dict[str, Any]] = {}
-    for row in rows:
+    for st in states:
         src = out.setdefault(
-            row["source"],
+            st.source,
             {
-                "source": row["source"],
+                "source": st.source,
                 "urls": 0,
                 "last_success": None,
                 "last_count": None,
@@ -128,11 +128,12 @@ def _sources(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             },
         )
         src["urls"] += 1
-        if row["last_success"] and (src["last_success"] or "") < row["last_success"]:
-            src["last_success"], src["last_count"] = row["last_success"], row["last_count"]
-        if row["last_error"] and (src["last_error_at"] or "") < (row["last_error_at"] or ""):
-            src["last_error"], src["last_error_at"] = row["last_error"], row["last_error_at"]
-            src["last_error_url"] = row["url"]
+        success, error_at = _iso(st.last_success), _iso(st.last_error_at)
+        if success and (src["last_success"] or "") < success:
+            src["last_success"], src["last_count"] = success, st.last_count
+        if st.last_error and (src["last_error_at"] or "") < (error_at or ""):
+            src["last_error"], src["last_error_at"] = st.last_error, error_at
+            src["last_error_url"] = st.url
     return list(out.values())
 
 
@@ -153,7 +154,7 @@ def gather_status(store: Database, cfg: Config, now: datetime) -> StatusReport:
         papers_today=dict(sorted(store.papers.counts_by_source(papers_day).items())),
         papers_total=store.papers.count(),
         latest_paper_day=store.papers.latest_day(),
-        last_runs=_runs(store.latest_run_per_kind()),
+        last_runs=_runs(store.runs.latest_per_kind()),
         sends_by_date=store.send_counts_by_date(since),
         retry=[_send(r) for r in retry],
         retry_total=retry_total,
@@ -162,7 +163,7 @@ def gather_status(store: Database, cfg: Config, now: datetime) -> StatusReport:
         failed_total=failed_total,
         bounced=bounced,
         bounced_total=bounced_total,
-        fetch_state=_sources(store.fetch_states()),
+        fetch_state=_sources(store.runs.fetch_states()),
     )
     report.problems = find_problems(report, now)
     return report

@@ -157,8 +157,8 @@ def test_init_and_fetch_a_2000_item_day_from_a_local_server(workdir: Path) -> No
         assert p is not None and p.authors == ("Ann Lee7", "Bo Chen", "Cy Diaz")
         assert p.title == "Synthetic paper 7: efficient attention & KV caches"
         assert store.papers.get("2504.22099") is None  # a replacement
-        (run,) = store.last_runs("fetch", limit=1)
-        assert run["outcome"] == "ok"
+        (run,) = store.runs.last("fetch", limit=1)
+        assert run.outcome == "ok"
     # the second fetch of the same feed adds nothing and changes nothing
     assert "fetched 2,050 papers: 0 new · 0 updated · 2,050 unchanged" in second.output
     assert _rows(db) == rows

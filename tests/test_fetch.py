@@ -97,8 +97,8 @@ def test_feed_and_hugging_face_land_and_merge_into_one_row(store: Database, cfg:
     assert "mailto:ops@lab.example" in rss_requests[0].headers["User-Agent"]
     hf_requests = [r for r in server.requests if r.url.host == "huggingface.co"]
     assert dict(hf_requests[0].url.params) == {"date": "2025-04-28", "limit": "100", "p": "0"}
-    (row,) = store.last_runs("fetch")
-    assert row["outcome"] == "ok" and row["summary"] == summary.line()
+    (row,) = store.runs.last("fetch")
+    assert row.outcome == "ok" and row.summary == summary.line()
 
 
 def test_without_a_date_hugging_face_is_asked_for_today_and_yesterday(
@@ -126,14 +126,14 @@ def test_304_on_etag_means_nothing_new(store: Database, cfg: Config) -> None:
 
     first = run(store, cfg, Server(rss=rss), sources=["arxiv_rss"])
     assert first.added == 5
-    assert store.get_fetch_state(FEED_URL)["etag"] == '"v1"'
+    assert store.runs.fetch_state(FEED_URL).etag == '"v1"'  # type: ignore[union-attr]
     before = store.papers.search(limit=100)
     second = run(store, cfg, Server(rss=rss), sources=["arxiv_rss"], now=NOW.replace(hour=10))
     assert second.added == second.updated == 0 and second.errors == []
     assert "arxiv_rss: not modified since the last fetch" in second.line()
-    state = store.get_fetch_state(FEED_URL)
-    assert state["etag"] == '"v1"' and state["last_count"] == 5
-    assert state["last_success"] == NOW.replace(hour=10).isoformat()
+    state = store.runs.fetch_state(FEED_URL)
+    assert state is not None and state.etag == '"v1"' and state.last_count == 5
+    assert state.last_success == NOW.replace(hour=10)
     assert store.papers.search(limit=100) == before
 
 
@@ -150,18 +150,18 @@ def test_malformed_feed_is_skipped_and_other_sources_still_land(
     assert "arxiv_rss: FAILED" in summary.line()
     assert store.papers.get("2608.09888") is not None  # Hugging Face still landed
     assert store.papers.get("2504.17830") == before  # nothing stored was lost
-    state = store.get_fetch_state(FEED_URL)
-    assert state["last_error"] and "sent an HTML page" in state["last_error"]
-    assert state["last_success"] == NOW.isoformat()  # the earlier success is remembered
-    assert store.last_runs("fetch")[0]["outcome"] == "partial"
+    state = store.runs.fetch_state(FEED_URL)
+    assert state is not None and "sent an HTML page" in state.last_error
+    assert state.last_success == NOW  # the earlier success is remembered
+    assert store.runs.last("fetch")[0].outcome == "partial"
 
 
 def test_truncated_feed_does_not_store_its_etag(store: Database, cfg: Config) -> None:
     truncated = httpx.Response(200, content=RSS[:6000], headers={"ETag": '"half"'})
     summary = run(store, cfg, Server(rss=lambda r: truncated), sources=["arxiv_rss"])
     assert summary.outcome == "failed" and store.papers.count() == 0
-    state = store.get_fetch_state(FEED_URL)
-    assert state["etag"] is None and "bad XML" in state["last_error"]
+    state = store.runs.fetch_state(FEED_URL)
+    assert state is not None and state.etag is None and "bad XML" in state.last_error
 
 
 def test_hugging_face_error_json_is_reported_and_arxiv_still_lands(
@@ -174,8 +174,8 @@ def test_hugging_face_error_json_is_reported_and_arxiv_still_lands(
         "huggingface: Hugging Face refused https://huggingface.co/api/daily_papers?date="
         "2025-04-28&limit=100&p=0: ✖ Too big: expected number to be <=100 → at limit"
     ]
-    hf_state = [s for s in store.fetch_states() if s["source"] == "huggingface"]
-    assert "Too big" in hf_state[0]["last_error"]
+    hf_state = [s for s in store.runs.fetch_states() if s.source == "huggingface"]
+    assert "Too big" in hf_state[0].last_error
 
 
 def test_empty_weekend_feed_is_a_normal_day(store: Database, cfg: Config) -> None:
@@ -183,7 +183,7 @@ def test_empty_weekend_feed_is_a_normal_day(store: Database, cfg: Config) -> Non
     assert summary.outcome == "ok" and summary.errors == []
     assert summary.notes == ["arXiv announced no new papers for 2025-04-27"]
     assert summary.line().startswith("fetched 0 papers: 0 new")
-    assert store.get_fetch_state(FEED_URL)["last_count"] == 0
+    assert store.runs.fetch_state(FEED_URL).last_count == 0  # type: ignore[union-attr]
 
 
 def test_cross_lists_follow_the_config(tmp_path: Path) -> None:
@@ -251,7 +251,8 @@ def test_backfill_pages_the_api_politely(store: Database, cfg: Config) -> None:
     paper = store.papers.get("2202.12139")
     assert paper is not None and paper.sources == ("arxiv_api",)
     assert paper.announced == date(2022, 2, 25)  # estimated from the submission time
-    assert store.get_fetch_state("https://export.arxiv.org/api/query")["last_count"] == 5
+    state = store.runs.fetch_state("https://export.arxiv.org/api/query")
+    assert state is not None and state.last_count == 5
 
 
 def test_backfill_without_cross_lists_keeps_primary_categories_only(tmp_path: Path) -> None:
@@ -310,8 +311,8 @@ def test_fetch_ids_validates_and_reports_missing(store: Database, cfg: Config) -
     assert seen[0].params["id_list"] == "2104.12255,2301.99999"
     assert store.papers.get("2104.12255") is not None
     assert summary.notes == ["arXiv has no paper with ID 2301.99999"]
-    state = store.get_fetch_state("https://export.arxiv.org/api/query")
-    assert state is not None and state["last_count"] == 1 and state["source"] == "arxiv_api"
+    state = store.runs.fetch_state("https://export.arxiv.org/api/query")
+    assert state is not None and state.last_count == 1 and state.source == "arxiv_api"
 
 
 def test_unknown_source_name_is_refused(store: Database, cfg: Config) -> None:

@@ -387,8 +387,8 @@ def test_once_fetches_when_a_scheduled_fetch_was_missed_then_sends(
         assert any(p.startswith("/rss/") for p in feeds.paths)
         with Database(db) as store:
             assert store.papers.count() > 0
-            fetch_run = store.last_successful_run("fetch")
-            assert fetch_run is not None and fetch_run["outcome"] == "ok"
+            fetch_run = store.runs.last_successful("fetch")
+            assert fetch_run is not None and fetch_run.outcome == "ok"
             # The recorded feed is from 2025: nothing in the reader's window, said and recorded.
             sub = store.get_subscriber_by_email("reader@example.org")
             assert sub is not None

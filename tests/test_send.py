@@ -115,9 +115,9 @@ def test_send_twice_sends_nothing_the_second_time(config: Path, smtp_server: SMT
     assert len(smtp_server.received) == 4
     cfg = load_config(str(config))
     with Database(cfg.database_path) as store:
-        runs = store.last_runs("send")
-    assert [r["outcome"] for r in runs[:2]] == ["ok", "ok"]
-    assert runs[0]["summary"].startswith("sent 0 · skipped 4 already sent")
+        runs = store.runs.last("send")
+    assert [r.outcome for r in runs[:2]] == ["ok", "ok"]
+    assert runs[0].summary.startswith("sent 0 · skipped 4 already sent")
 
 
 def test_a_550_fails_one_subscriber_and_the_exit_status_says_so(

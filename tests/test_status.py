@@ -51,11 +51,11 @@ def seeded(tmp_path: Path) -> Path:
             ],
             now,
         )
-        run = store.start_run("fetch", now - timedelta(minutes=5))
-        store.finish_run(run, "ok", "arxiv_rss 3 new · huggingface 1 updated", now)
-        run = store.start_run("send", now - timedelta(minutes=2))
-        store.finish_run(run, "failed", "sent 1 · retry 1 · failed 1", now)
-        store.record_fetch_success(
+        run = store.runs.start("fetch", now - timedelta(minutes=5))
+        store.runs.finish(run, "ok", "arxiv_rss 3 new · huggingface 1 updated", now)
+        run = store.runs.start("send", now - timedelta(minutes=2))
+        store.runs.finish(run, "failed", "sent 1 · retry 1 · failed 1", now)
+        store.runs.record_fetch_success(
             "https://rss.arxiv.org/rss/cs.LG",
             "arxiv_rss",
             now,
@@ -63,7 +63,7 @@ def seeded(tmp_path: Path) -> Path:
             last_modified=None,
             count=3,
         )
-        store.record_fetch_error(
+        store.runs.record_fetch_error(
             "https://huggingface.co/api/daily_papers?date=x", "huggingface", "HTTP 503", now
         )
         # The ledger: sent, retry (451), failed (550), a claim left by a crashed run.
@@ -154,9 +154,9 @@ def test_status_check_exits_2_on_problems_and_0_when_healthy(seeded: Path, tmp_p
 
     now = datetime.now(UTC)
     with Database(tmp_path / "fresh.db") as store:
-        run = store.start_run("fetch", now)
-        store.finish_run(run, "ok", "fetched 0 papers", now)
-        store.record_fetch_success(
+        run = store.runs.start("fetch", now)
+        store.runs.finish(run, "ok", "fetched 0 papers", now)
+        store.runs.record_fetch_success(
             "https://rss.arxiv.org/rss/cs.LG",
             "arxiv_rss",
             now,

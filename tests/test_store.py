@@ -189,22 +189,26 @@ def test_migrations_set_user_version_and_run_once(tmp_path: Path, monkeypatch) -
 
 def test_fetch_state_keeps_validators_through_an_error(store: Database) -> None:
     url = "https://rss.arxiv.org/rss/cs.LG"
-    store.record_fetch_success(url, "arxiv_rss", T0, etag='"e"', last_modified="lm", count=5)
-    store.record_fetch_error(url, "arxiv_rss", "bad XML", T1)
-    state = store.get_fetch_state(url)
+    store.runs.record_fetch_success(url, "arxiv_rss", T0, etag='"e"', last_modified="lm", count=5)
+    store.runs.record_fetch_error(url, "arxiv_rss", "bad XML", T1)
+    state = store.runs.fetch_state(url)
     assert state is not None
-    assert (state["etag"], state["last_modified"], state["last_count"]) == ('"e"', "lm", 5)
-    assert state["last_success"] == T0.isoformat() and state["last_error"] == "bad XML"
-    store.record_fetch_success(url, "arxiv_rss", T1, etag=None, last_modified=None, count=0)
-    assert store.get_fetch_state(url)["last_error"] is None  # type: ignore[index]
+    assert (state.etag, state.last_modified, state.last_count) == ('"e"', "lm", 5)
+    assert state.last_success == T0 and state.last_error == "bad XML"
+    assert state.last_error_at == T1
+    store.runs.record_fetch_success(url, "arxiv_rss", T1, etag=None, last_modified=None, count=0)
+    assert store.runs.fetch_state(url).last_error == ""  # type: ignore[union-attr]
 
 
 def test_runs(store: Database) -> None:
-    run_id = store.start_run("fetch", T0)
-    store.finish_run(run_id, "ok", "fetched 1 papers", T1)
-    (row,) = store.last_runs("fetch")
-    assert (row["outcome"], row["summary"], row["finished_at"]) == (
+    run_id = store.runs.start("fetch", T0)
+    store.runs.finish(run_id, "ok", "fetched 1 papers", T1)
+    (row,) = store.runs.last("fetch")
+    assert (row.kind, row.started_at, row.outcome, row.summary, row.finished_at) == (
+        "fetch",
+        T0,
         "ok",
         "fetched 1 papers",
-        T1.isoformat(),
+        T1,
     )
+    assert row.id == run_id and store.runs.latest_per_kind() == {"fetch": row}

@@ -26,6 +26,7 @@ from newsletter.models import (
 )
 from newsletter.store import schema
 from newsletter.store.papers import Papers
+from newsletter.store.runs import Runs
 
 
 def _iso(value: date | datetime | None) -> str | None:
@@ -47,6 +48,7 @@ class Database:
         self.db.execute("PRAGMA synchronous = NORMAL")
         self.migrate()
         self.papers = Papers(self)
+        self.runs = Runs(self)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -505,72 +507,6 @@ class Database:
         ).fetchall()
         return {sid: date.fromisoformat(d) for sid, d in rows}
 
-    # ------------------------------------------------------------ fetch state and runs
-
-    def get_fetch_state(self, url: str) -> dict[str, Any] | None:
-        rows = self._rows("SELECT * FROM fetch_state WHERE url = ?", [url])
-        return rows[0] if rows else None
-
-    def record_fetch_success(
-        self,
-        url: str,
-        source: str,
-        now: datetime,
-        *,
-        etag: str | None,
-        last_modified: str | None,
-        count: int,
-    ) -> None:
-        with self.db.conn:
-            self.db["fetch_state"].upsert(
-                {
-                    "url": url,
-                    "source": source,
-                    "etag": etag,
-                    "last_modified": last_modified,
-                    "last_success": now.isoformat(),
-                    "last_count": count,
-                    "last_error": None,
-                },
-                pk="url",
-            )
-
-    def record_fetch_error(self, url: str, source: str, error: str, now: datetime) -> None:
-        with self.db.conn:
-            self.db["fetch_state"].upsert(
-                {
-                    "url": url,
-                    "source": source,
-                    "last_error": error,
-                    "last_error_at": now.isoformat(),
-                },
-                pk="url",
-            )
-
-    def fetch_states(self) -> list[dict[str, Any]]:
-        return self._rows("SELECT * FROM fetch_state ORDER BY source, url")
-
-    def start_run(self, kind: str, now: datetime) -> int:
-        with self.db.conn:
-            cur = self.db.execute(
-                "INSERT INTO runs (kind, started_at) VALUES (?, ?)", [kind, now.isoformat()]
-            )
-        return int(cur.lastrowid or 0)
-
-    def finish_run(self, run_id: int, outcome: str, summary: str, now: datetime) -> None:
-        with self.db.conn:
-            self.db.execute(
-                "UPDATE runs SET finished_at = ?, outcome = ?, summary = ? WHERE id = ?",
-                [now.isoformat(), outcome, summary, run_id],
-            )
-
-    def last_runs(self, kind: str | None = None, limit: int = 5) -> list[dict[str, Any]]:
-        if kind is None:
-            return self._rows("SELECT * FROM runs ORDER BY id DESC LIMIT ?", [limit])
-        return self._rows(
-            "SELECT * FROM runs WHERE kind = ? ORDER BY id DESC LIMIT ?", [kind, limit]
-        )
-
     # ------------------------------------------------------------ schedule and status (issue 7)
 
     def send_keys(
@@ -632,22 +568,6 @@ class Database:
             [limit],
         )
         return rows, total
-
-    def latest_run_per_kind(self) -> dict[str, dict[str, Any]]:
-        """The newest row of `runs` for each kind (fetch, send, ...)."""
-        rows = self._rows(
-            "SELECT * FROM runs WHERE id IN (SELECT max(id) FROM runs GROUP BY kind) ORDER BY kind"
-        )
-        return {r["kind"]: r for r in rows}
-
-    def last_successful_run(self, kind: str) -> dict[str, Any] | None:
-        """The newest finished run of `kind` whose outcome is not a failure."""
-        rows = self._rows(
-            "SELECT * FROM runs WHERE kind = ? AND finished_at IS NOT NULL"
-            " AND COALESCE(outcome, '') NOT IN ('failed', 'error') ORDER BY id DESC LIMIT 1",
-            [kind],
-        )
-        return rows[0] if rows else None
 
     # ------------------------------------------------------------ web (sign-up)
 

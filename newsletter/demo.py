@@ -260,7 +260,7 @@ def _describe(interests: tuple[Interest, ...]) -> str:
 def write_previews(store: Database, maildir: Path, out: Path) -> list[tuple[str, str, str]]:
     """Write each demo reader's received digest as .html, .txt and .eml; returns the index."""
     out.mkdir(parents=True, exist_ok=True)
-    sent = store.sent_message_ids(DEMO_DAY)
+    sent = store.sends.sent_message_ids(DEMO_DAY)
     inbox = received_messages(maildir)
     rows: list[tuple[str, str, str]] = []
     for reader in READERS:

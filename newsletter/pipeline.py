@@ -27,7 +27,7 @@ from newsletter.config import Config
 from newsletter.delivery import deliver
 from newsletter.delivery.lock import run_lock
 from newsletter.errors import DeliveryError, FeedError, NewsletterError
-from newsletter.models import Digest, SendStatus, Subscriber, SubscriberStatus
+from newsletter.models import Digest, Send, SendStatus, Subscriber, SubscriberStatus
 from newsletter.preview import DigestPreview
 from newsletter.ranking.profile import profile_from
 from newsletter.ranking.rank import rank as rank_papers
@@ -316,7 +316,7 @@ def _send_targets(
     resend: str | None,
     subscribers: list[Subscriber] | None,
     limit: int | None,
-) -> list[tuple[Subscriber, dict[str, Any] | None]]:
+) -> list[tuple[Subscriber, Send | None]]:
     """Who gets a digest in this run, each with their ledger row for the date (if any)."""
     if resend:
         sub = store.get_subscriber_by_email(resend.strip())
@@ -325,7 +325,7 @@ def _send_targets(
         if sub.status != SubscriberStatus.ACTIVE:
             raise DeliveryError(f"--resend: {sub.email} is {sub.status}, not active; not sending")
         mid = deliver.message_id_for(cfg, sub.id, digest_date, variant=int(now.timestamp()))
-        store.reopen_send(sub.id, digest_date, mid, now)
+        store.sends.reopen(sub.id, digest_date, mid, now)
         candidates = [sub]
     else:
         candidates = list(subscribers) if subscribers is not None else store.list_subscribers()
@@ -339,15 +339,15 @@ def _send_targets(
         if idle:
             raise DeliveryError(f"--to: {idle[0].email} is {idle[0].status}, not active")
     summary.paused = sum(1 for s in candidates if s.status == SubscriberStatus.PAUSED)
-    rows = {r["subscriber_id"]: r for r in store.sends_on(digest_date)}
-    todo: list[tuple[Subscriber, dict[str, Any] | None]] = []
+    rows = {r.subscriber_id: r for r in store.sends.on(digest_date)}
+    todo: list[tuple[Subscriber, Send | None]] = []
     for sub in candidates:
         if sub.status != SubscriberStatus.ACTIVE:
             continue
         row = rows.get(sub.id)
-        if row is not None and row["status"] == SendStatus.SENT:
+        if row is not None and row.status == SendStatus.SENT:
             summary.already_sent += 1
-        elif row is not None and row["status"] == SendStatus.FAILED:
+        elif row is not None and row.status == SendStatus.FAILED:
             summary.failed_earlier += 1
         else:
             todo.append((sub, row))
@@ -357,7 +357,7 @@ def _send_targets(
 def _outgoing(
     store: Database,
     cfg: Config,
-    targets: list[tuple[Subscriber, dict[str, Any] | None]],
+    targets: list[tuple[Subscriber, Send | None]],
     digest_date: date,
     now: datetime,
     renderer: Any,
@@ -367,7 +367,7 @@ def _outgoing(
 ) -> Iterator[deliver.Outgoing]:
     """Rank, render and build each message lazily, in chunks, while earlier ones are sent."""
     rows = {sub.id: row for sub, row in targets}
-    earlier = store.last_sent_dates(digest_date)
+    earlier = store.sends.last_sent_dates(digest_date)
     for chunk in deliver.iter_chunks([sub for sub, _ in targets], SEND_CHUNK):
         digests = {d.subscriber.id: d for d in build_digests(store, cfg, digest_date, now, chunk)}
         for sub in chunk:
@@ -395,7 +395,7 @@ def render_digest(renderer: Any, digest: Digest, earlier: dict[int, date]) -> An
 def _build_job(
     cfg: Config,
     digest: Digest,
-    row: dict[str, Any] | None,
+    row: Send | None,
     render: Callable[[], Any],
     ledger: deliver.Ledger,
     summary: SendSummary,
@@ -404,9 +404,9 @@ def _build_job(
     """One digest rendered and built into the bytes to send; None when it cannot be (recorded
     in the ledger and the summary: a refused address fails, a rendering error is retried)."""
     sub, day = digest.subscriber, digest.date
-    message_id = (row or {}).get("message_id") or deliver.message_id_for(cfg, sub.id, day)
+    message_id = (row.message_id if row else "") or deliver.message_id_for(cfg, sub.id, day)
     job = deliver.Outgoing(
-        sub, day, message_id, b"", cfg.email.from_address, (), int((row or {}).get("attempts") or 0)
+        sub, day, message_id, b"", cfg.email.from_address, (), row.attempts if row else 0
     )
     try:
         rendered = render()
@@ -589,8 +589,8 @@ def build_digests(
     papers = store.papers.between(oldest + timedelta(days=1), digest_date)
     interests = store.interests_for_many(ids)
     votes = store.feedback_for_many(ids)
-    received = store.sent_paper_ids(ids, before=digest_date)
-    last = store.last_sent_dates(digest_date)
+    received = store.sends.sent_paper_ids(ids, before=digest_date)
+    last = store.sends.last_sent_dates(digest_date)
     profiles = []
     for s in subs:
         prev = last.get(s.id)
@@ -668,7 +668,7 @@ def preview_digests(
     renderer = renderer if renderer is not None else Renderer(cfg)
     signer = DKIMSigner.from_config(cfg)
     previews = []
-    earlier = store.last_sent_dates(digest_date)
+    earlier = store.sends.last_sent_dates(digest_date)
     for digest in build_digests(store, cfg, digest_date, now, subscribers):
         rendered = render_digest(renderer, digest, earlier)
         message_id = message_id_for(cfg, digest.subscriber.id, digest_date)

@@ -215,7 +215,7 @@ class Daemon:
 
     def _send_due(self, store: Database, now: datetime) -> None:
         active = store.list_subscribers(SubscriberStatus.ACTIVE)
-        settled = store.send_keys(candidate_dates(now), SETTLED_STATUSES)
+        settled = store.sends.keys(candidate_dates(now), SETTLED_STATUSES)
         groups = group_by_date(due_subscribers(active, now, settled))
         if not groups:
             log.info("send: nobody is due (%d active subscriber(s))", len(active))

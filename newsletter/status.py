@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from newsletter.config import Config
-from newsletter.models import FetchState, Run, SendStatus, SubscriberStatus
+from newsletter.models import FetchState, Run, Send, SendStatus, SubscriberStatus
 from newsletter.store import Database
 
 # A `claimed` ledger row older than this belongs to a run that died mid-send: the next run
@@ -106,9 +106,15 @@ def _runs(latest: dict[str, Run]) -> dict[str, dict[str, Any] | None]:
     return out
 
 
-def _send(row: dict[str, Any]) -> dict[str, Any]:
-    keys = ("email", "digest_date", "status", "attempts", "last_error", "updated_at")
-    return {k: row.get(k) for k in keys}
+def _send(send: Send, email: str) -> dict[str, Any]:
+    return {
+        "email": email,
+        "digest_date": send.digest_date.isoformat(),
+        "status": str(send.status),
+        "attempts": send.attempts,
+        "last_error": send.error or None,
+        "updated_at": _iso(send.updated_at),
+    }
 
 
 def _sources(states: list[FetchState]) -> list[dict[str, Any]]:
@@ -141,10 +147,10 @@ def gather_status(store: Database, cfg: Config, now: datetime) -> StatusReport:
     """Collect the report at `now` (aware); "today" for papers is arXiv's day (fetch timezone)."""
     papers_day = now.astimezone(zoneinfo.ZoneInfo(cfg.schedule.fetch_timezone)).date()
     since = papers_day - timedelta(days=LOOKBACK_DAYS)
-    retry, retry_total = store.sends_with_email([SendStatus.RETRY], since, LIST_LIMIT)
-    claimed, _ = store.sends_with_email([SendStatus.CLAIMED], since, 10 * LIST_LIMIT)
-    stale = [r for r in claimed if (_parse(r["claimed_at"]) or now) <= now - STALE_CLAIM_AFTER]
-    failed, failed_total = store.sends_with_email([SendStatus.FAILED], since, LIST_LIMIT)
+    retry, retry_total = store.sends.with_email([SendStatus.RETRY], since, LIST_LIMIT)
+    claimed, _ = store.sends.with_email([SendStatus.CLAIMED], since, 10 * LIST_LIMIT)
+    stale = [(s, e) for s, e in claimed if (s.claimed_at or now) <= now - STALE_CLAIM_AFTER]
+    failed, failed_total = store.sends.with_email([SendStatus.FAILED], since, LIST_LIMIT)
     bounced, bounced_total = store.bounced_subscribers(LIST_LIMIT)
     report = StatusReport(
         generated_at=now,
@@ -155,11 +161,14 @@ def gather_status(store: Database, cfg: Config, now: datetime) -> StatusReport:
         papers_total=store.papers.count(),
         latest_paper_day=store.papers.latest_day(),
         last_runs=_runs(store.runs.latest_per_kind()),
-        sends_by_date=store.send_counts_by_date(since),
-        retry=[_send(r) for r in retry],
+        sends_by_date={
+            day.isoformat(): {str(status): n for status, n in counts.items()}
+            for day, counts in store.sends.counts_by_date(since).items()
+        },
+        retry=[_send(s, e) for s, e in retry],
         retry_total=retry_total,
-        stale_claims=[_send(r) | {"claimed_at": r["claimed_at"]} for r in stale],
-        failed=[_send(r) for r in failed],
+        stale_claims=[_send(s, e) | {"claimed_at": _iso(s.claimed_at)} for s, e in stale],
+        failed=[_send(s, e) for s, e in failed],
         failed_total=failed_total,
         bounced=bounced,
         bounced_total=bounced_total,

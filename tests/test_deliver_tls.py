@@ -164,8 +164,8 @@ def test_untrusted_certificate_and_wrong_password_stop_the_run_clearly(
         controller.stop()
     assert refused.sent == 0 and "refused the login for 'digest'" in refused.aborted
     assert "NEWSLETTER_SMTP_PASSWORD" in refused.aborted
-    row = store.get_send(job.subscriber.id, DAY)
-    assert row["status"] == SendStatus.RETRY  # not the subscriber's fault: no failure, no bounce
+    row = store.sends.get(job.subscriber.id, DAY)
+    assert row.status == SendStatus.RETRY  # not the subscriber's fault: no failure, no bounce
     assert store.get_subscriber(job.subscriber.id).status == SubscriberStatus.ACTIVE
     assert rec.messages == []
 
@@ -195,5 +195,5 @@ def test_lost_acknowledgement_is_retried_with_the_same_message_id(
         for _, raw, _ in rec.messages
     ]
     assert ids == [job.message_id, job.message_id]  # the server got it twice, as one message
-    row = store.get_send(job.subscriber.id, DAY)
-    assert row["status"] == SendStatus.SENT and row["attempts"] == 2
+    row = store.sends.get(job.subscriber.id, DAY)
+    assert row.status == SendStatus.SENT and row.attempts == 2

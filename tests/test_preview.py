@@ -78,7 +78,7 @@ def test_preview_all_writes_html_text_and_eml_and_records_nothing(
     assert "nothing was sent or recorded" in result.output
     cfg = load_config(str(config_path))
     with Database(cfg.database_path) as store:
-        assert store.sends_on(DAY) == []
+        assert store.sends.on(DAY) == []
         subs = {s.email: s for s in store.list_subscribers()}
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"{a}.{ext}" for a in READERS for ext in ("eml", "html", "txt")

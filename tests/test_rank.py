@@ -116,8 +116,8 @@ def test_already_sent_papers_never_come_back(store, tmp_path):
     first = digest_for(store, tmp_path, sid, cfg_extra, day=yesterday)
     assert len(first.picks) == 3
     sent = first.paper_ids
-    assert store.claim_send(sid, yesterday, "<m1@example.org>", NOW)
-    store.mark_sent(sid, yesterday, "<m1@example.org>", sent, 1, NOW)
+    assert store.sends.claim(sid, yesterday, "<m1@example.org>", NOW)
+    store.sends.mark_sent(sid, yesterday, "<m1@example.org>", sent, 1, NOW)
     # A re-announced (cross-listed) copy of a sent paper today must not come back either.
     store.papers.upsert([replace(papers[0], announce_type="cross", hf_date=DAY, upvotes=99)], NOW)
     second = digest_for(store, tmp_path, sid, cfg_extra)
@@ -132,8 +132,8 @@ def test_a_sent_date_rebuilds_as_sent_and_the_next_date_repeats_nothing(store, t
     cfg_extra = "[digest]\nwindow_days = 7\n"
     first = digest_for(store, tmp_path, sid, cfg_extra)
     assert len(first.picks) == 3
-    assert store.claim_send(sid, DAY, "<same@example.org>", NOW)
-    store.mark_sent(sid, DAY, "<same@example.org>", first.paper_ids, 1, NOW)
+    assert store.sends.claim(sid, DAY, "<same@example.org>", NOW)
+    store.sends.mark_sent(sid, DAY, "<same@example.org>", first.paper_ids, 1, NOW)
     again = digest_for(store, tmp_path, sid, cfg_extra)
     assert again.paper_ids == first.paper_ids
     assert [p.reason for p in again.picks] == [p.reason for p in first.picks]
@@ -174,8 +174,8 @@ def test_no_papers_available_gives_an_empty_explained_result(store, tmp_path):
     store.papers.upsert(old, NOW)
     sid = subscriber(store, "e@example.org", kw("federated learning"))
     last = DAY - timedelta(days=2)
-    assert store.claim_send(sid, last, "<m0@example.org>", NOW)
-    store.mark_sent(sid, last, "<m0@example.org>", [], 1, NOW)
+    assert store.sends.claim(sid, last, "<m0@example.org>", NOW)
+    store.sends.mark_sent(sid, last, "<m0@example.org>", [], 1, NOW)
     digest = digest_for(store, tmp_path, sid)
     assert digest.picks == () and digest.trending == ()
     assert digest.empty_reason == f"No new papers since your last digest on {last}."
@@ -185,8 +185,10 @@ def test_everything_already_received_is_explained(store, tmp_path):
     papers = [corpus_paper(i) for i in find("Federated", 3)]
     store.papers.upsert(papers, NOW)
     sid = subscriber(store, "r@example.org", kw("federated learning"))
-    store.claim_send(sid, DAY - timedelta(days=5), "<m@example.org>", NOW)
-    store.mark_sent(sid, DAY - timedelta(days=5), "<m@example.org>", [p.id for p in papers], 1, NOW)
+    store.sends.claim(sid, DAY - timedelta(days=5), "<m@example.org>", NOW)
+    store.sends.mark_sent(
+        sid, DAY - timedelta(days=5), "<m@example.org>", [p.id for p in papers], 1, NOW
+    )
     digest = digest_for(store, tmp_path, sid)
     assert digest.picks == ()
     assert digest.empty_reason.startswith("You have already received all 3 new papers")
@@ -207,8 +209,8 @@ def test_papers_before_the_last_digest_or_window_are_not_candidates(store, tmp_p
         f"2611.{rows[0]:05d}",
         f"2611.{rows[1]:05d}",
     }
-    store.claim_send(sid, DAY - timedelta(days=1), "<m@example.org>", NOW)
-    store.mark_sent(sid, DAY - timedelta(days=1), "<m@example.org>", [], 1, NOW)
+    store.sends.claim(sid, DAY - timedelta(days=1), "<m@example.org>", NOW)
+    store.sends.mark_sent(sid, DAY - timedelta(days=1), "<m@example.org>", [], 1, NOW)
     assert ids(digest_for(store, tmp_path, sid).picks) == [f"2611.{rows[0]:05d}"]
 
 

@@ -109,8 +109,8 @@ def seed(db: Path, now: datetime) -> dict[str, int]:
         add("later@example.org", not_due_zone(now), 23)
         add("paused@example.org", "UTC", 0, SubscriberStatus.PAUSED)
         done = add("done@example.org", "UTC", 0)
-        assert store.claim_send(done, today, "<done@example.org>", now)
-        store.mark_sent(done, today, "<done@example.org>", ["2611.00001"], 1, now)
+        assert store.sends.claim(done, today, "<done@example.org>", now)
+        store.sends.mark_sent(done, today, "<done@example.org>", ["2611.00001"], 1, now)
     return ids
 
 
@@ -185,9 +185,9 @@ def test_daemon_sends_each_due_subscriber_once_and_stops_on_sigterm(
         kiri = store.get_subscriber_by_email("kiritimati@example.org")
         assert kiri is not None
         kiri_day = now.astimezone(ZoneInfo("Pacific/Kiritimati")).date()
-        sent = store.get_send(kiri.id, kiri_day)
-        assert sent is not None and sent["status"] == SendStatus.SENT
-        assert store.sends_with_status(SendStatus.CLAIMED, SendStatus.RETRY) == []
+        sent = store.sends.get(kiri.id, kiri_day)
+        assert sent is not None and sent.status == SendStatus.SENT
+        assert store.sends.with_status(SendStatus.CLAIMED, SendStatus.RETRY) == []
 
 
 class _SlowHandler(_Handler):
@@ -252,10 +252,10 @@ def test_sigterm_mid_send_finishes_the_message_and_loses_nobody(
         assert len(msg.get_payload()) == 2
     with Database(db) as store:
         emails = {s.id: s.email for s in store.list_subscribers()}
-        sent = {emails[r["subscriber_id"]] for r in store.sends_with_status(SendStatus.SENT)}
+        sent = {emails[r.subscriber_id] for r in store.sends.with_status(SendStatus.SENT)}
         # What arrived is recorded as sent, and only that; nothing is left half-done.
         assert sent - {"done@example.org"} == set(received)
-        assert store.sends_with_status(SendStatus.CLAIMED) == []
+        assert store.sends.with_status(SendStatus.CLAIMED) == []
     # A restart sends the rest, and nobody twice.
     proc = start_daemon(config, "--no-fetch", "--send-every", "1")
     wait_for(lambda: len(sink.received) >= 9, "the remaining digests", proc)
@@ -392,8 +392,8 @@ def test_once_fetches_when_a_scheduled_fetch_was_missed_then_sends(
             # The recorded feed is from 2025: nothing in the reader's window, said and recorded.
             sub = store.get_subscriber_by_email("reader@example.org")
             assert sub is not None
-            rows = store.sends_with_status(SendStatus.SKIPPED)
-            assert [r["subscriber_id"] for r in rows] == [sub.id]
+            rows = store.sends.with_status(SendStatus.SKIPPED)
+            assert [r.subscriber_id for r in rows] == [sub.id]
         assert smtp_server.received == []
         # The fetch just ran: a second pass does not fetch again, and settles nobody twice.
         asked = len(feeds.paths)

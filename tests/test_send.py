@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -81,7 +80,7 @@ def ledger(config: Path) -> dict[str, dict]:
     cfg = load_config(str(config))
     with Database(cfg.database_path) as store:
         emails = {s.id: s.email for s in store.list_subscribers()}
-        return {emails[r["subscriber_id"]]: r for r in store.sends_on(DEMO_DAY)}
+        return {emails[r.subscriber_id]: r for r in store.sends.on(DEMO_DAY)}
 
 
 def test_send_twice_sends_nothing_the_second_time(config: Path, smtp_server: SMTPSink) -> None:
@@ -97,12 +96,12 @@ def test_send_twice_sends_nothing_the_second_time(config: Path, smtp_server: SMT
         assert msg.get_content_type() == "multipart/alternative"
         assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-        assert msg["Message-ID"] == rows[address]["message_id"]
+        assert msg["Message-ID"] == rows[address].message_id
         assert msg["Message-ID"].endswith("@test.example.org>")
-        papers = json.loads(rows[address]["paper_ids"])
+        papers = rows[address].paper_ids
         html = msg.get_body(("html",)).get_content()
         assert papers and all(f"https://arxiv.org/abs/{pid}" in html for pid in papers)
-        assert rows[address]["status"] == SendStatus.SENT
+        assert rows[address].status == SendStatus.SENT
     assert got["zoe@example.org"][0]["To"].addresses[0].display_name == "Zoë Ünal"
     for rec in smtp_server.received:
         raw = rec["data"]
@@ -131,8 +130,8 @@ def test_a_550_fails_one_subscriber_and_the_exit_status_says_so(
         result.output
     )
     rows = ledger(config)
-    assert rows["grace@example.org"]["status"] == SendStatus.FAILED
-    assert "550 5.1.1" in rows["grace@example.org"]["last_error"]
+    assert rows["grace@example.org"].status == SendStatus.FAILED
+    assert "550 5.1.1" in rows["grace@example.org"].error
     assert sorted(received(smtp_server)) == sorted(set(READERS) - {"grace@example.org"})
 
 
@@ -141,7 +140,7 @@ def test_451_then_250_is_delivered_once(config: Path, smtp_server: SMTPSink) -> 
     result = send(config)
     assert result.exit_code == 0, result.output
     assert len(received(smtp_server)["alan@example.org"]) == 1
-    assert ledger(config)["alan@example.org"]["attempts"] == 2
+    assert ledger(config)["alan@example.org"].attempts == 2
 
 
 def test_still_failing_4xx_is_left_for_the_next_run(config: Path, smtp_server: SMTPSink) -> None:
@@ -149,7 +148,7 @@ def test_still_failing_4xx_is_left_for_the_next_run(config: Path, smtp_server: S
     result = send(config)
     assert result.exit_code == 75, result.output
     assert "1 left to retry" in result.output
-    assert ledger(config)["alan@example.org"]["status"] == SendStatus.RETRY
+    assert ledger(config)["alan@example.org"].status == SendStatus.RETRY
     again = send(config)
     assert again.exit_code == 0, again.output
     assert "sent 1 · skipped 3 already sent" in again.output
@@ -175,7 +174,7 @@ def test_dry_run_to_limit_and_resend(config: Path, smtp_server: SMTPSink) -> Non
     assert again.exit_code == 0 and "sent 1 ·" in again.output
     resent = received(smtp_server)["alan@example.org"]
     assert len(resent) == 2 and resent[1]["Message-ID"] != first_id
-    assert ledger(config)["alan@example.org"]["message_id"] == resent[1]["Message-ID"]
+    assert ledger(config)["alan@example.org"].message_id == resent[1]["Message-ID"]
 
     unknown = send(config, "--to", "nobody@example.org")
     assert unknown.exit_code == 1 and "nobody@example.org is not a subscriber" in unknown.output
@@ -195,8 +194,8 @@ def test_nothing_new_and_paused_are_counted(config: Path, smtp_server: SMTPSink)
     assert "sent 0 · skipped 0 already sent · 3 nothing new · 1 paused · failed 0" in later.output
     assert smtp_server.received == []
     with Database(cfg.database_path) as store:
-        rows = store.sends_on(date(2026, 12, 10))
-    assert len(rows) == 3 and all(r["status"] == SendStatus.SKIPPED for r in rows)
+        rows = store.sends.on(date(2026, 12, 10))
+    assert len(rows) == 3 and all(r.status == SendStatus.SKIPPED for r in rows)
 
 
 def test_eve_bcc_name_adds_no_header_and_no_recipient(
@@ -295,7 +294,7 @@ def test_a_digest_that_cannot_be_rendered_is_retried_and_the_rest_go_out(
         ("grace@example.org", "could not render the digest: template exploded")
     ]
     assert sorted(received(smtp_server)) == sorted(set(READERS) - {"grace@example.org"})
-    assert ledger(config)["grace@example.org"]["status"] == SendStatus.RETRY
+    assert ledger(config)["grace@example.org"].status == SendStatus.RETRY
     assert send(config).output.count("sent 1 · skipped 3 already sent") == 1
 
 

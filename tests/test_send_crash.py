@@ -97,5 +97,5 @@ def test_kill_9_mid_batch_then_rerun_delivers_one_digest_each(tmp_path: Path) ->
     assert already >= killed_at - 2
     cfg = load_config(str(config))
     with Database(cfg.database_path) as store:
-        rows = store.sends_on(DEMO_DAY)
-    assert len(rows) == len(READERS) and all(r["status"] == SendStatus.SENT for r in rows)
+        rows = store.sends.on(DEMO_DAY)
+    assert len(rows) == len(READERS) and all(r.status == SendStatus.SENT for r in rows)

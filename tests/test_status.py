@@ -69,14 +69,14 @@ def seeded(tmp_path: Path) -> Path:
         # The ledger: sent, retry (451), failed (550), a claim left by a crashed run.
         a1, a2, a3, a4 = (ids[f"a{i}@example.org"] for i in range(1, 5))
         for sid in (a1, a2, a3):
-            assert store.claim_send(sid, today, f"<{sid}@test>", now)
-        store.mark_sent(a1, today, f"<{a1}@test>", ["2611.00001"], 1, now)
-        store.mark_retry(a2, today, "451 4.7.1 try again later", 2, now)
-        store.mark_failed(a3, today, "550 5.1.1 no such user", 1, now)
-        assert store.claim_send(a4, today, f"<{a4}@test>", now - timedelta(hours=1))
+            assert store.sends.claim(sid, today, f"<{sid}@test>", now)
+        store.sends.mark_sent(a1, today, f"<{a1}@test>", ["2611.00001"], 1, now)
+        store.sends.mark_retry(a2, today, "451 4.7.1 try again later", 2, now)
+        store.sends.mark_failed(a3, today, "550 5.1.1 no such user", 1, now)
+        assert store.sends.claim(a4, today, f"<{a4}@test>", now - timedelta(hours=1))
         bounced, _ = store.add_subscriber("gone@example.org", now)
-        store.claim_send(bounced.id, yesterday, "<gone@test>", now)
-        store.mark_failed(bounced.id, yesterday, "550 mailbox unavailable", 1, now)
+        store.sends.claim(bounced.id, yesterday, "<gone@test>", now)
+        store.sends.mark_failed(bounced.id, yesterday, "550 mailbox unavailable", 1, now)
         store.set_status(bounced.id, SubscriberStatus.BOUNCED, now)
     return config
 

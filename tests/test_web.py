@@ -526,8 +526,8 @@ def test_manage_lists_recent_digests_with_votes(site: Site) -> None:
         now,
     )
     day = now.date()
-    site.db.claim_send(sid, day, "<m@x>", now)
-    site.db.mark_sent(sid, day, "<m@x>", ["2401.00002", "2401.99999"], 1, now)
+    site.db.sends.claim(sid, day, "<m@x>", now)
+    site.db.sends.mark_sent(sid, day, "<m@x>", ["2401.00002", "2401.99999"], 1, now)
     site.db.record_feedback(sid, "2401.00002", 1, now)
     page = site.client.get(token_path("manage", "manage", sid)).text
     assert day.isoformat() in page and "Sparse &lt;attention&gt; tricks" in page
@@ -638,7 +638,7 @@ def test_preview_shows_todays_digest_and_records_nothing(site: Site) -> None:
     assert r.headers["content-security-policy"] == PREVIEW_CSP
     assert "<script" not in r.text.lower()
     assert "2611.10000" in r.text  # the matching paper is in the digest
-    assert site.db.recent_sends(sid) == [] and site.db.sends_on(today) == []
+    assert site.db.sends.recently_sent(sid) == [] and site.db.sends.on(today) == []
 
 
 def test_preview_with_nothing_to_show(site: Site) -> None:

@@ -236,8 +236,8 @@ def _stages(store: Database, cfg: Config, n: int) -> dict[str, float]:
         render_bytes(cfg, d.subscriber, r, message_id=mid, digest_date=day, now=DEMO_NOW)
     t3 = time.perf_counter()
     for d, mid in zip(digests, ids, strict=True):
-        store.claim_send(d.subscriber.id, day, mid, DEMO_NOW)
-        store.mark_sent(d.subscriber.id, day, mid, d.paper_ids, 1, DEMO_NOW)
+        store.sends.claim(d.subscriber.id, day, mid, DEMO_NOW)
+        store.sends.mark_sent(d.subscriber.id, day, mid, d.paper_ids, 1, DEMO_NOW)
     t4 = time.perf_counter()
     k = 1000 / max(len(digests), 1)
     return {

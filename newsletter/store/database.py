@@ -6,7 +6,6 @@ one paper merge into one row, and a later, shorter record never blanks a field.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,13 +19,13 @@ from newsletter.models import (
     Feedback,
     Interest,
     InterestKind,
-    SendStatus,
     Subscriber,
     SubscriberStatus,
 )
 from newsletter.store import schema
 from newsletter.store.papers import Papers
 from newsletter.store.runs import Runs
+from newsletter.store.sends import Sends
 
 
 def _iso(value: date | datetime | None) -> str | None:
@@ -49,6 +48,7 @@ class Database:
         self.migrate()
         self.papers = Papers(self)
         self.runs = Runs(self)
+        self.sends = Sends(self)
 
     @property
     def conn(self) -> sqlite3.Connection:
@@ -323,237 +323,6 @@ class Database:
     def feedback_for(self, subscriber_id: int) -> list[Feedback]:
         return self.feedback_for_many([subscriber_id]).get(subscriber_id, [])
 
-    # ------------------------------------------------------------ send ledger
-
-    def get_send(self, subscriber_id: int, digest_date: date) -> dict[str, Any] | None:
-        rows = self._rows(
-            "SELECT * FROM sends WHERE subscriber_id = ? AND digest_date = ?",
-            [subscriber_id, digest_date.isoformat()],
-        )
-        return rows[0] if rows else None
-
-    def claim_send(
-        self, subscriber_id: int, digest_date: date, message_id: str, now: datetime
-    ) -> bool:
-        """Claim (subscriber, date) before sending. False when it was already sent or failed.
-
-        A row left `claimed` by a crashed run, or marked `retry`/`skipped`, is claimed again
-        (keeping its Message-ID, so a receiving system can drop a duplicate).
-        """
-        with self.db.conn:
-            self.db.execute("BEGIN IMMEDIATE")
-            row = self.get_send(subscriber_id, digest_date)
-            if row is None:
-                self.db.execute(
-                    "INSERT INTO sends (subscriber_id, digest_date, status, attempts, message_id,"
-                    " claimed_at, updated_at) VALUES (?,?,?,?,?,?,?)",
-                    [
-                        subscriber_id,
-                        digest_date.isoformat(),
-                        str(SendStatus.CLAIMED),
-                        0,
-                        message_id,
-                        now.isoformat(),
-                        now.isoformat(),
-                    ],
-                )
-                return True
-            if row["status"] in (SendStatus.SENT, SendStatus.FAILED):
-                return False
-            self.db.execute(
-                "UPDATE sends SET status = ?, claimed_at = ?, updated_at = ?,"
-                " message_id = COALESCE(message_id, ?) WHERE id = ?",
-                [str(SendStatus.CLAIMED), now.isoformat(), now.isoformat(), message_id, row["id"]],
-            )
-            return True
-
-    def _update_send(
-        self, subscriber_id: int, digest_date: date, now: datetime, **values: Any
-    ) -> None:
-        sets = ", ".join(f"{k} = ?" for k in values)
-        with self.db.conn:
-            self.db.execute(
-                f"UPDATE sends SET {sets}, updated_at = ?"
-                " WHERE subscriber_id = ? AND digest_date = ?",
-                [*values.values(), now.isoformat(), subscriber_id, digest_date.isoformat()],
-            )
-
-    def mark_sent(
-        self,
-        subscriber_id: int,
-        digest_date: date,
-        message_id: str,
-        paper_ids: Sequence[str],
-        attempts: int,
-        now: datetime,
-    ) -> None:
-        self._update_send(
-            subscriber_id,
-            digest_date,
-            now,
-            status=str(SendStatus.SENT),
-            message_id=message_id,
-            paper_ids=json.dumps(list(paper_ids)),
-            sent_at=now.isoformat(),
-            last_error=None,
-            attempts=attempts,
-        )
-        with self.db.conn:
-            self.db.execute(
-                "UPDATE subscribers SET hard_failures = 0 WHERE id = ?", [subscriber_id]
-            )
-
-    def mark_retry(
-        self, subscriber_id: int, digest_date: date, error: str, attempts: int, now: datetime
-    ) -> None:
-        self._update_send(
-            subscriber_id,
-            digest_date,
-            now,
-            status=str(SendStatus.RETRY),
-            last_error=error,
-            attempts=attempts,
-        )
-
-    def mark_failed(
-        self, subscriber_id: int, digest_date: date, error: str, attempts: int, now: datetime
-    ) -> int:
-        """Record a permanent failure; returns the subscriber's consecutive hard failures."""
-        self._update_send(
-            subscriber_id,
-            digest_date,
-            now,
-            status=str(SendStatus.FAILED),
-            last_error=error,
-            attempts=attempts,
-        )
-        with self.db.conn:
-            self.db.execute(
-                "UPDATE subscribers SET hard_failures = hard_failures + 1 WHERE id = ?",
-                [subscriber_id],
-            )
-        row = self.db.execute(
-            "SELECT hard_failures FROM subscribers WHERE id = ?", [subscriber_id]
-        ).fetchone()
-        return int(row[0]) if row else 0
-
-    def mark_skipped(
-        self, subscriber_id: int, digest_date: date, reason: str, now: datetime
-    ) -> None:
-        """Record that there was nothing to send (the row can be claimed again later)."""
-        with self.db.conn:
-            self.db.execute(
-                "INSERT INTO sends (subscriber_id, digest_date, status, last_error, updated_at)"
-                " VALUES (?,?,?,?,?) ON CONFLICT (subscriber_id, digest_date) DO UPDATE SET"
-                " status = excluded.status, last_error = excluded.last_error,"
-                " updated_at = excluded.updated_at WHERE sends.status != 'sent'",
-                [
-                    subscriber_id,
-                    digest_date.isoformat(),
-                    str(SendStatus.SKIPPED),
-                    reason,
-                    now.isoformat(),
-                ],
-            )
-
-    def sends_on(self, digest_date: date) -> list[dict[str, Any]]:
-        return self._rows(
-            "SELECT * FROM sends WHERE digest_date = ? ORDER BY subscriber_id",
-            [digest_date.isoformat()],
-        )
-
-    def sends_with_status(self, *statuses: SendStatus) -> list[dict[str, Any]]:
-        marks = ",".join("?" * len(statuses))
-        return self._rows(
-            f"SELECT * FROM sends WHERE status IN ({marks}) ORDER BY digest_date, subscriber_id",
-            [str(s) for s in statuses],
-        )
-
-    def recent_sends(self, subscriber_id: int, limit: int = 10) -> list[dict[str, Any]]:
-        return self._rows(
-            "SELECT * FROM sends WHERE subscriber_id = ? AND status = 'sent'"
-            " ORDER BY digest_date DESC LIMIT ?",
-            [subscriber_id, limit],
-        )
-
-    def sent_paper_ids(
-        self, ids: Sequence[int] | None = None, *, before: date | None = None
-    ) -> dict[int, set[str]]:
-        """Every paper each subscriber has already received (the no-repeat rule).
-
-        With `before`, only digests dated strictly before it count: a digest for that date
-        is rebuilt as it was sent, not without its own papers.
-        """
-        sql, params = "SELECT subscriber_id, paper_ids FROM sends WHERE status = 'sent'", []
-        if before is not None:
-            sql += " AND digest_date < ?"
-            params.append(before.isoformat())
-        if ids is not None:
-            if not ids:
-                return {}
-            sql += f" AND subscriber_id IN ({','.join('?' * len(ids))})"
-            params += list(ids)
-        out: dict[int, set[str]] = {}
-        for sid, pids in self.db.execute(sql, params).fetchall():
-            out.setdefault(sid, set()).update(json.loads(pids or "[]"))
-        return out
-
-    def last_sent_dates(self, before: date) -> dict[int, date]:
-        """Each subscriber's latest digest date strictly before `before`."""
-        rows = self.db.execute(
-            "SELECT subscriber_id, max(digest_date) FROM sends WHERE status = 'sent'"
-            " AND digest_date < ? GROUP BY subscriber_id",
-            [before.isoformat()],
-        ).fetchall()
-        return {sid: date.fromisoformat(d) for sid, d in rows}
-
-    # ------------------------------------------------------------ schedule and status (issue 7)
-
-    def send_keys(
-        self, dates: Sequence[date], statuses: Sequence[SendStatus]
-    ) -> set[tuple[int, date]]:
-        """(subscriber id, digest date) of the ledger rows on `dates` with one of `statuses`."""
-        if not dates or not statuses:
-            return set()
-        day_marks = ",".join("?" * len(dates))
-        status_marks = ",".join("?" * len(statuses))
-        rows = self.db.execute(
-            f"SELECT subscriber_id, digest_date FROM sends WHERE digest_date IN ({day_marks})"
-            f" AND status IN ({status_marks})",
-            [*(d.isoformat() for d in dates), *(str(s) for s in statuses)],
-        ).fetchall()
-        return {(int(sid), date.fromisoformat(d)) for sid, d in rows}
-
-    def sends_with_email(
-        self, statuses: Sequence[SendStatus], since: date, limit: int = 50
-    ) -> tuple[list[dict[str, Any]], int]:
-        """Ledger rows (newest first, with the address) on or after `since`, and their total."""
-        marks = ",".join("?" * len(statuses))
-        where = f"s.status IN ({marks}) AND s.digest_date >= ?"
-        params = [*(str(s) for s in statuses), since.isoformat()]
-        total = int(
-            self.db.execute(f"SELECT count(*) FROM sends s WHERE {where}", params).fetchone()[0]
-        )
-        rows = self._rows(
-            "SELECT s.subscriber_id, sub.email, s.digest_date, s.status, s.attempts,"
-            " s.last_error, s.claimed_at, s.updated_at FROM sends s"
-            f" JOIN subscribers sub ON sub.id = s.subscriber_id WHERE {where}"
-            " ORDER BY s.digest_date DESC, s.subscriber_id LIMIT ?",
-            [*params, limit],
-        )
-        return rows, total
-
-    def send_counts_by_date(self, since: date) -> dict[str, dict[str, int]]:
-        """{digest date: {status: count}} for digest dates on or after `since`."""
-        out: dict[str, dict[str, int]] = {}
-        for day, status, n in self.db.execute(
-            "SELECT digest_date, status, count(*) FROM sends WHERE digest_date >= ?"
-            " GROUP BY digest_date, status ORDER BY digest_date DESC, status",
-            [since.isoformat()],
-        ).fetchall():
-            out.setdefault(day, {})[status] = int(n)
-        return out
-
     def bounced_subscribers(self, limit: int = 50) -> tuple[list[dict[str, Any]], int]:
         """Bounced addresses (most recent first) with the last permanent error, and their total."""
         sql = "SELECT count(*) FROM subscribers WHERE status = 'bounced'"
@@ -569,8 +338,6 @@ class Database:
         )
         return rows, total
 
-    # ------------------------------------------------------------ web (sign-up)
-
     def restart_pending(self, subscriber_id: int, now: datetime) -> None:
         """Restart the expiry clock of a pending sign-up that was submitted again."""
         with self.db.conn:
@@ -578,35 +345,3 @@ class Database:
                 "UPDATE subscribers SET created_at = ?, updated_at = ? WHERE id = ?",
                 [now.isoformat(), now.isoformat(), subscriber_id],
             )
-
-    # ------------------------------------------------------------ delivery (issue 5)
-
-    def reopen_send(
-        self, subscriber_id: int, digest_date: date, message_id: str, now: datetime
-    ) -> bool:
-        """Make a sent (or failed) digest sendable again under a new Message-ID (`--resend`).
-
-        Returns False when there is no ledger row for that subscriber and date.
-        """
-        with self.db.conn:
-            cur = self.db.execute(
-                "UPDATE sends SET status = ?, message_id = ?, last_error = ?, updated_at = ?"
-                " WHERE subscriber_id = ? AND digest_date = ?",
-                [
-                    str(SendStatus.RETRY),
-                    message_id,
-                    "resend requested",
-                    now.isoformat(),
-                    subscriber_id,
-                    digest_date.isoformat(),
-                ],
-            )
-        return cur.rowcount > 0
-
-    def sent_message_ids(self, digest_date: date) -> dict[int, str]:
-        """Message-IDs of the digests already sent for a date, by subscriber."""
-        rows = self.db.execute(
-            "SELECT subscriber_id, message_id FROM sends WHERE digest_date = ? AND status = 'sent'",
-            [digest_date.isoformat()],
-        ).fetchall()
-        return {sid: mid for sid, mid in rows}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import zoneinfo
 from datetime import datetime
 from typing import Any
@@ -79,14 +78,14 @@ class DigestPages:
 
     def _recent_digests(self, sub: Subscriber) -> list[dict[str, Any]]:
         store = self.web.store
-        sends = store.recent_sends(sub.id, limit=RECENT_DIGESTS)
-        ids = [pid for row in sends for pid in json.loads(row["paper_ids"] or "[]")]
+        sends = store.sends.recently_sent(sub.id, limit=RECENT_DIGESTS)
+        ids = [pid for send in sends for pid in send.paper_ids]
         papers = store.papers.get_many(list(dict.fromkeys(ids)))
         votes = {f.paper_id: f.vote for f in store.feedback_for(sub.id)}
         digests = []
-        for row in sends:
+        for send in sends:
             items = []
-            for pid in json.loads(row["paper_ids"] or "[]"):
+            for pid in send.paper_ids:
                 paper = papers.get(pid)
                 items.append(
                     {
@@ -99,7 +98,7 @@ class DigestPages:
                         "down": links.feedback_url(self.cfg, sub.id, pid, -1),
                     }
                 )
-            digests.append({"date": row["digest_date"], "papers": items})
+            digests.append({"date": send.digest_date.isoformat(), "papers": items})
         return digests
 
     async def manage(self, request: Request) -> Response:

@@ -209,7 +209,7 @@ def subscribe(
     wanted += [Interest(InterestKind.NOT_KEYWORD, n.strip()) for n in negatives]
     now = utcnow()
     status = SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING
-    sub, created = app.store.add_subscriber(
+    sub, created = app.store.subscribers.add(
         address,
         now,
         name=name,
@@ -218,13 +218,13 @@ def subscribe(
         delivery_hour=cfg.digest.hour if hour is None else hour,
         digest_size=cfg.digest.size if size is None else size,
     )
-    known = {(i.kind, i.value) for i in app.store.interests_for(sub.id)}
+    known = {(i.kind, i.value) for i in app.store.subscribers.interests_for(sub.id)}
     fresh = [i for i in wanted if (i.kind, i.value) not in known]
     if fresh:
-        app.store.add_interests(sub.id, fresh, now)
+        app.store.subscribers.add_interests(sub.id, fresh, now)
     if not created:
         if confirmed and sub.status != SubscriberStatus.ACTIVE:
-            app.store.set_status(sub.id, SubscriberStatus.ACTIVE, now)
+            app.store.subscribers.set_status(sub.id, SubscriberStatus.ACTIVE, now)
             click.echo(f"{address} was already subscribed ({sub.status}); now active.")
         elif sub.status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED):
             click.echo(
@@ -250,13 +250,13 @@ def subscribe(
 def unsubscribe(app: AppContext, email: str) -> None:
     """Unsubscribe an address (kept as 'unsubscribed' so it is never mailed again)."""
     address = normalize_address(email)
-    sub = app.store.get_subscriber_by_email(address)
+    sub = app.store.subscribers.get_by_email(address)
     if sub is None:
         raise click.ClickException(f"{address} is not a subscriber")
     if sub.status == SubscriberStatus.UNSUBSCRIBED:
         click.echo(f"{address} was already unsubscribed.")
         return
-    app.store.set_status(sub.id, SubscriberStatus.UNSUBSCRIBED, utcnow())
+    app.store.subscribers.set_status(sub.id, SubscriberStatus.UNSUBSCRIBED, utcnow())
     click.echo(f"unsubscribed {address}.")
 
 
@@ -266,8 +266,8 @@ def unsubscribe(app: AppContext, email: str) -> None:
 @friendly_errors
 def subscribers(app: AppContext, status: str | None) -> None:
     """List subscribers as a table."""
-    subs = app.store.list_subscribers(SubscriberStatus(status) if status else None)
-    interests = app.store.interests_for_many([s.id for s in subs])
+    subs = app.store.subscribers.list(SubscriberStatus(status) if status else None)
+    interests = app.store.subscribers.interests_for_many([s.id for s in subs])
     click.echo(
         f"{'id':>5}  {'email':<32} {'status':<12} {'tz':<18} {'hour':>4} {'size':>4}  interests"
     )

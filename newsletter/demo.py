@@ -189,11 +189,11 @@ def offline_transport() -> httpx.MockTransport:
 
 def add_readers(store: Database, now: datetime) -> None:
     for reader in READERS:
-        sub, created = store.add_subscriber(
+        sub, created = store.subscribers.add(
             reader.email, now, name=reader.name, status=SubscriberStatus.ACTIVE
         )
         if created:
-            store.set_interests(sub.id, reader.interests, now)
+            store.subscribers.set_interests(sub.id, reader.interests, now)
 
 
 # ---------------------------------------------------------------- the local SMTP server
@@ -264,7 +264,7 @@ def write_previews(store: Database, maildir: Path, out: Path) -> list[tuple[str,
     inbox = received_messages(maildir)
     rows: list[tuple[str, str, str]] = []
     for reader in READERS:
-        sub = store.get_subscriber_by_email(reader.email)
+        sub = store.subscribers.get_by_email(reader.email)
         if sub is None or sub.id not in sent or sent[sub.id] not in inbox:
             continue
         raw, msg = inbox[sent[sub.id]]

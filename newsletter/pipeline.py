@@ -211,7 +211,7 @@ def _send_account_mail(
 ) -> str:
     from newsletter.delivery.deliver import build_message, new_message_id
 
-    current = store.get_subscriber(subscriber.id) or subscriber
+    current = store.subscribers.get(subscriber.id) or subscriber
     renderer = _account_renderer(cfg)
     if kind == "confirm":
         rendered = renderer.confirmation(current, links.confirm_url(cfg, current.id))
@@ -319,7 +319,7 @@ def _send_targets(
 ) -> list[tuple[Subscriber, Send | None]]:
     """Who gets a digest in this run, each with their ledger row for the date (if any)."""
     if resend:
-        sub = store.get_subscriber_by_email(resend.strip())
+        sub = store.subscribers.get_by_email(resend.strip())
         if sub is None:
             raise DeliveryError(f"--resend: {resend} is not a subscriber")
         if sub.status != SubscriberStatus.ACTIVE:
@@ -328,7 +328,7 @@ def _send_targets(
         store.sends.reopen(sub.id, digest_date, mid, now)
         candidates = [sub]
     else:
-        candidates = list(subscribers) if subscribers is not None else store.list_subscribers()
+        candidates = list(subscribers) if subscribers is not None else store.subscribers.list()
     if only:
         wanted = {e.strip().lower() for e in only}
         candidates = [s for s in candidates if s.email.lower() in wanted]
@@ -580,15 +580,15 @@ def build_digests(
     ledger's sends for `digest_date` itself are ignored, so a date already sent is rebuilt
     as it was sent (the preview shows what people received).
     """
-    subs = store.list_subscribers(SubscriberStatus.ACTIVE) if subscribers is None else subscribers
+    subs = store.subscribers.list(SubscriberStatus.ACTIVE) if subscribers is None else subscribers
     if not subs:
         return []
     ids = [s.id for s in subs]
     window = max(cfg.digest.window_days, 1)
     oldest = digest_date - timedelta(days=window)
     papers = store.papers.between(oldest + timedelta(days=1), digest_date)
-    interests = store.interests_for_many(ids)
-    votes = store.feedback_for_many(ids)
+    interests = store.subscribers.interests_for_many(ids)
+    votes = store.subscribers.feedback_for_many(ids)
     received = store.sends.sent_paper_ids(ids, before=digest_date)
     last = store.sends.last_sent_dates(digest_date)
     profiles = []
@@ -659,7 +659,7 @@ def preview_digests(
     if emails is not None:
         subscribers = []
         for raw in emails:
-            sub = store.get_subscriber_by_email(normalize_address(raw))
+            sub = store.subscribers.get_by_email(normalize_address(raw))
             if sub is None:
                 raise NewsletterError(
                     f"{raw} is not a subscriber: `newsletter subscribers` lists the addresses"

@@ -214,7 +214,7 @@ class Daemon:
                 self.failures.append("send crashed")
 
     def _send_due(self, store: Database, now: datetime) -> None:
-        active = store.list_subscribers(SubscriberStatus.ACTIVE)
+        active = store.subscribers.list(SubscriberStatus.ACTIVE)
         settled = store.sends.keys(candidate_dates(now), SETTLED_STATUSES)
         groups = group_by_date(due_subscribers(active, now, settled))
         if not groups:

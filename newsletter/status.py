@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from newsletter.config import Config
-from newsletter.models import FetchState, Run, Send, SendStatus, SubscriberStatus
+from newsletter.models import Bounce, FetchState, Run, Send, SendStatus, SubscriberStatus
 from newsletter.store import Database
 
 # A `claimed` ledger row older than this belongs to a run that died mid-send: the next run
@@ -117,6 +117,16 @@ def _send(send: Send, email: str) -> dict[str, Any]:
     }
 
 
+def _bounce(bounce: Bounce) -> dict[str, Any]:
+    return {
+        "subscriber_id": bounce.subscriber_id,
+        "email": bounce.email,
+        "hard_failures": bounce.hard_failures,
+        "bounced_at": _iso(bounce.bounced_at),
+        "last_error": bounce.last_error or None,
+    }
+
+
 def _sources(states: list[FetchState]) -> list[dict[str, Any]]:
     """fetch_state rows (one per URL) folded into one entry per source: newest success/error."""
     out: dict[str, dict[str, Any]] = {}
@@ -151,11 +161,11 @@ def gather_status(store: Database, cfg: Config, now: datetime) -> StatusReport:
     claimed, _ = store.sends.with_email([SendStatus.CLAIMED], since, 10 * LIST_LIMIT)
     stale = [(s, e) for s, e in claimed if (s.claimed_at or now) <= now - STALE_CLAIM_AFTER]
     failed, failed_total = store.sends.with_email([SendStatus.FAILED], since, LIST_LIMIT)
-    bounced, bounced_total = store.bounced_subscribers(LIST_LIMIT)
+    bounced, bounced_total = store.subscribers.bounced(LIST_LIMIT)
     report = StatusReport(
         generated_at=now,
         database=str(store.path),
-        subscribers=store.subscriber_counts(),
+        subscribers={str(s): n for s, n in store.subscribers.counts().items()},
         papers_day=papers_day,
         papers_today=dict(sorted(store.papers.counts_by_source(papers_day).items())),
         papers_total=store.papers.count(),
@@ -170,7 +180,7 @@ def gather_status(store: Database, cfg: Config, now: datetime) -> StatusReport:
         stale_claims=[_send(s, e) | {"claimed_at": _iso(s.claimed_at)} for s, e in stale],
         failed=[_send(s, e) for s, e in failed],
         failed_total=failed_total,
-        bounced=bounced,
+        bounced=[_bounce(b) for b in bounced],
         bounced_total=bounced_total,
         fetch_state=_sources(store.runs.fetch_states()),
     )

@@ -80,9 +80,12 @@ def test_subscribe_twice_is_idempotent_and_says_so(workdir: Path) -> None:
     third = invoke("subscribe", "ada@example.org", "--interest", "diffusion")
     assert "nothing changed except 1 new interest(s) added." in third.output
     with Database(workdir / "data" / "newsletter.db") as store:
-        (sub,) = store.list_subscribers()
+        (sub,) = store.subscribers.list()
         assert sub.email == "Ada@example.org"
-        assert [i.value for i in store.interests_for(sub.id)] == ["KV cache", "diffusion"]
+        assert [i.value for i in store.subscribers.interests_for(sub.id)] == [
+            "KV cache",
+            "diffusion",
+        ]
     listing = invoke("subscribers")
     assert "Ada@example.org" in listing.output and "1 subscriber(s)" in listing.output
 
@@ -94,7 +97,7 @@ def test_an_unsubscribed_address_is_not_silently_resubscribed(workdir: Path) -> 
     again = invoke("subscribe", "bo@example.org")
     assert "is unsubscribed; nothing changed" in again.output
     with Database(workdir / "data" / "newsletter.db") as store:
-        assert store.list_subscribers()[0].status == "unsubscribed"
+        assert store.subscribers.list()[0].status == "unsubscribed"
 
 
 @pytest.mark.parametrize(

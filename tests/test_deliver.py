@@ -29,7 +29,7 @@ def _cfg(tmp_path: Path, sink_port: int, extra: str = "", connections: int = 1):
 
 def _subscribers(store: Database, n: int) -> list[Subscriber]:
     return [
-        store.add_subscriber(f"reader{i}@example.org", NOW, status=SubscriberStatus.ACTIVE)[0]
+        store.subscribers.add(f"reader{i}@example.org", NOW, status=SubscriberStatus.ACTIVE)[0]
         for i in range(n)
     ]
 
@@ -112,7 +112,7 @@ def test_550_fails_only_that_subscriber_and_the_run_goes_on(
     row = store.sends.get(subs[0].id, DAY)
     assert row.status == SendStatus.FAILED and "550 5.1.1 No such user here" in row.error
     assert sorted(_by_recipient(smtp_server)) == sorted(s.email for s in subs[1:])
-    assert store.get_subscriber(subs[0].id).status == SubscriberStatus.ACTIVE  # 1 of 2 allowed
+    assert store.subscribers.get(subs[0].id).status == SubscriberStatus.ACTIVE  # 1 of 2 allowed
 
 
 def test_consecutive_hard_failures_mark_the_subscriber_bounced(
@@ -127,7 +127,7 @@ def test_consecutive_hard_failures_mark_the_subscriber_bounced(
     job.digest_date = date(2026, 11, 24)
     report = deliver.deliver(store, cfg, mailer, [job], sleep=lambda s: None)
     assert report.bounced == [sub.email]
-    assert store.get_subscriber(sub.id).status == SubscriberStatus.BOUNCED
+    assert store.subscribers.get(sub.id).status == SubscriberStatus.BOUNCED
 
 
 def test_connection_dropped_mid_batch_is_survived(
@@ -175,7 +175,7 @@ def test_unreachable_server_stops_the_run_and_loses_nobody(tmp_path: Path, store
     rows = store.sends.on(DAY)
     assert all(r.status in (SendStatus.RETRY, SendStatus.CLAIMED) for r in rows)
     assert not store.sends.with_status(SendStatus.FAILED)
-    assert all(s.status == SubscriberStatus.ACTIVE for s in store.list_subscribers())
+    assert all(s.status == SubscriberStatus.ACTIVE for s in store.subscribers.list())
 
 
 def test_parallel_connections_deliver_each_message_once(

@@ -75,7 +75,7 @@ def _server_context(cert: tuple[Path, Path]) -> ssl.SSLContext:
 
 
 def _job(cfg: Any, store: Database) -> deliver.Outgoing:
-    sub, _ = store.add_subscriber("ann@example.org", NOW, status=SubscriberStatus.ACTIVE)
+    sub, _ = store.subscribers.add("ann@example.org", NOW, status=SubscriberStatus.ACTIVE)
     mid = mime.message_id_for(cfg, sub.id, DAY)
     rendered = RenderedEmail("Papers", "<p>hi</p>", "hi", "")
     raw = mime.render_bytes(cfg, sub, rendered, message_id=mid, digest_date=DAY, now=NOW)
@@ -166,7 +166,7 @@ def test_untrusted_certificate_and_wrong_password_stop_the_run_clearly(
     assert "NEWSLETTER_SMTP_PASSWORD" in refused.aborted
     row = store.sends.get(job.subscriber.id, DAY)
     assert row.status == SendStatus.RETRY  # not the subscriber's fault: no failure, no bounce
-    assert store.get_subscriber(job.subscriber.id).status == SubscriberStatus.ACTIVE
+    assert store.subscribers.get(job.subscriber.id).status == SubscriberStatus.ACTIVE
     assert rec.messages == []
 
 

@@ -59,9 +59,11 @@ def config_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         rows = corpus()
         store.papers.upsert([paper(i, rows[i]) for i in range(len(rows))], NOW)
         for address, wanted in READERS.items():
-            sub, _ = store.add_subscriber(address, NOW, status=SubscriberStatus.ACTIVE)
-            store.add_interests(sub.id, [Interest(InterestKind.KEYWORD, w) for w in wanted], NOW)
-        store.add_subscriber("gone@example.org", NOW, status=SubscriberStatus.UNSUBSCRIBED)
+            sub, _ = store.subscribers.add(address, NOW, status=SubscriberStatus.ACTIVE)
+            store.subscribers.add_interests(
+                sub.id, [Interest(InterestKind.KEYWORD, w) for w in wanted], NOW
+            )
+        store.subscribers.add("gone@example.org", NOW, status=SubscriberStatus.UNSUBSCRIBED)
     return path
 
 
@@ -79,7 +81,7 @@ def test_preview_all_writes_html_text_and_eml_and_records_nothing(
     cfg = load_config(str(config_path))
     with Database(cfg.database_path) as store:
         assert store.sends.on(DAY) == []
-        subs = {s.email: s for s in store.list_subscribers()}
+        subs = {s.email: s for s in store.subscribers.list()}
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"{a}.{ext}" for a in READERS for ext in ("eml", "html", "txt")
     )

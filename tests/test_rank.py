@@ -46,14 +46,14 @@ def find(word: str, limit: int = 3) -> list[int]:
 
 
 def subscriber(store: Database, email: str, *interests: Interest, size: int = 10) -> int:
-    sub, _ = store.add_subscriber(email, NOW, status=SubscriberStatus.ACTIVE, digest_size=size)
-    store.set_interests(sub.id, interests, NOW)
+    sub, _ = store.subscribers.add(email, NOW, status=SubscriberStatus.ACTIVE, digest_size=size)
+    store.subscribers.set_interests(sub.id, interests, NOW)
     return sub.id
 
 
 def digest_for(store: Database, tmp_path: Path, sub_id: int, extra: str = "", day: date = DAY):
     cfg = make_config(tmp_path, extra)
-    subs = [s for s in store.list_subscribers() if s.id == sub_id]
+    subs = [s for s in store.subscribers.list() if s.id == sub_id]
     (digest,) = pipeline.build_digests(store, cfg, day, NOW, subs)
     return digest
 
@@ -236,7 +236,7 @@ def test_votes_train_a_model_that_moves_the_ranking(store, tmp_path):
     sid = subscriber(store, "v@example.org", kw("efficient neural network"), size=20)
     neutral = ids(digest_for(store, tmp_path, sid).picks)
     for p in past:
-        store.record_feedback(sid, p.id, 1 if p in past[:4] else -1, NOW)
+        store.subscribers.record_feedback(sid, p.id, 1 if p in past[:4] else -1, NOW)
     trained = digest_for(store, tmp_path, sid)
     got = ids(trained.picks)
 

@@ -96,7 +96,7 @@ def seed(db: Path, now: datetime) -> dict[str, int]:
         store.papers.upsert(papers, now)
 
         def add(email: str, tz: str, hour: int, status=SubscriberStatus.ACTIVE) -> int:
-            sub, _ = store.add_subscriber(
+            sub, _ = store.subscribers.add(
                 email, now, status=status, timezone=tz, delivery_hour=hour, digest_size=3
             )
             ids[email] = sub.id
@@ -105,7 +105,7 @@ def seed(db: Path, now: datetime) -> dict[str, int]:
         add("utc@example.org", "UTC", 0)
         add("kiritimati@example.org", "Pacific/Kiritimati", 0)
         ny = add("ny@example.org", "America/New_York", 0)
-        store.add_interests(ny, [Interest(InterestKind.KEYWORD, "KV cache")], now)
+        store.subscribers.add_interests(ny, [Interest(InterestKind.KEYWORD, "KV cache")], now)
         add("later@example.org", not_due_zone(now), 23)
         add("paused@example.org", "UTC", 0, SubscriberStatus.PAUSED)
         done = add("done@example.org", "UTC", 0)
@@ -182,7 +182,7 @@ def test_daemon_sends_each_due_subscriber_once_and_stops_on_sigterm(
         assert msg.get_content_type() == "multipart/alternative"
         assert msg["Message-ID"] and msg["List-Unsubscribe-Post"]
     with Database(tmp_path / "data" / "newsletter.db") as store:
-        kiri = store.get_subscriber_by_email("kiritimati@example.org")
+        kiri = store.subscribers.get_by_email("kiritimati@example.org")
         assert kiri is not None
         kiri_day = now.astimezone(ZoneInfo("Pacific/Kiritimati")).date()
         sent = store.sends.get(kiri.id, kiri_day)
@@ -231,7 +231,7 @@ def test_sigterm_mid_send_finishes_the_message_and_loses_nobody(
     with Database(db) as store:
         for i in range(6):
             # Same zone as ny@: the first digest date sent holds seven subscribers.
-            store.add_subscriber(
+            store.subscribers.add(
                 f"bulk{i}@example.org",
                 now,
                 status=SubscriberStatus.ACTIVE,
@@ -251,7 +251,7 @@ def test_sigterm_mid_send_finishes_the_message_and_loses_nobody(
         assert msg.get_content_type() == "multipart/alternative"
         assert len(msg.get_payload()) == 2
     with Database(db) as store:
-        emails = {s.id: s.email for s in store.list_subscribers()}
+        emails = {s.id: s.email for s in store.subscribers.list()}
         sent = {emails[r.subscriber_id] for r in store.sends.with_status(SendStatus.SENT)}
         # What arrived is recorded as sent, and only that; nothing is left half-done.
         assert sent - {"done@example.org"} == set(received)
@@ -375,7 +375,7 @@ def test_once_fetches_when_a_scheduled_fetch_was_missed_then_sends(
         )
         db = tmp_path / "data" / "newsletter.db"
         with Database(db) as store:
-            store.add_subscriber(
+            store.subscribers.add(
                 "reader@example.org",
                 datetime.now(UTC),
                 status=SubscriberStatus.ACTIVE,
@@ -390,7 +390,7 @@ def test_once_fetches_when_a_scheduled_fetch_was_missed_then_sends(
             fetch_run = store.runs.last_successful("fetch")
             assert fetch_run is not None and fetch_run.outcome == "ok"
             # The recorded feed is from 2025: nothing in the reader's window, said and recorded.
-            sub = store.get_subscriber_by_email("reader@example.org")
+            sub = store.subscribers.get_by_email("reader@example.org")
             assert sub is not None
             rows = store.sends.with_status(SendStatus.SKIPPED)
             assert [r.subscriber_id for r in rows] == [sub.id]

@@ -52,8 +52,10 @@ def seed(config: Path, readers: dict[str, tuple[str, list[str]]] = READERS) -> N
     with Database(cfg.database_path) as store:
         pipeline.fetch_all(store, cfg, NOW, transport=offline_transport(), day=DEMO_DAY)
         for address, (name, interests) in readers.items():
-            sub, _ = store.add_subscriber(address, NOW, name=name, status=SubscriberStatus.ACTIVE)
-            store.set_interests(sub.id, [Interest(InterestKind.KEYWORD, i) for i in interests], NOW)
+            sub, _ = store.subscribers.add(address, NOW, name=name, status=SubscriberStatus.ACTIVE)
+            store.subscribers.set_interests(
+                sub.id, [Interest(InterestKind.KEYWORD, i) for i in interests], NOW
+            )
 
 
 @pytest.fixture
@@ -79,7 +81,7 @@ def received(sink: SMTPSink) -> dict[str, list[email.message.EmailMessage]]:
 def ledger(config: Path) -> dict[str, dict]:
     cfg = load_config(str(config))
     with Database(cfg.database_path) as store:
-        emails = {s.id: s.email for s in store.list_subscribers()}
+        emails = {s.id: s.email for s in store.subscribers.list()}
         return {emails[r.subscriber_id]: r for r in store.sends.on(DEMO_DAY)}
 
 
@@ -183,8 +185,8 @@ def test_dry_run_to_limit_and_resend(config: Path, smtp_server: SMTPSink) -> Non
 def test_nothing_new_and_paused_are_counted(config: Path, smtp_server: SMTPSink) -> None:
     cfg = load_config(str(config))
     with Database(cfg.database_path) as store:
-        grace = store.get_subscriber_by_email("grace@example.org")
-        store.set_status(grace.id, SubscriberStatus.PAUSED, NOW)
+        grace = store.subscribers.get_by_email("grace@example.org")
+        store.subscribers.set_status(grace.id, SubscriberStatus.PAUSED, NOW)
     later = CliRunner().invoke(
         cli,
         ["send", "--date", "2026-12-10"],
@@ -256,7 +258,7 @@ def test_run_fetches_then_sends_and_a_rerun_sends_nothing(
         cfg = load_config(str(config))
         with Database(cfg.database_path) as store:
             for address in ("ada@example.org", "zoe@example.org"):
-                store.add_subscriber(address, NOW, status=SubscriberStatus.ACTIVE)
+                store.subscribers.add(address, NOW, status=SubscriberStatus.ACTIVE)
         env = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": str(config)}
         first = CliRunner().invoke(cli, ["run", "--date", DAY], env=env)
         assert first.exit_code == 0, first.output

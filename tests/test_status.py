@@ -34,7 +34,7 @@ def seeded(tmp_path: Path) -> Path:
             ("z@example.org", SubscriberStatus.PAUSED),
             ("u@example.org", SubscriberStatus.UNSUBSCRIBED),
         ]:
-            ids[email] = store.add_subscriber(email, now, status=status)[0].id
+            ids[email] = store.subscribers.add(email, now, status=status)[0].id
         store.papers.upsert(
             [
                 Paper(id="2611.00001", title="A", announced=today, sources=("arxiv_rss",)),
@@ -74,10 +74,10 @@ def seeded(tmp_path: Path) -> Path:
         store.sends.mark_retry(a2, today, "451 4.7.1 try again later", 2, now)
         store.sends.mark_failed(a3, today, "550 5.1.1 no such user", 1, now)
         assert store.sends.claim(a4, today, f"<{a4}@test>", now - timedelta(hours=1))
-        bounced, _ = store.add_subscriber("gone@example.org", now)
+        bounced, _ = store.subscribers.add("gone@example.org", now)
         store.sends.claim(bounced.id, yesterday, "<gone@test>", now)
         store.sends.mark_failed(bounced.id, yesterday, "550 mailbox unavailable", 1, now)
-        store.set_status(bounced.id, SubscriberStatus.BOUNCED, now)
+        store.subscribers.set_status(bounced.id, SubscriberStatus.BOUNCED, now)
     return config
 
 

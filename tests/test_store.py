@@ -141,17 +141,17 @@ def test_unchanged_batch_is_not_rewritten(store: Database, tmp_path: Path) -> No
 
 
 def test_email_is_unique_case_insensitively(store: Database) -> None:
-    first, created = store.add_subscriber("Ada@Example.org", T0)
+    first, created = store.subscribers.add("Ada@Example.org", T0)
     assert created
-    again, created_again = store.add_subscriber("ada@example.ORG", T1)
+    again, created_again = store.subscribers.add("ada@example.ORG", T1)
     assert not created_again and again.id == first.id and again.email == "Ada@Example.org"
-    assert store.get_subscriber_by_email("ADA@EXAMPLE.ORG") == first
+    assert store.subscribers.get_by_email("ADA@EXAMPLE.ORG") == first
     with pytest.raises(sqlite3.IntegrityError):
         store.db.execute("INSERT INTO subscribers (email) VALUES ('ADA@example.org')")
 
 
 def test_subscriber_round_trip(store: Database) -> None:
-    sub, _ = store.add_subscriber(
+    sub, _ = store.subscribers.add(
         "bo@example.org",
         T0,
         name="Bo",

@@ -114,7 +114,7 @@ def _populate(store: Database, cfg: Config, n: int) -> None:
     pipeline.fetch_all(store, cfg, DEMO_NOW, transport=offline_transport(), day=DEMO_DAY)
     now = datetime(2026, 11, 1, tzinfo=UTC)
     for i in range(n):
-        sub, _ = store.add_subscriber(
+        sub, _ = store.subscribers.add(
             f"reader{i:05d}@example.org",
             now,
             name=f"Reader {i}",
@@ -126,7 +126,7 @@ def _populate(store: Database, cfg: Config, n: int) -> None:
         ]
         if i % 4 == 0:
             interests.append(Interest(InterestKind.CATEGORY, CATEGORIES[i % 3]))
-        store.add_interests(sub.id, interests, now)
+        store.subscribers.add_interests(sub.id, interests, now)
 
 
 # ---------------------------------------------------------------- the two measurements
@@ -224,7 +224,7 @@ def _stages(store: Database, cfg: Config, n: int) -> dict[str, float]:
     from newsletter.render.renderer import Renderer
 
     day = DEMO_DAY + timedelta(days=1)  # a fresh digest date: the ledger rows are new
-    subs = store.list_subscribers()[:n]
+    subs = store.subscribers.list()[:n]
     renderer = Renderer(cfg)
     t0 = time.perf_counter()
     digests = [d for d in pipeline.build_digests(store, cfg, DEMO_DAY, DEMO_NOW, subs) if d.picks]
@@ -255,7 +255,7 @@ def _sample(store: Database, cfg: Config, n: int = 50) -> list[bytes]:
     from newsletter.render.renderer import Renderer
 
     renderer = Renderer(cfg)
-    subs = store.list_subscribers()[:n]
+    subs = store.subscribers.list()[:n]
     return [
         render_bytes(
             cfg,

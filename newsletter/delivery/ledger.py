@@ -72,7 +72,7 @@ class Ledger:
             now = self.clock()
             hard = self.store.sends.mark_failed(job_subscriber.id, day, error, attempts, now)
             if hard >= self.cfg.smtp.bounce_after:
-                self.store.set_status(job_subscriber.id, SubscriberStatus.BOUNCED, now)
+                self.store.subscribers.set_status(job_subscriber.id, SubscriberStatus.BOUNCED, now)
                 return True
             return False
 

@@ -177,7 +177,7 @@ class WebContext:
 
     def subscriber(self, data: TokenData) -> Subscriber:
         """The token's subscriber, or a 410 page when the subscription no longer exists."""
-        sub = self.store.get_subscriber(data.subscriber_id)
+        sub = self.store.subscribers.get(data.subscriber_id)
         if sub is None:
             raise TokenError(
                 "This subscription no longer exists (unconfirmed sign-ups are removed after "

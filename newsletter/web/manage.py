@@ -57,7 +57,7 @@ class DigestPages:
         status: int = 200,
     ) -> Response:
         store = self.web.store
-        stored = preferences_of(sub, store.interests_for(sub.id))
+        stored = preferences_of(sub, store.subscribers.interests_for(sub.id))
         prefs = prefs or stored
         return self.web.render(
             request,
@@ -81,7 +81,7 @@ class DigestPages:
         sends = store.sends.recently_sent(sub.id, limit=RECENT_DIGESTS)
         ids = [pid for send in sends for pid in send.paper_ids]
         papers = store.papers.get_many(list(dict.fromkeys(ids)))
-        votes = {f.paper_id: f.vote for f in store.feedback_for(sub.id)}
+        votes = {f.paper_id: f.vote for f in store.subscribers.feedback_for(sub.id)}
         digests = []
         for send in sends:
             items = []
@@ -110,16 +110,16 @@ class DigestPages:
         sub = web.subscriber(web.token(request, "manage"))
         form = await web.form(request)
         web.check_csrf(request, form, f"manage:{sub.id}")
-        previous = web.store.interests_for(sub.id)
+        previous = web.store.subscribers.interests_for(sub.id)
         stored = preferences_of(sub, previous)
         prefs, errors = parse_preferences(form, self._categories(stored))
         if errors:
             return self._manage_page(request, sub, prefs, errors, 400)
         now = web.clock()
-        web.store.update_subscriber(
+        web.store.subscribers.update(
             sub.id, now, timezone=prefs.timezone, delivery_hour=prefs.hour, digest_size=prefs.size
         )
-        web.store.set_interests(sub.id, prefs.interests(previous), now)
+        web.store.subscribers.set_interests(sub.id, prefs.interests(previous), now)
         return web.redirect(f"/manage/{request.path_params['token']}?saved=1")
 
     async def _set_paused(self, request: Request, paused: bool) -> Response:
@@ -133,7 +133,7 @@ class DigestPages:
             else (SubscriberStatus.PAUSED, SubscriberStatus.ACTIVE)
         )
         if sub.status == before:
-            web.store.set_status(sub.id, after, web.clock())
+            web.store.subscribers.set_status(sub.id, after, web.clock())
         return web.redirect(f"/manage/{request.path_params['token']}")
 
     async def pause(self, request: Request) -> Response:
@@ -178,7 +178,7 @@ class DigestPages:
         paper_id, vote = self._vote(data)
         sub = web.subscriber(data)
         if request.method != "HEAD":  # a link checker's HEAD probe records nothing
-            web.store.record_feedback(sub.id, paper_id, vote, web.clock())
+            web.store.subscribers.record_feedback(sub.id, paper_id, vote, web.clock())
         return self._feedback_page(request, sub, paper_id, vote, undone=False)
 
     async def undo(self, request: Request) -> Response:
@@ -188,9 +188,11 @@ class DigestPages:
         sub = web.subscriber(data)
         form = await web.form(request)
         web.check_csrf(request, form, f"undo:{sub.id}:{paper_id}")
-        current = {f.paper_id: f.vote for f in web.store.feedback_for(sub.id)}.get(paper_id)
+        current = {f.paper_id: f.vote for f in web.store.subscribers.feedback_for(sub.id)}.get(
+            paper_id
+        )
         if current == vote:  # a later, different vote is not this link's to undo
-            web.store.remove_feedback(sub.id, paper_id)
+            web.store.subscribers.remove_feedback(sub.id, paper_id)
         return self._feedback_page(request, sub, paper_id, vote, undone=True)
 
     # ------------------------------------------------------------ preview

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
-from newsletter.models import Paper, SubscriberStatus
+from newsletter.models import Interest, InterestKind, Paper, SendStatus, SubscriberStatus
 from newsletter.store import Database, merge_papers, schema
 
 T0 = datetime(2025, 4, 28, 5, 0, tzinfo=UTC)
@@ -212,3 +212,62 @@ def test_runs(store: Database) -> None:
         T1,
     )
     assert row.id == run_id and store.runs.latest_per_kind() == {"fetch": row}
+
+
+def test_a_failed_set_interests_keeps_the_old_interests(tmp_path: Path) -> None:
+    path = tmp_path / "interests.db"
+    old = [Interest(InterestKind.KEYWORD, "quantization"), Interest(InterestKind.CATEGORY, "cs.LG")]
+    with Database(path) as store:
+        sub, _ = store.subscribers.add("cy@example.org", T0, status=SubscriberStatus.ACTIVE)
+        store.subscribers.set_interests(sub.id, old, T0)
+        broken = [
+            Interest(InterestKind.KEYWORD, "diffusion"),
+            Interest(InterestKind.KEYWORD, None),  # type: ignore[arg-type]  # NOT NULL fails
+        ]
+        with pytest.raises(sqlite3.IntegrityError):
+            store.subscribers.set_interests(sub.id, broken, T1)
+        assert not store.conn.in_transaction
+    with Database(path) as again:  # what the file holds, not what one connection sees
+        kept = again.subscribers.interests_for(sub.id)
+    assert [(i.kind, i.value) for i in kept] == [(i.kind, i.value) for i in old]
+
+
+def test_a_transaction_commits_all_or_nothing_and_an_inner_one_joins_it(store: Database) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        sub, _ = store.subscribers.add("di@example.org", T0)
+        with store.transaction():  # joins: its end commits nothing yet
+            store.subscribers.set_status(sub.id, SubscriberStatus.ACTIVE, T0)
+        assert store.conn.in_transaction
+        raise RuntimeError("stop")
+    assert store.subscribers.list() == []
+    with store.transaction():
+        store.subscribers.add("di@example.org", T0)
+    assert [s.email for s in store.subscribers.list()] == ["di@example.org"]
+
+
+def test_a_permanent_failure_and_the_bounce_it_causes_land_together(store: Database) -> None:
+    sub, _ = store.subscribers.add("el@example.org", T0, status=SubscriberStatus.ACTIVE)
+    assert store.sends.claim(sub.id, T0.date(), "<m@example.org>", T0)
+    with pytest.raises(RuntimeError), store.transaction():
+        assert store.sends.mark_failed(sub.id, T0.date(), "550 no such user", 1, T1) == 1
+        raise RuntimeError("crash before the bounce is recorded")
+    send = store.sends.get(sub.id, T0.date())
+    assert send is not None and send.status == SendStatus.CLAIMED and send.error == ""
+    assert store.sends.mark_failed(sub.id, T0.date(), "550 no such user", 1, T1) == 1
+
+
+def test_send_records_carry_parsed_fields(store: Database) -> None:
+    sub, _ = store.subscribers.add("fa@example.org", T0, status=SubscriberStatus.ACTIVE)
+    day = T0.date()
+    assert store.sends.claim(sub.id, day, "<a@example.org>", T0)
+    store.sends.mark_sent(sub.id, day, "<a@example.org>", ["2504.17837", "2504.00001"], 1, T1)
+    assert not store.sends.claim(sub.id, day, "<b@example.org>", T1)
+    send = store.sends.get(sub.id, day)
+    assert send is not None
+    assert (send.subscriber_id, send.digest_date, send.status) == (sub.id, day, SendStatus.SENT)
+    assert send.paper_ids == ("2504.17837", "2504.00001") and send.message_id == "<a@example.org>"
+    assert (send.attempts, send.error, send.claimed_at, send.sent_at) == (1, "", T0, T1)
+    assert store.sends.on(day) == [send] == store.sends.recently_sent(sub.id)
+    assert store.sends.with_email([SendStatus.SENT], day) == ([(send, "fa@example.org")], 1)
+    assert store.sends.counts_by_date(day) == {day: {SendStatus.SENT: 1}}
+    assert store.sends.last_sent_dates(day + timedelta(days=1)) == {sub.id: day}

@@ -68,7 +68,7 @@ class Ledger:
 
     def failed(self, job_subscriber: Subscriber, day: date, error: str, attempts: int) -> bool:
         """Record a permanent failure; True when the subscriber is now marked bounced."""
-        with self.lock:
+        with self.lock, self.store.transaction():
             now = self.clock()
             hard = self.store.sends.mark_failed(job_subscriber.id, day, error, attempts, now)
             if hard >= self.cfg.smtp.bounce_after:

@@ -241,14 +241,15 @@ class JoinAndLeavePages:
         store.subscribers.expire_pending(now - timedelta(days=self.cfg.web.pending_expiry_days))
         existing = store.subscribers.get_by_email(address)
         if existing is None:
-            sub, _ = store.subscribers.add(
-                address,
-                now,
-                timezone=prefs.timezone,
-                delivery_hour=prefs.hour,
-                digest_size=prefs.size,
-            )
-            store.subscribers.set_interests(sub.id, prefs.interests(), now)
+            with store.transaction():
+                sub, _ = store.subscribers.add(
+                    address,
+                    now,
+                    timezone=prefs.timezone,
+                    delivery_hour=prefs.hour,
+                    digest_size=prefs.size,
+                )
+                store.subscribers.set_interests(sub.id, prefs.interests(), now)
             log.info("sign-up: new pending subscriber %s", sub.id)
             return sub
         log.info("sign-up for known subscriber %s (%s)", existing.id, existing.status)
@@ -257,18 +258,19 @@ class JoinAndLeavePages:
             # leads the owner to a page with their manage link.
             return existing
         # Pending, unsubscribed or bounced: nothing is delivered until the owner confirms.
-        store.subscribers.update(
-            existing.id,
-            now,
-            timezone=prefs.timezone,
-            delivery_hour=prefs.hour,
-            digest_size=prefs.size,
-        )
-        store.subscribers.set_interests(
-            existing.id, prefs.interests(store.subscribers.interests_for(existing.id)), now
-        )
-        if existing.status == SubscriberStatus.PENDING:
-            store.subscribers.restart_pending(existing.id, now)
+        with store.transaction():
+            store.subscribers.update(
+                existing.id,
+                now,
+                timezone=prefs.timezone,
+                delivery_hour=prefs.hour,
+                digest_size=prefs.size,
+            )
+            store.subscribers.set_interests(
+                existing.id, prefs.interests(store.subscribers.interests_for(existing.id)), now
+            )
+            if existing.status == SubscriberStatus.PENDING:
+                store.subscribers.restart_pending(existing.id, now)
         return existing
 
     async def confirm(self, request: Request) -> Response:
@@ -336,8 +338,11 @@ class JoinAndLeavePages:
         web.check_csrf(request, form, f"resubscribe:{sub.id}")
         if sub.status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED):
             if sub.confirmed_at is None:  # never confirmed: the opt-in e-mail first
-                web.store.subscribers.update(sub.id, web.clock(), status=SubscriberStatus.PENDING)
-                web.store.subscribers.restart_pending(sub.id, web.clock())
+                with web.store.transaction():
+                    web.store.subscribers.update(
+                        sub.id, web.clock(), status=SubscriberStatus.PENDING
+                    )
+                    web.store.subscribers.restart_pending(sub.id, web.clock())
                 return await self._confirm_by_mail(request, sub)
             web.store.subscribers.set_status(sub.id, SubscriberStatus.ACTIVE, web.clock())
         return web.render(

@@ -116,10 +116,15 @@ class DigestPages:
         if errors:
             return self._manage_page(request, sub, prefs, errors, 400)
         now = web.clock()
-        web.store.subscribers.update(
-            sub.id, now, timezone=prefs.timezone, delivery_hour=prefs.hour, digest_size=prefs.size
-        )
-        web.store.subscribers.set_interests(sub.id, prefs.interests(previous), now)
+        with web.store.transaction():
+            web.store.subscribers.update(
+                sub.id,
+                now,
+                timezone=prefs.timezone,
+                delivery_hour=prefs.hour,
+                digest_size=prefs.size,
+            )
+            web.store.subscribers.set_interests(sub.id, prefs.interests(previous), now)
         return web.redirect(f"/manage/{request.path_params['token']}?saved=1")
 
     async def _set_paused(self, request: Request, paused: bool) -> Response:

@@ -148,7 +148,7 @@ class Papers:
                 rows.append(_paper_to_row(replace(merged, updated=now)))
                 updated.add(pid)
             if rows:
-                self._database.db["papers"].upsert_all(rows, pk="id", batch_size=500)
+                self._database.db.table("papers").upsert_all(rows, pk="id", batch_size=500)
         unchanged = len(incoming) - len(added) - len(updated)
         return UpsertResult(
             len(added), len(updated), unchanged, frozenset(added), frozenset(updated)

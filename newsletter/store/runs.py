@@ -119,7 +119,7 @@ class Runs:
         count: int,
     ) -> None:
         """Remember a good answer: its validators and item count; clears the last error."""
-        self._database.db["fetch_state"].upsert(
+        self._database.db.table("fetch_state").upsert(
             {
                 "url": url,
                 "source": source,
@@ -134,7 +134,7 @@ class Runs:
 
     def record_fetch_error(self, url: str, source: str, error: str, now: datetime) -> None:
         """Remember a failure; the validators and the last success stay."""
-        self._database.db["fetch_state"].upsert(
+        self._database.db.table("fetch_state").upsert(
             {
                 "url": url,
                 "source": source,

@@ -14,7 +14,7 @@ Migration = Callable[[sqlite_utils.Database], None]
 
 
 def _m1_initial(db: sqlite_utils.Database) -> None:
-    db["papers"].create(
+    db.table("papers").create(
         {
             "id": str,
             "version": int,
@@ -43,8 +43,8 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
         },
         pk="id",
     )
-    db["papers"].create_index(["announced"])
-    db["papers"].create_index(["hf_date"])
+    db.table("papers").create_index(["announced"])
+    db.table("papers").create_index(["hf_date"])
     db.execute("""
         CREATE TABLE subscribers (
             id INTEGER PRIMARY KEY,

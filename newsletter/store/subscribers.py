@@ -129,7 +129,7 @@ class Subscribers:
             raise ValueError(f"cannot update subscriber column(s): {sorted(bad)}")
         values = {k: _column(v) for k, v in changes.items()}
         values["updated_at"] = now.isoformat()
-        self._database.db["subscribers"].update(subscriber_id, values)
+        self._database.db.table("subscribers").update(subscriber_id, values)
 
     def set_status(self, subscriber_id: int, status: SubscriberStatus, now: datetime) -> None:
         """Change the status; becoming active confirms (once) and ends a failure streak."""

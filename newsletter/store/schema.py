@@ -14,6 +14,12 @@ Migration = Callable[[sqlite_utils.Database], None]
 
 
 def _m1_initial(db: sqlite_utils.Database) -> None:
+    _create_papers(db)
+    _create_subscribers(db)
+    _create_sends_and_runs(db)
+
+
+def _create_papers(db: sqlite_utils.Database) -> None:
     db.table("papers").create(
         {
             "id": str,
@@ -45,6 +51,10 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
     )
     db.table("papers").create_index(["announced"])
     db.table("papers").create_index(["hf_date"])
+
+
+def _create_subscribers(db: sqlite_utils.Database) -> None:
+    """Subscribers with their interests and feedback."""
     db.execute("""
         CREATE TABLE subscribers (
             id INTEGER PRIMARY KEY,
@@ -72,6 +82,10 @@ def _m1_initial(db: sqlite_utils.Database) -> None:
             paper_id TEXT NOT NULL, vote INTEGER NOT NULL, created_at TEXT,
             UNIQUE (subscriber_id, paper_id)
         )""")
+
+
+def _create_sends_and_runs(db: sqlite_utils.Database) -> None:
+    """The send ledger, fetch state and runs."""
     db.execute("""
         CREATE TABLE sends (
             id INTEGER PRIMARY KEY,

@@ -19,7 +19,7 @@ from newsletter.addresses import normalize_address
 from newsletter.config import EXAMPLE_CONFIG, Config, load_config
 from newsletter.errors import NewsletterError
 from newsletter.models import Interest, InterestKind, SubscriberStatus, split_arxiv_id
-from newsletter.store.database import Store
+from newsletter.store import Database
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,7 +34,7 @@ class AppContext:
     def __init__(self, config_path: str | None) -> None:
         self.config_path = config_path
         self._config: Config | None = None
-        self._store: Store | None = None
+        self._store: Database | None = None
 
     @property
     def config(self) -> Config:
@@ -43,9 +43,9 @@ class AppContext:
         return self._config
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Database:
         if self._store is None:
-            self._store = Store(self.config.database_path)
+            self._store = Database(self.config.database_path)
         return self._store
 
     def close(self) -> None:
@@ -209,7 +209,7 @@ def subscribe(
     wanted += [Interest(InterestKind.NOT_KEYWORD, n.strip()) for n in negatives]
     now = utcnow()
     status = SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING
-    sub, created = app.store.add_subscriber(
+    sub, created = app.store.subscribers.add(
         address,
         now,
         name=name,
@@ -218,13 +218,13 @@ def subscribe(
         delivery_hour=cfg.digest.hour if hour is None else hour,
         digest_size=cfg.digest.size if size is None else size,
     )
-    known = {(i.kind, i.value) for i in app.store.interests_for(sub.id)}
+    known = {(i.kind, i.value) for i in app.store.subscribers.interests_for(sub.id)}
     fresh = [i for i in wanted if (i.kind, i.value) not in known]
     if fresh:
-        app.store.add_interests(sub.id, fresh, now)
+        app.store.subscribers.add_interests(sub.id, fresh, now)
     if not created:
         if confirmed and sub.status != SubscriberStatus.ACTIVE:
-            app.store.set_status(sub.id, SubscriberStatus.ACTIVE, now)
+            app.store.subscribers.set_status(sub.id, SubscriberStatus.ACTIVE, now)
             click.echo(f"{address} was already subscribed ({sub.status}); now active.")
         elif sub.status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED):
             click.echo(
@@ -250,13 +250,13 @@ def subscribe(
 def unsubscribe(app: AppContext, email: str) -> None:
     """Unsubscribe an address (kept as 'unsubscribed' so it is never mailed again)."""
     address = normalize_address(email)
-    sub = app.store.get_subscriber_by_email(address)
+    sub = app.store.subscribers.get_by_email(address)
     if sub is None:
         raise click.ClickException(f"{address} is not a subscriber")
     if sub.status == SubscriberStatus.UNSUBSCRIBED:
         click.echo(f"{address} was already unsubscribed.")
         return
-    app.store.set_status(sub.id, SubscriberStatus.UNSUBSCRIBED, utcnow())
+    app.store.subscribers.set_status(sub.id, SubscriberStatus.UNSUBSCRIBED, utcnow())
     click.echo(f"unsubscribed {address}.")
 
 
@@ -266,8 +266,8 @@ def unsubscribe(app: AppContext, email: str) -> None:
 @friendly_errors
 def subscribers(app: AppContext, status: str | None) -> None:
     """List subscribers as a table."""
-    subs = app.store.list_subscribers(SubscriberStatus(status) if status else None)
-    interests = app.store.interests_for_many([s.id for s in subs])
+    subs = app.store.subscribers.list(SubscriberStatus(status) if status else None)
+    interests = app.store.subscribers.interests_for_many([s.id for s in subs])
     click.echo(
         f"{'id':>5}  {'email':<32} {'status':<12} {'tz':<18} {'hour':>4} {'size':>4}  interests"
     )
@@ -288,7 +288,7 @@ def subscribers(app: AppContext, status: str | None) -> None:
 @friendly_errors
 def papers(app: AppContext, day: str | None, search: str, limit: int) -> None:
     """List stored papers."""
-    found = app.store.search_papers(search, parse_day(day), limit)
+    found = app.store.papers.search(search, parse_day(day), limit)
     for p in found:
         stats = " ".join(
             x
@@ -586,7 +586,7 @@ def eval_compare(corpus: str, profiles: str, qrels: str, rankers: tuple[str, ...
 
 
 def serve_preview_index(
-    store: Store, cfg: Config, digest_date: date, port: int, emails: list[str] | None = None
+    store: Database, cfg: Config, digest_date: date, port: int, emails: list[str] | None = None
 ) -> None:
     """Serve an index of the digests for `digest_date`, rendered afresh on each reload."""
     from newsletter import pipeline
@@ -834,7 +834,7 @@ def demo(directory: str, preview: bool, port: int) -> None:
     result = run_demo(Path(directory), echo=click.echo)
     if preview:
         cfg = demo_config(Path(directory))
-        with Store(cfg.database_path) as store:
+        with Database(cfg.database_path) as store:
             serve_preview_index(store, cfg, DEMO_DAY, port)
     if result.exit_code:
         sys.exit(result.exit_code)

@@ -34,7 +34,7 @@ from newsletter.config import Config, parse_config
 from newsletter.delivery import SMTPMailer
 from newsletter.errors import DeliveryError
 from newsletter.models import Interest, InterestKind, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 
 DATA = Path(__file__).resolve().parent / "data"
 FEED = DATA / "demo_arxiv_rss.xml"
@@ -187,13 +187,13 @@ def offline_transport() -> httpx.MockTransport:
     return httpx.MockTransport(answer)
 
 
-def add_readers(store: Store, now: datetime) -> None:
+def add_readers(store: Database, now: datetime) -> None:
     for reader in READERS:
-        sub, created = store.add_subscriber(
+        sub, created = store.subscribers.add(
             reader.email, now, name=reader.name, status=SubscriberStatus.ACTIVE
         )
         if created:
-            store.set_interests(sub.id, reader.interests, now)
+            store.subscribers.set_interests(sub.id, reader.interests, now)
 
 
 # ---------------------------------------------------------------- the local SMTP server
@@ -257,14 +257,14 @@ def _describe(interests: tuple[Interest, ...]) -> str:
     return ", ".join(words) or "none: the trending digest"
 
 
-def write_previews(store: Store, maildir: Path, out: Path) -> list[tuple[str, str, str]]:
+def write_previews(store: Database, maildir: Path, out: Path) -> list[tuple[str, str, str]]:
     """Write each demo reader's received digest as .html, .txt and .eml; returns the index."""
     out.mkdir(parents=True, exist_ok=True)
-    sent = store.sent_message_ids(DEMO_DAY)
+    sent = store.sends.sent_message_ids(DEMO_DAY)
     inbox = received_messages(maildir)
     rows: list[tuple[str, str, str]] = []
     for reader in READERS:
-        sub = store.get_subscriber_by_email(reader.email)
+        sub = store.subscribers.get_by_email(reader.email)
         if sub is None or sub.id not in sent or sent[sub.id] not in inbox:
             continue
         raw, msg = inbox[sent[sub.id]]
@@ -308,7 +308,7 @@ def run_demo(root: Path, *, echo: Callable[[str], None] = print) -> DemoResult:
     """Run the demo in `root` (created if needed); safe to run again."""
     cfg = demo_config(root)
     maildir, previews = root / "maildir", root / "previews"
-    with Store(cfg.database_path) as store:
+    with Database(cfg.database_path) as store:
         fetched = pipeline.fetch_all(
             store, cfg, DEMO_NOW, transport=offline_transport(), day=DEMO_DAY
         )

@@ -133,3 +133,57 @@ class Digest:
     @property
     def paper_ids(self) -> tuple[str, ...]:
         return tuple(p.paper.id for p in (*self.picks, *self.trending))
+
+
+@dataclass(frozen=True)
+class Send:
+    """One row of the send ledger: a subscriber's digest for one date and what became of it."""
+
+    subscriber_id: int
+    digest_date: date
+    status: SendStatus
+    attempts: int = 0
+    message_id: str = ""  # "" until a message was built for the row (a skipped day has none)
+    paper_ids: tuple[str, ...] = ()  # what was sent, in digest order
+    error: str = ""  # the last failure or the reason for a skip
+    claimed_at: datetime | None = None
+    sent_at: datetime | None = None
+    updated_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Bounce:
+    """A bounced address with the last permanent error it got."""
+
+    subscriber_id: int
+    email: str
+    hard_failures: int
+    bounced_at: datetime | None = None
+    last_error: str = ""
+
+
+@dataclass(frozen=True)
+class Run:
+    """One fetch or send run: started, and (unless it crashed) finished with an outcome."""
+
+    id: int
+    kind: str  # fetch | send | ...
+    started_at: datetime
+    finished_at: datetime | None = None
+    outcome: str = ""  # "" while running, or when the run died without finishing
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class FetchState:
+    """What the last fetches of one URL left behind: validators for a conditional GET, errors."""
+
+    url: str
+    source: str
+    etag: str | None = None
+    last_modified: str | None = None
+    last_success: datetime | None = None
+    last_count: int | None = None
+    last_error: str = ""
+    last_error_at: datetime | None = None

@@ -26,7 +26,7 @@ from newsletter import delivery, links
 from newsletter.config import Config
 from newsletter.delivery.lock import run_lock
 from newsletter.errors import DeliveryError, FeedError, NewsletterError
-from newsletter.models import Digest, SendStatus, Subscriber, SubscriberStatus
+from newsletter.models import Digest, Send, SendStatus, Subscriber, SubscriberStatus
 from newsletter.preview import DigestPreview
 from newsletter.ranking.profile import profile_from
 from newsletter.ranking.rank import rank as rank_papers
@@ -42,14 +42,14 @@ from newsletter.sources.engine import (
     parse_id_list,
     run_fetch,
 )
-from newsletter.store.database import Store
+from newsletter.store import Database
 from newsletter.tokens import make_token
 
 # ---------------------------------------------------------------- fetch (issue 2)
 
 
 def fetch_all(
-    store: Store,
+    store: Database,
     cfg: Config,
     now: datetime,
     *,
@@ -106,7 +106,7 @@ def fetch_all(
 
 
 def fetch_backfill(
-    store: Store,
+    store: Database,
     cfg: Config,
     now: datetime,
     days: int,
@@ -146,7 +146,7 @@ def fetch_backfill(
 
 
 def fetch_ids(
-    store: Store,
+    store: Database,
     cfg: Config,
     now: datetime,
     ids: Iterable[str],
@@ -206,11 +206,11 @@ def resubscribe_url(cfg: Config, subscriber_id: int) -> str:
 
 
 def _send_account_mail(
-    store: Store, cfg: Config, mailer: Any, subscriber: Subscriber, now: datetime, kind: str
+    store: Database, cfg: Config, mailer: Any, subscriber: Subscriber, now: datetime, kind: str
 ) -> str:
     from newsletter.delivery import build_message, new_message_id
 
-    current = store.get_subscriber(subscriber.id) or subscriber
+    current = store.subscribers.get(subscriber.id) or subscriber
     renderer = _account_renderer(cfg)
     if kind == "confirm":
         rendered = renderer.confirmation(current, links.confirm_url(cfg, current.id))
@@ -224,14 +224,14 @@ def _send_account_mail(
 
 
 def send_confirmation(
-    store: Store, cfg: Config, mailer: Any, subscriber: Subscriber, now: datetime
+    store: Database, cfg: Config, mailer: Any, subscriber: Subscriber, now: datetime
 ) -> str:
     """E-mail the double opt-in link; returns the Message-ID. Raises DeliveryError."""
     return _send_account_mail(store, cfg, mailer, subscriber, now, "confirm")
 
 
 def send_unsubscribed_notice(
-    store: Store, cfg: Config, mailer: Any, subscriber: Subscriber, now: datetime
+    store: Database, cfg: Config, mailer: Any, subscriber: Subscriber, now: datetime
 ) -> str:
     """E-mail "you are unsubscribed" with a way back; returns the Message-ID."""
     return _send_account_mail(store, cfg, mailer, subscriber, now, "notice")
@@ -305,7 +305,7 @@ def default_digest_date(cfg: Config, now: datetime) -> date:
 
 
 def _send_targets(
-    store: Store,
+    store: Database,
     cfg: Config,
     digest_date: date,
     now: datetime,
@@ -315,19 +315,19 @@ def _send_targets(
     resend: str | None,
     subscribers: list[Subscriber] | None,
     limit: int | None,
-) -> list[tuple[Subscriber, dict[str, Any] | None]]:
+) -> list[tuple[Subscriber, Send | None]]:
     """Who gets a digest in this run, each with their ledger row for the date (if any)."""
     if resend:
-        sub = store.get_subscriber_by_email(resend.strip())
+        sub = store.subscribers.get_by_email(resend.strip())
         if sub is None:
             raise DeliveryError(f"--resend: {resend} is not a subscriber")
         if sub.status != SubscriberStatus.ACTIVE:
             raise DeliveryError(f"--resend: {sub.email} is {sub.status}, not active; not sending")
         mid = delivery.message_id_for(cfg, sub.id, digest_date, variant=int(now.timestamp()))
-        store.reopen_send(sub.id, digest_date, mid, now)
+        store.sends.reopen(sub.id, digest_date, mid, now)
         candidates = [sub]
     else:
-        candidates = list(subscribers) if subscribers is not None else store.list_subscribers()
+        candidates = list(subscribers) if subscribers is not None else store.subscribers.list()
     if only:
         wanted = {e.strip().lower() for e in only}
         candidates = [s for s in candidates if s.email.lower() in wanted]
@@ -338,15 +338,15 @@ def _send_targets(
         if idle:
             raise DeliveryError(f"--to: {idle[0].email} is {idle[0].status}, not active")
     summary.paused = sum(1 for s in candidates if s.status == SubscriberStatus.PAUSED)
-    rows = {r["subscriber_id"]: r for r in store.sends_on(digest_date)}
-    todo: list[tuple[Subscriber, dict[str, Any] | None]] = []
+    rows = {r.subscriber_id: r for r in store.sends.on(digest_date)}
+    todo: list[tuple[Subscriber, Send | None]] = []
     for sub in candidates:
         if sub.status != SubscriberStatus.ACTIVE:
             continue
         row = rows.get(sub.id)
-        if row is not None and row["status"] == SendStatus.SENT:
+        if row is not None and row.status == SendStatus.SENT:
             summary.already_sent += 1
-        elif row is not None and row["status"] == SendStatus.FAILED:
+        elif row is not None and row.status == SendStatus.FAILED:
             summary.failed_earlier += 1
         else:
             todo.append((sub, row))
@@ -354,9 +354,9 @@ def _send_targets(
 
 
 def _outgoing(
-    store: Store,
+    store: Database,
     cfg: Config,
-    targets: list[tuple[Subscriber, dict[str, Any] | None]],
+    targets: list[tuple[Subscriber, Send | None]],
     digest_date: date,
     now: datetime,
     renderer: Any,
@@ -366,7 +366,7 @@ def _outgoing(
 ) -> Iterator[delivery.Outgoing]:
     """Rank, render and build each message lazily, in chunks, while earlier ones are sent."""
     rows = {sub.id: row for sub, row in targets}
-    earlier = store.last_sent_dates(digest_date)
+    earlier = store.sends.last_sent_dates(digest_date)
     for chunk in delivery.iter_chunks([sub for sub, _ in targets], SEND_CHUNK):
         digests = {d.subscriber.id: d for d in build_digests(store, cfg, digest_date, now, chunk)}
         for sub in chunk:
@@ -394,7 +394,7 @@ def render_digest(renderer: Any, digest: Digest, earlier: dict[int, date]) -> An
 def _build_job(
     cfg: Config,
     digest: Digest,
-    row: dict[str, Any] | None,
+    row: Send | None,
     render: Callable[[], Any],
     ledger: delivery.Ledger,
     summary: SendSummary,
@@ -403,9 +403,9 @@ def _build_job(
     """One digest rendered and built into the bytes to send; None when it cannot be (recorded
     in the ledger and the summary: a refused address fails, a rendering error is retried)."""
     sub, day = digest.subscriber, digest.date
-    message_id = (row or {}).get("message_id") or delivery.message_id_for(cfg, sub.id, day)
+    message_id = (row.message_id if row else "") or delivery.message_id_for(cfg, sub.id, day)
     job = delivery.Outgoing(
-        sub, day, message_id, b"", cfg.email.from_address, (), int((row or {}).get("attempts") or 0)
+        sub, day, message_id, b"", cfg.email.from_address, (), row.attempts if row else 0
     )
     try:
         rendered = render()
@@ -450,7 +450,7 @@ def make_mailer(cfg: Config) -> delivery.Mailer:
 
 
 def send_daily(
-    store: Store,
+    store: Database,
     cfg: Config,
     mailer: delivery.Mailer,
     digest_date: date,
@@ -498,7 +498,7 @@ def send_daily(
             pass
         return summary
     with run_lock(cfg, "send"):
-        run_id = store.start_run("send", now)
+        run_id = store.runs.start("send", now)
         try:
             targets = _send_targets(
                 store,
@@ -518,7 +518,7 @@ def send_daily(
                 store, cfg, mailer, jobs, ledger=ledger, sleep=sleep, progress=progress, stop=stop
             )
         except BaseException as exc:
-            store.finish_run(run_id, "aborted", f"stopped: {exc}", clock())
+            store.runs.finish(run_id, "aborted", f"stopped: {exc}", clock())
             raise
         summary.sent += report.sent
         summary.already_sent += report.already_sent
@@ -528,12 +528,12 @@ def send_daily(
         summary.retries += report.retries
         summary.bounced += report.bounced
         summary.aborted = report.aborted
-        store.finish_run(run_id, summary.outcome, summary.line(), clock())
+        store.runs.finish(run_id, summary.outcome, summary.line(), clock())
     return summary
 
 
 def run_daily(
-    store: Store,
+    store: Database,
     cfg: Config,
     mailer: delivery.Mailer,
     now: datetime,
@@ -565,7 +565,7 @@ def run_daily(
 
 
 def build_digests(
-    store: Store,
+    store: Database,
     cfg: Config,
     digest_date: date,
     now: datetime,
@@ -579,17 +579,17 @@ def build_digests(
     ledger's sends for `digest_date` itself are ignored, so a date already sent is rebuilt
     as it was sent (the preview shows what people received).
     """
-    subs = store.list_subscribers(SubscriberStatus.ACTIVE) if subscribers is None else subscribers
+    subs = store.subscribers.list(SubscriberStatus.ACTIVE) if subscribers is None else subscribers
     if not subs:
         return []
     ids = [s.id for s in subs]
     window = max(cfg.digest.window_days, 1)
     oldest = digest_date - timedelta(days=window)
-    papers = store.papers_between(oldest + timedelta(days=1), digest_date)
-    interests = store.interests_for_many(ids)
-    votes = store.feedback_for_many(ids)
-    received = store.sent_paper_ids(ids, before=digest_date)
-    last = store.last_sent_dates(digest_date)
+    papers = store.papers.between(oldest + timedelta(days=1), digest_date)
+    interests = store.subscribers.interests_for_many(ids)
+    votes = store.subscribers.feedback_for_many(ids)
+    received = store.sends.sent_paper_ids(ids, before=digest_date)
+    last = store.sends.last_sent_dates(digest_date)
     profiles = []
     for s in subs:
         prev = last.get(s.id)
@@ -616,7 +616,7 @@ def build_digests(
         profiles,
         today=digest_date,
         options=options,
-        examples=store.get_papers(sorted(known)),
+        examples=store.papers.get_many(sorted(known)),
         trending_size=cfg.digest.trending_size,
         encoder=load_encoder(cfg.digest.semantic_model),
     )
@@ -637,7 +637,7 @@ def build_digests(
 
 
 def preview_digests(
-    store: Store,
+    store: Database,
     cfg: Config,
     digest_date: date,
     now: datetime,
@@ -658,7 +658,7 @@ def preview_digests(
     if emails is not None:
         subscribers = []
         for raw in emails:
-            sub = store.get_subscriber_by_email(normalize_address(raw))
+            sub = store.subscribers.get_by_email(normalize_address(raw))
             if sub is None:
                 raise NewsletterError(
                     f"{raw} is not a subscriber: `newsletter subscribers` lists the addresses"
@@ -667,7 +667,7 @@ def preview_digests(
     renderer = renderer if renderer is not None else Renderer(cfg)
     signer = DKIMSigner.from_config(cfg)
     previews = []
-    earlier = store.last_sent_dates(digest_date)
+    earlier = store.sends.last_sent_dates(digest_date)
     for digest in build_digests(store, cfg, digest_date, now, subscribers):
         rendered = render_digest(renderer, digest, earlier)
         message_id = message_id_for(cfg, digest.subscriber.id, digest_date)

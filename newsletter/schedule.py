@@ -28,7 +28,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from newsletter.config import Config
 from newsletter.errors import ConfigError, LockedError, NewsletterError
 from newsletter.models import SendStatus, Subscriber, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -128,9 +128,9 @@ def last_scheduled_fetch(now_utc: datetime, times: Iterable[time], tz: str) -> d
 
 # ---------------------------------------------------------------- the daemon
 
-FetchFn = Callable[[Store, Config, datetime], object]
+FetchFn = Callable[[Database, Config, datetime], object]
 # (store, cfg, digest date, now, subscribers due for that date, stop flag) -> summary
-SendFn = Callable[[Store, Config, date, datetime, list[Subscriber], threading.Event], object]
+SendFn = Callable[[Database, Config, date, datetime, list[Subscriber], threading.Event], object]
 LockFn = Callable[[Config], AbstractContextManager[object]]
 
 
@@ -187,7 +187,7 @@ class Daemon:
             now = self.clock()
             log.info("fetch: starting")
             try:
-                with Store(self.cfg.database_path) as store:
+                with Database(self.cfg.database_path) as store:
                     summary = self._fetch(store, self.cfg, now)
                 self._report("fetch", describe_summary(summary), summary)
             except NewsletterError as exc:
@@ -203,7 +203,7 @@ class Daemon:
                 return
             now = self.clock()
             try:
-                with self._lock(self.cfg), Store(self.cfg.database_path) as store:
+                with self._lock(self.cfg), Database(self.cfg.database_path) as store:
                     self._send_due(store, now)
             except LockedError as exc:
                 log.warning("send: skipped this pass: %s", exc)
@@ -213,9 +213,9 @@ class Daemon:
                 log.exception("send: crashed (the daemon keeps running)")
                 self.failures.append("send crashed")
 
-    def _send_due(self, store: Store, now: datetime) -> None:
-        active = store.list_subscribers(SubscriberStatus.ACTIVE)
-        settled = store.send_keys(candidate_dates(now), SETTLED_STATUSES)
+    def _send_due(self, store: Database, now: datetime) -> None:
+        active = store.subscribers.list(SubscriberStatus.ACTIVE)
+        settled = store.sends.keys(candidate_dates(now), SETTLED_STATUSES)
         groups = group_by_date(due_subscribers(active, now, settled))
         if not groups:
             log.info("send: nobody is due (%d active subscriber(s))", len(active))
@@ -260,10 +260,10 @@ class Daemon:
         if self.options.fetch_every is not None:
             return True
         now = self.clock()
-        with Store(self.cfg.database_path) as store:
-            last = store.last_successful_run("fetch")
+        with Database(self.cfg.database_path) as store:
+            last = store.runs.last_successful("fetch")
         slot = last_scheduled_fetch(now, self._fetch_times, self.cfg.schedule.fetch_timezone)
-        return last is None or datetime.fromisoformat(last["started_at"]) < slot
+        return last is None or last.started_at < slot
 
     # ------------------------------------------------------------ running
 
@@ -386,14 +386,14 @@ def configure_logging(verbose: int) -> None:
 # ---------------------------------------------------------------- the real stages
 
 
-def _pipeline_fetch(store: Store, cfg: Config, now: datetime) -> object:
+def _pipeline_fetch(store: Database, cfg: Config, now: datetime) -> object:
     from newsletter import pipeline
 
     return pipeline.fetch_all(store, cfg, now)
 
 
 def _pipeline_send(
-    store: Store,
+    store: Database,
     cfg: Config,
     day: date,
     now: datetime,

@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from newsletter.config import Config
-from newsletter.models import SendStatus, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.models import Bounce, FetchState, Run, Send, SendStatus, SubscriberStatus
+from newsletter.store import Database
 
 # A `claimed` ledger row older than this belongs to a run that died mid-send: the next run
 # sends it again (with the same Message-ID).
@@ -81,7 +81,7 @@ class StatusReport:
         }
 
 
-def _iso(value: date | None) -> str | None:
+def _iso(value: date | datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
@@ -89,36 +89,52 @@ def _parse(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _run(row: dict[str, Any]) -> dict[str, Any]:
-    outcome = row.get("outcome") or ("running or interrupted" if not row["finished_at"] else "")
+def _run(run: Run) -> dict[str, Any]:
+    outcome = run.outcome or ("running or interrupted" if not run.finished_at else "")
     return {
-        "started_at": row["started_at"],
-        "finished_at": row["finished_at"],
+        "started_at": run.started_at.isoformat(),
+        "finished_at": _iso(run.finished_at),
         "outcome": outcome,
-        "summary": row.get("summary") or "",
+        "summary": run.summary,
     }
 
 
-def _runs(latest: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any] | None]:
+def _runs(latest: dict[str, Run]) -> dict[str, dict[str, Any] | None]:
     """fetch and send always present (None = never ran), then any other kind."""
     out: dict[str, dict[str, Any] | None] = {"fetch": None, "send": None}
-    out.update({kind: _run(row) for kind, row in latest.items()})
+    out.update({kind: _run(run) for kind, run in latest.items()})
     return out
 
 
-def _send(row: dict[str, Any]) -> dict[str, Any]:
-    keys = ("email", "digest_date", "status", "attempts", "last_error", "updated_at")
-    return {k: row.get(k) for k in keys}
+def _send(send: Send, email: str) -> dict[str, Any]:
+    return {
+        "email": email,
+        "digest_date": send.digest_date.isoformat(),
+        "status": str(send.status),
+        "attempts": send.attempts,
+        "last_error": send.error or None,
+        "updated_at": _iso(send.updated_at),
+    }
 
 
-def _sources(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _bounce(bounce: Bounce) -> dict[str, Any]:
+    return {
+        "subscriber_id": bounce.subscriber_id,
+        "email": bounce.email,
+        "hard_failures": bounce.hard_failures,
+        "bounced_at": _iso(bounce.bounced_at),
+        "last_error": bounce.last_error or None,
+    }
+
+
+def _sources(states: list[FetchState]) -> list[dict[str, Any]]:
     """fetch_state rows (one per URL) folded into one entry per source: newest success/error."""
     out: dict[str, dict[str, Any]] = {}
-    for row in rows:
+    for st in states:
         src = out.setdefault(
-            row["source"],
+            st.source,
             {
-                "source": row["source"],
+                "source": st.source,
                 "urls": 0,
                 "last_success": None,
                 "last_count": None,
@@ -128,41 +144,45 @@ def _sources(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             },
         )
         src["urls"] += 1
-        if row["last_success"] and (src["last_success"] or "") < row["last_success"]:
-            src["last_success"], src["last_count"] = row["last_success"], row["last_count"]
-        if row["last_error"] and (src["last_error_at"] or "") < (row["last_error_at"] or ""):
-            src["last_error"], src["last_error_at"] = row["last_error"], row["last_error_at"]
-            src["last_error_url"] = row["url"]
+        success, error_at = _iso(st.last_success), _iso(st.last_error_at)
+        if success and (src["last_success"] or "") < success:
+            src["last_success"], src["last_count"] = success, st.last_count
+        if st.last_error and (src["last_error_at"] or "") < (error_at or ""):
+            src["last_error"], src["last_error_at"] = st.last_error, error_at
+            src["last_error_url"] = st.url
     return list(out.values())
 
 
-def gather_status(store: Store, cfg: Config, now: datetime) -> StatusReport:
+def gather_status(store: Database, cfg: Config, now: datetime) -> StatusReport:
     """Collect the report at `now` (aware); "today" for papers is arXiv's day (fetch timezone)."""
     papers_day = now.astimezone(zoneinfo.ZoneInfo(cfg.schedule.fetch_timezone)).date()
     since = papers_day - timedelta(days=LOOKBACK_DAYS)
-    retry, retry_total = store.sends_with_email([SendStatus.RETRY], since, LIST_LIMIT)
-    claimed, _ = store.sends_with_email([SendStatus.CLAIMED], since, 10 * LIST_LIMIT)
-    stale = [r for r in claimed if (_parse(r["claimed_at"]) or now) <= now - STALE_CLAIM_AFTER]
-    failed, failed_total = store.sends_with_email([SendStatus.FAILED], since, LIST_LIMIT)
-    bounced, bounced_total = store.bounced_subscribers(LIST_LIMIT)
+    retry, retry_total = store.sends.with_email([SendStatus.RETRY], since, LIST_LIMIT)
+    claimed, _ = store.sends.with_email([SendStatus.CLAIMED], since, 10 * LIST_LIMIT)
+    stale = [(s, e) for s, e in claimed if (s.claimed_at or now) <= now - STALE_CLAIM_AFTER]
+    failed, failed_total = store.sends.with_email([SendStatus.FAILED], since, LIST_LIMIT)
+    bounced, bounced_total = store.subscribers.bounced(LIST_LIMIT)
     report = StatusReport(
         generated_at=now,
         database=str(store.path),
-        subscribers=store.subscriber_counts(),
+        subscribers={str(s): n for s, n in store.subscribers.counts().items()},
         papers_day=papers_day,
-        papers_today=dict(sorted(store.paper_counts_by_source(papers_day).items())),
-        papers_total=store.count_papers(),
-        latest_paper_day=store.latest_paper_day(),
-        last_runs=_runs(store.latest_run_per_kind()),
-        sends_by_date=store.send_counts_by_date(since),
-        retry=[_send(r) for r in retry],
+        papers_today=dict(sorted(store.papers.counts_by_source(papers_day).items())),
+        papers_total=store.papers.count(),
+        latest_paper_day=store.papers.latest_day(),
+        last_runs=_runs(store.runs.latest_per_kind()),
+        sends_by_date={
+            day.isoformat(): {str(status): n for status, n in counts.items()}
+            for day, counts in store.sends.counts_by_date(since).items()
+        },
+        retry=[_send(s, e) for s, e in retry],
         retry_total=retry_total,
-        stale_claims=[_send(r) | {"claimed_at": r["claimed_at"]} for r in stale],
-        failed=[_send(r) for r in failed],
+        stale_claims=[_send(s, e) | {"claimed_at": _iso(s.claimed_at)} for s, e in stale],
+        failed=[_send(s, e) for s, e in failed],
         failed_total=failed_total,
-        bounced=bounced,
+        bounced=[_bounce(b) for b in bounced],
         bounced_total=bounced_total,
-        fetch_state=_sources(store.fetch_states()),
+        fetch_state=_sources(store.runs.fetch_states()),
     )
     report.problems = find_problems(report, now)
     return report

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from newsletter.config import Config, parse_config
-from newsletter.store.database import Store
+from newsletter.store import Database
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-secret-key-0123456789abcdef"
@@ -41,8 +41,8 @@ def config(tmp_path: Path) -> Config:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "test.db")
+def store(tmp_path: Path) -> Iterator[Database]:
+    s = Database(tmp_path / "test.db")
     yield s
     s.close()
 

@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 from newsletter.bench.fetch import serve, synthetic_feed
 from newsletter.cli import cli
 from newsletter.config import EXAMPLE_CONFIG, load_config
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import SECRET, fixture_bytes
 
 ENV = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": ""}
@@ -79,10 +79,13 @@ def test_subscribe_twice_is_idempotent_and_says_so(workdir: Path) -> None:
     assert "already subscribed (active); nothing changed." in second.output
     third = invoke("subscribe", "ada@example.org", "--interest", "diffusion")
     assert "nothing changed except 1 new interest(s) added." in third.output
-    with Store(workdir / "data" / "newsletter.db") as store:
-        (sub,) = store.list_subscribers()
+    with Database(workdir / "data" / "newsletter.db") as store:
+        (sub,) = store.subscribers.list()
         assert sub.email == "Ada@example.org"
-        assert [i.value for i in store.interests_for(sub.id)] == ["KV cache", "diffusion"]
+        assert [i.value for i in store.subscribers.interests_for(sub.id)] == [
+            "KV cache",
+            "diffusion",
+        ]
     listing = invoke("subscribers")
     assert "Ada@example.org" in listing.output and "1 subscriber(s)" in listing.output
 
@@ -93,8 +96,8 @@ def test_an_unsubscribed_address_is_not_silently_resubscribed(workdir: Path) -> 
     assert "unsubscribed bo@example.org." in invoke("unsubscribe", "bo@example.org").output
     again = invoke("subscribe", "bo@example.org")
     assert "is unsubscribed; nothing changed" in again.output
-    with Store(workdir / "data" / "newsletter.db") as store:
-        assert store.list_subscribers()[0].status == "unsubscribed"
+    with Database(workdir / "data" / "newsletter.db") as store:
+        assert store.subscribers.list()[0].status == "unsubscribed"
 
 
 @pytest.mark.parametrize(
@@ -150,15 +153,15 @@ def test_init_and_fetch_a_2000_item_day_from_a_local_server(workdir: Path) -> No
     assert "fetched 2,050 papers: 2,050 new · 0 updated · 0 unchanged" in first.output
     assert "arxiv_rss: 2,050 for 2025-04-28" in first.output
     assert len(rows) == 2050  # every new item (2,000) and cross-list (50); no replacements
-    with Store(db) as store:
-        new = [p for p in store.search_papers(limit=5000) if p.announce_type == "new"]
+    with Database(db) as store:
+        new = [p for p in store.papers.search(limit=5000) if p.announce_type == "new"]
         assert len(new) == 2000
-        p = store.get_paper("2504.20007")
+        p = store.papers.get("2504.20007")
         assert p is not None and p.authors == ("Ann Lee7", "Bo Chen", "Cy Diaz")
         assert p.title == "Synthetic paper 7: efficient attention & KV caches"
-        assert store.get_paper("2504.22099") is None  # a replacement
-        (run,) = store.last_runs("fetch", limit=1)
-        assert run["outcome"] == "ok"
+        assert store.papers.get("2504.22099") is None  # a replacement
+        (run,) = store.runs.last("fetch", limit=1)
+        assert run.outcome == "ok"
     # the second fetch of the same feed adds nothing and changes nothing
     assert "fetched 2,050 papers: 0 new · 0 updated · 2,050 unchanged" in second.output
     assert _rows(db) == rows

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import mailbox
 import re
 from datetime import UTC, date, datetime
@@ -15,7 +14,7 @@ from newsletter.delivery import mime
 from newsletter.errors import DeliveryError
 from newsletter.models import SendStatus, Subscriber, SubscriberStatus
 from newsletter.render.renderer import RenderedEmail
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import DROP, SMTPSink, free_port, make_config
 
 DAY = date(2026, 11, 23)
@@ -30,21 +29,21 @@ def _cfg(tmp_path: Path, sink_port: int, extra: str = "", connections: int = 1):
     )
 
 
-def _subscribers(store: Store, n: int) -> list[Subscriber]:
+def _subscribers(store: Database, n: int) -> list[Subscriber]:
     return [
-        store.add_subscriber(f"reader{i}@example.org", NOW, status=SubscriberStatus.ACTIVE)[0]
+        store.subscribers.add(f"reader{i}@example.org", NOW, status=SubscriberStatus.ACTIVE)[0]
         for i in range(n)
     ]
 
 
-def _jobs(cfg, subs: list[Subscriber], store: Store | None = None) -> list[delivery.Outgoing]:
+def _jobs(cfg, subs: list[Subscriber], store: Database | None = None) -> list[delivery.Outgoing]:
     jobs = []
     for sub in subs:
-        row = store.get_send(sub.id, DAY) if store is not None else None
+        row = store.sends.get(sub.id, DAY) if store is not None else None
         mid = mime.message_id_for(cfg, sub.id, DAY)
         rendered = RenderedEmail(f"Papers for {sub.email}", "<p>hi</p>", "hi", "pre")
         raw = mime.render_bytes(cfg, sub, rendered, message_id=mid, digest_date=DAY, now=NOW)
-        prior = row["attempts"] if row else 0
+        prior = row.attempts if row else 0
         jobs.append(
             delivery.Outgoing(sub, DAY, mid, raw, cfg.email.from_address, ("2611.00001",), prior)
         )
@@ -66,7 +65,7 @@ def _run(store, cfg, subs, sleeps=None):
 
 
 def test_batch_over_one_reused_connection_recorded_in_the_ledger(
-    tmp_path: Path, store: Store, smtp_server: SMTPSink
+    tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
     cfg = _cfg(tmp_path, smtp_server.port)
     subs = _subscribers(store, 5)
@@ -77,11 +76,11 @@ def test_batch_over_one_reused_connection_recorded_in_the_ledger(
     assert all(len(ids) == 1 for ids in got.values())
     assert len({rec["peer"] for rec in smtp_server.received}) == 1  # one connection, reused
     for sub in subs:
-        row = store.get_send(sub.id, DAY)
-        assert row is not None and row["status"] == SendStatus.SENT
-        assert row["message_id"] == got[sub.email][0] == mime.message_id_for(cfg, sub.id, DAY)
-        assert json.loads(row["paper_ids"]) == ["2611.00001"]
-        assert row["attempts"] == 1
+        row = store.sends.get(sub.id, DAY)
+        assert row is not None and row.status == SendStatus.SENT
+        assert row.message_id == got[sub.email][0] == mime.message_id_for(cfg, sub.id, DAY)
+        assert row.paper_ids == ("2611.00001",)
+        assert row.attempts == 1
     # The same jobs again: every row is sent, nothing goes out.
     again = _run(store, cfg, subs)
     assert (again.sent, again.already_sent) == (0, 5)
@@ -89,7 +88,7 @@ def test_batch_over_one_reused_connection_recorded_in_the_ledger(
 
 
 def test_451_then_250_is_retried_with_backoff_and_delivered_once(
-    tmp_path: Path, store: Store, smtp_server: SMTPSink
+    tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
     cfg = _cfg(tmp_path, smtp_server.port)
     subs = _subscribers(store, 3)
@@ -99,12 +98,12 @@ def test_451_then_250_is_retried_with_backoff_and_delivered_once(
     assert (report.sent, report.retry, report.failed) == (3, 0, 0)
     assert sleeps == [2.0]
     assert all(len(v) == 1 for v in _by_recipient(smtp_server).values())
-    row = store.get_send(subs[1].id, DAY)
-    assert row["status"] == SendStatus.SENT and row["attempts"] == 2
+    row = store.sends.get(subs[1].id, DAY)
+    assert row.status == SendStatus.SENT and row.attempts == 2
 
 
 def test_550_fails_only_that_subscriber_and_the_run_goes_on(
-    tmp_path: Path, store: Store, smtp_server: SMTPSink
+    tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
     cfg = _cfg(tmp_path, smtp_server.port)
     subs = _subscribers(store, 4)
@@ -112,14 +111,14 @@ def test_550_fails_only_that_subscriber_and_the_run_goes_on(
     report = _run(store, cfg, subs)
     assert (report.sent, report.failed) == (3, 1)
     assert report.failures[0][0] == subs[0].email and "550 5.1.1" in report.failures[0][1]
-    row = store.get_send(subs[0].id, DAY)
-    assert row["status"] == SendStatus.FAILED and "550 5.1.1 No such user here" in row["last_error"]
+    row = store.sends.get(subs[0].id, DAY)
+    assert row.status == SendStatus.FAILED and "550 5.1.1 No such user here" in row.error
     assert sorted(_by_recipient(smtp_server)) == sorted(s.email for s in subs[1:])
-    assert store.get_subscriber(subs[0].id).status == SubscriberStatus.ACTIVE  # 1 of 2 allowed
+    assert store.subscribers.get(subs[0].id).status == SubscriberStatus.ACTIVE  # 1 of 2 allowed
 
 
 def test_consecutive_hard_failures_mark_the_subscriber_bounced(
-    tmp_path: Path, store: Store, smtp_server: SMTPSink
+    tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
     cfg = _cfg(tmp_path, smtp_server.port)
     (sub,) = _subscribers(store, 1)
@@ -130,11 +129,11 @@ def test_consecutive_hard_failures_mark_the_subscriber_bounced(
     job.digest_date = date(2026, 11, 24)
     report = delivery.deliver(store, cfg, mailer, [job], sleep=lambda s: None)
     assert report.bounced == [sub.email]
-    assert store.get_subscriber(sub.id).status == SubscriberStatus.BOUNCED
+    assert store.subscribers.get(sub.id).status == SubscriberStatus.BOUNCED
 
 
 def test_connection_dropped_mid_batch_is_survived(
-    tmp_path: Path, store: Store, smtp_server: SMTPSink
+    tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
     cfg = _cfg(tmp_path, smtp_server.port)
     subs = _subscribers(store, 6)
@@ -151,7 +150,7 @@ def test_connection_dropped_mid_batch_is_survived(
 
 
 def test_persistent_4xx_is_left_retry_and_the_next_run_sends_it(
-    tmp_path: Path, store: Store, smtp_server: SMTPSink
+    tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
     cfg = _cfg(tmp_path, smtp_server.port)
     subs = _subscribers(store, 2)
@@ -160,29 +159,29 @@ def test_persistent_4xx_is_left_retry_and_the_next_run_sends_it(
     report = _run(store, cfg, subs, sleeps)
     assert (report.sent, report.retry) == (1, 1)
     assert sleeps == [2.0, 4.0]  # exponential backoff, 3 attempts
-    row = store.get_send(subs[0].id, DAY)
-    assert row["status"] == SendStatus.RETRY and "452 4.2.2" in row["last_error"]
+    row = store.sends.get(subs[0].id, DAY)
+    assert row.status == SendStatus.RETRY and "452 4.2.2" in row.error
     again = _run(store, cfg, subs)
     assert (again.sent, again.already_sent) == (1, 1)
-    assert store.get_send(subs[0].id, DAY)["attempts"] == 4
+    assert store.sends.get(subs[0].id, DAY).attempts == 4
     assert all(len(v) == 1 for v in _by_recipient(smtp_server).values())
 
 
-def test_unreachable_server_stops_the_run_and_loses_nobody(tmp_path: Path, store: Store) -> None:
+def test_unreachable_server_stops_the_run_and_loses_nobody(tmp_path: Path, store: Database) -> None:
     cfg = _cfg(tmp_path, free_port())
     subs = _subscribers(store, 5)
     sleeps: list[float] = []
     report = _run(store, cfg, subs, sleeps)
     assert report.sent == 0 and report.failed == 0
     assert "cannot connect to the SMTP server" in report.aborted
-    rows = store.sends_on(DAY)
-    assert all(r["status"] in (SendStatus.RETRY, SendStatus.CLAIMED) for r in rows)
-    assert not store.sends_with_status(SendStatus.FAILED)
-    assert all(s.status == SubscriberStatus.ACTIVE for s in store.list_subscribers())
+    rows = store.sends.on(DAY)
+    assert all(r.status in (SendStatus.RETRY, SendStatus.CLAIMED) for r in rows)
+    assert not store.sends.with_status(SendStatus.FAILED)
+    assert all(s.status == SubscriberStatus.ACTIVE for s in store.subscribers.list())
 
 
 def test_parallel_connections_deliver_each_message_once(
-    tmp_path: Path, store: Store, smtp_server: SMTPSink
+    tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
     cfg = _cfg(tmp_path, smtp_server.port, connections=3)
     subs = _subscribers(store, 30)
@@ -193,7 +192,7 @@ def test_parallel_connections_deliver_each_message_once(
     assert 1 < len({rec["peer"] for rec in smtp_server.received}) <= 3
 
 
-def test_maildir_outbox(tmp_path: Path, store: Store) -> None:
+def test_maildir_outbox(tmp_path: Path, store: Database) -> None:
     cfg = make_config(tmp_path, '[delivery]\nmethod = "maildir:outbox"\n')
     subs = _subscribers(store, 3)
     mailer = delivery.mailer_from_config(cfg)
@@ -207,7 +206,7 @@ def test_maildir_outbox(tmp_path: Path, store: Store) -> None:
     assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in raw
 
 
-def test_single_message_send_api(tmp_path: Path, store: Store, smtp_server: SMTPSink) -> None:
+def test_single_message_send_api(tmp_path: Path, store: Database, smtp_server: SMTPSink) -> None:
     cfg = _cfg(tmp_path, smtp_server.port)
     (sub,) = _subscribers(store, 1)
     rendered = RenderedEmail("Confirm", "<p>confirm</p>", "confirm", "")

@@ -22,7 +22,7 @@ from newsletter import delivery
 from newsletter.delivery import mime
 from newsletter.models import SendStatus, SubscriberStatus
 from newsletter.render.renderer import RenderedEmail
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import free_port, make_config
 
 DAY = date(2026, 11, 23)
@@ -75,8 +75,8 @@ def _server_context(cert: tuple[Path, Path]) -> ssl.SSLContext:
     return ctx
 
 
-def _job(cfg: Any, store: Store) -> delivery.Outgoing:
-    sub, _ = store.add_subscriber("ann@example.org", NOW, status=SubscriberStatus.ACTIVE)
+def _job(cfg: Any, store: Database) -> delivery.Outgoing:
+    sub, _ = store.subscribers.add("ann@example.org", NOW, status=SubscriberStatus.ACTIVE)
     mid = mime.message_id_for(cfg, sub.id, DAY)
     rendered = RenderedEmail("Papers", "<p>hi</p>", "hi", "")
     raw = mime.render_bytes(cfg, sub, rendered, message_id=mid, digest_date=DAY, now=NOW)
@@ -93,7 +93,7 @@ def _cfg(tmp_path: Path, port: int, security: str, username: str = "digest", **e
 
 
 def test_starttls_and_login(
-    tmp_path: Path, store: Store, cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, store: Database, cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))  # trust the test certificate
     rec, port = Recorder(), free_port()
@@ -119,7 +119,7 @@ def test_starttls_and_login(
 
 
 def test_implicit_tls(
-    tmp_path: Path, store: Store, cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, store: Database, cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
     rec, port = Recorder(), free_port()
@@ -141,7 +141,7 @@ def test_implicit_tls(
 
 
 def test_untrusted_certificate_and_wrong_password_stop_the_run_clearly(
-    tmp_path: Path, store: Store, cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, store: Database, cert: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     rec, port = Recorder(), free_port()
     controller = Controller(
@@ -165,14 +165,14 @@ def test_untrusted_certificate_and_wrong_password_stop_the_run_clearly(
         controller.stop()
     assert refused.sent == 0 and "refused the login for 'digest'" in refused.aborted
     assert "NEWSLETTER_SMTP_PASSWORD" in refused.aborted
-    row = store.get_send(job.subscriber.id, DAY)
-    assert row["status"] == SendStatus.RETRY  # not the subscriber's fault: no failure, no bounce
-    assert store.get_subscriber(job.subscriber.id).status == SubscriberStatus.ACTIVE
+    row = store.sends.get(job.subscriber.id, DAY)
+    assert row.status == SendStatus.RETRY  # not the subscriber's fault: no failure, no bounce
+    assert store.subscribers.get(job.subscriber.id).status == SubscriberStatus.ACTIVE
     assert rec.messages == []
 
 
 def test_lost_acknowledgement_is_retried_with_the_same_message_id(
-    tmp_path: Path, store: Store
+    tmp_path: Path, store: Database
 ) -> None:
     rec, port = Recorder(first_delay=2.0), free_port()
     controller = Controller(rec, hostname="127.0.0.1", port=port)
@@ -196,5 +196,5 @@ def test_lost_acknowledgement_is_retried_with_the_same_message_id(
         for _, raw, _ in rec.messages
     ]
     assert ids == [job.message_id, job.message_id]  # the server got it twice, as one message
-    row = store.get_send(job.subscriber.id, DAY)
-    assert row["status"] == SendStatus.SENT and row["attempts"] == 2
+    row = store.sends.get(job.subscriber.id, DAY)
+    assert row.status == SendStatus.SENT and row.attempts == 2

@@ -71,7 +71,7 @@ def test_demo_preview_shows_the_digests_that_were_sent(tmp_path: Path) -> None:
     from newsletter import pipeline
     from newsletter.demo import DEMO_DAY, demo_config
     from newsletter.preview import preview_server
-    from newsletter.store.database import Store
+    from newsletter.store import Database
 
     run(tmp_path)
     box = mailbox.Maildir(tmp_path / "demo" / "maildir", create=False)
@@ -80,7 +80,7 @@ def test_demo_preview_shows_the_digests_that_were_sent(tmp_path: Path) -> None:
         msg = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
         sent[msg["To"].addresses[0].addr_spec] = (str(msg["Subject"]), msg["Message-ID"])
     cfg = demo_config(tmp_path / "demo")
-    with Store(cfg.database_path) as store:
+    with Database(cfg.database_path) as store:
         previews = pipeline.preview_digests(store, cfg, DEMO_DAY, datetime.now(UTC))
         assert {p.subscriber.email: (p.subject, p.message_id) for p in previews} == sent
         server = preview_server(DEMO_DAY.isoformat(), lambda: previews, 0)

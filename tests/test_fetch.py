@@ -14,7 +14,7 @@ import pytest
 from newsletter import pipeline
 from newsletter.config import Config
 from newsletter.errors import FeedError
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import fixture_bytes, make_config
 
 RSS = fixture_bytes("arxiv_rss/rss_quant-ph_2025-04-28.xml")
@@ -60,7 +60,7 @@ def cfg(tmp_path: Path) -> Config:
     return make_config(tmp_path, '[sources]\ncontact_email = "ops@lab.example"\n')
 
 
-def run(store: Store, cfg: Config, server: Server, **kw: object) -> pipeline.FetchSummary:
+def run(store: Database, cfg: Config, server: Server, **kw: object) -> pipeline.FetchSummary:
     slept: list[float] = []
     summary = pipeline.fetch_all(
         store, cfg, kw.pop("now", NOW), transport=server.transport, sleep=slept.append, **kw
@@ -69,12 +69,12 @@ def run(store: Store, cfg: Config, server: Server, **kw: object) -> pipeline.Fet
     return summary
 
 
-def test_feed_and_hugging_face_land_and_merge_into_one_row(store: Store, cfg: Config) -> None:
+def test_feed_and_hugging_face_land_and_merge_into_one_row(store: Database, cfg: Config) -> None:
     server = Server(hf=hf_listing("2504.17837", "2608.15089"))
     summary = run(store, cfg, server, day=date(2025, 4, 28))
     assert summary.errors == []
-    assert store.count_papers() == 6  # 5 from arXiv (new + cross) + 1 only HF lists
-    merged = store.get_paper("2504.17837")
+    assert store.papers.count() == 6  # 5 from arXiv (new + cross) + 1 only HF lists
+    merged = store.papers.get("2504.17837")
     assert merged is not None
     assert merged.sources == ("arxiv_rss", "huggingface")
     # arXiv's bibliographic record stays canonical; HF adds its signals
@@ -85,7 +85,7 @@ def test_feed_and_hugging_face_land_and_merge_into_one_row(store: Store, cfg: Co
     assert (merged.upvotes, merged.comments, merged.github_stars) == (781, 6, 11184)
     assert merged.hf_date == date(2026, 8, 11)
     assert merged.ai_keywords[0] == "in-context learning"
-    hf_only = store.get_paper("2608.15089")
+    hf_only = store.papers.get("2608.15089")
     assert hf_only is not None and hf_only.sources == ("huggingface",)
     assert hf_only.upvotes == 447
     assert summary.added == 6 and summary.updated == 0
@@ -97,12 +97,12 @@ def test_feed_and_hugging_face_land_and_merge_into_one_row(store: Store, cfg: Co
     assert "mailto:ops@lab.example" in rss_requests[0].headers["User-Agent"]
     hf_requests = [r for r in server.requests if r.url.host == "huggingface.co"]
     assert dict(hf_requests[0].url.params) == {"date": "2025-04-28", "limit": "100", "p": "0"}
-    (row,) = store.last_runs("fetch")
-    assert row["outcome"] == "ok" and row["summary"] == summary.line()
+    (row,) = store.runs.last("fetch")
+    assert row.outcome == "ok" and row.summary == summary.line()
 
 
 def test_without_a_date_hugging_face_is_asked_for_today_and_yesterday(
-    store: Store, cfg: Config
+    store: Database, cfg: Config
 ) -> None:
     server = Server()
     summary = run(store, cfg, server, sources=["huggingface"])
@@ -111,14 +111,14 @@ def test_without_a_date_hugging_face_is_asked_for_today_and_yesterday(
     assert summary.notes == ["Hugging Face listed no papers for 2025-04-28 or 2025-04-27"]
 
 
-def test_429_then_200_is_retried(store: Store, cfg: Config) -> None:
+def test_429_then_200_is_retried(store: Database, cfg: Config) -> None:
     answers = [httpx.Response(429, headers={"Retry-After": "5"}), httpx.Response(200, content=RSS)]
     summary = run(store, cfg, Server(rss=lambda r: answers.pop(0)), sources=["arxiv_rss"])
     assert summary.errors == [] and summary.added == 5
     assert summary.slept == [5.0]  # type: ignore[attr-defined]
 
 
-def test_304_on_etag_means_nothing_new(store: Store, cfg: Config) -> None:
+def test_304_on_etag_means_nothing_new(store: Database, cfg: Config) -> None:
     def rss(request: httpx.Request) -> httpx.Response:
         if request.headers.get("If-None-Match") == '"v1"':
             return httpx.Response(304)
@@ -126,73 +126,75 @@ def test_304_on_etag_means_nothing_new(store: Store, cfg: Config) -> None:
 
     first = run(store, cfg, Server(rss=rss), sources=["arxiv_rss"])
     assert first.added == 5
-    assert store.get_fetch_state(FEED_URL)["etag"] == '"v1"'
-    before = store.search_papers(limit=100)
+    assert store.runs.fetch_state(FEED_URL).etag == '"v1"'  # type: ignore[union-attr]
+    before = store.papers.search(limit=100)
     second = run(store, cfg, Server(rss=rss), sources=["arxiv_rss"], now=NOW.replace(hour=10))
     assert second.added == second.updated == 0 and second.errors == []
     assert "arxiv_rss: not modified since the last fetch" in second.line()
-    state = store.get_fetch_state(FEED_URL)
-    assert state["etag"] == '"v1"' and state["last_count"] == 5
-    assert state["last_success"] == NOW.replace(hour=10).isoformat()
-    assert store.search_papers(limit=100) == before
+    state = store.runs.fetch_state(FEED_URL)
+    assert state is not None and state.etag == '"v1"' and state.last_count == 5
+    assert state.last_success == NOW.replace(hour=10)
+    assert store.papers.search(limit=100) == before
 
 
-def test_malformed_feed_is_skipped_and_other_sources_still_land(store: Store, cfg: Config) -> None:
+def test_malformed_feed_is_skipped_and_other_sources_still_land(
+    store: Database, cfg: Config
+) -> None:
     run(store, cfg, Server(), sources=["arxiv_rss"])  # a good day first
-    before = store.get_paper("2504.17830")
+    before = store.papers.get("2504.17830")
     html = b"<html><head><title>502</title></head><body>Bad Gateway</body></html>"
     server = Server(rss=html, hf=hf_listing("2608.09888"))
     summary = run(store, cfg, server, day=date(2025, 4, 28), now=NOW.replace(hour=11))
     assert summary.outcome == "partial"
     assert len(summary.errors) == 1 and FEED_URL in summary.errors[0]
     assert "arxiv_rss: FAILED" in summary.line()
-    assert store.get_paper("2608.09888") is not None  # Hugging Face still landed
-    assert store.get_paper("2504.17830") == before  # nothing stored was lost
-    state = store.get_fetch_state(FEED_URL)
-    assert state["last_error"] and "sent an HTML page" in state["last_error"]
-    assert state["last_success"] == NOW.isoformat()  # the earlier success is remembered
-    assert store.last_runs("fetch")[0]["outcome"] == "partial"
+    assert store.papers.get("2608.09888") is not None  # Hugging Face still landed
+    assert store.papers.get("2504.17830") == before  # nothing stored was lost
+    state = store.runs.fetch_state(FEED_URL)
+    assert state is not None and "sent an HTML page" in state.last_error
+    assert state.last_success == NOW  # the earlier success is remembered
+    assert store.runs.last("fetch")[0].outcome == "partial"
 
 
-def test_truncated_feed_does_not_store_its_etag(store: Store, cfg: Config) -> None:
+def test_truncated_feed_does_not_store_its_etag(store: Database, cfg: Config) -> None:
     truncated = httpx.Response(200, content=RSS[:6000], headers={"ETag": '"half"'})
     summary = run(store, cfg, Server(rss=lambda r: truncated), sources=["arxiv_rss"])
-    assert summary.outcome == "failed" and store.count_papers() == 0
-    state = store.get_fetch_state(FEED_URL)
-    assert state["etag"] is None and "bad XML" in state["last_error"]
+    assert summary.outcome == "failed" and store.papers.count() == 0
+    state = store.runs.fetch_state(FEED_URL)
+    assert state is not None and state.etag is None and "bad XML" in state.last_error
 
 
 def test_hugging_face_error_json_is_reported_and_arxiv_still_lands(
-    store: Store, cfg: Config
+    store: Database, cfg: Config
 ) -> None:
     server = Server(hf=lambda r: httpx.Response(400, content=HF_ERROR))
     summary = run(store, cfg, server, day=date(2025, 4, 28))
-    assert store.count_papers() == 5
+    assert store.papers.count() == 5
     assert summary.errors == [
         "huggingface: Hugging Face refused https://huggingface.co/api/daily_papers?date="
         "2025-04-28&limit=100&p=0: ✖ Too big: expected number to be <=100 → at limit"
     ]
-    hf_state = [s for s in store.fetch_states() if s["source"] == "huggingface"]
-    assert "Too big" in hf_state[0]["last_error"]
+    hf_state = [s for s in store.runs.fetch_states() if s.source == "huggingface"]
+    assert "Too big" in hf_state[0].last_error
 
 
-def test_empty_weekend_feed_is_a_normal_day(store: Store, cfg: Config) -> None:
+def test_empty_weekend_feed_is_a_normal_day(store: Database, cfg: Config) -> None:
     summary = run(store, cfg, Server(rss=EMPTY_RSS), sources=["arxiv_rss"])
     assert summary.outcome == "ok" and summary.errors == []
     assert summary.notes == ["arXiv announced no new papers for 2025-04-27"]
     assert summary.line().startswith("fetched 0 papers: 0 new")
-    assert store.get_fetch_state(FEED_URL)["last_count"] == 0
+    assert store.runs.fetch_state(FEED_URL).last_count == 0  # type: ignore[union-attr]
 
 
 def test_cross_lists_follow_the_config(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, "[sources]\ninclude_cross_lists = false\n")
-    with Store(cfg.database_path) as store:
+    with Database(cfg.database_path) as store:
         summary = run(store, cfg, Server(), sources=["arxiv_rss"])
         assert summary.added == 3
-        assert {p.announce_type for p in store.search_papers(limit=10)} == {"new"}
+        assert {p.announce_type for p in store.papers.search(limit=10)} == {"new"}
 
 
-def test_a_repeat_fetch_changes_nothing(store: Store, cfg: Config) -> None:
+def test_a_repeat_fetch_changes_nothing(store: Database, cfg: Config) -> None:
     server = Server(hf=hf_listing("2504.17837"))
     run(store, cfg, server, day=date(2025, 4, 28))
     rows = store.db.execute("SELECT * FROM papers ORDER BY id").fetchall()
@@ -201,7 +203,7 @@ def test_a_repeat_fetch_changes_nothing(store: Store, cfg: Config) -> None:
     assert store.db.execute("SELECT * FROM papers ORDER BY id").fetchall() == rows
 
 
-def test_fresher_upvotes_update_the_row(store: Store, cfg: Config) -> None:
+def test_fresher_upvotes_update_the_row(store: Database, cfg: Config) -> None:
     run(store, cfg, Server(hf=hf_listing("2504.17837")), day=date(2025, 4, 28))
     items = json.loads(hf_listing("2504.17837"))
     items[0]["paper"]["upvotes"] = 900
@@ -210,12 +212,12 @@ def test_fresher_upvotes_update_the_row(store: Store, cfg: Config) -> None:
         store, cfg, Server(hf=json.dumps(items).encode()), day=date(2025, 4, 28), now=later
     )
     assert summary.updated == 1 and summary.unchanged == 4
-    paper = store.get_paper("2504.17837")
+    paper = store.papers.get("2504.17837")
     assert paper is not None and paper.upvotes == 900 and paper.updated == later
     assert paper.first_seen == NOW
 
 
-def test_backfill_pages_the_api_politely(store: Store, cfg: Config) -> None:
+def test_backfill_pages_the_api_politely(store: Database, cfg: Config) -> None:
     asked: list[httpx.URL] = []
 
     def api(request: httpx.Request) -> httpx.Response:
@@ -245,11 +247,12 @@ def test_backfill_pages_the_api_politely(store: Store, cfg: Config) -> None:
     assert query == "(cat:cs.SE) AND submittedDate:[202504210000 TO 202504282359]"
     assert [u.params["start"] for u in asked] == ["0", "3", "5"]
     assert slept and all(s == 3.0 for s in slept)  # arXiv's 3-second rule, never less
-    assert summary.errors == [] and store.count_papers() == 5
-    paper = store.get_paper("2202.12139")
+    assert summary.errors == [] and store.papers.count() == 5
+    paper = store.papers.get("2202.12139")
     assert paper is not None and paper.sources == ("arxiv_api",)
     assert paper.announced == date(2022, 2, 25)  # estimated from the submission time
-    assert store.get_fetch_state("https://export.arxiv.org/api/query")["last_count"] == 5
+    state = store.runs.fetch_state("https://export.arxiv.org/api/query")
+    assert state is not None and state.last_count == 5
 
 
 def test_backfill_without_cross_lists_keeps_primary_categories_only(tmp_path: Path) -> None:
@@ -262,29 +265,29 @@ def test_backfill_without_cross_lists_keeps_primary_categories_only(tmp_path: Pa
             200, content=API_PAGE0 if r.url.params["start"] == "0" else API_EMPTY
         )
     )
-    with Store(cfg.database_path) as store:
+    with Database(cfg.database_path) as store:
         summary = pipeline.fetch_backfill(
             store, cfg, NOW, 1, transport=transport, sleep=lambda s: None
         )
         # every entry's primary category is cs.SE: cs.LG only as a cross-list
-        assert store.count_papers() == 0 and summary.sources[0].skipped == 3
+        assert store.papers.count() == 0 and summary.sources[0].skipped == 3
 
 
-def test_rss_announcement_replaces_an_api_estimate(store: Store, cfg: Config) -> None:
+def test_rss_announcement_replaces_an_api_estimate(store: Database, cfg: Config) -> None:
     page = API_PAGE0.replace(b"2202.12139", b"2504.17837")
     transport = httpx.MockTransport(lambda r: httpx.Response(200, content=page))
     pipeline.fetch_ids(store, cfg, NOW, ["2504.17837"], transport=transport, sleep=lambda s: None)
-    estimated = store.get_paper("2504.17837")
+    estimated = store.papers.get("2504.17837")
     assert estimated is not None and estimated.announce_type == ""
     run(store, cfg, Server(), sources=["arxiv_rss"])
-    p = store.get_paper("2504.17837")
+    p = store.papers.get("2504.17837")
     assert p is not None
     assert p.announced == date(2025, 4, 28) and p.announce_type == "new"
     assert p.sources == ("arxiv_api", "arxiv_rss")
     assert p.published == estimated.published  # the API's submission time is kept
 
 
-def test_fetch_ids_reports_arxivs_error_message(store: Store, cfg: Config) -> None:
+def test_fetch_ids_reports_arxivs_error_message(store: Database, cfg: Config) -> None:
     error = fixture_bytes("arxiv_api/api_error_http400_incorrect_id_2026-04.xml")
     transport = httpx.MockTransport(lambda r: httpx.Response(400, content=error))
     summary = pipeline.fetch_ids(store, cfg, NOW, ["2401.00001"], transport=transport)
@@ -292,7 +295,7 @@ def test_fetch_ids_reports_arxivs_error_message(store: Store, cfg: Config) -> No
     assert "the arXiv API refused the query: incorrect id format for abc" in summary.errors[0]
 
 
-def test_fetch_ids_validates_and_reports_missing(store: Store, cfg: Config) -> None:
+def test_fetch_ids_validates_and_reports_missing(store: Database, cfg: Config) -> None:
     with pytest.raises(FeedError, match="'abc' is not an arXiv ID"):
         pipeline.fetch_ids(store, cfg, NOW, ["2104.12255, abc"])
     body = fixture_bytes("arxiv_api/api_id_list_2104.12255v1_2026-04.xml")
@@ -306,25 +309,28 @@ def test_fetch_ids_validates_and_reports_missing(store: Store, cfg: Config) -> N
         store, cfg, NOW, ["arXiv:2104.12255v1,2301.99999"], transport=httpx.MockTransport(api)
     )
     assert seen[0].params["id_list"] == "2104.12255,2301.99999"
-    assert store.get_paper("2104.12255") is not None
+    assert store.papers.get("2104.12255") is not None
     assert summary.notes == ["arXiv has no paper with ID 2301.99999"]
-    state = store.get_fetch_state("https://export.arxiv.org/api/query")
-    assert state is not None and state["last_count"] == 1 and state["source"] == "arxiv_api"
+    state = store.runs.fetch_state("https://export.arxiv.org/api/query")
+    assert state is not None and state.last_count == 1 and state.source == "arxiv_api"
 
 
-def test_unknown_source_name_is_refused(store: Store, cfg: Config) -> None:
+def test_unknown_source_name_is_refused(store: Database, cfg: Config) -> None:
     with pytest.raises(FeedError, match="unknown source 'rss'"):
         pipeline.fetch_all(store, cfg, NOW, sources=["rss"])
 
 
 def test_no_enabled_source_is_a_clear_error(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, "[sources]\narxiv_rss = false\nhuggingface = false\n")
-    with Store(cfg.database_path) as store, pytest.raises(FeedError, match="no source is enabled"):
+    with (
+        Database(cfg.database_path) as store,
+        pytest.raises(FeedError, match="no source is enabled"),
+    ):
         pipeline.fetch_all(store, cfg, NOW)
 
 
 def test_an_empty_today_on_hugging_face_is_not_news_when_yesterday_has_papers(
-    store: Store, cfg: Config
+    store: Database, cfg: Config
 ) -> None:
     def hf(request: httpx.Request) -> httpx.Response:
         listed = request.url.params["date"] == "2025-04-27"
@@ -334,4 +340,4 @@ def test_an_empty_today_on_hugging_face_is_not_news_when_yesterday_has_papers(
     assert summary.notes == [] and summary.added == 2
     assert "huggingface: 2 over 2 days" in summary.line()
     # items carry their own Daily Papers day (paper.submittedOnDailyAt)
-    assert store.get_paper("2608.09888").hf_date == date(2026, 8, 11)  # type: ignore[union-attr]
+    assert store.papers.get("2608.09888").hf_date == date(2026, 8, 11)  # type: ignore[union-attr]

@@ -23,7 +23,7 @@ from newsletter.delivery import message_id_for
 from newsletter.models import Interest, InterestKind, SubscriberStatus
 from newsletter.preview import preview_server
 from newsletter.render.renderer import MAX_HTML_BYTES
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import SECRET, free_port
 from tests.render_factory import DAY, corpus, paper
 
@@ -55,13 +55,15 @@ def config_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "config.toml"
     path.write_text(CONFIG)
     cfg = load_config(str(path))
-    with Store(cfg.database_path) as store:
+    with Database(cfg.database_path) as store:
         rows = corpus()
-        store.upsert_papers([paper(i, rows[i]) for i in range(len(rows))], NOW)
+        store.papers.upsert([paper(i, rows[i]) for i in range(len(rows))], NOW)
         for address, wanted in READERS.items():
-            sub, _ = store.add_subscriber(address, NOW, status=SubscriberStatus.ACTIVE)
-            store.add_interests(sub.id, [Interest(InterestKind.KEYWORD, w) for w in wanted], NOW)
-        store.add_subscriber("gone@example.org", NOW, status=SubscriberStatus.UNSUBSCRIBED)
+            sub, _ = store.subscribers.add(address, NOW, status=SubscriberStatus.ACTIVE)
+            store.subscribers.add_interests(
+                sub.id, [Interest(InterestKind.KEYWORD, w) for w in wanted], NOW
+            )
+        store.subscribers.add("gone@example.org", NOW, status=SubscriberStatus.UNSUBSCRIBED)
     return path
 
 
@@ -77,9 +79,9 @@ def test_preview_all_writes_html_text_and_eml_and_records_nothing(
     assert result.exit_code == 0, result.output
     assert "nothing was sent or recorded" in result.output
     cfg = load_config(str(config_path))
-    with Store(cfg.database_path) as store:
-        assert store.sends_on(DAY) == []
-        subs = {s.email: s for s in store.list_subscribers()}
+    with Database(cfg.database_path) as store:
+        assert store.sends.on(DAY) == []
+        subs = {s.email: s for s in store.subscribers.list()}
     assert sorted(p.name for p in out.iterdir()) == sorted(
         f"{a}.{ext}" for a in READERS for ext in ("eml", "html", "txt")
     )
@@ -123,7 +125,7 @@ def test_preview_one_address_and_bad_input(config_path: Path, tmp_path: Path) ->
 @pytest.fixture
 def server(config_path: Path) -> Iterator[str]:
     cfg = load_config(str(config_path))
-    store = Store(cfg.database_path)
+    store = Database(cfg.database_path)
     httpd = preview_server(
         DAY.isoformat(),
         lambda: pipeline.preview_digests(store, cfg, DAY, NOW),

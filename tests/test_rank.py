@@ -14,7 +14,7 @@ from newsletter import pipeline
 from newsletter.models import Interest, InterestKind, Paper, SubscriberStatus
 from newsletter.ranking.profile import Profile
 from newsletter.ranking.rank import rank, redundancy, select
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import make_config
 
 EVAL = Path(__file__).parent / "fixtures" / "eval"
@@ -45,15 +45,15 @@ def find(word: str, limit: int = 3) -> list[int]:
     return hits[:limit]
 
 
-def subscriber(store: Store, email: str, *interests: Interest, size: int = 10) -> int:
-    sub, _ = store.add_subscriber(email, NOW, status=SubscriberStatus.ACTIVE, digest_size=size)
-    store.set_interests(sub.id, interests, NOW)
+def subscriber(store: Database, email: str, *interests: Interest, size: int = 10) -> int:
+    sub, _ = store.subscribers.add(email, NOW, status=SubscriberStatus.ACTIVE, digest_size=size)
+    store.subscribers.set_interests(sub.id, interests, NOW)
     return sub.id
 
 
-def digest_for(store: Store, tmp_path: Path, sub_id: int, extra: str = "", day: date = DAY):
+def digest_for(store: Database, tmp_path: Path, sub_id: int, extra: str = "", day: date = DAY):
     cfg = make_config(tmp_path, extra)
-    subs = [s for s in store.list_subscribers() if s.id == sub_id]
+    subs = [s for s in store.subscribers.list() if s.id == sub_id]
     (digest,) = pipeline.build_digests(store, cfg, day, NOW, subs)
     return digest
 
@@ -77,7 +77,7 @@ def test_liked_papers_near_twin_ranks_above_an_unrelated_paper(store, tmp_path):
         announced=DAY,
     )
     background = [corpus_paper(i) for i in range(40, 120)]
-    store.upsert_papers([liked, twin, *background], NOW)
+    store.papers.upsert([liked, twin, *background], NOW)
     sid = subscriber(store, "like@example.org", kw(liked.id, InterestKind.LIKE))
     digest = digest_for(store, tmp_path, sid)
     got = ids(digest.picks)
@@ -89,7 +89,7 @@ def test_liked_papers_near_twin_ranks_above_an_unrelated_paper(store, tmp_path):
 def test_negative_keyword_pushes_matching_papers_out(store, tmp_path):
     quant = [corpus_paper(i) for i in find("Quantiz", 6)]
     others = [corpus_paper(i) for i in range(0, 60)]
-    store.upsert_papers([*quant, *others], NOW)
+    store.papers.upsert([*quant, *others], NOW)
     plain = subscriber(store, "a@example.org", kw("efficient inference"), size=50)
     picky = subscriber(
         store,
@@ -109,17 +109,17 @@ def test_negative_keyword_pushes_matching_papers_out(store, tmp_path):
 
 def test_already_sent_papers_never_come_back(store, tmp_path):
     papers = [corpus_paper(i, day=DAY - timedelta(days=1)) for i in find("Federated", 6)]
-    store.upsert_papers(papers, NOW)
+    store.papers.upsert(papers, NOW)
     sid = subscriber(store, "s@example.org", kw("federated learning"), size=3)
     yesterday = DAY - timedelta(days=1)
     cfg_extra = "[digest]\nwindow_days = 7\n"
     first = digest_for(store, tmp_path, sid, cfg_extra, day=yesterday)
     assert len(first.picks) == 3
     sent = first.paper_ids
-    assert store.claim_send(sid, yesterday, "<m1@example.org>", NOW)
-    store.mark_sent(sid, yesterday, "<m1@example.org>", sent, 1, NOW)
+    assert store.sends.claim(sid, yesterday, "<m1@example.org>", NOW)
+    store.sends.mark_sent(sid, yesterday, "<m1@example.org>", sent, 1, NOW)
     # A re-announced (cross-listed) copy of a sent paper today must not come back either.
-    store.upsert_papers([replace(papers[0], announce_type="cross", hf_date=DAY, upvotes=99)], NOW)
+    store.papers.upsert([replace(papers[0], announce_type="cross", hf_date=DAY, upvotes=99)], NOW)
     second = digest_for(store, tmp_path, sid, cfg_extra)
     assert second.picks, second.empty_reason
     assert not set(sent) & set(second.paper_ids)
@@ -127,19 +127,19 @@ def test_already_sent_papers_never_come_back(store, tmp_path):
 
 def test_a_sent_date_rebuilds_as_sent_and_the_next_date_repeats_nothing(store, tmp_path):
     papers = [corpus_paper(i, day=DAY) for i in find("Federated", 6)]
-    store.upsert_papers(papers, NOW)
+    store.papers.upsert(papers, NOW)
     sid = subscriber(store, "same@example.org", kw("federated learning"), size=3)
     cfg_extra = "[digest]\nwindow_days = 7\n"
     first = digest_for(store, tmp_path, sid, cfg_extra)
     assert len(first.picks) == 3
-    assert store.claim_send(sid, DAY, "<same@example.org>", NOW)
-    store.mark_sent(sid, DAY, "<same@example.org>", first.paper_ids, 1, NOW)
+    assert store.sends.claim(sid, DAY, "<same@example.org>", NOW)
+    store.sends.mark_sent(sid, DAY, "<same@example.org>", first.paper_ids, 1, NOW)
     again = digest_for(store, tmp_path, sid, cfg_extra)
     assert again.paper_ids == first.paper_ids
     assert [p.reason for p in again.picks] == [p.reason for p in first.picks]
     # The next day, every paper is on Hugging Face: all are fresh again, the sent ones stay out.
     tomorrow = [replace(p, hf_date=DAY + timedelta(days=1), upvotes=50) for p in papers]
-    store.upsert_papers(tomorrow, NOW)
+    store.papers.upsert(tomorrow, NOW)
     following = digest_for(store, tmp_path, sid, cfg_extra, day=DAY + timedelta(days=1))
     assert following.picks, following.empty_reason
     assert not set(first.paper_ids) & set(following.paper_ids)
@@ -149,7 +149,7 @@ def test_equal_relevance_is_broken_by_upvotes(store, tmp_path):
     base = corpus_paper(find("Mamba", 1)[0])
     quiet = replace(base, id="2611.80001", upvotes=None)
     loud = replace(base, id="2611.80002", upvotes=42, comments=3, sources=("huggingface",))
-    store.upsert_papers([quiet, loud, *[corpus_paper(i) for i in range(0, 30)]], NOW)
+    store.papers.upsert([quiet, loud, *[corpus_paper(i) for i in range(0, 30)]], NOW)
     sid = subscriber(store, "m@example.org", kw("Mamba"))
     digest = digest_for(store, tmp_path, sid)
     got = ids(digest.picks)
@@ -161,7 +161,7 @@ def test_equal_relevance_is_broken_by_upvotes(store, tmp_path):
 def test_empty_interest_list_yields_the_trending_order(store, tmp_path):
     votes = [5, 80, 0, 33, 12, 0, 61, 2]
     papers = [corpus_paper(i, upvotes=v or None) for i, v in enumerate(votes)]
-    store.upsert_papers(papers, NOW)
+    store.papers.upsert(papers, NOW)
     sid = subscriber(store, "t@example.org", size=5)
     digest = digest_for(store, tmp_path, sid)
     expected = [p.id for p in sorted(papers, key=lambda p: -(p.upvotes or 0))][:5]
@@ -171,11 +171,11 @@ def test_empty_interest_list_yields_the_trending_order(store, tmp_path):
 
 def test_no_papers_available_gives_an_empty_explained_result(store, tmp_path):
     old = [corpus_paper(i, day=DAY - timedelta(days=10)) for i in range(5)]
-    store.upsert_papers(old, NOW)
+    store.papers.upsert(old, NOW)
     sid = subscriber(store, "e@example.org", kw("federated learning"))
     last = DAY - timedelta(days=2)
-    assert store.claim_send(sid, last, "<m0@example.org>", NOW)
-    store.mark_sent(sid, last, "<m0@example.org>", [], 1, NOW)
+    assert store.sends.claim(sid, last, "<m0@example.org>", NOW)
+    store.sends.mark_sent(sid, last, "<m0@example.org>", [], 1, NOW)
     digest = digest_for(store, tmp_path, sid)
     assert digest.picks == () and digest.trending == ()
     assert digest.empty_reason == f"No new papers since your last digest on {last}."
@@ -183,10 +183,12 @@ def test_no_papers_available_gives_an_empty_explained_result(store, tmp_path):
 
 def test_everything_already_received_is_explained(store, tmp_path):
     papers = [corpus_paper(i) for i in find("Federated", 3)]
-    store.upsert_papers(papers, NOW)
+    store.papers.upsert(papers, NOW)
     sid = subscriber(store, "r@example.org", kw("federated learning"))
-    store.claim_send(sid, DAY - timedelta(days=5), "<m@example.org>", NOW)
-    store.mark_sent(sid, DAY - timedelta(days=5), "<m@example.org>", [p.id for p in papers], 1, NOW)
+    store.sends.claim(sid, DAY - timedelta(days=5), "<m@example.org>", NOW)
+    store.sends.mark_sent(
+        sid, DAY - timedelta(days=5), "<m@example.org>", [p.id for p in papers], 1, NOW
+    )
     digest = digest_for(store, tmp_path, sid)
     assert digest.picks == ()
     assert digest.empty_reason.startswith("You have already received all 3 new papers")
@@ -194,7 +196,7 @@ def test_everything_already_received_is_explained(store, tmp_path):
 
 def test_papers_before_the_last_digest_or_window_are_not_candidates(store, tmp_path):
     rows = find("Federated", 3)
-    store.upsert_papers(
+    store.papers.upsert(
         [
             corpus_paper(rows[0], day=DAY),
             corpus_paper(rows[1], day=DAY - timedelta(days=2)),
@@ -207,8 +209,8 @@ def test_papers_before_the_last_digest_or_window_are_not_candidates(store, tmp_p
         f"2611.{rows[0]:05d}",
         f"2611.{rows[1]:05d}",
     }
-    store.claim_send(sid, DAY - timedelta(days=1), "<m@example.org>", NOW)
-    store.mark_sent(sid, DAY - timedelta(days=1), "<m@example.org>", [], 1, NOW)
+    store.sends.claim(sid, DAY - timedelta(days=1), "<m@example.org>", NOW)
+    store.sends.mark_sent(sid, DAY - timedelta(days=1), "<m@example.org>", [], 1, NOW)
     assert ids(digest_for(store, tmp_path, sid).picks) == [f"2611.{rows[0]:05d}"]
 
 
@@ -216,7 +218,7 @@ def test_category_filter_and_boost(store, tmp_path):
     row = find("Federated", 1)[0]
     lg = corpus_paper(row, categories=("cs.LG",))
     cl = replace(lg, id="2611.60001", categories=("cs.CL",))
-    store.upsert_papers([cl, lg], NOW)
+    store.papers.upsert([cl, lg], NOW)
     sid = subscriber(store, "c@example.org", kw("federated learning"), kw("cs.CL", "category"))
     boosted = digest_for(store, tmp_path, sid)
     assert ids(boosted.picks)[0] == cl.id and lg.id in ids(boosted.picks)
@@ -230,11 +232,11 @@ def test_votes_train_a_model_that_moves_the_ranking(store, tmp_path):
     vision = [corpus_paper(i) for i in find("Image", 6)]
     past = [replace(p, announced=DAY - timedelta(days=20)) for p in speech[:4] + vision[:4]]
     today = speech[4:] + vision[4:] + [corpus_paper(i) for i in range(200, 260)]
-    store.upsert_papers(past + today, NOW)
+    store.papers.upsert(past + today, NOW)
     sid = subscriber(store, "v@example.org", kw("efficient neural network"), size=20)
     neutral = ids(digest_for(store, tmp_path, sid).picks)
     for p in past:
-        store.record_feedback(sid, p.id, 1 if p in past[:4] else -1, NOW)
+        store.subscribers.record_feedback(sid, p.id, 1 if p in past[:4] else -1, NOW)
     trained = digest_for(store, tmp_path, sid)
     got = ids(trained.picks)
 
@@ -249,7 +251,7 @@ def test_near_duplicates_are_not_picked_together(store, tmp_path):
     base = corpus_paper(find("Mamba", 1)[0])
     copies = [replace(base, id=f"2611.7000{i}", title=f"{base.title} (v{i})") for i in range(4)]
     others = [corpus_paper(i) for i in find("Mamba", 6)[1:]]
-    store.upsert_papers([*copies, *others, *[corpus_paper(i) for i in range(300, 340)]], NOW)
+    store.papers.upsert([*copies, *others, *[corpus_paper(i) for i in range(300, 340)]], NOW)
     sid = subscriber(store, "d@example.org", kw("Mamba state space models"), size=4)
     got = ids(digest_for(store, tmp_path, sid).picks)
     assert len(got) == 4
@@ -277,7 +279,7 @@ def test_subscriber_with_only_categories_gets_that_category_by_trend(store, tmp_
     a = corpus_paper(1, categories=("cs.CV",), upvotes=3)
     b = corpus_paper(2, categories=("cs.CV", "cs.LG"), upvotes=30)
     c = corpus_paper(3, categories=("cs.CL",), upvotes=90)
-    store.upsert_papers([a, b, c], NOW)
+    store.papers.upsert([a, b, c], NOW)
     sid = subscriber(store, "k@example.org", kw("cs.CV", "category"))
     digest = digest_for(store, tmp_path, sid, f'[digest]\ncategory_mode = "{mode}"\n')
     assert ids(digest.picks) == [b.id, a.id]
@@ -313,7 +315,7 @@ def test_a_long_interest_is_explained_by_its_phrases_not_loose_words(store, tmp_
             "contexts fit in memory."
         ),
     )
-    store.upsert_papers([kv, *[corpus_paper(i) for i in range(1, 30)]], NOW)
+    store.papers.upsert([kv, *[corpus_paper(i) for i in range(1, 30)]], NOW)
     interest = kw(
         "efficient inference of large language models with KV cache compression", InterestKind.TEXT
     )

@@ -22,7 +22,7 @@ from newsletter.cli import cli
 from newsletter.config import load_config
 from newsletter.delivery.lock import run_lock
 from newsletter.models import Interest, InterestKind, Paper, SendStatus, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import FIXTURES, SECRET, SMTPSink, _Handler, free_port
 
 NEWSLETTER = Path(sys.executable).parent / "newsletter"
@@ -92,11 +92,11 @@ def seed(db: Path, now: datetime) -> dict[str, int]:
         )
     ]
     ids: dict[str, int] = {}
-    with Store(db) as store:
-        store.upsert_papers(papers, now)
+    with Database(db) as store:
+        store.papers.upsert(papers, now)
 
         def add(email: str, tz: str, hour: int, status=SubscriberStatus.ACTIVE) -> int:
-            sub, _ = store.add_subscriber(
+            sub, _ = store.subscribers.add(
                 email, now, status=status, timezone=tz, delivery_hour=hour, digest_size=3
             )
             ids[email] = sub.id
@@ -105,12 +105,12 @@ def seed(db: Path, now: datetime) -> dict[str, int]:
         add("utc@example.org", "UTC", 0)
         add("kiritimati@example.org", "Pacific/Kiritimati", 0)
         ny = add("ny@example.org", "America/New_York", 0)
-        store.add_interests(ny, [Interest(InterestKind.KEYWORD, "KV cache")], now)
+        store.subscribers.add_interests(ny, [Interest(InterestKind.KEYWORD, "KV cache")], now)
         add("later@example.org", not_due_zone(now), 23)
         add("paused@example.org", "UTC", 0, SubscriberStatus.PAUSED)
         done = add("done@example.org", "UTC", 0)
-        assert store.claim_send(done, today, "<done@example.org>", now)
-        store.mark_sent(done, today, "<done@example.org>", ["2611.00001"], 1, now)
+        assert store.sends.claim(done, today, "<done@example.org>", now)
+        store.sends.mark_sent(done, today, "<done@example.org>", ["2611.00001"], 1, now)
     return ids
 
 
@@ -181,13 +181,13 @@ def test_daemon_sends_each_due_subscriber_once_and_stops_on_sigterm(
     for msg in smtp_server.messages():
         assert msg.get_content_type() == "multipart/alternative"
         assert msg["Message-ID"] and msg["List-Unsubscribe-Post"]
-    with Store(tmp_path / "data" / "newsletter.db") as store:
-        kiri = store.get_subscriber_by_email("kiritimati@example.org")
+    with Database(tmp_path / "data" / "newsletter.db") as store:
+        kiri = store.subscribers.get_by_email("kiritimati@example.org")
         assert kiri is not None
         kiri_day = now.astimezone(ZoneInfo("Pacific/Kiritimati")).date()
-        sent = store.get_send(kiri.id, kiri_day)
-        assert sent is not None and sent["status"] == SendStatus.SENT
-        assert store.sends_with_status(SendStatus.CLAIMED, SendStatus.RETRY) == []
+        sent = store.sends.get(kiri.id, kiri_day)
+        assert sent is not None and sent.status == SendStatus.SENT
+        assert store.sends.with_status(SendStatus.CLAIMED, SendStatus.RETRY) == []
 
 
 class _SlowHandler(_Handler):
@@ -228,10 +228,10 @@ def test_sigterm_mid_send_finishes_the_message_and_loses_nobody(
     now = datetime.now(UTC)
     db = tmp_path / "data" / "newsletter.db"
     seed(db, now)
-    with Store(db) as store:
+    with Database(db) as store:
         for i in range(6):
             # Same zone as ny@: the first digest date sent holds seven subscribers.
-            store.add_subscriber(
+            store.subscribers.add(
                 f"bulk{i}@example.org",
                 now,
                 status=SubscriberStatus.ACTIVE,
@@ -250,12 +250,12 @@ def test_sigterm_mid_send_finishes_the_message_and_loses_nobody(
     for msg in sink.messages():  # every message that arrived is whole
         assert msg.get_content_type() == "multipart/alternative"
         assert len(msg.get_payload()) == 2
-    with Store(db) as store:
-        emails = {s.id: s.email for s in store.list_subscribers()}
-        sent = {emails[r["subscriber_id"]] for r in store.sends_with_status(SendStatus.SENT)}
+    with Database(db) as store:
+        emails = {s.id: s.email for s in store.subscribers.list()}
+        sent = {emails[r.subscriber_id] for r in store.sends.with_status(SendStatus.SENT)}
         # What arrived is recorded as sent, and only that; nothing is left half-done.
         assert sent - {"done@example.org"} == set(received)
-        assert store.sends_with_status(SendStatus.CLAIMED) == []
+        assert store.sends.with_status(SendStatus.CLAIMED) == []
     # A restart sends the rest, and nobody twice.
     proc = start_daemon(config, "--no-fetch", "--send-every", "1")
     wait_for(lambda: len(sink.received) >= 9, "the remaining digests", proc)
@@ -374,8 +374,8 @@ def test_once_fetches_when_a_scheduled_fetch_was_missed_then_sends(
             "utf-8",
         )
         db = tmp_path / "data" / "newsletter.db"
-        with Store(db) as store:
-            store.add_subscriber(
+        with Database(db) as store:
+            store.subscribers.add(
                 "reader@example.org",
                 datetime.now(UTC),
                 status=SubscriberStatus.ACTIVE,
@@ -385,15 +385,15 @@ def test_once_fetches_when_a_scheduled_fetch_was_missed_then_sends(
         assert first.returncode == 0, first.stderr
         assert "fetch: starting" in first.stderr
         assert any(p.startswith("/rss/") for p in feeds.paths)
-        with Store(db) as store:
-            assert store.count_papers() > 0
-            fetch_run = store.last_successful_run("fetch")
-            assert fetch_run is not None and fetch_run["outcome"] == "ok"
+        with Database(db) as store:
+            assert store.papers.count() > 0
+            fetch_run = store.runs.last_successful("fetch")
+            assert fetch_run is not None and fetch_run.outcome == "ok"
             # The recorded feed is from 2025: nothing in the reader's window, said and recorded.
-            sub = store.get_subscriber_by_email("reader@example.org")
+            sub = store.subscribers.get_by_email("reader@example.org")
             assert sub is not None
-            rows = store.sends_with_status(SendStatus.SKIPPED)
-            assert [r["subscriber_id"] for r in rows] == [sub.id]
+            rows = store.sends.with_status(SendStatus.SKIPPED)
+            assert [r.subscriber_id for r in rows] == [sub.id]
         assert smtp_server.received == []
         # The fetch just ran: a second pass does not fetch again, and settles nobody twice.
         asked = len(feeds.paths)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from newsletter.schedule import Daemon, ScheduleOptions
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import make_config
 
 
@@ -82,17 +82,17 @@ def test_catch_up_fetches_only_when_a_scheduled_fetch_was_missed(tmp_path: Path)
     now = utc(2026, 11, 26, 12, 0)  # 07:00 EST: the 06:00 EST (11:00 UTC) fetch has passed
     daemon = Daemon(cfg, ScheduleOptions(), clock=lambda: now)
     assert daemon._fetch_is_stale()  # never fetched
-    with Store(cfg.database_path) as store:
-        run = store.start_run("fetch", utc(2026, 11, 26, 5, 30))
-        store.finish_run(run, "ok", "fetched 10 papers", utc(2026, 11, 26, 5, 31))
+    with Database(cfg.database_path) as store:
+        run = store.runs.start("fetch", utc(2026, 11, 26, 5, 30))
+        store.runs.finish(run, "ok", "fetched 10 papers", utc(2026, 11, 26, 5, 31))
     assert daemon._fetch_is_stale()  # the 00:30 fetch ran, the 06:00 one did not
-    with Store(cfg.database_path) as store:
-        run = store.start_run("fetch", utc(2026, 11, 26, 11, 0))
-        store.finish_run(run, "failed", "arxiv_rss: HTTP 503", utc(2026, 11, 26, 11, 1))
+    with Database(cfg.database_path) as store:
+        run = store.runs.start("fetch", utc(2026, 11, 26, 11, 0))
+        store.runs.finish(run, "failed", "arxiv_rss: HTTP 503", utc(2026, 11, 26, 11, 1))
     assert daemon._fetch_is_stale()  # a failed fetch does not count
-    with Store(cfg.database_path) as store:
-        run = store.start_run("fetch", utc(2026, 11, 26, 11, 5))
-        store.finish_run(run, "partial", "huggingface: HTTP 429", utc(2026, 11, 26, 11, 6))
+    with Database(cfg.database_path) as store:
+        run = store.runs.start("fetch", utc(2026, 11, 26, 11, 5))
+        store.runs.finish(run, "partial", "huggingface: HTTP 429", utc(2026, 11, 26, 11, 6))
     assert not daemon._fetch_is_stale()
     interval = Daemon(cfg, ScheduleOptions(fetch_every=60), clock=lambda: now)
     assert interval._fetch_is_stale()  # an interval schedule always fetches at start-up

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import json
 import subprocess
 import sys
 from dataclasses import replace
@@ -19,7 +18,7 @@ from newsletter.cli import cli
 from newsletter.config import load_config
 from newsletter.demo import DEMO_DAY, offline_transport
 from newsletter.models import Interest, InterestKind, SendStatus, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import SECRET, SMTPSink
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -50,11 +49,13 @@ def write_config(tmp_path: Path, port: int, extra: str = "") -> Path:
 def seed(config: Path, readers: dict[str, tuple[str, list[str]]] = READERS) -> None:
     """The demo's sample day through the real fetch code, and a few subscribers."""
     cfg = load_config(str(config))
-    with Store(cfg.database_path) as store:
+    with Database(cfg.database_path) as store:
         pipeline.fetch_all(store, cfg, NOW, transport=offline_transport(), day=DEMO_DAY)
         for address, (name, interests) in readers.items():
-            sub, _ = store.add_subscriber(address, NOW, name=name, status=SubscriberStatus.ACTIVE)
-            store.set_interests(sub.id, [Interest(InterestKind.KEYWORD, i) for i in interests], NOW)
+            sub, _ = store.subscribers.add(address, NOW, name=name, status=SubscriberStatus.ACTIVE)
+            store.subscribers.set_interests(
+                sub.id, [Interest(InterestKind.KEYWORD, i) for i in interests], NOW
+            )
 
 
 @pytest.fixture
@@ -79,9 +80,9 @@ def received(sink: SMTPSink) -> dict[str, list[email.message.EmailMessage]]:
 
 def ledger(config: Path) -> dict[str, dict]:
     cfg = load_config(str(config))
-    with Store(cfg.database_path) as store:
-        emails = {s.id: s.email for s in store.list_subscribers()}
-        return {emails[r["subscriber_id"]]: r for r in store.sends_on(DEMO_DAY)}
+    with Database(cfg.database_path) as store:
+        emails = {s.id: s.email for s in store.subscribers.list()}
+        return {emails[r.subscriber_id]: r for r in store.sends.on(DEMO_DAY)}
 
 
 def test_send_twice_sends_nothing_the_second_time(config: Path, smtp_server: SMTPSink) -> None:
@@ -97,12 +98,12 @@ def test_send_twice_sends_nothing_the_second_time(config: Path, smtp_server: SMT
         assert msg.get_content_type() == "multipart/alternative"
         assert [p.get_content_type() for p in msg.iter_parts()] == ["text/plain", "text/html"]
         assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-        assert msg["Message-ID"] == rows[address]["message_id"]
+        assert msg["Message-ID"] == rows[address].message_id
         assert msg["Message-ID"].endswith("@test.example.org>")
-        papers = json.loads(rows[address]["paper_ids"])
+        papers = rows[address].paper_ids
         html = msg.get_body(("html",)).get_content()
         assert papers and all(f"https://arxiv.org/abs/{pid}" in html for pid in papers)
-        assert rows[address]["status"] == SendStatus.SENT
+        assert rows[address].status == SendStatus.SENT
     assert got["zoe@example.org"][0]["To"].addresses[0].display_name == "Zoë Ünal"
     for rec in smtp_server.received:
         raw = rec["data"]
@@ -114,10 +115,10 @@ def test_send_twice_sends_nothing_the_second_time(config: Path, smtp_server: SMT
     assert "sent 0 · skipped 4 already sent" in second.output
     assert len(smtp_server.received) == 4
     cfg = load_config(str(config))
-    with Store(cfg.database_path) as store:
-        runs = store.last_runs("send")
-    assert [r["outcome"] for r in runs[:2]] == ["ok", "ok"]
-    assert runs[0]["summary"].startswith("sent 0 · skipped 4 already sent")
+    with Database(cfg.database_path) as store:
+        runs = store.runs.last("send")
+    assert [r.outcome for r in runs[:2]] == ["ok", "ok"]
+    assert runs[0].summary.startswith("sent 0 · skipped 4 already sent")
 
 
 def test_a_550_fails_one_subscriber_and_the_exit_status_says_so(
@@ -131,8 +132,8 @@ def test_a_550_fails_one_subscriber_and_the_exit_status_says_so(
         result.output
     )
     rows = ledger(config)
-    assert rows["grace@example.org"]["status"] == SendStatus.FAILED
-    assert "550 5.1.1" in rows["grace@example.org"]["last_error"]
+    assert rows["grace@example.org"].status == SendStatus.FAILED
+    assert "550 5.1.1" in rows["grace@example.org"].error
     assert sorted(received(smtp_server)) == sorted(set(READERS) - {"grace@example.org"})
 
 
@@ -141,7 +142,7 @@ def test_451_then_250_is_delivered_once(config: Path, smtp_server: SMTPSink) -> 
     result = send(config)
     assert result.exit_code == 0, result.output
     assert len(received(smtp_server)["alan@example.org"]) == 1
-    assert ledger(config)["alan@example.org"]["attempts"] == 2
+    assert ledger(config)["alan@example.org"].attempts == 2
 
 
 def test_still_failing_4xx_is_left_for_the_next_run(config: Path, smtp_server: SMTPSink) -> None:
@@ -149,7 +150,7 @@ def test_still_failing_4xx_is_left_for_the_next_run(config: Path, smtp_server: S
     result = send(config)
     assert result.exit_code == 75, result.output
     assert "1 left to retry" in result.output
-    assert ledger(config)["alan@example.org"]["status"] == SendStatus.RETRY
+    assert ledger(config)["alan@example.org"].status == SendStatus.RETRY
     again = send(config)
     assert again.exit_code == 0, again.output
     assert "sent 1 · skipped 3 already sent" in again.output
@@ -175,7 +176,7 @@ def test_dry_run_to_limit_and_resend(config: Path, smtp_server: SMTPSink) -> Non
     assert again.exit_code == 0 and "sent 1 ·" in again.output
     resent = received(smtp_server)["alan@example.org"]
     assert len(resent) == 2 and resent[1]["Message-ID"] != first_id
-    assert ledger(config)["alan@example.org"]["message_id"] == resent[1]["Message-ID"]
+    assert ledger(config)["alan@example.org"].message_id == resent[1]["Message-ID"]
 
     unknown = send(config, "--to", "nobody@example.org")
     assert unknown.exit_code == 1 and "nobody@example.org is not a subscriber" in unknown.output
@@ -183,9 +184,9 @@ def test_dry_run_to_limit_and_resend(config: Path, smtp_server: SMTPSink) -> Non
 
 def test_nothing_new_and_paused_are_counted(config: Path, smtp_server: SMTPSink) -> None:
     cfg = load_config(str(config))
-    with Store(cfg.database_path) as store:
-        grace = store.get_subscriber_by_email("grace@example.org")
-        store.set_status(grace.id, SubscriberStatus.PAUSED, NOW)
+    with Database(cfg.database_path) as store:
+        grace = store.subscribers.get_by_email("grace@example.org")
+        store.subscribers.set_status(grace.id, SubscriberStatus.PAUSED, NOW)
     later = CliRunner().invoke(
         cli,
         ["send", "--date", "2026-12-10"],
@@ -194,9 +195,9 @@ def test_nothing_new_and_paused_are_counted(config: Path, smtp_server: SMTPSink)
     assert later.exit_code == 0, later.output
     assert "sent 0 · skipped 0 already sent · 3 nothing new · 1 paused · failed 0" in later.output
     assert smtp_server.received == []
-    with Store(cfg.database_path) as store:
-        rows = store.sends_on(date(2026, 12, 10))
-    assert len(rows) == 3 and all(r["status"] == SendStatus.SKIPPED for r in rows)
+    with Database(cfg.database_path) as store:
+        rows = store.sends.on(date(2026, 12, 10))
+    assert len(rows) == 3 and all(r.status == SendStatus.SKIPPED for r in rows)
 
 
 def test_eve_bcc_name_adds_no_header_and_no_recipient(
@@ -255,9 +256,9 @@ def test_run_fetches_then_sends_and_a_rerun_sends_nothing(
             f'huggingface_url = "{base}/api/daily_papers"\n',
         )
         cfg = load_config(str(config))
-        with Store(cfg.database_path) as store:
+        with Database(cfg.database_path) as store:
             for address in ("ada@example.org", "zoe@example.org"):
-                store.add_subscriber(address, NOW, status=SubscriberStatus.ACTIVE)
+                store.subscribers.add(address, NOW, status=SubscriberStatus.ACTIVE)
         env = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": str(config)}
         first = CliRunner().invoke(cli, ["run", "--date", DAY], env=env)
         assert first.exit_code == 0, first.output
@@ -285,7 +286,7 @@ def test_a_digest_that_cannot_be_rendered_is_retried_and_the_rest_go_out(
             return super().welcome(digest)
 
     cfg = load_config(str(config))
-    with Store(cfg.database_path) as store:
+    with Database(cfg.database_path) as store:
         summary = pipeline.send_daily(
             store, cfg, mailer_from_config(cfg), DEMO_DAY, NOW, renderer=BrokenForGrace(cfg)
         )
@@ -295,7 +296,7 @@ def test_a_digest_that_cannot_be_rendered_is_retried_and_the_rest_go_out(
         ("grace@example.org", "could not render the digest: template exploded")
     ]
     assert sorted(received(smtp_server)) == sorted(set(READERS) - {"grace@example.org"})
-    assert ledger(config)["grace@example.org"]["status"] == SendStatus.RETRY
+    assert ledger(config)["grace@example.org"].status == SendStatus.RETRY
     assert send(config).output.count("sent 1 · skipped 3 already sent") == 1
 
 
@@ -322,9 +323,9 @@ def test_the_first_digest_is_the_welcome_digest_and_the_next_is_not(
     smtp_server.received.clear()
     tomorrow = DEMO_DAY + timedelta(days=1)
     cfg = load_config(str(config))
-    with Store(cfg.database_path) as store:  # the next day's announcements: twins of today's
-        today = store.papers_between(DEMO_DAY, DEMO_DAY)
-        store.upsert_papers(
+    with Database(cfg.database_path) as store:  # the next day's announcements: twins of today's
+        today = store.papers.between(DEMO_DAY, DEMO_DAY)
+        store.papers.upsert(
             [
                 replace(p, id=f"2611.{90000 + i}", announced=tomorrow, hf_date=None)
                 for i, p in enumerate(today)

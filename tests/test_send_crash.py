@@ -18,7 +18,7 @@ from aiosmtpd.controller import Controller
 
 from newsletter.config import load_config
 from newsletter.models import SendStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import SECRET, free_port
 from tests.test_send import DAY, DEMO_DAY, seed, write_config
 
@@ -96,6 +96,6 @@ def test_kill_9_mid_batch_then_rerun_delivers_one_digest_each(tmp_path: Path) ->
     already = int(output.split("skipped ")[1].split(" already sent")[0])
     assert already >= killed_at - 2
     cfg = load_config(str(config))
-    with Store(cfg.database_path) as store:
-        rows = store.sends_on(DEMO_DAY)
-    assert len(rows) == len(READERS) and all(r["status"] == SendStatus.SENT for r in rows)
+    with Database(cfg.database_path) as store:
+        rows = store.sends.on(DEMO_DAY)
+    assert len(rows) == len(READERS) and all(r.status == SendStatus.SENT for r in rows)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from newsletter.cli import cli
 from newsletter.models import Paper, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 
 
 @pytest.fixture
@@ -23,7 +23,7 @@ def seeded(tmp_path: Path) -> Path:
     now = datetime.now(UTC)
     today = now.astimezone(ZoneInfo("America/New_York")).date()
     yesterday = today - timedelta(days=1)
-    with Store(tmp_path / "data" / "nl.db") as store:
+    with Database(tmp_path / "data" / "nl.db") as store:
         ids = {}
         for email, status in [
             ("a1@example.org", SubscriberStatus.ACTIVE),
@@ -34,8 +34,8 @@ def seeded(tmp_path: Path) -> Path:
             ("z@example.org", SubscriberStatus.PAUSED),
             ("u@example.org", SubscriberStatus.UNSUBSCRIBED),
         ]:
-            ids[email] = store.add_subscriber(email, now, status=status)[0].id
-        store.upsert_papers(
+            ids[email] = store.subscribers.add(email, now, status=status)[0].id
+        store.papers.upsert(
             [
                 Paper(id="2611.00001", title="A", announced=today, sources=("arxiv_rss",)),
                 Paper(id="2611.00002", title="B", announced=today, sources=("arxiv_rss",)),
@@ -51,11 +51,11 @@ def seeded(tmp_path: Path) -> Path:
             ],
             now,
         )
-        run = store.start_run("fetch", now - timedelta(minutes=5))
-        store.finish_run(run, "ok", "arxiv_rss 3 new · huggingface 1 updated", now)
-        run = store.start_run("send", now - timedelta(minutes=2))
-        store.finish_run(run, "failed", "sent 1 · retry 1 · failed 1", now)
-        store.record_fetch_success(
+        run = store.runs.start("fetch", now - timedelta(minutes=5))
+        store.runs.finish(run, "ok", "arxiv_rss 3 new · huggingface 1 updated", now)
+        run = store.runs.start("send", now - timedelta(minutes=2))
+        store.runs.finish(run, "failed", "sent 1 · retry 1 · failed 1", now)
+        store.runs.record_fetch_success(
             "https://rss.arxiv.org/rss/cs.LG",
             "arxiv_rss",
             now,
@@ -63,21 +63,21 @@ def seeded(tmp_path: Path) -> Path:
             last_modified=None,
             count=3,
         )
-        store.record_fetch_error(
+        store.runs.record_fetch_error(
             "https://huggingface.co/api/daily_papers?date=x", "huggingface", "HTTP 503", now
         )
         # The ledger: sent, retry (451), failed (550), a claim left by a crashed run.
         a1, a2, a3, a4 = (ids[f"a{i}@example.org"] for i in range(1, 5))
         for sid in (a1, a2, a3):
-            assert store.claim_send(sid, today, f"<{sid}@test>", now)
-        store.mark_sent(a1, today, f"<{a1}@test>", ["2611.00001"], 1, now)
-        store.mark_retry(a2, today, "451 4.7.1 try again later", 2, now)
-        store.mark_failed(a3, today, "550 5.1.1 no such user", 1, now)
-        assert store.claim_send(a4, today, f"<{a4}@test>", now - timedelta(hours=1))
-        bounced, _ = store.add_subscriber("gone@example.org", now)
-        store.claim_send(bounced.id, yesterday, "<gone@test>", now)
-        store.mark_failed(bounced.id, yesterday, "550 mailbox unavailable", 1, now)
-        store.set_status(bounced.id, SubscriberStatus.BOUNCED, now)
+            assert store.sends.claim(sid, today, f"<{sid}@test>", now)
+        store.sends.mark_sent(a1, today, f"<{a1}@test>", ["2611.00001"], 1, now)
+        store.sends.mark_retry(a2, today, "451 4.7.1 try again later", 2, now)
+        store.sends.mark_failed(a3, today, "550 5.1.1 no such user", 1, now)
+        assert store.sends.claim(a4, today, f"<{a4}@test>", now - timedelta(hours=1))
+        bounced, _ = store.subscribers.add("gone@example.org", now)
+        store.sends.claim(bounced.id, yesterday, "<gone@test>", now)
+        store.sends.mark_failed(bounced.id, yesterday, "550 mailbox unavailable", 1, now)
+        store.subscribers.set_status(bounced.id, SubscriberStatus.BOUNCED, now)
     return config
 
 
@@ -153,10 +153,10 @@ def test_status_check_exits_2_on_problems_and_0_when_healthy(seeded: Path, tmp_p
     assert data["problems"] == ["no fetch has run yet: run `newsletter fetch` or start the daemon"]
 
     now = datetime.now(UTC)
-    with Store(tmp_path / "fresh.db") as store:
-        run = store.start_run("fetch", now)
-        store.finish_run(run, "ok", "fetched 0 papers", now)
-        store.record_fetch_success(
+    with Database(tmp_path / "fresh.db") as store:
+        run = store.runs.start("fetch", now)
+        store.runs.finish(run, "ok", "fetched 0 papers", now)
+        store.runs.record_fetch_success(
             "https://rss.arxiv.org/rss/cs.LG",
             "arxiv_rss",
             now,

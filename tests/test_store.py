@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlite_utils
 
-from newsletter.models import Paper, SubscriberStatus
-from newsletter.store import database as store_module
-from newsletter.store.database import Store, merge_papers
+from newsletter.models import Interest, InterestKind, Paper, SendStatus, SubscriberStatus
+from newsletter.store import Database, merge_papers, schema
 
 T0 = datetime(2025, 4, 28, 5, 0, tzinfo=UTC)
 T1 = datetime(2025, 4, 28, 9, 0, tzinfo=UTC)
@@ -50,7 +49,7 @@ HF = Paper(
 )
 
 
-def test_full_round_trip(store: Store) -> None:
+def test_full_round_trip(store: Database) -> None:
     full = replace(
         ARXIV,
         upvotes=5,
@@ -61,18 +60,18 @@ def test_full_round_trip(store: Store) -> None:
         hf_date=date(2025, 4, 29),
         published=datetime(2025, 4, 24, 13, 0, tzinfo=UTC),
     )
-    result = store.upsert_papers([full], T0)
+    result = store.papers.upsert([full], T0)
     assert (result.added, result.updated, result.unchanged) == (1, 0, 0)
-    got = store.get_paper(full.id)
+    got = store.papers.get(full.id)
     assert got == replace(full, first_seen=T0, updated=T0)
     assert got is not None and got.comments == 0 and got.github_stars == 0  # zero is not None
 
 
-def test_hugging_face_after_arxiv_adds_signals_and_keeps_the_record(store: Store) -> None:
-    store.upsert_papers([ARXIV], T0)
-    result = store.upsert_papers([HF], T1)
+def test_hugging_face_after_arxiv_adds_signals_and_keeps_the_record(store: Database) -> None:
+    store.papers.upsert([ARXIV], T0)
+    result = store.papers.upsert([HF], T1)
     assert result.updated == 1 and result.updated_ids == frozenset({ARXIV.id})
-    p = store.get_paper(ARXIV.id)
+    p = store.papers.get(ARXIV.id)
     assert p is not None
     assert (p.title, p.abstract, p.authors) == (ARXIV.title, ARXIV.abstract, ARXIV.authors)
     assert p.categories == ARXIV.categories and p.announced == date(2025, 4, 28)
@@ -84,36 +83,36 @@ def test_hugging_face_after_arxiv_adds_signals_and_keeps_the_record(store: Store
     assert p.hf_url == "https://huggingface.co/papers/2504.17837"
 
 
-def test_arxiv_after_hugging_face_becomes_canonical(store: Store) -> None:
-    store.upsert_papers([HF], T0)
-    store.upsert_papers([ARXIV], T1)
-    p = store.get_paper(ARXIV.id)
+def test_arxiv_after_hugging_face_becomes_canonical(store: Database) -> None:
+    store.papers.upsert([HF], T0)
+    store.papers.upsert([ARXIV], T1)
+    p = store.papers.get(ARXIV.id)
     assert p is not None
     assert p.title == ARXIV.title and p.authors == ARXIV.authors
     assert p.upvotes == 12 and p.first_seen == T0
     assert p.sources == ("huggingface", "arxiv_rss")
 
 
-def test_a_later_shorter_record_never_blanks_a_field(store: Store) -> None:
-    store.upsert_papers([merge_papers(ARXIV, HF)], T0)
+def test_a_later_shorter_record_never_blanks_a_field(store: Database) -> None:
+    store.papers.upsert([merge_papers(ARXIV, HF)], T0)
     sparse = Paper(id=ARXIV.id, sources=("huggingface",), upvotes=None, title="", abstract="")
-    result = store.upsert_papers([sparse], T1)
+    result = store.papers.upsert([sparse], T1)
     assert result.unchanged == 1 and result.updated == 0
-    p = store.get_paper(ARXIV.id)
+    p = store.papers.get(ARXIV.id)
     assert p is not None and p.updated == T0  # not rewritten
     assert p.title == ARXIV.title and p.upvotes == 12 and p.github_repo == HF.github_repo
     truncated = replace(ARXIV, abstract=ARXIV.abstract[:40])
-    store.upsert_papers([truncated], T1)
-    assert store.get_paper(ARXIV.id).abstract == ARXIV.abstract  # type: ignore[union-attr]
+    store.papers.upsert([truncated], T1)
+    assert store.papers.get(ARXIV.id).abstract == ARXIV.abstract  # type: ignore[union-attr]
 
 
-def test_fresher_counts_and_newer_versions_win(store: Store) -> None:
-    store.upsert_papers([merge_papers(ARXIV, HF)], T0)
-    store.upsert_papers([replace(HF, upvotes=30, comments=5), replace(ARXIV, version=3)], T1)
-    p = store.get_paper(ARXIV.id)
+def test_fresher_counts_and_newer_versions_win(store: Database) -> None:
+    store.papers.upsert([merge_papers(ARXIV, HF)], T0)
+    store.papers.upsert([replace(HF, upvotes=30, comments=5), replace(ARXIV, version=3)], T1)
+    p = store.papers.get(ARXIV.id)
     assert p is not None and (p.upvotes, p.comments, p.version) == (30, 5, 3)
-    store.upsert_papers([replace(ARXIV, version=2)], T1)
-    assert store.get_paper(ARXIV.id).version == 3  # type: ignore[union-attr]
+    store.papers.upsert([replace(ARXIV, version=2)], T1)
+    assert store.papers.get(ARXIV.id).version == 3  # type: ignore[union-attr]
 
 
 def test_the_feed_announcement_replaces_an_api_estimate_but_not_the_reverse() -> None:
@@ -125,34 +124,34 @@ def test_the_feed_announcement_replaces_an_api_estimate_but_not_the_reverse() ->
     assert merge_papers(ARXIV, cross).announced == date(2025, 4, 28)  # first stays
 
 
-def test_duplicates_in_one_batch_merge(store: Store) -> None:
-    result = store.upsert_papers([ARXIV, HF], T0)
+def test_duplicates_in_one_batch_merge(store: Database) -> None:
+    result = store.papers.upsert([ARXIV, HF], T0)
     assert (result.added, result.updated) == (1, 0)
-    p = store.get_paper(ARXIV.id)
+    p = store.papers.get(ARXIV.id)
     assert p is not None and p.upvotes == 12 and p.title == ARXIV.title
 
 
-def test_unchanged_batch_is_not_rewritten(store: Store, tmp_path: Path) -> None:
+def test_unchanged_batch_is_not_rewritten(store: Database, tmp_path: Path) -> None:
     papers = [replace(ARXIV, id=f"2504.{10000 + i}") for i in range(600)]
-    assert store.upsert_papers(papers, T0).added == 600
+    assert store.papers.upsert(papers, T0).added == 600
     before = store.db.execute("SELECT * FROM papers ORDER BY id").fetchall()
-    result = store.upsert_papers(papers, T1)
+    result = store.papers.upsert(papers, T1)
     assert (result.added, result.updated, result.unchanged) == (0, 0, 600)
     assert store.db.execute("SELECT * FROM papers ORDER BY id").fetchall() == before
 
 
-def test_email_is_unique_case_insensitively(store: Store) -> None:
-    first, created = store.add_subscriber("Ada@Example.org", T0)
+def test_email_is_unique_case_insensitively(store: Database) -> None:
+    first, created = store.subscribers.add("Ada@Example.org", T0)
     assert created
-    again, created_again = store.add_subscriber("ada@example.ORG", T1)
+    again, created_again = store.subscribers.add("ada@example.ORG", T1)
     assert not created_again and again.id == first.id and again.email == "Ada@Example.org"
-    assert store.get_subscriber_by_email("ADA@EXAMPLE.ORG") == first
+    assert store.subscribers.get_by_email("ADA@EXAMPLE.ORG") == first
     with pytest.raises(sqlite3.IntegrityError):
         store.db.execute("INSERT INTO subscribers (email) VALUES ('ADA@example.org')")
 
 
-def test_subscriber_round_trip(store: Store) -> None:
-    sub, _ = store.add_subscriber(
+def test_subscriber_round_trip(store: Database) -> None:
+    sub, _ = store.subscribers.add(
         "bo@example.org",
         T0,
         name="Bo",
@@ -168,44 +167,107 @@ def test_subscriber_round_trip(store: Store) -> None:
 
 def test_migrations_set_user_version_and_run_once(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "m.db"
-    with Store(path) as s:
-        assert s.schema_version == len(store_module.MIGRATIONS)
+    with Database(path) as s:
+        assert s.schema_version == len(schema.MIGRATIONS)
         assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        s.upsert_papers([ARXIV], T0)
+        s.papers.upsert([ARXIV], T0)
     calls: list[int] = []
 
     def add_column(db: sqlite_utils.Database) -> None:
         calls.append(1)
         db.execute("ALTER TABLE papers ADD COLUMN note TEXT")
 
-    monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, add_column])
-    with Store(path) as s:
-        assert s.schema_version == len(store_module.MIGRATIONS)
-        assert s.get_paper(ARXIV.id) is not None  # data survived
+    monkeypatch.setattr(schema, "MIGRATIONS", [*schema.MIGRATIONS, add_column])
+    with Database(path) as s:
+        assert s.schema_version == len(schema.MIGRATIONS)
+        assert s.papers.get(ARXIV.id) is not None  # data survived
         assert "note" in s.db["papers"].columns_dict
-    with Store(path) as s:
-        assert s.schema_version == len(store_module.MIGRATIONS)
+    with Database(path) as s:
+        assert s.schema_version == len(schema.MIGRATIONS)
     assert calls == [1]
 
 
-def test_fetch_state_keeps_validators_through_an_error(store: Store) -> None:
+def test_fetch_state_keeps_validators_through_an_error(store: Database) -> None:
     url = "https://rss.arxiv.org/rss/cs.LG"
-    store.record_fetch_success(url, "arxiv_rss", T0, etag='"e"', last_modified="lm", count=5)
-    store.record_fetch_error(url, "arxiv_rss", "bad XML", T1)
-    state = store.get_fetch_state(url)
+    store.runs.record_fetch_success(url, "arxiv_rss", T0, etag='"e"', last_modified="lm", count=5)
+    store.runs.record_fetch_error(url, "arxiv_rss", "bad XML", T1)
+    state = store.runs.fetch_state(url)
     assert state is not None
-    assert (state["etag"], state["last_modified"], state["last_count"]) == ('"e"', "lm", 5)
-    assert state["last_success"] == T0.isoformat() and state["last_error"] == "bad XML"
-    store.record_fetch_success(url, "arxiv_rss", T1, etag=None, last_modified=None, count=0)
-    assert store.get_fetch_state(url)["last_error"] is None  # type: ignore[index]
+    assert (state.etag, state.last_modified, state.last_count) == ('"e"', "lm", 5)
+    assert state.last_success == T0 and state.last_error == "bad XML"
+    assert state.last_error_at == T1
+    store.runs.record_fetch_success(url, "arxiv_rss", T1, etag=None, last_modified=None, count=0)
+    assert store.runs.fetch_state(url).last_error == ""  # type: ignore[union-attr]
 
 
-def test_runs(store: Store) -> None:
-    run_id = store.start_run("fetch", T0)
-    store.finish_run(run_id, "ok", "fetched 1 papers", T1)
-    (row,) = store.last_runs("fetch")
-    assert (row["outcome"], row["summary"], row["finished_at"]) == (
+def test_runs(store: Database) -> None:
+    run_id = store.runs.start("fetch", T0)
+    store.runs.finish(run_id, "ok", "fetched 1 papers", T1)
+    (row,) = store.runs.last("fetch")
+    assert (row.kind, row.started_at, row.outcome, row.summary, row.finished_at) == (
+        "fetch",
+        T0,
         "ok",
         "fetched 1 papers",
-        T1.isoformat(),
+        T1,
     )
+    assert row.id == run_id and store.runs.latest_per_kind() == {"fetch": row}
+
+
+def test_a_failed_set_interests_keeps_the_old_interests(tmp_path: Path) -> None:
+    path = tmp_path / "interests.db"
+    old = [Interest(InterestKind.KEYWORD, "quantization"), Interest(InterestKind.CATEGORY, "cs.LG")]
+    with Database(path) as store:
+        sub, _ = store.subscribers.add("cy@example.org", T0, status=SubscriberStatus.ACTIVE)
+        store.subscribers.set_interests(sub.id, old, T0)
+        broken = [
+            Interest(InterestKind.KEYWORD, "diffusion"),
+            Interest(InterestKind.KEYWORD, None),  # type: ignore[arg-type]  # NOT NULL fails
+        ]
+        with pytest.raises(sqlite3.IntegrityError):
+            store.subscribers.set_interests(sub.id, broken, T1)
+        assert not store.conn.in_transaction
+    with Database(path) as again:  # what the file holds, not what one connection sees
+        kept = again.subscribers.interests_for(sub.id)
+    assert [(i.kind, i.value) for i in kept] == [(i.kind, i.value) for i in old]
+
+
+def test_a_transaction_commits_all_or_nothing_and_an_inner_one_joins_it(store: Database) -> None:
+    with pytest.raises(RuntimeError), store.transaction():
+        sub, _ = store.subscribers.add("di@example.org", T0)
+        with store.transaction():  # joins: its end commits nothing yet
+            store.subscribers.set_status(sub.id, SubscriberStatus.ACTIVE, T0)
+        assert store.conn.in_transaction
+        raise RuntimeError("stop")
+    assert store.subscribers.list() == []
+    with store.transaction():
+        store.subscribers.add("di@example.org", T0)
+    assert [s.email for s in store.subscribers.list()] == ["di@example.org"]
+
+
+def test_a_permanent_failure_and_the_bounce_it_causes_land_together(store: Database) -> None:
+    sub, _ = store.subscribers.add("el@example.org", T0, status=SubscriberStatus.ACTIVE)
+    assert store.sends.claim(sub.id, T0.date(), "<m@example.org>", T0)
+    with pytest.raises(RuntimeError), store.transaction():
+        assert store.sends.mark_failed(sub.id, T0.date(), "550 no such user", 1, T1) == 1
+        raise RuntimeError("crash before the bounce is recorded")
+    send = store.sends.get(sub.id, T0.date())
+    assert send is not None and send.status == SendStatus.CLAIMED and send.error == ""
+    assert store.sends.mark_failed(sub.id, T0.date(), "550 no such user", 1, T1) == 1
+
+
+def test_send_records_carry_parsed_fields(store: Database) -> None:
+    sub, _ = store.subscribers.add("fa@example.org", T0, status=SubscriberStatus.ACTIVE)
+    day = T0.date()
+    assert store.sends.claim(sub.id, day, "<a@example.org>", T0)
+    store.sends.mark_sent(sub.id, day, "<a@example.org>", ["2504.17837", "2504.00001"], 1, T1)
+    assert not store.sends.claim(sub.id, day, "<b@example.org>", T1)
+    send = store.sends.get(sub.id, day)
+    assert send is not None
+    assert (send.subscriber_id, send.digest_date, send.status) == (sub.id, day, SendStatus.SENT)
+    assert send.paper_ids == ("2504.17837", "2504.00001") and send.message_id == "<a@example.org>"
+    assert (send.attempts, send.error, send.claimed_at, send.sent_at) == (1, "", T0, T1)
+    assert store.sends.on(day) == [send] == store.sends.recently_sent(sub.id)
+    assert store.sends.with_email([SendStatus.SENT], day) == ([(send, "fa@example.org")], 1)
+    assert store.sends.counts_by_date(day) == {day: {SendStatus.SENT: 1}}
+    assert store.sends.last_sent_dates(day + timedelta(days=1)) == {sub.id: day}

@@ -17,7 +17,7 @@ import pytest
 from newsletter import links
 from newsletter.config import parse_config
 from newsletter.models import Interest, InterestKind, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 from newsletter.tokens import make_token
 from newsletter.web.app import create_app
 from tests.conftest import SECRET, make_config
@@ -51,7 +51,7 @@ class Site:
         self.app = create_app(self.cfg, now=self.clock)
         self.client = TestClient(self.app, raise_server_exceptions=False)
         self.outbox = tmp_path / "outbox"
-        self.db = Store(self.cfg.database_path)
+        self.db = Database(self.cfg.database_path)
 
     def form_token(self, path: str = "/", index: int = 0) -> str:
         return csrf_tokens(self.client.get(path).text)[index]
@@ -72,8 +72,8 @@ class Site:
         return self.client.post("/", data=data)
 
     def active(self, email: str = "ann@example.org") -> int:
-        sub, _ = self.db.add_subscriber(email, self.clock(), status=SubscriberStatus.ACTIVE)
-        self.db.set_interests(
+        sub, _ = self.db.subscribers.add(email, self.clock(), status=SubscriberStatus.ACTIVE)
+        self.db.subscribers.set_interests(
             sub.id,
             [
                 Interest(InterestKind.KEYWORD, "diffusion"),
@@ -84,7 +84,7 @@ class Site:
         return sub.id
 
     def status(self, sid: int) -> str:
-        sub = self.db.get_subscriber(sid)
+        sub = self.db.subscribers.get(sid)
         assert sub is not None
         return str(sub.status)
 
@@ -157,10 +157,10 @@ def test_https_site_uses_host_cookie_and_hsts(tmp_path: Path) -> None:
 def test_subscribe_sends_one_confirmation_whose_link_activates(site: Site) -> None:
     r = site.subscribe("Ann@Example.org")
     assert r.status_code == 200 and "Check your inbox" in r.text
-    sub = site.db.get_subscriber_by_email("ann@example.org")
+    sub = site.db.subscribers.get_by_email("ann@example.org")
     assert sub is not None and sub.status == SubscriberStatus.PENDING
     assert (sub.timezone, sub.delivery_hour, sub.digest_size) == ("Europe/Berlin", 8, 5)
-    kinds = {(i.kind, i.value) for i in site.db.interests_for(sub.id)}
+    kinds = {(i.kind, i.value) for i in site.db.subscribers.interests_for(sub.id)}
     assert kinds == {
         (InterestKind.KEYWORD, "KV cache"),
         (InterestKind.KEYWORD, "speculative decoding"),
@@ -191,7 +191,7 @@ def test_subscribing_an_existing_address_reveals_nothing_and_changes_nothing(sit
     known = site.subscribe("bob@example.org", keywords="attacker topic")
     assert known.status_code == fresh.status_code == 200
     assert known.text.replace("bob@", "X@") == fresh.text.replace("carol@", "X@")
-    values = {i.value for i in site.db.interests_for(sid)}
+    values = {i.value for i in site.db.subscribers.interests_for(sid)}
     assert values == {"diffusion", "2401.00001"}  # untouched
     mail = [m for m in outbox(site.outbox) if "bob@" in str(m["To"])]
     assert len(mail) == 1
@@ -203,13 +203,15 @@ def test_resubmitting_a_pending_signup_updates_it_and_restarts_expiry(site: Site
     site.subscribe("dan@example.org")
     site.clock.advance(days=5)
     site.subscribe("dan@example.org", keywords="graph neural networks", categories=[])
-    sub = site.db.get_subscriber_by_email("dan@example.org")
+    sub = site.db.subscribers.get_by_email("dan@example.org")
     assert sub is not None
-    values = {i.value for i in site.db.interests_for(sub.id) if i.kind == InterestKind.KEYWORD}
+    values = {
+        i.value for i in site.db.subscribers.interests_for(sub.id) if i.kind == InterestKind.KEYWORD
+    }
     assert values == {"graph neural networks"}
     site.clock.advance(days=5)  # 10 days after the first, 5 after the second submission
     site.subscribe("other@example.org")  # runs the expiry sweep
-    assert site.db.get_subscriber_by_email("dan@example.org") is not None
+    assert site.db.subscribers.get_by_email("dan@example.org") is not None
 
 
 def test_invalid_address_is_refused_with_the_reason_and_nothing_is_stored(site: Site) -> None:
@@ -218,7 +220,7 @@ def test_invalid_address_is_refused_with_the_reason_and_nothing_is_stored(site: 
     assert "not a valid e-mail address" in r.text and "@-sign" in r.text
     assert "<script>alert(1)</script>" not in r.text
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in r.text  # kept, escaped
-    assert site.db.list_subscribers() == [] and outbox(site.outbox) == []
+    assert site.db.subscribers.list() == [] and outbox(site.outbox) == []
     r = site.subscribe("eve@example.org\r\nBcc: x@evil.test")
     assert r.status_code == 400 and "line break" in r.text
 
@@ -242,7 +244,7 @@ def test_invalid_preferences_are_refused_with_a_message(
 ) -> None:
     r = site.subscribe("ann@example.org", **fields)
     assert r.status_code == 400 and message in r.text
-    assert site.db.list_subscribers() == [] and outbox(site.outbox) == []
+    assert site.db.subscribers.list() == [] and outbox(site.outbox) == []
 
 
 def test_subscribe_without_or_with_a_wrong_csrf_token_is_refused(site: Site) -> None:
@@ -255,7 +257,7 @@ def test_subscribe_without_or_with_a_wrong_csrf_token_is_refused(site: Site) -> 
     site.client.cookies.clear()  # a cross-site POST carries no cookie of ours
     r = site.client.post("/", data={"csrf_token": token, "email": "ann@example.org"})
     assert r.status_code == 403
-    assert site.db.list_subscribers() == [] and outbox(site.outbox) == []
+    assert site.db.subscribers.list() == [] and outbox(site.outbox) == []
 
 
 def test_subscribe_is_rate_limited_per_address_and_per_client(tmp_path: Path) -> None:
@@ -273,7 +275,7 @@ def test_subscribe_is_rate_limited_per_address_and_per_client(tmp_path: Path) ->
     assert site.subscribe("c@example.org").status_code == 200
     r = site.subscribe("d@example.org")
     assert r.status_code == 429 and "Too many" in r.text
-    assert site.db.get_subscriber_by_email("d@example.org") is None
+    assert site.db.subscribers.get_by_email("d@example.org") is None
 
 
 def test_confirmation_failure_says_so_and_keeps_the_signup(tmp_path: Path) -> None:
@@ -281,19 +283,19 @@ def test_confirmation_failure_says_so_and_keeps_the_signup(tmp_path: Path) -> No
     (tmp_path / "outbox").write_text("a file where the Maildir should be")
     r = site.subscribe("ann@example.org")
     assert r.status_code == 503 and "could not be sent" in r.text
-    assert site.db.get_subscriber_by_email("ann@example.org") is not None
+    assert site.db.subscribers.get_by_email("ann@example.org") is not None
 
 
 def test_expired_and_tampered_confirm_links(site: Site) -> None:
     site.clock.advance(days=-8)
     site.subscribe("old@example.org")
-    sub = site.db.get_subscriber_by_email("old@example.org")
+    sub = site.db.subscribers.get_by_email("old@example.org")
     assert sub is not None
     link = path_of(link_in(outbox(site.outbox)[0], "/confirm/"))
     site.clock.advance(days=8)
     r = site.client.get(link)  # the token is fresh, but the sign-up expired and was removed
     assert r.status_code == 410 and "no longer exists" in r.text
-    assert site.db.get_subscriber(sub.id) is None
+    assert site.db.subscribers.get(sub.id) is None
     r = site.client.get("/confirm/" + old_token("confirm", 1, 8 * DAY))
     assert r.status_code == 410 and "expired" in r.text
     r = site.client.get("/confirm/" + tamper(make_token(SECRET, "confirm", 1)))
@@ -303,7 +305,7 @@ def test_expired_and_tampered_confirm_links(site: Site) -> None:
 def test_pending_expiry_follows_the_config(tmp_path: Path) -> None:
     site = Site(tmp_path, "[web]\npending_expiry_days = 2\n")
     site.subscribe("ann@example.org")
-    sub = site.db.get_subscriber_by_email("ann@example.org")
+    sub = site.db.subscribers.get_by_email("ann@example.org")
     assert sub is not None
     r = site.client.get("/confirm/" + old_token("confirm", sub.id, 3 * DAY))
     assert r.status_code == 410
@@ -388,7 +390,7 @@ def test_one_click_on_the_list_unsubscribe_header_of_a_real_digest(site: Site) -
     from newsletter.render.renderer import RenderedEmail
 
     sid = site.active()
-    sub = site.db.get_subscriber(sid)
+    sub = site.db.subscribers.get(sid)
     assert sub is not None
     rendered = RenderedEmail("Papers", "<p>hi</p>", "hi", "pre")
     today = site.clock().date()
@@ -421,7 +423,7 @@ def test_resubscribe_needs_csrf_and_reactivates(site: Site) -> None:
 
 def test_resubscribing_a_never_confirmed_address_asks_for_confirmation(site: Site) -> None:
     site.subscribe("new@example.org")
-    sub = site.db.get_subscriber_by_email("new@example.org")
+    sub = site.db.subscribers.get_by_email("new@example.org")
     assert sub is not None
     unsub = token_path("unsubscribe", "unsubscribe", sub.id)
     site.client.post(unsub)
@@ -466,10 +468,10 @@ def test_manage_shows_and_saves_preferences_keeping_liked_papers(site: Site) -> 
     assert r.status_code == 303 and r.headers["location"] == path + "?saved=1"
     saved = site.client.get(r.headers["location"])
     assert "Saved." in saved.text
-    sub = site.db.get_subscriber(sid)
+    sub = site.db.subscribers.get(sid)
     assert sub is not None
     assert (sub.timezone, sub.delivery_hour, sub.digest_size) == ("America/New_York", 6, 20)
-    got = {(i.kind, i.value) for i in site.db.interests_for(sid)}
+    got = {(i.kind, i.value) for i in site.db.subscribers.interests_for(sid)}
     assert got == {
         (InterestKind.KEYWORD, "retrieval augmented generation"),
         (InterestKind.KEYWORD, "RAG"),
@@ -488,7 +490,7 @@ def test_manage_refuses_bad_input_and_missing_csrf_without_saving(site: Site) ->
     r = site.client.post(path, data=bad)
     assert r.status_code == 400 and "Nothing was saved" in r.text and "Pick a time zone" in r.text
     assert "<img src=x" not in r.text and "&lt;img src=x onerror=alert(1)&gt;" in r.text
-    assert {i.value for i in site.db.interests_for(sid)} == {"diffusion", "2401.00001"}
+    assert {i.value for i in site.db.subscribers.interests_for(sid)} == {"diffusion", "2401.00001"}
     r = site.client.post(path, data={"keywords": "x", "timezone": "UTC", "hour": "7", "size": "9"})
     assert r.status_code == 403
     other = token_path("manage", "manage", site.active("zed@example.org"))
@@ -515,7 +517,7 @@ def test_manage_lists_recent_digests_with_votes(site: Site) -> None:
 
     sid = site.active()
     now = site.clock()
-    site.db.upsert_papers(
+    site.db.papers.upsert(
         [
             Paper(
                 "2401.00002",
@@ -526,9 +528,9 @@ def test_manage_lists_recent_digests_with_votes(site: Site) -> None:
         now,
     )
     day = now.date()
-    site.db.claim_send(sid, day, "<m@x>", now)
-    site.db.mark_sent(sid, day, "<m@x>", ["2401.00002", "2401.99999"], 1, now)
-    site.db.record_feedback(sid, "2401.00002", 1, now)
+    site.db.sends.claim(sid, day, "<m@x>", now)
+    site.db.sends.mark_sent(sid, day, "<m@x>", ["2401.00002", "2401.99999"], 1, now)
+    site.db.subscribers.record_feedback(sid, "2401.00002", 1, now)
     page = site.client.get(token_path("manage", "manage", sid)).text
     assert day.isoformat() in page and "Sparse &lt;attention&gt; tricks" in page
     assert "arXiv:2401.99999" in page and 'class="vote on"' in page
@@ -537,7 +539,7 @@ def test_manage_lists_recent_digests_with_votes(site: Site) -> None:
 
 def test_manage_for_an_unsubscribed_or_removed_subscriber(site: Site) -> None:
     sid = site.active()
-    site.db.set_status(sid, SubscriberStatus.UNSUBSCRIBED, site.clock())
+    site.db.subscribers.set_status(sid, SubscriberStatus.UNSUBSCRIBED, site.clock())
     page = site.client.get(token_path("manage", "manage", sid))
     assert "Status: <strong>unsubscribed</strong>" in page.text and "/resubscribe/" in page.text
     r = site.client.get(token_path("manage", "manage", 12345))
@@ -555,13 +557,13 @@ def test_feedback_records_one_vote_and_undo_removes_it(site: Site) -> None:
     first = site.client.get(up)
     assert first.status_code == 200 and "Thanks" in first.text and "Undo" in first.text
     site.client.get(up)
-    votes = site.db.feedback_for(sid)
+    votes = site.db.subscribers.feedback_for(sid)
     assert [(f.paper_id, f.vote) for f in votes] == [("2401.00007", 1)]
     undo_token = csrf_tokens(first.text)[0]
     assert site.client.post(up + "/undo", data={}).status_code == 403
     r = site.client.post(up + "/undo", data={"csrf_token": undo_token})
     assert r.status_code == 200 and "Vote removed" in r.text
-    assert site.db.feedback_for(sid) == []
+    assert site.db.subscribers.feedback_for(sid) == []
 
 
 def test_feedback_flip_and_stale_undo(site: Site) -> None:
@@ -570,11 +572,11 @@ def test_feedback_flip_and_stale_undo(site: Site) -> None:
     down = path_of(links.feedback_url(site.cfg, sid, "2401.00007", -1))
     page = site.client.get(up)
     site.client.get(down)
-    assert [f.vote for f in site.db.feedback_for(sid)] == [-1]
+    assert [f.vote for f in site.db.subscribers.feedback_for(sid)] == [-1]
     site.client.post(up + "/undo", data={"csrf_token": csrf_tokens(page.text)[0]})
-    assert [f.vote for f in site.db.feedback_for(sid)] == [-1]  # the later 👎 stays
+    assert [f.vote for f in site.db.subscribers.feedback_for(sid)] == [-1]  # the later 👎 stays
     site.client.head(up)
-    assert [f.vote for f in site.db.feedback_for(sid)] == [-1]  # HEAD records nothing
+    assert [f.vote for f in site.db.subscribers.feedback_for(sid)] == [-1]  # HEAD records nothing
 
 
 def test_feedback_token_with_bad_vote_data_is_refused(site: Site) -> None:
@@ -582,7 +584,7 @@ def test_feedback_token_with_bad_vote_data_is_refused(site: Site) -> None:
     for extra in ({"p": "2401.00007", "v": 5}, {"p": "not a paper", "v": 1}, {"v": 1}):
         r = site.client.get(token_path("feedback", "feedback", sid, **extra))
         assert r.status_code == 400
-    assert site.db.feedback_for(sid) == []
+    assert site.db.subscribers.feedback_for(sid) == []
     r = site.client.get(token_path("feedback", "feedback", 4242, p="2401.00007", v=1))
     assert r.status_code == 410
 
@@ -629,16 +631,18 @@ def test_preview_shows_todays_digest_and_records_nothing(site: Site) -> None:
 
     today = site.clock().astimezone(ZoneInfo(site.cfg.digest.timezone)).date()
     rows = corpus()[:8]
-    site.db.upsert_papers([paper(i, r, announced=today) for i, r in enumerate(rows)], site.clock())
+    site.db.papers.upsert([paper(i, r, announced=today) for i, r in enumerate(rows)], site.clock())
     sid = site.active()
     words = rows[0]["title"].split()[:3]
-    site.db.set_interests(sid, [Interest(InterestKind.KEYWORD, " ".join(words))], site.clock())
+    site.db.subscribers.set_interests(
+        sid, [Interest(InterestKind.KEYWORD, " ".join(words))], site.clock()
+    )
     r = site.client.get(token_path("preview", "preview", sid))
     assert r.status_code == 200
     assert r.headers["content-security-policy"] == PREVIEW_CSP
     assert "<script" not in r.text.lower()
     assert "2611.10000" in r.text  # the matching paper is in the digest
-    assert site.db.recent_sends(sid) == [] and site.db.sends_on(today) == []
+    assert site.db.sends.recently_sent(sid) == [] and site.db.sends.on(today) == []
 
 
 def test_preview_with_nothing_to_show(site: Site) -> None:

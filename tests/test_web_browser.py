@@ -18,7 +18,7 @@ import uvicorn
 from newsletter import links
 from newsletter.config import Config, parse_config
 from newsletter.models import InterestKind, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 from newsletter.web.app import create_app
 from tests.conftest import SECRET, SMTPSink, free_port
 from tests.web_support import link_in, tamper
@@ -31,7 +31,7 @@ DESKTOP = {"width": 1280, "height": 900}
 class LiveSite:
     base: str
     cfg: Config
-    db: Store
+    db: Database
     smtp: SMTPSink
     shots: Path
 
@@ -43,7 +43,7 @@ class LiveSite:
         return self.smtp.messages()
 
     def subscriber(self, email: str) -> Any:
-        sub = self.db.get_subscriber_by_email(email)
+        sub = self.db.subscribers.get_by_email(email)
         assert sub is not None
         return sub
 
@@ -81,7 +81,7 @@ def live(tmp_path: Path, smtp_server: SMTPSink) -> Iterator[LiveSite]:
     thread.start()
     while not server.started and thread.is_alive():
         time.sleep(0.02)
-    db = Store(cfg.database_path)
+    db = Database(cfg.database_path)
     shots = tmp_path / "screenshots"
     shots.mkdir()
     try:
@@ -134,7 +134,7 @@ def test_sign_up_confirm_and_manage_in_chromium(browser: Any, live: LiveSite) ->
     page.check("input[name=categories][value='stat.ML']")
     page.click("text=Save preferences")
     assert "Saved." in page.inner_text(".notice")
-    got = {(i.kind, i.value) for i in live.db.interests_for(sub.id)}
+    got = {(i.kind, i.value) for i in live.db.subscribers.interests_for(sub.id)}
     assert got == {
         (InterestKind.KEYWORD, "state space models"),
         (InterestKind.CATEGORY, "stat.ML"),
@@ -170,7 +170,7 @@ def test_sign_up_works_without_javascript(browser: Any, live: LiveSite) -> None:
 def _active(live: LiveSite, email: str = "fan@example.org") -> int:
     from datetime import UTC, datetime
 
-    sub, _ = live.db.add_subscriber(email, datetime.now(UTC), status=SubscriberStatus.ACTIVE)
+    sub, _ = live.db.subscribers.add(email, datetime.now(UTC), status=SubscriberStatus.ACTIVE)
     return sub.id
 
 
@@ -181,11 +181,13 @@ def test_feedback_link_records_one_vote_and_undo(browser: Any, live: LiveSite) -
     page.goto(url)
     page.goto(url)  # a second click
     assert page.inner_text("h1").startswith("Thanks")
-    assert [(f.paper_id, f.vote) for f in live.db.feedback_for(sid)] == [("2401.00042", 1)]
+    assert [(f.paper_id, f.vote) for f in live.db.subscribers.feedback_for(sid)] == [
+        ("2401.00042", 1)
+    ]
     page.screenshot(path=str(live.shots / "feedback-phone.png"), full_page=True)
     page.click("text=Undo")
     assert page.inner_text("h1") == "Vote removed"
-    assert live.db.feedback_for(sid) == []
+    assert live.db.subscribers.feedback_for(sid) == []
     page.close()
 
 
@@ -194,14 +196,14 @@ def test_unsubscribe_through_the_page_and_come_back(browser: Any, live: LiveSite
     page = browser.new_page(viewport=PHONE)
     page.goto(links.unsubscribe_url(live.cfg, sid))
     assert page.inner_text("h1") == "Unsubscribe?"
-    assert live.db.get_subscriber(sid).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
+    assert live.db.subscribers.get(sid).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
     page.screenshot(path=str(live.shots / "unsubscribe-phone.png"), full_page=True)
     page.click("button:has-text('Unsubscribe')")
     assert page.inner_text("h1") == "You are unsubscribed"
-    assert live.db.get_subscriber(sid).status == SubscriberStatus.UNSUBSCRIBED  # type: ignore[union-attr]
+    assert live.db.subscribers.get(sid).status == SubscriberStatus.UNSUBSCRIBED  # type: ignore[union-attr]
     page.click("button:has-text('Subscribe again')")
     assert page.inner_text("h1") == "Welcome back"
-    assert live.db.get_subscriber(sid).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
+    assert live.db.subscribers.get(sid).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
     page.close()
 
 
@@ -214,7 +216,7 @@ def test_raw_one_click_post_and_a_tampered_link(browser: Any, live: LiveSite) ->
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert r.status_code == 200 and r.headers.get("location") is None
-    assert live.db.get_subscriber(sid).status == SubscriberStatus.UNSUBSCRIBED  # type: ignore[union-attr]
+    assert live.db.subscribers.get(sid).status == SubscriberStatus.UNSUBSCRIBED  # type: ignore[union-attr]
 
     page = browser.new_page(viewport=PHONE)
     response = page.goto(tamper(links.manage_url(live.cfg, sid)))

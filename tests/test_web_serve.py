@@ -18,7 +18,7 @@ from newsletter.config import Config, parse_config
 from newsletter.delivery import build_message, message_id_for
 from newsletter.models import SubscriberStatus
 from newsletter.render.renderer import RenderedEmail
-from newsletter.store.database import Store
+from newsletter.store import Database
 from tests.conftest import SECRET, free_port
 from tests.web_support import csrf_tokens, link_in, outbox, path_of, tamper
 
@@ -91,13 +91,13 @@ def test_newsletter_serve_subscribe_confirm_one_click_and_tampered_token(
 
     mails = outbox(cfg.path("outbox"))
     assert len(mails) == 1
-    with Store(cfg.database_path) as db:
-        sub = db.get_subscriber_by_email("served@example.org")
+    with Database(cfg.database_path) as db:
+        sub = db.subscribers.get_by_email("served@example.org")
         assert sub is not None and sub.status == SubscriberStatus.PENDING
         confirm = link_in(mails[0], "/confirm/")
         assert confirm.startswith(base + "/confirm/")
         assert httpx.get(confirm).status_code == 200
-        sub = db.get_subscriber(sub.id)
+        sub = db.subscribers.get(sub.id)
         assert sub is not None and sub.status == SubscriberStatus.ACTIVE
 
         digest = build_message(
@@ -111,7 +111,7 @@ def test_newsletter_serve_subscribe_confirm_one_click_and_tampered_token(
         https_url = str(digest["List-Unsubscribe"]).split(",")[0].strip().strip("<>")
         one_click = httpx.post(https_url, data={"List-Unsubscribe": "One-Click"})
         assert one_click.status_code == 200
-        assert db.get_subscriber(sub.id).status == SubscriberStatus.UNSUBSCRIBED  # type: ignore[union-attr]
+        assert db.subscribers.get(sub.id).status == SubscriberStatus.UNSUBSCRIBED  # type: ignore[union-attr]
 
         bad = httpx.get(base + tamper(path_of(confirm)))
         assert 400 <= bad.status_code < 500 and "This link does not work" in bad.text

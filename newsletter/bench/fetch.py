@@ -93,7 +93,7 @@ def serve(routes: dict[str, bytes]) -> Iterator[str]:
 def run() -> None:
     from newsletter.config import parse_config
     from newsletter.pipeline import fetch_all
-    from newsletter.store.database import Store
+    from newsletter.store import Database
 
     feed = synthetic_feed(TEMPLATE.read_bytes())
     routes = {"/rss/": feed, "/api/daily_papers": b"[]"}
@@ -109,7 +109,7 @@ def run() -> None:
                     f'[sources]\narxiv_rss_url = "{base}/rss"\nhuggingface = false\n',
                     base_dir=tmp,
                 )
-                with Store(Path(tmp) / "bench.db") as store:
+                with Database(Path(tmp) / "bench.db") as store:
                     now = datetime.now(UTC)
                     t0 = time.perf_counter()
                     first = fetch_all(store, cfg, now)

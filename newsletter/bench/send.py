@@ -30,7 +30,7 @@ from newsletter.config import Config, parse_config
 from newsletter.delivery import SMTPMailer, SMTPSession
 from newsletter.demo import DEMO_DAY, DEMO_NOW, FEED, offline_transport
 from newsletter.models import Interest, InterestKind, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 
 TOPICS = (
     "large language models",
@@ -108,13 +108,13 @@ def _config(root: Path, port: int, connections: int) -> Config:
     return parse_config(text, base_dir=root, env={"NEWSLETTER_SECRET_KEY": "bench-" * 6})
 
 
-def _populate(store: Store, cfg: Config, n: int) -> None:
+def _populate(store: Database, cfg: Config, n: int) -> None:
     from newsletter import pipeline
 
     pipeline.fetch_all(store, cfg, DEMO_NOW, transport=offline_transport(), day=DEMO_DAY)
     now = datetime(2026, 11, 1, tzinfo=UTC)
     for i in range(n):
-        sub, _ = store.add_subscriber(
+        sub, _ = store.subscribers.add(
             f"reader{i:05d}@example.org",
             now,
             name=f"Reader {i}",
@@ -126,7 +126,7 @@ def _populate(store: Store, cfg: Config, n: int) -> None:
         ]
         if i % 4 == 0:
             interests.append(Interest(InterestKind.CATEGORY, CATEGORIES[i % 3]))
-        store.add_interests(sub.id, interests, now)
+        store.subscribers.add_interests(sub.id, interests, now)
 
 
 # ---------------------------------------------------------------- the two measurements
@@ -173,11 +173,11 @@ def run() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             cfg = _config(root, port, connections)
-            with Store(cfg.database_path) as store:
+            with Database(cfg.database_path) as store:
                 t0 = time.perf_counter()
                 _populate(store, cfg, n)
                 print(
-                    f"set-up: {n:,} subscribers, {store.count_papers():,} papers from "
+                    f"set-up: {n:,} subscribers, {store.papers.count():,} papers from "
                     f"{FEED.name} ({time.perf_counter() - t0:.1f} s)",
                     flush=True,
                 )
@@ -215,7 +215,7 @@ def run() -> None:
         sink.communicate("", timeout=30)
 
 
-def _stages(store: Store, cfg: Config, n: int) -> dict[str, float]:
+def _stages(store: Database, cfg: Config, n: int) -> dict[str, float]:
     """Milliseconds per digest for each stage of the send, measured one after the other."""
     from datetime import timedelta
 
@@ -224,7 +224,7 @@ def _stages(store: Store, cfg: Config, n: int) -> dict[str, float]:
     from newsletter.render.renderer import Renderer
 
     day = DEMO_DAY + timedelta(days=1)  # a fresh digest date: the ledger rows are new
-    subs = store.list_subscribers()[:n]
+    subs = store.subscribers.list()[:n]
     renderer = Renderer(cfg)
     t0 = time.perf_counter()
     digests = [d for d in pipeline.build_digests(store, cfg, DEMO_DAY, DEMO_NOW, subs) if d.picks]
@@ -236,8 +236,8 @@ def _stages(store: Store, cfg: Config, n: int) -> dict[str, float]:
         render_bytes(cfg, d.subscriber, r, message_id=mid, digest_date=day, now=DEMO_NOW)
     t3 = time.perf_counter()
     for d, mid in zip(digests, ids, strict=True):
-        store.claim_send(d.subscriber.id, day, mid, DEMO_NOW)
-        store.mark_sent(d.subscriber.id, day, mid, d.paper_ids, 1, DEMO_NOW)
+        store.sends.claim(d.subscriber.id, day, mid, DEMO_NOW)
+        store.sends.mark_sent(d.subscriber.id, day, mid, d.paper_ids, 1, DEMO_NOW)
     t4 = time.perf_counter()
     k = 1000 / max(len(digests), 1)
     return {
@@ -248,14 +248,14 @@ def _stages(store: Store, cfg: Config, n: int) -> dict[str, float]:
     }
 
 
-def _sample(store: Store, cfg: Config, n: int = 50) -> list[bytes]:
+def _sample(store: Database, cfg: Config, n: int = 50) -> list[bytes]:
     """Real digests for the first `n` subscribers, built but not sent (nothing recorded)."""
     from newsletter import pipeline
     from newsletter.delivery.mime import message_id_for, render_bytes
     from newsletter.render.renderer import Renderer
 
     renderer = Renderer(cfg)
-    subs = store.list_subscribers()[:n]
+    subs = store.subscribers.list()[:n]
     return [
         render_bytes(
             cfg,

@@ -40,7 +40,7 @@ from newsletter.delivery.mailer import Mailer, MailSession
 from newsletter.delivery.smtp import ConnectionFailed
 from newsletter.errors import DeliveryError
 from newsletter.models import Subscriber
-from newsletter.store.database import Store
+from newsletter.store import Database
 
 log = logging.getLogger("newsletter.deliver")
 MAX_BACKOFF_SECONDS = 300.0
@@ -233,7 +233,7 @@ class _Dispatcher:
 
 
 def deliver(
-    store: Store,
+    store: Database,
     cfg: Config,
     mailer: Mailer,
     jobs: Iterable[Outgoing],

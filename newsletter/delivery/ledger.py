@@ -1,7 +1,7 @@
 """The send ledger as the send loop uses it: one message to send, the thread-safe ledger
 (claim before sending, record after the server's answer), and the report of a run.
 
-`store.py` holds the SQL; this module holds the rules (bounce after `smtp.bounce_after`
+`store/sends.py` holds the SQL; this module holds the rules (bounce after `smtp.bounce_after`
 consecutive permanent failures).
 """
 
@@ -14,7 +14,7 @@ from datetime import date, datetime
 
 from newsletter.config import Config
 from newsletter.models import Subscriber, SubscriberStatus
-from newsletter.store.database import Store
+from newsletter.store import Database
 
 
 @dataclass
@@ -37,7 +37,7 @@ class Outgoing:
 class Ledger:
     """The send ledger, safe to use from the sending threads (one lock around the store)."""
 
-    def __init__(self, store: Store, cfg: Config, clock: Callable[[], datetime]) -> None:
+    def __init__(self, store: Database, cfg: Config, clock: Callable[[], datetime]) -> None:
         self.store = store
         self.cfg = cfg
         self.clock = clock
@@ -45,13 +45,13 @@ class Ledger:
 
     def claim(self, job: Outgoing) -> bool:
         with self.lock:
-            return self.store.claim_send(
+            return self.store.sends.claim(
                 job.subscriber.id, job.digest_date, job.message_id, self.clock()
             )
 
     def sent(self, job: Outgoing, attempts: int) -> None:
         with self.lock:
-            self.store.mark_sent(
+            self.store.sends.mark_sent(
                 job.subscriber.id,
                 job.digest_date,
                 job.message_id,
@@ -62,21 +62,23 @@ class Ledger:
 
     def retry(self, job: Outgoing, error: str, attempts: int) -> None:
         with self.lock:
-            self.store.mark_retry(job.subscriber.id, job.digest_date, error, attempts, self.clock())
+            self.store.sends.mark_retry(
+                job.subscriber.id, job.digest_date, error, attempts, self.clock()
+            )
 
     def failed(self, job_subscriber: Subscriber, day: date, error: str, attempts: int) -> bool:
         """Record a permanent failure; True when the subscriber is now marked bounced."""
-        with self.lock:
+        with self.lock, self.store.transaction():
             now = self.clock()
-            hard = self.store.mark_failed(job_subscriber.id, day, error, attempts, now)
+            hard = self.store.sends.mark_failed(job_subscriber.id, day, error, attempts, now)
             if hard >= self.cfg.smtp.bounce_after:
-                self.store.set_status(job_subscriber.id, SubscriberStatus.BOUNCED, now)
+                self.store.subscribers.set_status(job_subscriber.id, SubscriberStatus.BOUNCED, now)
                 return True
             return False
 
     def skipped(self, subscriber: Subscriber, day: date, reason: str) -> None:
         with self.lock:
-            self.store.mark_skipped(subscriber.id, day, reason, self.clock())
+            self.store.sends.mark_skipped(subscriber.id, day, reason, self.clock())
 
 
 @dataclass

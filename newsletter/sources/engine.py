@@ -27,7 +27,7 @@ from newsletter.sources import (
     huggingface,
 )
 from newsletter.sources.http import Fetched, HttpClient, client_for
-from newsletter.store.database import Store
+from newsletter.store import Database
 
 fetch_log = logging.getLogger("newsletter.fetch")
 Progress = Callable[[str, int, int | None], None]  # (source, done, total or None)
@@ -114,7 +114,7 @@ class FetchRun:
 
     def __init__(
         self,
-        store: Store,
+        store: Database,
         cfg: Config,
         now: datetime,
         client: HttpClient,
@@ -138,7 +138,7 @@ class FetchRun:
 
     def land(self, report: SourceReport, parsed: Parsed) -> None:
         """Store one parsed response right away, so a later failure loses nothing."""
-        result = self.store.upsert_papers(parsed.papers, self.now)
+        result = self.store.papers.upsert(parsed.papers, self.now)
         report.fetched += len(parsed.papers)
         report.skipped += parsed.skipped
         report.added += result.added
@@ -151,13 +151,13 @@ class FetchRun:
         message = str(exc) if isinstance(exc, FeedError) else f"{url}: unusable answer ({exc})"
         fetch_log.error("%s: %s", report.name, message)
         report.errors.append(message)
-        self.store.record_fetch_error(url, report.name, message, self.now)
+        self.store.runs.record_fetch_error(url, report.name, message, self.now)
 
     def succeeded(
         self, report: SourceReport, url: str, count: int, fetched: Fetched | None = None
     ) -> None:
         """Remember a good answer (and its validators for the next conditional GET)."""
-        self.store.record_fetch_success(
+        self.store.runs.record_fetch_success(
             url,
             report.name,
             self.now,
@@ -169,19 +169,16 @@ class FetchRun:
     def unchanged(self, report: SourceReport, url: str) -> None:
         """A 304: the check succeeded; the stored validators and count stay."""
         report.not_modified += 1
-        state = self.store.get_fetch_state(url) or {}
-        self.store.record_fetch_success(
-            url,
-            report.name,
-            self.now,
-            etag=state.get("etag"),
-            last_modified=state.get("last_modified"),
-            count=state.get("last_count") or 0,
+        etag, last_modified, count = self.validators(url)
+        self.store.runs.record_fetch_success(
+            url, report.name, self.now, etag=etag, last_modified=last_modified, count=count or 0
         )
 
     def validators(self, url: str) -> tuple[str | None, str | None, int | None]:
-        state = self.store.get_fetch_state(url) or {}
-        return state.get("etag"), state.get("last_modified"), state.get("last_count")
+        state = self.store.runs.fetch_state(url)
+        if state is None:
+            return None, None, None
+        return state.etag, state.last_modified, state.last_count
 
     # ------------------------------------------------------------ sources
 
@@ -275,7 +272,7 @@ class FetchRun:
 
 
 def run_fetch(
-    store: Store,
+    store: Database,
     cfg: Config,
     now: datetime,
     work: Callable[[FetchRun], None],
@@ -286,7 +283,7 @@ def run_fetch(
     on_progress: Progress | None,
 ) -> FetchSummary:
     started = clock()
-    run_id = store.start_run("fetch", now)
+    run_id = store.runs.start("fetch", now)
     with client_for(cfg.sources, transport=transport, sleep=sleep, clock=clock) as client:
         run = FetchRun(store, cfg, now, client, on_progress)
         try:
@@ -295,7 +292,7 @@ def run_fetch(
             summary = run.summary
             summary.requests = client.requests
             summary.seconds = clock() - started
-            store.finish_run(
+            store.runs.finish(
                 run_id,
                 summary.outcome,
                 summary.line(),

@@ -238,17 +238,18 @@ class JoinAndLeavePages:
     def _register(self, address: str, prefs: Preferences, now: datetime) -> Subscriber:
         """Save a sign-up without revealing or disturbing an existing subscription."""
         store = self.web.store
-        store.expire_pending(now - timedelta(days=self.cfg.web.pending_expiry_days))
-        existing = store.get_subscriber_by_email(address)
+        store.subscribers.expire_pending(now - timedelta(days=self.cfg.web.pending_expiry_days))
+        existing = store.subscribers.get_by_email(address)
         if existing is None:
-            sub, _ = store.add_subscriber(
-                address,
-                now,
-                timezone=prefs.timezone,
-                delivery_hour=prefs.hour,
-                digest_size=prefs.size,
-            )
-            store.set_interests(sub.id, prefs.interests(), now)
+            with store.transaction():
+                sub, _ = store.subscribers.add(
+                    address,
+                    now,
+                    timezone=prefs.timezone,
+                    delivery_hour=prefs.hour,
+                    digest_size=prefs.size,
+                )
+                store.subscribers.set_interests(sub.id, prefs.interests(), now)
             log.info("sign-up: new pending subscriber %s", sub.id)
             return sub
         log.info("sign-up for known subscriber %s (%s)", existing.id, existing.status)
@@ -257,27 +258,30 @@ class JoinAndLeavePages:
             # leads the owner to a page with their manage link.
             return existing
         # Pending, unsubscribed or bounced: nothing is delivered until the owner confirms.
-        store.update_subscriber(
-            existing.id,
-            now,
-            timezone=prefs.timezone,
-            delivery_hour=prefs.hour,
-            digest_size=prefs.size,
-        )
-        store.set_interests(existing.id, prefs.interests(store.interests_for(existing.id)), now)
-        if existing.status == SubscriberStatus.PENDING:
-            store.restart_pending(existing.id, now)
+        with store.transaction():
+            store.subscribers.update(
+                existing.id,
+                now,
+                timezone=prefs.timezone,
+                delivery_hour=prefs.hour,
+                digest_size=prefs.size,
+            )
+            store.subscribers.set_interests(
+                existing.id, prefs.interests(store.subscribers.interests_for(existing.id)), now
+            )
+            if existing.status == SubscriberStatus.PENDING:
+                store.subscribers.restart_pending(existing.id, now)
         return existing
 
     async def confirm(self, request: Request) -> Response:
         web = self.web
         data = web.token(request, "confirm", max_age=web.pending_max_age)
         now = web.clock()
-        web.store.expire_pending(now - timedelta(days=self.cfg.web.pending_expiry_days))
+        web.store.subscribers.expire_pending(now - timedelta(days=self.cfg.web.pending_expiry_days))
         sub = web.subscriber(data)
         already = sub.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
         if not already and request.method != "HEAD":  # a link checker's HEAD confirms nothing
-            web.store.set_status(sub.id, SubscriberStatus.ACTIVE, now)
+            web.store.subscribers.set_status(sub.id, SubscriberStatus.ACTIVE, now)
         return web.render(
             request,
             "confirmed.html",
@@ -291,7 +295,7 @@ class JoinAndLeavePages:
 
     async def unsubscribe_page(self, request: Request) -> Response:
         data = self.web.token(request, "unsubscribe")
-        sub = self.web.store.get_subscriber(data.subscriber_id)
+        sub = self.web.store.subscribers.get(data.subscriber_id)
         done = sub is None or sub.status == SubscriberStatus.UNSUBSCRIBED
         return self.web.render(
             request, "unsubscribe.html", subscriber=sub, done=done, token=_raw_token(request)
@@ -301,10 +305,10 @@ class JoinAndLeavePages:
         """Unsubscribe at once: the RFC 8058 one-click POST lands here too (body ignored)."""
         web = self.web
         data = web.token(request, "unsubscribe")
-        sub = web.store.get_subscriber(data.subscriber_id)
+        sub = web.store.subscribers.get(data.subscriber_id)
         task = None
         if sub is not None and sub.status != SubscriberStatus.UNSUBSCRIBED:
-            web.store.set_status(sub.id, SubscriberStatus.UNSUBSCRIBED, web.clock())
+            web.store.subscribers.set_status(sub.id, SubscriberStatus.UNSUBSCRIBED, web.clock())
             if sub.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
                 task = BackgroundTask(self._notify_unsubscribed, sub)
         response = web.render(
@@ -334,14 +338,17 @@ class JoinAndLeavePages:
         web.check_csrf(request, form, f"resubscribe:{sub.id}")
         if sub.status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED):
             if sub.confirmed_at is None:  # never confirmed: the opt-in e-mail first
-                web.store.update_subscriber(sub.id, web.clock(), status=SubscriberStatus.PENDING)
-                web.store.restart_pending(sub.id, web.clock())
+                with web.store.transaction():
+                    web.store.subscribers.update(
+                        sub.id, web.clock(), status=SubscriberStatus.PENDING
+                    )
+                    web.store.subscribers.restart_pending(sub.id, web.clock())
                 return await self._confirm_by_mail(request, sub)
-            web.store.set_status(sub.id, SubscriberStatus.ACTIVE, web.clock())
+            web.store.subscribers.set_status(sub.id, SubscriberStatus.ACTIVE, web.clock())
         return web.render(
             request,
             "resubscribe.html",
-            subscriber=web.store.get_subscriber(sub.id),
+            subscriber=web.store.subscribers.get(sub.id),
             token=_raw_token(request),
             done=True,
             manage_url=links.manage_url(self.cfg, sub.id),

@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, RedirectResponse
 from newsletter.config import REPO_TEMPLATES, Config
 from newsletter.errors import NewsletterError
 from newsletter.models import Subscriber
-from newsletter.store.database import Store
+from newsletter.store import Database
 from newsletter.tokens import DAY, TokenData, TokenError, read_token
 from newsletter.web.security import Csrf, RateLimiter
 
@@ -44,14 +44,14 @@ class ThreadStores:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._local = threading.local()
-        self._all: list[Store] = []
+        self._all: list[Database] = []
         self._lock = threading.Lock()
         self.get()  # create and migrate the database before the first request
 
-    def get(self) -> Store:
+    def get(self) -> Database:
         store = getattr(self._local, "store", None)
         if store is None:
-            store = Store(self.path)
+            store = Database(self.path)
             self._local.store = store
             with self._lock:
                 self._all.append(store)
@@ -99,7 +99,7 @@ class WebContext:
     # ------------------------------------------------------------ resources
 
     @property
-    def store(self) -> Store:
+    def store(self) -> Database:
         return self.stores.get()
 
     def mailer(self) -> Any:
@@ -177,7 +177,7 @@ class WebContext:
 
     def subscriber(self, data: TokenData) -> Subscriber:
         """The token's subscriber, or a 410 page when the subscription no longer exists."""
-        sub = self.store.get_subscriber(data.subscriber_id)
+        sub = self.store.subscribers.get(data.subscriber_id)
         if sub is None:
             raise TokenError(
                 "This subscription no longer exists (unconfirmed sign-ups are removed after "

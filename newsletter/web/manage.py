@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import zoneinfo
 from datetime import datetime
 from typing import Any
@@ -58,7 +57,7 @@ class DigestPages:
         status: int = 200,
     ) -> Response:
         store = self.web.store
-        stored = preferences_of(sub, store.interests_for(sub.id))
+        stored = preferences_of(sub, store.subscribers.interests_for(sub.id))
         prefs = prefs or stored
         return self.web.render(
             request,
@@ -79,14 +78,14 @@ class DigestPages:
 
     def _recent_digests(self, sub: Subscriber) -> list[dict[str, Any]]:
         store = self.web.store
-        sends = store.recent_sends(sub.id, limit=RECENT_DIGESTS)
-        ids = [pid for row in sends for pid in json.loads(row["paper_ids"] or "[]")]
-        papers = store.get_papers(list(dict.fromkeys(ids)))
-        votes = {f.paper_id: f.vote for f in store.feedback_for(sub.id)}
+        sends = store.sends.recently_sent(sub.id, limit=RECENT_DIGESTS)
+        ids = [pid for send in sends for pid in send.paper_ids]
+        papers = store.papers.get_many(list(dict.fromkeys(ids)))
+        votes = {f.paper_id: f.vote for f in store.subscribers.feedback_for(sub.id)}
         digests = []
-        for row in sends:
+        for send in sends:
             items = []
-            for pid in json.loads(row["paper_ids"] or "[]"):
+            for pid in send.paper_ids:
                 paper = papers.get(pid)
                 items.append(
                     {
@@ -99,7 +98,7 @@ class DigestPages:
                         "down": links.feedback_url(self.cfg, sub.id, pid, -1),
                     }
                 )
-            digests.append({"date": row["digest_date"], "papers": items})
+            digests.append({"date": send.digest_date.isoformat(), "papers": items})
         return digests
 
     async def manage(self, request: Request) -> Response:
@@ -111,16 +110,21 @@ class DigestPages:
         sub = web.subscriber(web.token(request, "manage"))
         form = await web.form(request)
         web.check_csrf(request, form, f"manage:{sub.id}")
-        previous = web.store.interests_for(sub.id)
+        previous = web.store.subscribers.interests_for(sub.id)
         stored = preferences_of(sub, previous)
         prefs, errors = parse_preferences(form, self._categories(stored))
         if errors:
             return self._manage_page(request, sub, prefs, errors, 400)
         now = web.clock()
-        web.store.update_subscriber(
-            sub.id, now, timezone=prefs.timezone, delivery_hour=prefs.hour, digest_size=prefs.size
-        )
-        web.store.set_interests(sub.id, prefs.interests(previous), now)
+        with web.store.transaction():
+            web.store.subscribers.update(
+                sub.id,
+                now,
+                timezone=prefs.timezone,
+                delivery_hour=prefs.hour,
+                digest_size=prefs.size,
+            )
+            web.store.subscribers.set_interests(sub.id, prefs.interests(previous), now)
         return web.redirect(f"/manage/{request.path_params['token']}?saved=1")
 
     async def _set_paused(self, request: Request, paused: bool) -> Response:
@@ -134,7 +138,7 @@ class DigestPages:
             else (SubscriberStatus.PAUSED, SubscriberStatus.ACTIVE)
         )
         if sub.status == before:
-            web.store.set_status(sub.id, after, web.clock())
+            web.store.subscribers.set_status(sub.id, after, web.clock())
         return web.redirect(f"/manage/{request.path_params['token']}")
 
     async def pause(self, request: Request) -> Response:
@@ -158,7 +162,7 @@ class DigestPages:
     def _feedback_page(
         self, request: Request, sub: Subscriber, paper_id: str, vote: int, undone: bool
     ) -> Response:
-        paper = self.web.store.get_paper(paper_id)
+        paper = self.web.store.papers.get(paper_id)
         return self.web.render(
             request,
             "feedback.html",
@@ -179,7 +183,7 @@ class DigestPages:
         paper_id, vote = self._vote(data)
         sub = web.subscriber(data)
         if request.method != "HEAD":  # a link checker's HEAD probe records nothing
-            web.store.record_feedback(sub.id, paper_id, vote, web.clock())
+            web.store.subscribers.record_feedback(sub.id, paper_id, vote, web.clock())
         return self._feedback_page(request, sub, paper_id, vote, undone=False)
 
     async def undo(self, request: Request) -> Response:
@@ -189,9 +193,11 @@ class DigestPages:
         sub = web.subscriber(data)
         form = await web.form(request)
         web.check_csrf(request, form, f"undo:{sub.id}:{paper_id}")
-        current = {f.paper_id: f.vote for f in web.store.feedback_for(sub.id)}.get(paper_id)
+        current = {f.paper_id: f.vote for f in web.store.subscribers.feedback_for(sub.id)}.get(
+            paper_id
+        )
         if current == vote:  # a later, different vote is not this link's to undo
-            web.store.remove_feedback(sub.id, paper_id)
+            web.store.subscribers.remove_feedback(sub.id, paper_id)
         return self._feedback_page(request, sub, paper_id, vote, undone=True)
 
     # ------------------------------------------------------------ preview

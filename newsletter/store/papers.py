@@ -1,0 +1,212 @@
+"""The papers table: the merge rules and the queries over it.
+
+Papers are keyed by arXiv ID without version; an arXiv record and a Hugging Face record of
+one paper merge into one row, and a later, shorter record never blanks a field.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from newsletter.models import Paper
+
+if TYPE_CHECKING:
+    from newsletter.store.database import Database
+
+_JSON_TUPLES = ("authors", "categories", "ai_keywords", "sources")
+_DATES = ("announced", "hf_date")
+_DATETIMES = ("published", "first_seen", "updated")
+_TEXTS = (
+    "title",
+    "abstract",
+    "announce_type",
+    "abs_url",
+    "pdf_url",
+    "github_repo",
+    "ai_summary",
+    "journal_ref",
+    "doi",
+)
+_PAPER_FIELDS = [f.name for f in fields(Paper)]
+_COLUMNS = ", ".join(_PAPER_FIELDS)
+# Bound parameters per `IN (...)` list, well under SQLite's limit.
+_CHUNK = 500
+
+
+def _paper_to_row(p: Paper) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for name in _PAPER_FIELDS:
+        v = getattr(p, name)
+        if name in _JSON_TUPLES:
+            row[name] = json.dumps(list(v), ensure_ascii=False)
+        elif isinstance(v, date | datetime):
+            row[name] = v.isoformat()
+        else:
+            row[name] = v
+    row["primary_category"] = p.primary_category
+    return row
+
+
+def _row_to_paper(values: Sequence[Any]) -> Paper:
+    """A row selected as `_COLUMNS` (in that order) as a Paper."""
+    kw: dict[str, Any] = {}
+    for name, v in zip(_PAPER_FIELDS, values, strict=True):
+        if name in _JSON_TUPLES:
+            kw[name] = tuple(json.loads(v)) if v else ()
+        elif name in _DATES:
+            kw[name] = date.fromisoformat(v) if v else None
+        elif name in _DATETIMES:
+            kw[name] = datetime.fromisoformat(v) if v else None
+        elif v is None and name in _TEXTS:
+            kw[name] = ""
+        else:
+            kw[name] = v
+    return Paper(**kw)
+
+
+# Bibliographic fields: arXiv's record is canonical; a Hugging Face copy only fills gaps.
+_ARXIV_FIELDS = ("title", "abstract", "authors", "categories", "published", "journal_ref", "doi")
+
+
+def _from_arxiv(p: Paper) -> bool:
+    return any(s.startswith("arxiv") for s in p.sources)
+
+
+def merge_papers(old: Paper, new: Paper) -> Paper:
+    """Combine two records of one paper: fill gaps, take fresher counts, never blank a field."""
+    merged: dict[str, Any] = {}
+    # The feed's announcement beats an earlier estimate (API papers have no announce type).
+    feed_announces = not old.announce_type and bool(new.announce_type)
+    arxiv_over_hf = _from_arxiv(new) and not _from_arxiv(old)
+    hf_under_arxiv = _from_arxiv(old) and not _from_arxiv(new)
+    for name in _PAPER_FIELDS:
+        a, b = getattr(old, name), getattr(new, name)
+        if name == "sources":
+            merged[name] = tuple(dict.fromkeys((*a, *b)))
+        elif name == "version":
+            merged[name] = max(v for v in (a, b, 0) if v is not None) or None
+        elif name in ("announced", "announce_type"):
+            merged[name] = (b or a) if feed_announces else (a or b)
+        elif name == "first_seen":
+            merged[name] = a or b  # the first sighting stays the first
+        elif name in ("upvotes", "comments", "github_stars"):
+            merged[name] = b if b is not None else a
+        elif name in _ARXIV_FIELDS and a and b and (hf_under_arxiv or arxiv_over_hf):
+            merged[name] = b if arxiv_over_hf else a
+        elif name in ("title", "abstract"):
+            # A later copy replaces the text unless it looks truncated.
+            merged[name] = b if b and (not a or len(b) >= len(a) * 0.9) else a
+        else:
+            merged[name] = b if b else a
+    return Paper(**merged)
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    added_ids: frozenset[str] = frozenset()
+    updated_ids: frozenset[str] = frozenset()
+
+
+class Papers:
+    """Papers by arXiv ID: merged on the way in, found by day, ID or text."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._conn = database.conn
+
+    def _select(self, where: str, params: Sequence[object]) -> list[Paper]:
+        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM papers {where}", params).fetchall()
+        return [_row_to_paper(r) for r in rows]
+
+    def upsert(self, papers: Iterable[Paper], now: datetime) -> UpsertResult:
+        """Insert new papers and merge known ones; unchanged rows are not rewritten."""
+        incoming: dict[str, Paper] = {}
+        for p in papers:
+            incoming[p.id] = merge_papers(incoming[p.id], p) if p.id in incoming else p
+        added: set[str] = set()
+        updated: set[str] = set()
+        rows = []
+        # Read and write in one transaction: a parallel fetch cannot interleave.
+        with self._database.transaction():
+            existing = self.get_many(list(incoming))
+            for pid, paper in incoming.items():
+                old = existing.get(pid)
+                if old is None:
+                    rows.append(_paper_to_row(replace(paper, first_seen=now, updated=now)))
+                    added.add(pid)
+                    continue
+                merged = merge_papers(old, paper)
+                if replace(merged, updated=None) == replace(old, updated=None):
+                    continue
+                rows.append(_paper_to_row(replace(merged, updated=now)))
+                updated.add(pid)
+            if rows:
+                self._database.db.table("papers").upsert_all(rows, pk="id", batch_size=500)
+        unchanged = len(incoming) - len(added) - len(updated)
+        return UpsertResult(
+            len(added), len(updated), unchanged, frozenset(added), frozenset(updated)
+        )
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, Paper]:
+        """The stored papers among `ids`, by ID (unknown IDs are left out)."""
+        out: dict[str, Paper] = {}
+        for i in range(0, len(ids), _CHUNK):
+            chunk = list(ids[i : i + _CHUNK])
+            marks = ",".join("?" * len(chunk))
+            for paper in self._select(f"WHERE id IN ({marks})", chunk):
+                out[paper.id] = paper
+        return out
+
+    def get(self, paper_id: str) -> Paper | None:
+        return self.get_many([paper_id]).get(paper_id)
+
+    def between(self, start: date, end: date) -> list[Paper]:
+        """Papers announced on arXiv, or listed on HF Daily Papers, in [start, end]."""
+        return self._select(
+            "WHERE (announced BETWEEN ? AND ?) OR (hf_date BETWEEN ? AND ?)"
+            " ORDER BY COALESCE(announced, hf_date) DESC, id",
+            [start.isoformat(), end.isoformat()] * 2,
+        )
+
+    def search(self, text: str = "", on: date | None = None, limit: int = 50) -> list[Paper]:
+        """Newest first: papers whose title, abstract or authors contain `text`, on day `on`."""
+        where: list[str] = []
+        params: list[object] = []
+        if text:
+            where.append("(title LIKE ? OR abstract LIKE ? OR authors LIKE ?)")
+            params += [f"%{text}%"] * 3
+        if on:
+            where.append("(announced = ? OR hf_date = ?)")
+            params += [on.isoformat()] * 2
+        sql = (" WHERE " + " AND ".join(where)) if where else ""
+        sql += " ORDER BY COALESCE(announced, hf_date) DESC, id LIMIT ?"
+        return self._select(sql, [*params, limit])
+
+    def count(self) -> int:
+        return int(self._conn.execute("SELECT count(*) FROM papers").fetchone()[0])
+
+    def counts_by_source(self, on: date) -> dict[str, int]:
+        """How many papers of day `on` each source supplied (a paper may count for several)."""
+        counts: dict[str, int] = {}
+        rows = self._conn.execute(
+            "SELECT sources FROM papers WHERE announced = ? OR hf_date = ?", [on.isoformat()] * 2
+        ).fetchall()
+        for (sources,) in rows:
+            for source in json.loads(sources or "[]"):
+                counts[source] = counts.get(source, 0) + 1
+        return counts
+
+    def latest_day(self) -> date | None:
+        """The most recent arXiv announcement or Hugging Face listing day stored."""
+        row = self._conn.execute(
+            "SELECT max(d) FROM (SELECT max(announced) AS d FROM papers"
+            " UNION ALL SELECT max(hf_date) FROM papers)"
+        ).fetchone()
+        return date.fromisoformat(row[0]) if row and row[0] else None

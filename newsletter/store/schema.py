@@ -1,0 +1,114 @@
+"""The schema, as an ordered list of migrations; `PRAGMA user_version` counts those applied.
+
+A migration is never edited once released: a change to the schema is a new step at the end,
+so every existing database file reaches the same schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlite_utils
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def _m1_initial(db: sqlite_utils.Database) -> None:
+    _create_papers(db)
+    _create_subscribers(db)
+    _create_sends_and_runs(db)
+
+
+def _create_papers(db: sqlite_utils.Database) -> None:
+    db.table("papers").create(
+        {
+            "id": str,
+            "version": int,
+            "title": str,
+            "abstract": str,
+            "authors": str,
+            "categories": str,
+            "primary_category": str,
+            "announce_type": str,
+            "announced": str,
+            "published": str,
+            "abs_url": str,
+            "pdf_url": str,
+            "upvotes": int,
+            "comments": int,
+            "github_repo": str,
+            "github_stars": int,
+            "ai_keywords": str,
+            "ai_summary": str,
+            "hf_date": str,
+            "sources": str,
+            "journal_ref": str,
+            "doi": str,
+            "first_seen": str,
+            "updated": str,
+        },
+        pk="id",
+    )
+    db.table("papers").create_index(["announced"])
+    db.table("papers").create_index(["hf_date"])
+
+
+def _create_subscribers(db: sqlite_utils.Database) -> None:
+    """Subscribers with their interests and feedback."""
+    db.execute("""
+        CREATE TABLE subscribers (
+            id INTEGER PRIMARY KEY,
+            email TEXT NOT NULL UNIQUE COLLATE NOCASE,
+            name TEXT NOT NULL DEFAULT '',
+            status TEXT NOT NULL DEFAULT 'pending',
+            timezone TEXT NOT NULL DEFAULT 'UTC',
+            delivery_hour INTEGER NOT NULL DEFAULT 7,
+            digest_size INTEGER NOT NULL DEFAULT 10,
+            hard_failures INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT, confirmed_at TEXT, updated_at TEXT
+        )""")
+    db.execute("""
+        CREATE TABLE interests (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            kind TEXT NOT NULL, value TEXT NOT NULL, weight REAL NOT NULL DEFAULT 1.0,
+            created_at TEXT,
+            UNIQUE (subscriber_id, kind, value)
+        )""")
+    db.execute("""
+        CREATE TABLE feedback (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            paper_id TEXT NOT NULL, vote INTEGER NOT NULL, created_at TEXT,
+            UNIQUE (subscriber_id, paper_id)
+        )""")
+
+
+def _create_sends_and_runs(db: sqlite_utils.Database) -> None:
+    """The send ledger, fetch state and runs."""
+    db.execute("""
+        CREATE TABLE sends (
+            id INTEGER PRIMARY KEY,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            digest_date TEXT NOT NULL,
+            status TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            message_id TEXT, paper_ids TEXT NOT NULL DEFAULT '[]',
+            last_error TEXT, claimed_at TEXT, sent_at TEXT, updated_at TEXT,
+            UNIQUE (subscriber_id, digest_date)
+        )""")
+    db.execute("CREATE INDEX idx_sends_date_status ON sends (digest_date, status)")
+    db.execute("""
+        CREATE TABLE fetch_state (
+            url TEXT PRIMARY KEY, source TEXT NOT NULL,
+            etag TEXT, last_modified TEXT, last_success TEXT, last_count INTEGER,
+            last_error TEXT, last_error_at TEXT
+        )""")
+    db.execute("""
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY, kind TEXT NOT NULL, started_at TEXT NOT NULL,
+            finished_at TEXT, outcome TEXT, summary TEXT
+        )""")
+
+
+MIGRATIONS: list[Migration] = [_m1_initial]

@@ -1,0 +1,329 @@
+"""The send ledger: one row per subscriber per digest date, claimed before a message goes out
+and marked after the server's answer, so a crashed or repeated run never sends twice.
+
+The rules (when to retry, when an address bounces) live in `delivery/ledger.py`; this module
+holds the SQL of each transition and the queries over the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from newsletter.models import Send, SendStatus
+
+if TYPE_CHECKING:
+    from newsletter.store.database import Database
+
+_FIELDS = (
+    "id",
+    "subscriber_id",
+    "digest_date",
+    "status",
+    "attempts",
+    "message_id",
+    "paper_ids",
+    "last_error",
+    "claimed_at",
+    "sent_at",
+    "updated_at",
+)
+_COLUMNS = ", ".join(_FIELDS)
+_JOINED_COLUMNS = ", ".join(f"s.{c}" for c in _FIELDS)
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _send(row: Sequence[Any]) -> Send:
+    """A row selected as `_COLUMNS` (in that order) as a Send."""
+    (
+        send_id,
+        subscriber_id,
+        digest_date,
+        status,
+        attempts,
+        message_id,
+        paper_ids,
+        last_error,
+        claimed_at,
+        sent_at,
+        updated_at,
+    ) = row
+    return Send(
+        id=send_id,
+        subscriber_id=subscriber_id,
+        digest_date=date.fromisoformat(digest_date),
+        status=SendStatus(status),
+        attempts=attempts or 0,
+        message_id=message_id or "",
+        paper_ids=tuple(json.loads(paper_ids)) if paper_ids else (),
+        error=last_error or "",
+        claimed_at=_when(claimed_at),
+        sent_at=_when(sent_at),
+        updated_at=_when(updated_at),
+    )
+
+
+def _marks(values: Sequence[object]) -> str:
+    return ",".join("?" * len(values))
+
+
+class Sends:
+    """The ledger's transitions (claim → sent / retry / failed, skipped, reopened) and queries."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._conn = database.conn
+
+    def _select(self, where: str, params: Sequence[object]) -> list[Send]:
+        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM sends {where}", params).fetchall()
+        return [_send(r) for r in rows]
+
+    # ------------------------------------------------------------ transitions
+
+    def claim(self, subscriber_id: int, digest_date: date, message_id: str, now: datetime) -> bool:
+        """Claim (subscriber, date) before sending. False when it was already sent or failed.
+
+        A row left `claimed` by a crashed run, or marked `retry`/`skipped`, is claimed again
+        (keeping its Message-ID, so a receiving system can drop a duplicate).
+        """
+        day, at = digest_date.isoformat(), now.isoformat()
+        with self._database.transaction():
+            row = self._conn.execute(
+                "SELECT id, status FROM sends WHERE subscriber_id = ? AND digest_date = ?",
+                [subscriber_id, day],
+            ).fetchone()
+            if row is None:
+                self._conn.execute(
+                    "INSERT INTO sends (subscriber_id, digest_date, status, attempts, message_id,"
+                    " claimed_at, updated_at) VALUES (?,?,?,?,?,?,?)",
+                    [subscriber_id, day, str(SendStatus.CLAIMED), 0, message_id, at, at],
+                )
+                return True
+            send_id, status = row
+            if status in (SendStatus.SENT, SendStatus.FAILED):
+                return False
+            self._conn.execute(
+                "UPDATE sends SET status = ?, claimed_at = ?, updated_at = ?,"
+                " message_id = COALESCE(message_id, ?) WHERE id = ?",
+                [str(SendStatus.CLAIMED), at, at, message_id, send_id],
+            )
+            return True
+
+    def _update(
+        self, subscriber_id: int, digest_date: date, now: datetime, **values: str | int | None
+    ) -> None:
+        sets = ", ".join(f"{k} = ?" for k in values)
+        self._conn.execute(
+            f"UPDATE sends SET {sets}, updated_at = ? WHERE subscriber_id = ? AND digest_date = ?",
+            [*values.values(), now.isoformat(), subscriber_id, digest_date.isoformat()],
+        )
+
+    def mark_sent(
+        self,
+        subscriber_id: int,
+        digest_date: date,
+        message_id: str,
+        paper_ids: Sequence[str],
+        attempts: int,
+        now: datetime,
+    ) -> None:
+        """The server accepted the message: record what was sent; the failure streak ends."""
+        with self._database.transaction():
+            self._update(
+                subscriber_id,
+                digest_date,
+                now,
+                status=str(SendStatus.SENT),
+                message_id=message_id,
+                paper_ids=json.dumps(list(paper_ids)),
+                sent_at=now.isoformat(),
+                last_error=None,
+                attempts=attempts,
+            )
+            self._conn.execute(
+                "UPDATE subscribers SET hard_failures = 0 WHERE id = ?", [subscriber_id]
+            )
+
+    def mark_retry(
+        self, subscriber_id: int, digest_date: date, error: str, attempts: int, now: datetime
+    ) -> None:
+        """A temporary failure: the next run claims the row again."""
+        self._update(
+            subscriber_id,
+            digest_date,
+            now,
+            status=str(SendStatus.RETRY),
+            last_error=error,
+            attempts=attempts,
+        )
+
+    def mark_failed(
+        self, subscriber_id: int, digest_date: date, error: str, attempts: int, now: datetime
+    ) -> int:
+        """Record a permanent failure; returns the subscriber's consecutive hard failures."""
+        with self._database.transaction():
+            self._update(
+                subscriber_id,
+                digest_date,
+                now,
+                status=str(SendStatus.FAILED),
+                last_error=error,
+                attempts=attempts,
+            )
+            self._conn.execute(
+                "UPDATE subscribers SET hard_failures = hard_failures + 1 WHERE id = ?",
+                [subscriber_id],
+            )
+            row = self._conn.execute(
+                "SELECT hard_failures FROM subscribers WHERE id = ?", [subscriber_id]
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def mark_skipped(
+        self, subscriber_id: int, digest_date: date, reason: str, now: datetime
+    ) -> None:
+        """Record that there was nothing to send (the row can be claimed again later)."""
+        self._conn.execute(
+            "INSERT INTO sends (subscriber_id, digest_date, status, last_error, updated_at)"
+            " VALUES (?,?,?,?,?) ON CONFLICT (subscriber_id, digest_date) DO UPDATE SET"
+            " status = excluded.status, last_error = excluded.last_error,"
+            " updated_at = excluded.updated_at WHERE sends.status != 'sent'",
+            [
+                subscriber_id,
+                digest_date.isoformat(),
+                str(SendStatus.SKIPPED),
+                reason,
+                now.isoformat(),
+            ],
+        )
+
+    def reopen(self, subscriber_id: int, digest_date: date, message_id: str, now: datetime) -> bool:
+        """Make a sent (or failed) digest sendable again under a new Message-ID (`--resend`).
+
+        Returns False when there is no ledger row for that subscriber and date.
+        """
+        cur = self._conn.execute(
+            "UPDATE sends SET status = ?, message_id = ?, last_error = ?, updated_at = ?"
+            " WHERE subscriber_id = ? AND digest_date = ?",
+            [
+                str(SendStatus.RETRY),
+                message_id,
+                "resend requested",
+                now.isoformat(),
+                subscriber_id,
+                digest_date.isoformat(),
+            ],
+        )
+        return cur.rowcount > 0
+
+    # ------------------------------------------------------------ queries
+
+    def get(self, subscriber_id: int, digest_date: date) -> Send | None:
+        sends = self._select(
+            "WHERE subscriber_id = ? AND digest_date = ?", [subscriber_id, digest_date.isoformat()]
+        )
+        return sends[0] if sends else None
+
+    def on(self, digest_date: date) -> list[Send]:
+        """Every ledger row of one digest date, by subscriber."""
+        return self._select(
+            "WHERE digest_date = ? ORDER BY subscriber_id", [digest_date.isoformat()]
+        )
+
+    def with_status(self, *statuses: SendStatus) -> list[Send]:
+        return self._select(
+            f"WHERE status IN ({_marks(statuses)}) ORDER BY digest_date, subscriber_id",
+            [str(s) for s in statuses],
+        )
+
+    def recently_sent(self, subscriber_id: int, limit: int = 10) -> list[Send]:
+        """A subscriber's last `limit` sent digests, newest first."""
+        return self._select(
+            "WHERE subscriber_id = ? AND status = 'sent' ORDER BY digest_date DESC LIMIT ?",
+            [subscriber_id, limit],
+        )
+
+    def with_email(
+        self, statuses: Sequence[SendStatus], since: date, limit: int = 50
+    ) -> tuple[list[tuple[Send, str]], int]:
+        """Ledger rows (newest first, each with its address) on or after `since`, and their
+        total."""
+        where = f"s.status IN ({_marks(statuses)}) AND s.digest_date >= ?"
+        params = [*(str(s) for s in statuses), since.isoformat()]
+        total = int(
+            self._conn.execute(f"SELECT count(*) FROM sends s WHERE {where}", params).fetchone()[0]
+        )
+        rows = self._conn.execute(
+            f"SELECT {_JOINED_COLUMNS}, sub.email FROM sends s"
+            f" JOIN subscribers sub ON sub.id = s.subscriber_id WHERE {where}"
+            " ORDER BY s.digest_date DESC, s.subscriber_id LIMIT ?",
+            [*params, limit],
+        ).fetchall()
+        return [(_send(r[:-1]), r[-1]) for r in rows], total
+
+    def sent_paper_ids(
+        self, ids: Sequence[int] | None = None, *, before: date | None = None
+    ) -> dict[int, set[str]]:
+        """Every paper each subscriber has already received (the no-repeat rule).
+
+        With `before`, only digests dated strictly before it count: a digest for that date
+        is rebuilt as it was sent, not without its own papers.
+        """
+        sql = "SELECT subscriber_id, paper_ids FROM sends WHERE status = 'sent'"
+        params: list[object] = []
+        if before is not None:
+            sql += " AND digest_date < ?"
+            params.append(before.isoformat())
+        if ids is not None:
+            if not ids:
+                return {}
+            sql += f" AND subscriber_id IN ({_marks(ids)})"
+            params += list(ids)
+        out: dict[int, set[str]] = {}
+        for sid, pids in self._conn.execute(sql, params).fetchall():
+            out.setdefault(sid, set()).update(json.loads(pids or "[]"))
+        return out
+
+    def last_sent_dates(self, before: date) -> dict[int, date]:
+        """Each subscriber's latest digest date strictly before `before`."""
+        rows = self._conn.execute(
+            "SELECT subscriber_id, max(digest_date) FROM sends WHERE status = 'sent'"
+            " AND digest_date < ? GROUP BY subscriber_id",
+            [before.isoformat()],
+        ).fetchall()
+        return {sid: date.fromisoformat(d) for sid, d in rows}
+
+    def keys(self, dates: Sequence[date], statuses: Sequence[SendStatus]) -> set[tuple[int, date]]:
+        """(subscriber id, digest date) of the ledger rows on `dates` with one of `statuses`."""
+        if not dates or not statuses:
+            return set()
+        rows = self._conn.execute(
+            f"SELECT subscriber_id, digest_date FROM sends WHERE digest_date IN ({_marks(dates)})"
+            f" AND status IN ({_marks(statuses)})",
+            [*(d.isoformat() for d in dates), *(str(s) for s in statuses)],
+        ).fetchall()
+        return {(int(sid), date.fromisoformat(d)) for sid, d in rows}
+
+    def counts_by_date(self, since: date) -> dict[date, dict[SendStatus, int]]:
+        """{digest date: {status: count}} for digest dates on or after `since`, newest first."""
+        out: dict[date, dict[SendStatus, int]] = {}
+        for day, status, n in self._conn.execute(
+            "SELECT digest_date, status, count(*) FROM sends WHERE digest_date >= ?"
+            " GROUP BY digest_date, status ORDER BY digest_date DESC, status",
+            [since.isoformat()],
+        ).fetchall():
+            out.setdefault(date.fromisoformat(day), {})[SendStatus(status)] = int(n)
+        return out
+
+    def sent_message_ids(self, digest_date: date) -> dict[int, str]:
+        """Message-IDs of the digests already sent for a date, by subscriber."""
+        rows = self._conn.execute(
+            "SELECT subscriber_id, message_id FROM sends WHERE digest_date = ? AND status = 'sent'",
+            [digest_date.isoformat()],
+        ).fetchall()
+        return {sid: mid for sid, mid in rows}

@@ -1,0 +1,267 @@
+"""The subscribers table with what belongs to a subscriber: interests and 👍/👎 feedback.
+
+The lifecycle rules (who may subscribe, when a status changes) live with the callers; this
+module holds the SQL of each change and the queries.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from newsletter.models import (
+    Bounce,
+    Feedback,
+    Interest,
+    InterestKind,
+    Subscriber,
+    SubscriberStatus,
+)
+
+if TYPE_CHECKING:
+    from newsletter.store.database import Database
+
+# A value `update` may write into a subscriber's column.
+Column = str | int | date | datetime | None
+
+_COLUMNS = "id, email, name, status, timezone, delivery_hour, digest_size, created_at, confirmed_at"
+_UPDATABLE = frozenset(
+    {"name", "status", "timezone", "delivery_hour", "digest_size", "confirmed_at", "hard_failures"}
+)
+SubscriberRow = tuple[int, str, str, str, str, int, int, str | None, str | None]
+
+
+def _when(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _subscriber(row: SubscriberRow) -> Subscriber:
+    sid, email, name, status, timezone, hour, size, created_at, confirmed_at = row
+    return Subscriber(
+        id=sid,
+        email=email,
+        name=name,
+        status=SubscriberStatus(status),
+        timezone=timezone,
+        delivery_hour=hour,
+        digest_size=size,
+        created_at=_when(created_at),
+        confirmed_at=_when(confirmed_at),
+    )
+
+
+def _column(value: Column) -> str | int | None:
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, str):
+        return str(value)  # a SubscriberStatus is stored as its plain value
+    return value
+
+
+def _in(ids: Sequence[int]) -> str:
+    return f"subscriber_id IN ({','.join('?' * len(ids))})"
+
+
+class Subscribers:
+    """Subscribers (unique by address, case-insensitively), their interests and feedback."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._conn = database.conn
+
+    def _select(self, where: str, params: Sequence[object] = ()) -> builtins.list[Subscriber]:
+        rows = self._conn.execute(f"SELECT {_COLUMNS} FROM subscribers {where}", params)
+        return [_subscriber(r) for r in rows.fetchall()]
+
+    def add(
+        self,
+        email: str,
+        now: datetime,
+        *,
+        name: str = "",
+        status: SubscriberStatus = SubscriberStatus.PENDING,
+        timezone: str = "UTC",
+        delivery_hour: int = 7,
+        digest_size: int = 10,
+    ) -> tuple[Subscriber, bool]:
+        """Add a subscriber; returns (subscriber, created). A known address is returned as is."""
+        at = now.isoformat()
+        confirmed = at if status == SubscriberStatus.ACTIVE else None
+        with self._database.transaction():
+            existing = self.get_by_email(email)
+            if existing is not None:
+                return existing, False
+            cur = self._conn.execute(
+                "INSERT INTO subscribers (email, name, status, timezone, delivery_hour,"
+                " digest_size, created_at, confirmed_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
+                [email, name, str(status), timezone, delivery_hour, digest_size, at, confirmed, at],
+            )
+            sub = self.get(int(cur.lastrowid or 0))
+        assert sub is not None
+        return sub, True
+
+    def get(self, subscriber_id: int) -> Subscriber | None:
+        found = self._select("WHERE id = ?", [subscriber_id])
+        return found[0] if found else None
+
+    def get_by_email(self, email: str) -> Subscriber | None:
+        found = self._select("WHERE email = ? COLLATE NOCASE", [email])
+        return found[0] if found else None
+
+    def list(self, status: SubscriberStatus | None = None) -> builtins.list[Subscriber]:
+        """Every subscriber (with `status`, when given), oldest first."""
+        if status is None:
+            return self._select("ORDER BY id")
+        return self._select("WHERE status = ? ORDER BY id", [str(status)])
+
+    def counts(self) -> dict[SubscriberStatus, int]:
+        """How many subscribers have each status (statuses nobody has are left out)."""
+        rows = self._conn.execute("SELECT status, count(*) FROM subscribers GROUP BY status")
+        return {SubscriberStatus(status): int(n) for status, n in rows.fetchall()}
+
+    def update(self, subscriber_id: int, now: datetime, **changes: Column) -> None:
+        """Change columns of one subscriber (status, timezone, delivery_hour, digest_size, name,
+        confirmed_at, hard_failures)."""
+        bad = set(changes) - _UPDATABLE
+        if bad:
+            raise ValueError(f"cannot update subscriber column(s): {sorted(bad)}")
+        values = {k: _column(v) for k, v in changes.items()}
+        values["updated_at"] = now.isoformat()
+        self._database.db.table("subscribers").update(subscriber_id, values)
+
+    def set_status(self, subscriber_id: int, status: SubscriberStatus, now: datetime) -> None:
+        """Change the status; becoming active confirms (once) and ends a failure streak."""
+        changes: dict[str, Column] = {"status": status}
+        with self._database.transaction():
+            if status == SubscriberStatus.ACTIVE:
+                sub = self.get(subscriber_id)
+                if sub is not None and sub.confirmed_at is None:
+                    changes["confirmed_at"] = now
+                changes["hard_failures"] = 0
+            self.update(subscriber_id, now, **changes)
+
+    def restart_pending(self, subscriber_id: int, now: datetime) -> None:
+        """Restart the expiry clock of a pending sign-up that was submitted again."""
+        self._conn.execute(
+            "UPDATE subscribers SET created_at = ?, updated_at = ? WHERE id = ?",
+            [now.isoformat(), now.isoformat(), subscriber_id],
+        )
+
+    def expire_pending(self, older_than: datetime) -> int:
+        """Delete pending (never confirmed) subscriptions created before `older_than`."""
+        cur = self._conn.execute(
+            "DELETE FROM subscribers WHERE status = 'pending' AND created_at < ?",
+            [older_than.isoformat()],
+        )
+        return cur.rowcount
+
+    def bounced(self, limit: int = 50) -> tuple[builtins.list[Bounce], int]:
+        """Bounced addresses (most recent first) with the last permanent error, and their total."""
+        sql = "SELECT count(*) FROM subscribers WHERE status = 'bounced'"
+        total = int(self._conn.execute(sql).fetchone()[0])
+        rows = self._conn.execute(
+            "SELECT sub.id, sub.email, sub.hard_failures, sub.updated_at,"
+            " (SELECT s.last_error FROM sends s"
+            "  WHERE s.subscriber_id = sub.id AND s.status = 'failed'"
+            "  ORDER BY s.digest_date DESC LIMIT 1)"
+            " FROM subscribers sub WHERE sub.status = 'bounced'"
+            " ORDER BY sub.updated_at DESC, sub.id LIMIT ?",
+            [limit],
+        ).fetchall()
+        bounces = [
+            Bounce(sid, email, hard_failures, _when(bounced_at), last_error or "")
+            for sid, email, hard_failures, bounced_at, last_error in rows
+        ]
+        return bounces, total
+
+    # ------------------------------------------------------------ interests
+
+    def set_interests(
+        self, subscriber_id: int, interests: Iterable[Interest], now: datetime
+    ) -> None:
+        """Replace all interests of a subscriber (all or nothing: a failure keeps the old)."""
+        with self._database.transaction():
+            self._conn.execute("DELETE FROM interests WHERE subscriber_id = ?", [subscriber_id])
+            self._insert_interests(subscriber_id, interests, now)
+
+    def add_interests(
+        self, subscriber_id: int, interests: Iterable[Interest], now: datetime
+    ) -> None:
+        """Add interests; one already there keeps its place and takes the new weight."""
+        with self._database.transaction():
+            self._insert_interests(subscriber_id, interests, now)
+
+    def _insert_interests(
+        self, subscriber_id: int, interests: Iterable[Interest], now: datetime
+    ) -> None:
+        at = now.isoformat()
+        self._conn.executemany(
+            "INSERT INTO interests (subscriber_id, kind, value, weight, created_at)"
+            " VALUES (?,?,?,?,?) ON CONFLICT (subscriber_id, kind, value)"
+            " DO UPDATE SET weight = excluded.weight",
+            [(subscriber_id, str(i.kind), i.value, i.weight, at) for i in interests],
+        )
+
+    def interests_for(self, subscriber_id: int) -> builtins.list[Interest]:
+        return self.interests_for_many([subscriber_id]).get(subscriber_id, [])
+
+    def interests_for_many(
+        self, ids: Sequence[int] | None = None
+    ) -> dict[int, builtins.list[Interest]]:
+        """Interests grouped by subscriber (all subscribers when ids is None)."""
+        sql = "SELECT id, subscriber_id, kind, value, weight FROM interests"
+        params: builtins.list[int] = []
+        if ids is not None:
+            if not ids:
+                return {}
+            sql += f" WHERE {_in(ids)}"
+            params = builtins.list(ids)
+        out: dict[int, builtins.list[Interest]] = {}
+        for iid, sid, kind, value, weight in self._conn.execute(sql + " ORDER BY id", params):
+            out.setdefault(sid, []).append(
+                Interest(InterestKind(kind), value, weight, subscriber_id=sid, id=iid)
+            )
+        return out
+
+    # ------------------------------------------------------------ feedback
+
+    def record_feedback(self, subscriber_id: int, paper_id: str, vote: int, now: datetime) -> bool:
+        """Record a 👍 (+1) or 👎 (-1); a repeat click changes nothing. Returns True if changed."""
+        if vote not in (1, -1):
+            raise ValueError("vote must be +1 or -1")
+        cur = self._conn.execute(
+            "INSERT INTO feedback (subscriber_id, paper_id, vote, created_at) VALUES (?,?,?,?)"
+            " ON CONFLICT (subscriber_id, paper_id) DO UPDATE SET vote = excluded.vote,"
+            " created_at = excluded.created_at WHERE feedback.vote != excluded.vote",
+            [subscriber_id, paper_id, vote, now.isoformat()],
+        )
+        return cur.rowcount > 0
+
+    def remove_feedback(self, subscriber_id: int, paper_id: str) -> bool:
+        """Take back a vote; False when there was none."""
+        cur = self._conn.execute(
+            "DELETE FROM feedback WHERE subscriber_id = ? AND paper_id = ?",
+            [subscriber_id, paper_id],
+        )
+        return cur.rowcount > 0
+
+    def feedback_for(self, subscriber_id: int) -> builtins.list[Feedback]:
+        return self.feedback_for_many([subscriber_id]).get(subscriber_id, [])
+
+    def feedback_for_many(
+        self, ids: Sequence[int] | None = None
+    ) -> dict[int, builtins.list[Feedback]]:
+        """Votes grouped by subscriber, oldest first (all subscribers when ids is None)."""
+        sql = "SELECT subscriber_id, paper_id, vote, created_at FROM feedback"
+        params: builtins.list[int] = []
+        if ids is not None:
+            if not ids:
+                return {}
+            sql += f" WHERE {_in(ids)}"
+            params = builtins.list(ids)
+        out: dict[int, builtins.list[Feedback]] = {}
+        for sid, paper_id, vote, created_at in self._conn.execute(sql + " ORDER BY id", params):
+            out.setdefault(sid, []).append(Feedback(sid, paper_id, vote, _when(created_at)))
+        return out

@@ -33,8 +33,10 @@ from newsletter import pipeline
 from newsletter.config import Config, parse_config
 from newsletter.delivery import SMTPMailer
 from newsletter.errors import DeliveryError
-from newsletter.models import Interest, InterestKind, SubscriberStatus
+from newsletter.models import Interest, InterestKind
+from newsletter.preferences import Preferences
 from newsletter.store import Database
+from newsletter.subscriptions import Subscriptions
 
 DATA = Path(__file__).resolve().parent / "data"
 FEED = DATA / "demo_arxiv_rss.xml"
@@ -187,13 +189,27 @@ def offline_transport() -> httpx.MockTransport:
     return httpx.MockTransport(answer)
 
 
-def add_readers(store: Database, now: datetime) -> None:
+def reader_preferences(reader: DemoReader) -> Preferences:
+    """A demo reader as the CLI's `subscribe --confirmed` would take them."""
+
+    def values(kind: InterestKind) -> list[str]:
+        return [i.value for i in reader.interests if i.kind == kind]
+
+    return Preferences(
+        keywords=values(InterestKind.KEYWORD),
+        description="\n\n".join(values(InterestKind.TEXT)),
+        negatives=values(InterestKind.NOT_KEYWORD),
+        categories=values(InterestKind.CATEGORY),
+        name=reader.name,
+    )
+
+
+def add_readers(store: Database, cfg: Config, now: datetime) -> None:
+    """The demo readers, active at once (they asked the operator directly)."""
+    people = Subscriptions(store, cfg, lambda: now)
     for reader in READERS:
-        sub, created = store.subscribers.add(
-            reader.email, now, name=reader.name, status=SubscriberStatus.ACTIVE
-        )
-        if created:
-            store.subscribers.set_interests(sub.id, reader.interests, now)
+        if store.subscribers.get_by_email(reader.email) is None:
+            people.add_by_operator(reader.email, reader_preferences(reader), confirmed=True)
 
 
 # ---------------------------------------------------------------- the local SMTP server
@@ -206,7 +222,7 @@ class _MaildirHandler:
         self.maildir = mailbox.Maildir(path, create=True)
         self.lock = threading.Lock()
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+    async def handle_DATA(self, _server: Any, _session: Any, envelope: Any) -> str:
         trace = f"Return-Path: <{envelope.mail_from}>\r\n".encode()
         trace += "".join(f"Delivered-To: {r}\r\n" for r in envelope.rcpt_tos).encode()
         with self.lock:
@@ -248,7 +264,7 @@ def received_messages(maildir: Path) -> dict[str, tuple[bytes, EmailMessage]]:
     for key in box.iterkeys():
         raw = box.get_bytes(key)
         msg = email.message_from_bytes(raw, policy=email.policy.default)
-        out[str(msg["Message-ID"])] = (raw, msg)  # type: ignore[assignment]
+        out[str(msg["Message-ID"])] = (raw, msg)
     return out
 
 
@@ -309,18 +325,18 @@ def run_demo(root: Path, *, echo: Callable[[str], None] = print) -> DemoResult:
     cfg = demo_config(root)
     maildir, previews = root / "maildir", root / "previews"
     with Database(cfg.database_path) as store:
-        fetched = pipeline.fetch_all(
-            store, cfg, DEMO_NOW, transport=offline_transport(), day=DEMO_DAY
+        offline = pipeline.Context(
+            store, cfg, clock=lambda: DEMO_NOW, transport=offline_transport()
         )
+        fetched = pipeline.fetcher(offline).today(DEMO_DAY)
         echo(f"sample day {DEMO_DAY}: {fetched.line()}")
-        add_readers(store, DEMO_NOW)
+        add_readers(store, cfg, DEMO_NOW)
         with local_smtp_server(maildir) as port:
             run_cfg = replace(cfg, smtp=replace(cfg.smtp, port=port))
             echo(f"local SMTP server on 127.0.0.1:{port}, filing mail in {maildir}")
             try:
-                summary = pipeline.send_daily(
-                    store, run_cfg, SMTPMailer(run_cfg), DEMO_DAY, DEMO_NOW
-                )
+                ctx = pipeline.Context(store, run_cfg, mailer=SMTPMailer(run_cfg))
+                summary = pipeline.send_daily(ctx, DEMO_DAY)
             except DeliveryError as exc:
                 raise DeliveryError(f"the demo could not send: {exc}") from None
         echo(summary.line())

@@ -7,8 +7,9 @@ import email.policy
 import shutil
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,9 @@ from typing import Any
 import pytest
 
 from newsletter.config import Config, parse_config
+from newsletter.delivery import Ledger
 from newsletter.store import Database
+from newsletter.subscriptions import Subscriptions
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-secret-key-0123456789abcdef"
@@ -165,3 +168,9 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+def ledger_for(store: Database, cfg: Config, clock: Callable[[], datetime] | None = None) -> Ledger:
+    """The send ledger as `send_daily` builds it (bounces go through Subscriptions)."""
+    now = clock or (lambda: datetime.now(UTC))
+    return Ledger(store, cfg, now, Subscriptions(store, cfg, now).bounce)

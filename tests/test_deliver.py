@@ -15,7 +15,7 @@ from newsletter.errors import DeliveryError
 from newsletter.models import SendStatus, Subscriber, SubscriberStatus
 from newsletter.render.renderer import RenderedEmail
 from newsletter.store import Database
-from tests.conftest import DROP, SMTPSink, free_port, make_config
+from tests.conftest import DROP, SMTPSink, free_port, ledger_for, make_config
 
 DAY = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
@@ -61,7 +61,9 @@ def _by_recipient(sink: SMTPSink) -> dict[str, list[str]]:
 def _run(store, cfg, subs, sleeps=None):
     mailer = delivery.mailer_from_config(cfg)
     waits: list[float] = [] if sleeps is None else sleeps
-    return delivery.deliver(store, cfg, mailer, _jobs(cfg, subs, store), sleep=waits.append)
+    return delivery.deliver(
+        cfg, mailer, _jobs(cfg, subs, store), ledger_for(store, cfg), sleep=waits.append
+    )
 
 
 def test_batch_over_one_reused_connection_recorded_in_the_ledger(
@@ -127,7 +129,7 @@ def test_consecutive_hard_failures_mark_the_subscriber_bounced(
     mailer = delivery.mailer_from_config(cfg)
     job = _jobs(cfg, [sub])[0]
     job.digest_date = date(2026, 11, 24)
-    report = delivery.deliver(store, cfg, mailer, [job], sleep=lambda s: None)
+    report = delivery.deliver(cfg, mailer, [job], ledger_for(store, cfg), sleep=lambda s: None)
     assert report.bounced == [sub.email]
     assert store.subscribers.get(sub.id).status == SubscriberStatus.BOUNCED
 
@@ -197,7 +199,7 @@ def test_maildir_outbox(tmp_path: Path, store: Database) -> None:
     subs = _subscribers(store, 3)
     mailer = delivery.mailer_from_config(cfg)
     assert isinstance(mailer, delivery.MaildirMailer)
-    report = delivery.deliver(store, cfg, mailer, _jobs(cfg, subs))
+    report = delivery.deliver(cfg, mailer, _jobs(cfg, subs), ledger_for(store, cfg))
     assert report.sent == 3
     box = mailbox.Maildir(tmp_path / "outbox", create=False)
     ids = sorted(m["Message-ID"] for m in box)

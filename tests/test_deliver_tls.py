@@ -23,7 +23,7 @@ from newsletter.delivery import mime
 from newsletter.models import SendStatus, SubscriberStatus
 from newsletter.render.renderer import RenderedEmail
 from newsletter.store import Database
-from tests.conftest import free_port, make_config
+from tests.conftest import free_port, ledger_for, make_config
 
 DAY = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
@@ -109,7 +109,9 @@ def test_starttls_and_login(
     controller.start()
     try:
         cfg = _cfg(tmp_path, port, "starttls")
-        report = delivery.deliver(store, cfg, delivery.mailer_from_config(cfg), [_job(cfg, store)])
+        report = delivery.deliver(
+            cfg, delivery.mailer_from_config(cfg), [_job(cfg, store)], ledger_for(store, cfg)
+        )
     finally:
         controller.stop()
     assert report.sent == 1, report
@@ -134,7 +136,9 @@ def test_implicit_tls(
     controller.start()
     try:
         cfg = _cfg(tmp_path, port, "ssl")
-        report = delivery.deliver(store, cfg, delivery.mailer_from_config(cfg), [_job(cfg, store)])
+        report = delivery.deliver(
+            cfg, delivery.mailer_from_config(cfg), [_job(cfg, store)], ledger_for(store, cfg)
+        )
     finally:
         controller.stop()
     assert report.sent == 1 and rec.messages[0][2]
@@ -156,11 +160,15 @@ def test_untrusted_certificate_and_wrong_password_stop_the_run_clearly(
     try:
         cfg = _cfg(tmp_path, port, "starttls")
         job = _job(cfg, store)
-        untrusted = delivery.deliver(store, cfg, delivery.mailer_from_config(cfg), [job])
+        untrusted = delivery.deliver(
+            cfg, delivery.mailer_from_config(cfg), [job], ledger_for(store, cfg)
+        )
         assert untrusted.sent == 0 and "TLS with 127.0.0.1" in untrusted.aborted
         monkeypatch.setenv("SSL_CERT_FILE", str(cert[0]))
         bad = _cfg(tmp_path, port, "starttls", password="wrong")
-        refused = delivery.deliver(store, bad, delivery.mailer_from_config(bad), [job])
+        refused = delivery.deliver(
+            bad, delivery.mailer_from_config(bad), [job], ledger_for(store, bad)
+        )
     finally:
         controller.stop()
     assert refused.sent == 0 and "refused the login for 'digest'" in refused.aborted
@@ -186,7 +194,7 @@ def test_lost_acknowledgement_is_retried_with_the_same_message_id(
         job = _job(cfg, store)
         waits: list[float] = []
         report = delivery.deliver(
-            store, cfg, delivery.mailer_from_config(cfg), [job], sleep=waits.append
+            cfg, delivery.mailer_from_config(cfg), [job], ledger_for(store, cfg), sleep=waits.append
         )
     finally:
         controller.stop()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import email
 import email.policy
 import mailbox
-from datetime import UTC, datetime
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -81,7 +80,7 @@ def test_demo_preview_shows_the_digests_that_were_sent(tmp_path: Path) -> None:
         sent[msg["To"].addresses[0].addr_spec] = (str(msg["Subject"]), msg["Message-ID"])
     cfg = demo_config(tmp_path / "demo")
     with Database(cfg.database_path) as store:
-        previews = pipeline.preview_digests(store, cfg, DEMO_DAY, datetime.now(UTC))
+        previews = pipeline.preview_digests(pipeline.Context(store, cfg), DEMO_DAY)
         assert {p.subscriber.email: (p.subject, p.message_id) for p in previews} == sent
         server = preview_server(DEMO_DAY.isoformat(), lambda: previews, 0)
         thread = threading.Thread(target=server.serve_forever, daemon=True)

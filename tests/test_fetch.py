@@ -11,9 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from newsletter import pipeline
 from newsletter.config import Config
 from newsletter.errors import FeedError
+from newsletter.sources.engine import FetchSummary
+from newsletter.sources.fetch import Fetcher
 from newsletter.store import Database
 from tests.conftest import fixture_bytes, make_config
 
@@ -60,11 +61,10 @@ def cfg(tmp_path: Path) -> Config:
     return make_config(tmp_path, '[sources]\ncontact_email = "ops@lab.example"\n')
 
 
-def run(store: Database, cfg: Config, server: Server, **kw: object) -> pipeline.FetchSummary:
+def run(store: Database, cfg: Config, server: Server, **kw: object) -> FetchSummary:
     slept: list[float] = []
-    summary = pipeline.fetch_all(
-        store, cfg, kw.pop("now", NOW), transport=server.transport, sleep=slept.append, **kw
-    )
+    fetcher = Fetcher(store, cfg, kw.pop("now", NOW), server.transport, slept.append)
+    summary = fetcher.today(**kw)
     summary.slept = slept  # type: ignore[attr-defined]
     return summary
 
@@ -234,15 +234,8 @@ def test_backfill_pages_the_api_politely(store: Database, cfg: Config) -> None:
 
     toml = '[sources]\nhuggingface = false\narxiv_categories = ["cs.SE"]\n'
     cfg2 = make_config(Path(cfg.base_dir), toml)
-    summary = pipeline.fetch_backfill(
-        store,
-        cfg2,
-        NOW,
-        7,
-        transport=httpx.MockTransport(api),
-        sleep=sleep,
-        clock=lambda: clock[0],
-    )
+    fetcher = Fetcher(store, cfg2, NOW, httpx.MockTransport(api), sleep, lambda: clock[0])
+    summary = fetcher.backfill(7)
     query = asked[0].params["search_query"]
     assert query == "(cat:cs.SE) AND submittedDate:[202504210000 TO 202504282359]"
     assert [u.params["start"] for u in asked] == ["0", "3", "5"]
@@ -266,9 +259,7 @@ def test_backfill_without_cross_lists_keeps_primary_categories_only(tmp_path: Pa
         )
     )
     with Database(cfg.database_path) as store:
-        summary = pipeline.fetch_backfill(
-            store, cfg, NOW, 1, transport=transport, sleep=lambda s: None
-        )
+        summary = Fetcher(store, cfg, NOW, transport, lambda s: None).backfill(1)
         # every entry's primary category is cs.SE: cs.LG only as a cross-list
         assert store.papers.count() == 0 and summary.sources[0].skipped == 3
 
@@ -276,7 +267,7 @@ def test_backfill_without_cross_lists_keeps_primary_categories_only(tmp_path: Pa
 def test_rss_announcement_replaces_an_api_estimate(store: Database, cfg: Config) -> None:
     page = API_PAGE0.replace(b"2202.12139", b"2504.17837")
     transport = httpx.MockTransport(lambda r: httpx.Response(200, content=page))
-    pipeline.fetch_ids(store, cfg, NOW, ["2504.17837"], transport=transport, sleep=lambda s: None)
+    Fetcher(store, cfg, NOW, transport, lambda s: None).ids(["2504.17837"])
     estimated = store.papers.get("2504.17837")
     assert estimated is not None and estimated.announce_type == ""
     run(store, cfg, Server(), sources=["arxiv_rss"])
@@ -290,14 +281,14 @@ def test_rss_announcement_replaces_an_api_estimate(store: Database, cfg: Config)
 def test_fetch_ids_reports_arxivs_error_message(store: Database, cfg: Config) -> None:
     error = fixture_bytes("arxiv_api/api_error_http400_incorrect_id_2026-04.xml")
     transport = httpx.MockTransport(lambda r: httpx.Response(400, content=error))
-    summary = pipeline.fetch_ids(store, cfg, NOW, ["2401.00001"], transport=transport)
+    summary = Fetcher(store, cfg, NOW, transport).ids(["2401.00001"])
     assert summary.outcome == "failed"
     assert "the arXiv API refused the query: incorrect id format for abc" in summary.errors[0]
 
 
 def test_fetch_ids_validates_and_reports_missing(store: Database, cfg: Config) -> None:
     with pytest.raises(FeedError, match="'abc' is not an arXiv ID"):
-        pipeline.fetch_ids(store, cfg, NOW, ["2104.12255, abc"])
+        Fetcher(store, cfg, NOW).ids(["2104.12255, abc"])
     body = fixture_bytes("arxiv_api/api_id_list_2104.12255v1_2026-04.xml")
     seen: list[httpx.URL] = []
 
@@ -305,9 +296,8 @@ def test_fetch_ids_validates_and_reports_missing(store: Database, cfg: Config) -
         seen.append(request.url)
         return httpx.Response(200, content=body)
 
-    summary = pipeline.fetch_ids(
-        store, cfg, NOW, ["arXiv:2104.12255v1,2301.99999"], transport=httpx.MockTransport(api)
-    )
+    fetcher = Fetcher(store, cfg, NOW, httpx.MockTransport(api))
+    summary = fetcher.ids(["arXiv:2104.12255v1,2301.99999"])
     assert seen[0].params["id_list"] == "2104.12255,2301.99999"
     assert store.papers.get("2104.12255") is not None
     assert summary.notes == ["arXiv has no paper with ID 2301.99999"]
@@ -317,7 +307,7 @@ def test_fetch_ids_validates_and_reports_missing(store: Database, cfg: Config) -
 
 def test_unknown_source_name_is_refused(store: Database, cfg: Config) -> None:
     with pytest.raises(FeedError, match="unknown source 'rss'"):
-        pipeline.fetch_all(store, cfg, NOW, sources=["rss"])
+        Fetcher(store, cfg, NOW).today(sources=["rss"])
 
 
 def test_no_enabled_source_is_a_clear_error(tmp_path: Path) -> None:
@@ -326,7 +316,7 @@ def test_no_enabled_source_is_a_clear_error(tmp_path: Path) -> None:
         Database(cfg.database_path) as store,
         pytest.raises(FeedError, match="no source is enabled"),
     ):
-        pipeline.fetch_all(store, cfg, NOW)
+        Fetcher(store, cfg, NOW).today()
 
 
 def test_an_empty_today_on_hugging_face_is_not_news_when_yesterday_has_papers(

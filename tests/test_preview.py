@@ -128,7 +128,7 @@ def server(config_path: Path) -> Iterator[str]:
     store = Database(cfg.database_path)
     httpd = preview_server(
         DAY.isoformat(),
-        lambda: pipeline.preview_digests(store, cfg, DAY, NOW),
+        lambda: pipeline.preview_digests(pipeline.Context(store, cfg, clock=lambda: NOW), DAY),
         free_port(),
     )
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)

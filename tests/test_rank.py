@@ -54,7 +54,7 @@ def subscriber(store: Database, email: str, *interests: Interest, size: int = 10
 def digest_for(store: Database, tmp_path: Path, sub_id: int, extra: str = "", day: date = DAY):
     cfg = make_config(tmp_path, extra)
     subs = [s for s in store.subscribers.list() if s.id == sub_id]
-    (digest,) = pipeline.build_digests(store, cfg, day, NOW, subs)
+    (digest,) = pipeline.build_digests(pipeline.Context(store, cfg, clock=lambda: NOW), day, subs)
     return digest
 
 

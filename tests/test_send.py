@@ -18,6 +18,7 @@ from newsletter.cli import cli
 from newsletter.config import load_config
 from newsletter.demo import DEMO_DAY, offline_transport
 from newsletter.models import Interest, InterestKind, SendStatus, SubscriberStatus
+from newsletter.sources.fetch import Fetcher
 from newsletter.store import Database
 from tests.conftest import SECRET, SMTPSink
 
@@ -50,7 +51,7 @@ def seed(config: Path, readers: dict[str, tuple[str, list[str]]] = READERS) -> N
     """The demo's sample day through the real fetch code, and a few subscribers."""
     cfg = load_config(str(config))
     with Database(cfg.database_path) as store:
-        pipeline.fetch_all(store, cfg, NOW, transport=offline_transport(), day=DEMO_DAY)
+        Fetcher(store, cfg, NOW, offline_transport()).today(DEMO_DAY)
         for address, (name, interests) in readers.items():
             sub, _ = store.subscribers.add(address, NOW, name=name, status=SubscriberStatus.ACTIVE)
             store.subscribers.set_interests(
@@ -287,9 +288,9 @@ def test_a_digest_that_cannot_be_rendered_is_retried_and_the_rest_go_out(
 
     cfg = load_config(str(config))
     with Database(cfg.database_path) as store:
-        summary = pipeline.send_daily(
-            store, cfg, mailer_from_config(cfg), DEMO_DAY, NOW, renderer=BrokenForGrace(cfg)
-        )
+        ctx = pipeline.Context(store, cfg, mailer=mailer_from_config(cfg))
+        ctx.renderer = BrokenForGrace(cfg)
+        summary = pipeline.send_daily(ctx, DEMO_DAY)
     assert (summary.sent, summary.retry, summary.failed) == (3, 1, 0)
     assert summary.exit_code == 75
     assert summary.retries == [

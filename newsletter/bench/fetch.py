@@ -92,7 +92,7 @@ def serve(routes: dict[str, bytes]) -> Iterator[str]:
 
 def run() -> None:
     from newsletter.config import parse_config
-    from newsletter.pipeline import fetch_all
+    from newsletter.sources.fetch import Fetcher
     from newsletter.store import Database
 
     feed = synthetic_feed(TEMPLATE.read_bytes())
@@ -112,10 +112,10 @@ def run() -> None:
                 with Database(Path(tmp) / "bench.db") as store:
                     now = datetime.now(UTC)
                     t0 = time.perf_counter()
-                    first = fetch_all(store, cfg, now)
+                    first = Fetcher(store, cfg, now).today()
                     first_s.append(time.perf_counter() - t0)
                     t0 = time.perf_counter()
-                    second = fetch_all(store, cfg, now)
+                    second = Fetcher(store, cfg, now).today()
                     second_s.append(time.perf_counter() - t0)
     base_ms = statistics.median(baseline) * 1000
     first_ms = statistics.median(first_s) * 1000

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.config import Config, parse_config
-from newsletter.delivery import SMTPMailer, SMTPSession
+from newsletter.delivery.smtp import SMTPMailer, SMTPSession
 from newsletter.demo import DEMO_DAY, DEMO_NOW, FEED, offline_transport
 from newsletter.models import Interest, InterestKind, SubscriberStatus
 from newsletter.store import Database
@@ -63,7 +63,7 @@ def sink_main(port: int) -> None:
     from aiosmtpd.controller import Controller
 
     class Handler:
-        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        async def handle_DATA(self, _server: Any, _session: Any, _envelope: Any) -> str:
             return "250 OK"
 
     controller = Controller(Handler(), hostname="127.0.0.1", port=port, decode_data=False)
@@ -111,7 +111,8 @@ def _config(root: Path, port: int, connections: int) -> Config:
 def _populate(store: Database, cfg: Config, n: int) -> None:
     from newsletter import pipeline
 
-    pipeline.fetch_all(store, cfg, DEMO_NOW, transport=offline_transport(), day=DEMO_DAY)
+    offline = pipeline.Context(store, cfg, clock=lambda: DEMO_NOW, transport=offline_transport())
+    pipeline.fetcher(offline).today(DEMO_DAY)
     now = datetime(2026, 11, 1, tzinfo=UTC)
     for i in range(n):
         sub, _ = store.subscribers.add(
@@ -190,7 +191,8 @@ def run() -> None:
                 blast = _prebuilt(sample, n)
                 before = _ceiling(cfg, blast[: n // 2])
                 start = time.perf_counter()
-                summary = pipeline.send_daily(store, cfg, SMTPMailer(cfg), DEMO_DAY, DEMO_NOW)
+                ctx = pipeline.Context(store, cfg, mailer=SMTPMailer(cfg))
+                summary = pipeline.send_daily(ctx, DEMO_DAY)
                 elapsed = time.perf_counter() - start
                 after = _ceiling(cfg, blast[n // 2 :])
                 stages = _stages(store, cfg, min(n, 1000))
@@ -227,7 +229,9 @@ def _stages(store: Database, cfg: Config, n: int) -> dict[str, float]:
     subs = store.subscribers.list()[:n]
     renderer = Renderer(cfg)
     t0 = time.perf_counter()
-    digests = [d for d in pipeline.build_digests(store, cfg, DEMO_DAY, DEMO_NOW, subs) if d.picks]
+    digests = [
+        d for d in pipeline.build_digests(pipeline.Context(store, cfg), DEMO_DAY, subs) if d.picks
+    ]
     t1 = time.perf_counter()
     rendered = [renderer.digest(d) for d in digests]
     t2 = time.perf_counter()
@@ -265,6 +269,6 @@ def _sample(store: Database, cfg: Config, n: int = 50) -> list[bytes]:
             digest_date=DEMO_DAY,
             now=DEMO_NOW,
         )
-        for d in pipeline.build_digests(store, cfg, DEMO_DAY, DEMO_NOW, subs)
+        for d in pipeline.build_digests(pipeline.Context(store, cfg), DEMO_DAY, subs)
         if d.picks
     ]

@@ -32,7 +32,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 
 from newsletter.config import Config
 from newsletter.delivery.ledger import DeliveryReport, Ledger, Outgoing
@@ -40,7 +39,6 @@ from newsletter.delivery.mailer import Mailer, MailSession
 from newsletter.delivery.smtp import ConnectionFailed
 from newsletter.errors import DeliveryError
 from newsletter.models import Subscriber
-from newsletter.store import Database
 
 log = logging.getLogger("newsletter.deliver")
 MAX_BACKOFF_SECONDS = 300.0
@@ -78,7 +76,8 @@ class SendRate:
 
 def backoff_delay(cfg: Config, attempt: int) -> float:
     """Seconds to wait before retry number `attempt` (1, 2, 4, ... times the base)."""
-    return min(cfg.smtp.retry_backoff_seconds * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
+    delay = cfg.smtp.retry_backoff_seconds * 2.0 ** (attempt - 1)
+    return min(delay, MAX_BACKOFF_SECONDS)
 
 
 class _Dispatcher:
@@ -233,13 +232,11 @@ class _Dispatcher:
 
 
 def deliver(
-    store: Database,
     cfg: Config,
     mailer: Mailer,
     jobs: Iterable[Outgoing],
+    ledger: Ledger,
     *,
-    ledger: Ledger | None = None,
-    clock: Callable[[], datetime] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     progress: Callable[[DeliveryReport], None] | None = None,
     stop: threading.Event | None = None,
@@ -251,7 +248,6 @@ def deliver(
     not sent is left `retry` (or unclaimed) for the next run. Setting `stop` (the scheduler
     does on SIGTERM) ends the run the same way between messages: none is cut in half.
     """
-    ledger = ledger or Ledger(store, cfg, clock or (lambda: datetime.now(UTC)))
     return _Dispatcher(cfg, mailer, ledger, sleep, progress, halt=stop).run(jobs)
 
 

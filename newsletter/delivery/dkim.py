@@ -68,7 +68,7 @@ class DKIMSigner:
             )
         except dkim.DKIMException as exc:
             raise ConfigError(f"DKIM signing failed (check email.dkim_key_file): {exc}") from None
-        return signature + raw
+        return bytes(signature) + raw
 
 
 def _header_lines(raw: bytes) -> list[bytes]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from newsletter.config import Config
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.models import Subscriber
 from newsletter.store import Database
 
 
@@ -37,10 +37,17 @@ class Outgoing:
 class Ledger:
     """The send ledger, safe to use from the sending threads (one lock around the store)."""
 
-    def __init__(self, store: Database, cfg: Config, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: Database,
+        cfg: Config,
+        clock: Callable[[], datetime],
+        on_bounce: Callable[[int], None],
+    ) -> None:
         self.store = store
         self.cfg = cfg
         self.clock = clock
+        self.on_bounce = on_bounce  # `Subscriptions.bounce`: the status change is not ours
         self.lock = threading.Lock()
 
     def claim(self, job: Outgoing) -> bool:
@@ -72,7 +79,7 @@ class Ledger:
             now = self.clock()
             hard = self.store.sends.mark_failed(job_subscriber.id, day, error, attempts, now)
             if hard >= self.cfg.smtp.bounce_after:
-                self.store.subscribers.set_status(job_subscriber.id, SubscriberStatus.BOUNCED, now)
+                self.on_bounce(job_subscriber.id)
                 return True
             return False
 

@@ -19,6 +19,7 @@ class MaildirSession:
         self.mailer = mailer
 
     def send_raw(self, raw: bytes, sender: str, recipients: Sequence[str]) -> None:
+        del sender, recipients  # a Maildir keeps the message; the envelope is in its headers
         self.mailer.store(raw)
 
     def close(self) -> None:

@@ -58,21 +58,21 @@ class _DigestPolicy(EmailPolicy):
     """`email.policy.SMTP`, except that URL-carrying headers fold at 998 instead of 78 octets
     and a plain ASCII Subject is folded by `_fold_plain`."""
 
-    def fold_binary(self, name: str, value: str) -> bytes:  # type: ignore[override]
+    def fold_binary(self, name: str, value: str) -> bytes:
         if name.lower() in _WIDE_HEADERS:
-            return _WIDE.fold_binary(name, value)
+            return bytes(_WIDE.fold_binary(name, value))
         plain = _fold_plain(name, str(value))
         if plain is not None:
             return plain.encode("ascii")
-        return super().fold_binary(name, value)
+        return bytes(super().fold_binary(name, value))
 
-    def fold(self, name: str, value: str) -> str:  # type: ignore[override]
+    def fold(self, name: str, value: str) -> str:
         if name.lower() in _WIDE_HEADERS:
-            return _WIDE.fold(name, value)
+            return str(_WIDE.fold(name, value))
         plain = _fold_plain(name, str(value))
         if plain is not None:
             return plain
-        return super().fold(name, value)
+        return str(super().fold(name, value))
 
 
 _WIDE = EmailPolicy(linesep="\r\n", max_line_length=998)
@@ -80,11 +80,14 @@ POLICY = _DigestPolicy(linesep="\r\n")
 
 
 class RenderedLike(Protocol):
-    """The shape of `render.RenderedEmail` that message building needs."""
+    """The shape of `render.RenderedEmail` that message building needs (read-only)."""
 
-    subject: str
-    html: str
-    text: str
+    @property
+    def subject(self) -> str: ...
+    @property
+    def html(self) -> str: ...
+    @property
+    def text(self) -> str: ...
 
 
 class RefusedMessage(DeliveryError):
@@ -342,6 +345,6 @@ def to_bytes(msg: EmailMessage, signer: DKIMSigner | None = None) -> bytes:
 
 def envelope_of(msg: EmailMessage) -> tuple[str, list[str]]:
     """(MAIL FROM, [RCPT TO]) taken from the From and To headers."""
-    sender = msg["From"].addresses[0].addr_spec  # type: ignore[union-attr]
-    recipients = [a.addr_spec for a in msg["To"].addresses]  # type: ignore[union-attr]
+    sender = msg["From"].addresses[0].addr_spec
+    recipients = [a.addr_spec for a in msg["To"].addresses]
     return sender, recipients

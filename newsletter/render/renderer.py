@@ -184,6 +184,10 @@ class Renderer:
         """The daily digest, under the HTML size guard."""
         return self._digest("digest", digest, self.digest_subject(digest))
 
+    def for_digest(self, digest: Digest, *, first: bool) -> RenderedEmail:
+        """The template a digest gets: a subscriber's first digest is the welcome digest."""
+        return self.welcome(digest) if first else self.digest(digest)
+
     def welcome(self, digest: Digest) -> RenderedEmail:
         """The first digest after confirming, with a short welcome on top."""
         subject = one_line(f"Welcome to {self.cfg.site.name}: {top_title(digest)}", 200)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +30,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from newsletter import links, pipeline
-from newsletter.addresses import normalize_address
+from newsletter import links
 from newsletter.config import Config
 from newsletter.errors import InvalidAddressError, NewsletterError
 from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.preferences import Preferences, normalize_address, timezone_choices
 from newsletter.tokens import TokenError
 from newsletter.web.core import CsrfError, WebContext
-from newsletter.web.forms import Preferences, parse_preferences, timezone_choices
+from newsletter.web.forms import parse_preferences
 from newsletter.web.manage import manage_routes
 from newsletter.web.security import SecurityHeadersMiddleware, security_headers
 
@@ -61,7 +61,7 @@ def create_app(
         Route("/", pages.home, methods=["GET", "HEAD"]),
         Route("/", pages.subscribe, methods=["POST"]),
         Route("/subscribe", pages.subscribe, methods=["POST"]),
-        Route("/subscribe", lambda r: web.redirect("/"), methods=["GET", "HEAD"]),
+        Route("/subscribe", lambda _: web.redirect("/"), methods=["GET", "HEAD"]),
         Route("/confirm/{token}", pages.confirm, methods=["GET", "HEAD"]),
         Route("/unsubscribe/{token}", pages.unsubscribe_page, methods=["GET", "HEAD"]),
         Route("/unsubscribe/{token}", pages.unsubscribe, methods=["POST"]),
@@ -69,8 +69,8 @@ def create_app(
         Route("/resubscribe/{token}", pages.resubscribe, methods=["POST"]),
         *manage_routes(web),
         Route("/static/{name}", pages.static, methods=["GET", "HEAD"]),
-        Route("/robots.txt", lambda r: PlainTextResponse(ROBOTS), methods=["GET", "HEAD"]),
-        Route("/healthz", lambda r: PlainTextResponse("ok"), methods=["GET", "HEAD"]),
+        Route("/robots.txt", lambda _: PlainTextResponse(ROBOTS), methods=["GET", "HEAD"]),
+        Route("/healthz", lambda _: PlainTextResponse("ok"), methods=["GET", "HEAD"]),
     ]
     errors = ErrorPages(web)
     app = Starlette(
@@ -218,12 +218,13 @@ class JoinAndLeavePages:
         if wait:
             return self._too_many(request, wait)
         web.limit_by_address.hit(address.casefold(), now.timestamp())
-        return await self._confirm_by_mail(request, self._register(address, prefs, now))
+        subscriber, _, _ = await run_in_threadpool(web.subscriptions.register, address, prefs)
+        return await self._confirm_by_mail(request, subscriber)
 
     async def _confirm_by_mail(self, request: Request, subscriber: Subscriber) -> Response:
         """Send the opt-in e-mail; "check your inbox", or a 503 page when it cannot go out."""
         try:
-            await run_in_threadpool(self.web.send_mail, pipeline.send_confirmation, subscriber)
+            await run_in_threadpool(self.web.subscriptions.send_confirmation, subscriber)
         except (NewsletterError, OSError) as exc:
             log.warning("confirmation e-mail to subscriber %s failed: %s", subscriber.id, exc)
             return self.web.message(
@@ -235,53 +236,15 @@ class JoinAndLeavePages:
             )
         return self.web.render(request, "check_inbox.html", email=subscriber.email)
 
-    def _register(self, address: str, prefs: Preferences, now: datetime) -> Subscriber:
-        """Save a sign-up without revealing or disturbing an existing subscription."""
-        store = self.web.store
-        store.subscribers.expire_pending(now - timedelta(days=self.cfg.web.pending_expiry_days))
-        existing = store.subscribers.get_by_email(address)
-        if existing is None:
-            with store.transaction():
-                sub, _ = store.subscribers.add(
-                    address,
-                    now,
-                    timezone=prefs.timezone,
-                    delivery_hour=prefs.hour,
-                    digest_size=prefs.size,
-                )
-                store.subscribers.set_interests(sub.id, prefs.interests(), now)
-            log.info("sign-up: new pending subscriber %s", sub.id)
-            return sub
-        log.info("sign-up for known subscriber %s (%s)", existing.id, existing.status)
-        if existing.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
-            # Someone else may have typed this address: change nothing; the e-mail's link
-            # leads the owner to a page with their manage link.
-            return existing
-        # Pending, unsubscribed or bounced: nothing is delivered until the owner confirms.
-        with store.transaction():
-            store.subscribers.update(
-                existing.id,
-                now,
-                timezone=prefs.timezone,
-                delivery_hour=prefs.hour,
-                digest_size=prefs.size,
-            )
-            store.subscribers.set_interests(
-                existing.id, prefs.interests(store.subscribers.interests_for(existing.id)), now
-            )
-            if existing.status == SubscriberStatus.PENDING:
-                store.subscribers.restart_pending(existing.id, now)
-        return existing
-
     async def confirm(self, request: Request) -> Response:
         web = self.web
         data = web.token(request, "confirm", max_age=web.pending_max_age)
-        now = web.clock()
-        web.store.subscribers.expire_pending(now - timedelta(days=self.cfg.web.pending_expiry_days))
+        people = web.subscriptions
+        people.expire_pending()
         sub = web.subscriber(data)
         already = sub.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
         if not already and request.method != "HEAD":  # a link checker's HEAD confirms nothing
-            web.store.subscribers.set_status(sub.id, SubscriberStatus.ACTIVE, now)
+            people.confirm(sub)
         return web.render(
             request,
             "confirmed.html",
@@ -307,21 +270,16 @@ class JoinAndLeavePages:
         data = web.token(request, "unsubscribe")
         sub = web.store.subscribers.get(data.subscriber_id)
         task = None
-        if sub is not None and sub.status != SubscriberStatus.UNSUBSCRIBED:
-            web.store.subscribers.set_status(sub.id, SubscriberStatus.UNSUBSCRIBED, web.clock())
-            if sub.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
-                task = BackgroundTask(self._notify_unsubscribed, sub)
+        if sub is not None:
+            people = web.subscriptions
+            was_receiving = sub.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
+            if people.unsubscribe(sub) and was_receiving:
+                task = BackgroundTask(people.notify_unsubscribed, sub)
         response = web.render(
             request, "unsubscribed.html", subscriber=sub, token=_raw_token(request)
         )
         response.background = task
         return response
-
-    def _notify_unsubscribed(self, sub: Subscriber) -> None:
-        try:
-            self.web.send_mail(pipeline.send_unsubscribed_notice, sub)
-        except (NewsletterError, OSError) as exc:  # the unsubscribe itself stands
-            log.warning("unsubscribe notice to subscriber %s failed: %s", sub.id, exc)
 
     async def resubscribe_page(self, request: Request) -> Response:
         data = self.web.token(request, "unsubscribe")
@@ -336,15 +294,8 @@ class JoinAndLeavePages:
         sub = web.subscriber(data)
         form = await web.form(request)
         web.check_csrf(request, form, f"resubscribe:{sub.id}")
-        if sub.status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED):
-            if sub.confirmed_at is None:  # never confirmed: the opt-in e-mail first
-                with web.store.transaction():
-                    web.store.subscribers.update(
-                        sub.id, web.clock(), status=SubscriberStatus.PENDING
-                    )
-                    web.store.subscribers.restart_pending(sub.id, web.clock())
-                return await self._confirm_by_mail(request, sub)
-            web.store.subscribers.set_status(sub.id, SubscriberStatus.ACTIVE, web.clock())
+        if web.subscriptions.resubscribe(sub) == "pending":  # never confirmed: opt-in first
+            return await self._confirm_by_mail(request, sub)
         return web.render(
             request,
             "resubscribe.html",

@@ -1,7 +1,8 @@
 """What every web page handler shares: config, clock, per-thread stores, templates, CSRF, mail.
 
-The route handlers live in `web.py` (join and leave) and `web_manage.py` (manage, feedback,
-preview); both talk to the rest of the program only through this object and `pipeline`.
+The route handlers live in `app.py` (join and leave) and `manage.py` (manage, feedback,
+preview); both reach the rest of the program only through this object: `subscriptions` for
+every status change and account mail, `pipeline` for the digest preview.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from newsletter.config import REPO_TEMPLATES, Config
+from newsletter.delivery import Mailer, mailer_from_config
 from newsletter.errors import NewsletterError
 from newsletter.models import Subscriber
+from newsletter.pipeline import Context
+from newsletter.render.renderer import Renderer
 from newsletter.store import Database
+from newsletter.subscriptions import Subscriptions
 from newsletter.tokens import DAY, TokenData, TokenError, read_token
 from newsletter.web.security import Csrf, RateLimiter
 
@@ -72,7 +77,7 @@ class WebContext:
         cfg: Config,
         *,
         store_path: Path | str | None = None,
-        mailer: Any = None,
+        mailer: Mailer | None = None,
         now: Callable[[], datetime] | None = None,
     ) -> None:
         self.cfg = cfg
@@ -82,6 +87,7 @@ class WebContext:
         self.stores = ThreadStores(Path(store_path) if store_path else cfg.database_path)
         self._mailer = mailer
         self._mail_lock = threading.Lock()
+        self._renderer: Renderer | None = None
         self.csrf = Csrf(self.secret, https=self.https)
         per_hour = max(1, cfg.web.subscribe_per_hour)
         self.limit_by_client = RateLimiter(per_hour)
@@ -102,17 +108,22 @@ class WebContext:
     def store(self) -> Database:
         return self.stores.get()
 
-    def mailer(self) -> Any:
+    def mailer(self) -> Mailer:
         if self._mailer is None:
-            from newsletter.delivery import mailer_from_config
-
             self._mailer = mailer_from_config(self.cfg)
         return self._mailer
 
-    def send_mail(self, action: Callable[..., Any], subscriber: Subscriber) -> None:
-        """Run a pipeline send function (one at a time: a mailer holds one connection)."""
-        with self._mail_lock:
-            action(self.store, self.cfg, self.mailer(), subscriber, self.clock())
+    @property
+    def subscriptions(self) -> Subscriptions:
+        """Status changes and account mail over this thread's store (one mail at a time)."""
+        return Subscriptions(self.store, self.cfg, self.clock, self.mailer, self._mail_lock)
+
+    @property
+    def pipeline(self) -> Context:
+        """The daily flow over this thread's store, for the web preview."""
+        if self._renderer is None:
+            self._renderer = Renderer(self.cfg)
+        return Context(self.store, self.cfg, clock=self.clock, renderer=self._renderer)
 
     def static_file(self, name: str) -> bytes:
         for folder in self.template_dirs:

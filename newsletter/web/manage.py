@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import zoneinfo
-from datetime import datetime
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -12,10 +10,12 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from newsletter import links, pipeline
-from newsletter.models import Subscriber, SubscriberStatus, split_arxiv_id
+from newsletter.models import Subscriber, split_arxiv_id
+from newsletter.preferences import Preferences, preferences_of, timezone_choices
+from newsletter.subscriptions import resubscribe_url
 from newsletter.tokens import TokenData, TokenError
 from newsletter.web.core import WebContext
-from newsletter.web.forms import Preferences, parse_preferences, preferences_of, timezone_choices
+from newsletter.web.forms import parse_preferences
 from newsletter.web.security import PREVIEW_CSP
 
 RECENT_DIGESTS = 7
@@ -73,7 +73,7 @@ class DigestPages:
             digests=self._recent_digests(sub),
             preview_url=links.preview_url(self.cfg, sub.id),
             unsubscribe_url=links.unsubscribe_url(self.cfg, sub.id),
-            resubscribe_url=pipeline.resubscribe_url(self.cfg, sub.id),
+            resubscribe_url=resubscribe_url(self.cfg, sub.id),
         )
 
     def _recent_digests(self, sub: Subscriber) -> list[dict[str, Any]]:
@@ -110,21 +110,11 @@ class DigestPages:
         sub = web.subscriber(web.token(request, "manage"))
         form = await web.form(request)
         web.check_csrf(request, form, f"manage:{sub.id}")
-        previous = web.store.subscribers.interests_for(sub.id)
-        stored = preferences_of(sub, previous)
+        stored = preferences_of(sub, web.store.subscribers.interests_for(sub.id))
         prefs, errors = parse_preferences(form, self._categories(stored))
         if errors:
             return self._manage_page(request, sub, prefs, errors, 400)
-        now = web.clock()
-        with web.store.transaction():
-            web.store.subscribers.update(
-                sub.id,
-                now,
-                timezone=prefs.timezone,
-                delivery_hour=prefs.hour,
-                digest_size=prefs.size,
-            )
-            web.store.subscribers.set_interests(sub.id, prefs.interests(previous), now)
+        web.subscriptions.save_preferences(sub, prefs)
         return web.redirect(f"/manage/{request.path_params['token']}?saved=1")
 
     async def _set_paused(self, request: Request, paused: bool) -> Response:
@@ -132,13 +122,10 @@ class DigestPages:
         sub = web.subscriber(web.token(request, "manage"))
         form = await web.form(request)
         web.check_csrf(request, form, f"status:{sub.id}")
-        before, after = (
-            (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
-            if paused
-            else (SubscriberStatus.PAUSED, SubscriberStatus.ACTIVE)
-        )
-        if sub.status == before:
-            web.store.subscribers.set_status(sub.id, after, web.clock())
+        if paused:
+            web.subscriptions.pause(sub)
+        else:
+            web.subscriptions.resume(sub)
         return web.redirect(f"/manage/{request.path_params['token']}")
 
     async def pause(self, request: Request) -> Response:
@@ -202,23 +189,20 @@ class DigestPages:
 
     # ------------------------------------------------------------ preview
 
-    def _render_digest(self, sub: Subscriber, now: datetime) -> tuple[str, str]:
-        """(html, "") for today's digest, or ("", why there is none)."""
-        from newsletter.render.renderer import Renderer
-
-        day = now.astimezone(zoneinfo.ZoneInfo(self.cfg.digest.timezone)).date()  # as sends do
-        digests = pipeline.build_digests(self.web.store, self.cfg, day, now, [sub])
-        if not digests or not (digests[0].picks or digests[0].trending):
-            reason = digests[0].empty_reason if digests else ""
+    def _render_digest(self, sub: Subscriber) -> tuple[str, str]:
+        """(html, "") for the digest due now, as `send` would send it, or ("", why none)."""
+        ctx = self.web.pipeline
+        day = pipeline.digest_date(self.cfg, ctx.clock())
+        previews = pipeline.preview_digests(ctx, day, [sub])
+        if not previews or not (previews[0].digest.picks or previews[0].digest.trending):
+            reason = previews[0].digest.empty_reason if previews else ""
             return "", reason or "No new papers match your interests today."
-        if self._renderer is None:
-            self._renderer = Renderer(self.cfg)
-        return str(self._renderer.digest(digests[0]).html), ""
+        return previews[0].html, ""
 
     async def preview(self, request: Request) -> Response:
         web = self.web
         sub = web.subscriber(web.token(request, "preview"))
-        html, reason = await run_in_threadpool(self._render_digest, sub, web.clock())
+        html, reason = await run_in_threadpool(self._render_digest, sub)
         if not html:
             return web.message(
                 request,

@@ -1,8 +1,8 @@
 """The daemon alternative to cron: fetch on a timetable, send at each subscriber's local hour.
 
-`due_subscribers` is the pure "who is due now" rule; `Daemon` wires it to an APScheduler 3.x
-`BlockingScheduler` with the same send lock as `newsletter send`, so the daemon, a cron run and
-a manual run never send at the same time.
+`Daemon` wires `due.due_subscribers` to an APScheduler 3.x `BlockingScheduler` with the same
+send lock as `newsletter send`, so the daemon, a cron run and a manual run never send at the
+same time.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import os
 import signal
 import threading
 import zoneinfo
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import FrameType
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -26,107 +26,20 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from newsletter.config import Config
-from newsletter.errors import ConfigError, LockedError, NewsletterError
-from newsletter.models import SendStatus, Subscriber, SubscriberStatus
+from newsletter.errors import LockedError, NewsletterError
+from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.schedule.due import (
+    SEND_MINUTES,
+    SETTLED_STATUSES,
+    candidate_dates,
+    due_subscribers,
+    group_by_date,
+    last_scheduled_fetch,
+    parse_fetch_times,
+)
 from newsletter.store import Database
 
-log = logging.getLogger(__name__)
-
-# Ledger states that settle a (subscriber, digest date): never sent again that day. `retry` and
-# a `claimed` row left by a crashed run stay due, so the next pass finishes them.
-SETTLED_STATUSES = (SendStatus.SENT, SendStatus.FAILED, SendStatus.SKIPPED)
-
-# Every UTC offset in use is a multiple of 15 minutes (India +5:30, Nepal +5:45, Chatham +12:45),
-# so a pass every quarter hour reaches every local hour on time.
-SEND_MINUTES = "0,15,30,45"
-
-
-# ---------------------------------------------------------------- who is due now (pure)
-
-
-def subscriber_zone(sub: Subscriber) -> zoneinfo.ZoneInfo:
-    """The subscriber's timezone; an unknown name falls back to UTC (and says so)."""
-    try:
-        return zoneinfo.ZoneInfo(sub.timezone)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        log.warning("subscriber %s has unknown timezone %r: using UTC", sub.id, sub.timezone)
-        return zoneinfo.ZoneInfo("UTC")
-
-
-def due_subscribers(
-    subscribers: Iterable[Subscriber],
-    now_utc: datetime,
-    already_sent: set[tuple[int, date]],
-) -> list[tuple[Subscriber, date]]:
-    """Active subscribers whose delivery hour has come today in their own timezone.
-
-    The digest date is the subscriber's local date. A subscriber is due from the first instant
-    whose local wall-clock hour is at least `delivery_hour` until local midnight, unless
-    (id, local date) is in `already_sent`. So an hour skipped by a DST change (02:00 on a
-    spring-forward day) is served at 03:00, a repeated hour (01:00 on a fall-back day) only
-    once, and an hour missed while the daemon was down later the same day.
-    Sorted by (local date, subscriber id).
-    """
-    if now_utc.tzinfo is None:
-        raise ValueError("now_utc must be timezone-aware")
-    due: list[tuple[Subscriber, date]] = []
-    for sub in subscribers:
-        if sub.status != SubscriberStatus.ACTIVE:
-            continue
-        local = now_utc.astimezone(subscriber_zone(sub))
-        if local.hour >= sub.delivery_hour and (sub.id, local.date()) not in already_sent:
-            due.append((sub, local.date()))
-    due.sort(key=lambda pair: (pair[1], pair[0].id))
-    return due
-
-
-def group_by_date(due: Iterable[tuple[Subscriber, date]]) -> dict[date, list[Subscriber]]:
-    """{local digest date: subscribers}, dates in ascending order."""
-    groups: dict[date, list[Subscriber]] = {}
-    for sub, day in sorted(due, key=lambda pair: (pair[1], pair[0].id)):
-        groups.setdefault(day, []).append(sub)
-    return groups
-
-
-def candidate_dates(now_utc: datetime) -> list[date]:
-    """Every local date somewhere on Earth at `now_utc` (offsets span UTC-12 to UTC+14)."""
-    utc_day = now_utc.astimezone(UTC).date()
-    return [utc_day - timedelta(days=1), utc_day, utc_day + timedelta(days=1)]
-
-
-def parse_fetch_times(values: Iterable[str]) -> list[time]:
-    """'HH:MM' strings from schedule.fetch_times; a bad one is a ConfigError naming the key."""
-    out: list[time] = []
-    for value in values:
-        try:
-            hour, minute = (int(part) for part in value.split(":"))
-            out.append(time(hour, minute))
-        except ValueError:
-            raise ConfigError(
-                f'schedule.fetch_times contains {value!r}: use 24-hour "HH:MM" strings, '
-                'e.g. fetch_times = ["00:30", "06:00"]'
-            ) from None
-    if not out:
-        raise ConfigError(
-            'schedule.fetch_times is empty: give at least one time such as "00:30", '
-            "or run the daemon with --no-fetch"
-        )
-    return sorted(set(out))
-
-
-def last_scheduled_fetch(now_utc: datetime, times: Iterable[time], tz: str) -> datetime:
-    """The most recent fetch_times slot at or before `now_utc` (in UTC)."""
-    zone = zoneinfo.ZoneInfo(tz)
-    local_today = now_utc.astimezone(zone).date()
-    slots = [
-        datetime.combine(day, t, tzinfo=zone).astimezone(UTC)
-        for day in (local_today - timedelta(days=1), local_today)
-        for t in times
-    ]
-    return max(s for s in slots if s <= now_utc)
-
-
-# ---------------------------------------------------------------- the daemon
+log = logging.getLogger("newsletter.schedule")
 
 FetchFn = Callable[[Database, Config, datetime], object]
 # (store, cfg, digest date, now, subscribers due for that date, stop flag) -> summary
@@ -389,7 +302,7 @@ def configure_logging(verbose: int) -> None:
 def _pipeline_fetch(store: Database, cfg: Config, now: datetime) -> object:
     from newsletter import pipeline
 
-    return pipeline.fetch_all(store, cfg, now)
+    return pipeline.fetcher(pipeline.Context(store, cfg, clock=lambda: now)).today()
 
 
 def _pipeline_send(
@@ -402,8 +315,9 @@ def _pipeline_send(
 ) -> object:
     from newsletter import pipeline
 
-    mailer = pipeline.make_mailer(cfg)
-    return pipeline.send_daily(store, cfg, mailer, day, now, subscribers=subscribers, stop=stop)
+    del now  # the ledger's times are the real clock's; `day` is what `now` decided
+    options = pipeline.SendOptions(subscribers=subscribers, stop=stop)
+    return pipeline.send_daily(pipeline.Context(store, cfg), day, options)
 
 
 def _send_lock(cfg: Config) -> AbstractContextManager[object]:

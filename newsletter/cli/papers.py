@@ -1,0 +1,113 @@
+"""Commands about papers: list what is stored, fetch more."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from newsletter import pipeline
+from newsletter.cli.base import AppContext, cli, friendly_errors, parse_day, pass_app
+from newsletter.sources import SOURCE_NAMES
+from newsletter.sources.fetch import MAX_BACKFILL_DAYS
+
+
+@cli.command()
+@click.option("--date", "day", default=None, help="Announcement date (YYYY-MM-DD).")
+@click.option("--search", default="", help="Text to look for in title, abstract or authors.")
+@click.option("--limit", default=50, show_default=True)
+@pass_app
+@friendly_errors
+def papers(app: AppContext, day: str | None, search: str, limit: int) -> None:
+    """List stored papers."""
+    found = app.store.papers.search(search, parse_day(day), limit)
+    for p in found:
+        stats = " ".join(
+            x
+            for x in (
+                f"▲{p.upvotes}" if p.upvotes is not None else "",
+                f"★{p.github_stars}" if p.github_stars is not None else "",
+            )
+            if x
+        )
+        click.echo(
+            f"{p.id:<12} {p.announced or p.hf_date or ''!s:<10} {p.primary_category:<8} "
+            f"{p.title[:70]}  {stats}".rstrip()
+        )
+    click.echo(f"{len(found)} paper(s)")
+
+
+class FetchProgress:
+    """A one-line progress display on a terminal (stderr); silent otherwise."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty() and sys.stdout.isatty()
+        self.shown = False
+
+    def __call__(self, source: str, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        of = f"/{total:,}" if total else ""
+        click.echo(f"\r\033[K{source}: {done:,}{of}", nl=False, err=True)
+        self.shown = True
+
+    def clear(self) -> None:
+        if self.shown:
+            click.echo("\r\033[K", nl=False, err=True)
+
+
+@cli.command()
+@click.option(
+    "--date",
+    "day",
+    default=None,
+    metavar="YYYY-MM-DD",
+    help="Hugging Face day to fetch (default: today and yesterday); with --source arxiv_api, "
+    "that day's submissions. The arXiv feed always holds the latest announcement.",
+)
+@click.option(
+    "--source",
+    "sources",
+    multiple=True,
+    type=click.Choice(SOURCE_NAMES),
+    help="Only this source (repeatable). Default: every source enabled in [sources].",
+)
+@click.option(
+    "--backfill",
+    type=click.IntRange(1, MAX_BACKFILL_DAYS),
+    default=None,
+    metavar="DAYS",
+    help="Fetch the last DAYS days through the arXiv API (3 s between requests).",
+)
+@click.option(
+    "--ids", default=None, metavar="ID,...", help="Fetch these arXiv IDs through the arXiv API."
+)
+@pass_app
+@friendly_errors
+def fetch(
+    app: AppContext,
+    day: str | None,
+    sources: tuple[str, ...],
+    backfill: int | None,
+    ids: str | None,
+) -> None:
+    """Fetch papers from arXiv and Hugging Face into the database."""
+    if backfill is not None and ids is not None:
+        raise click.UsageError("use either --backfill or --ids, not both")
+    progress = FetchProgress()
+    fetcher = pipeline.fetcher(app.context(), progress)
+    try:
+        if ids is not None:
+            summary = fetcher.ids([ids])
+        elif backfill is not None:
+            summary = fetcher.backfill(backfill, sources or None)
+        else:
+            summary = fetcher.today(parse_day(day), sources or None)
+    finally:
+        progress.clear()
+    for note in summary.notes:
+        click.echo(note)
+    # Failures were logged (with their URL) as they happened; the summary line repeats them.
+    click.echo(f"{summary.line()} ({summary.seconds:.1f} s)")
+    if summary.outcome == "failed":
+        sys.exit(1)

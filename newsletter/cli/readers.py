@@ -1,0 +1,198 @@
+"""Commands for the operator's side of the reader lifecycle: init, subscribe, unsubscribe,
+subscribers. The rules live in `subscriptions.py`; these parse, call and print."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import click
+
+from newsletter.cli.base import AppContext, cli, friendly_errors, pass_app
+from newsletter.config import EXAMPLE_CONFIG
+from newsletter.models import SubscriberStatus
+from newsletter.preferences import InvalidPreferences, Preferences, normalize_address
+from newsletter.subscriptions import SignUp
+
+# Which option a `check_preferences` field came from, for click's "Invalid value for ..."
+OPTION_OF = {
+    "keywords": "--interest",
+    "description": "--interest",
+    "negatives": "--not",
+    "categories": "--category",
+    "likes": "--like",
+    "timezone": "--timezone",
+    "hour": "--hour",
+    "size": "--size",
+    "name": "--name",
+}
+KEYWORD_WORDS = 4  # a longer --interest is a free-text description
+
+
+@cli.command()
+@click.option(
+    "--path", default=None, help="Where to write the config (default: --config, else config.toml)."
+)
+@click.option("--force", is_flag=True, help="Overwrite an existing config file.")
+@click.pass_context
+@friendly_errors
+def init(ctx: click.Context, path: str | None, force: bool) -> None:
+    """Write config.toml from the example and create the database."""
+    app: AppContext = ctx.obj
+    target = Path(path or app.config_path or "config.toml")
+    if target.exists() and not force:
+        click.echo(f"{target} exists; keeping it (use --force to overwrite).")
+    else:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(EXAMPLE_CONFIG, target)
+        click.echo(
+            f"wrote {target}: edit it, then set NEWSLETTER_SECRET_KEY and "
+            "NEWSLETTER_SMTP_PASSWORD in the environment"
+        )
+    app.config_path = str(target)  # the database is the one this config names
+    store = app.store
+    click.echo(f"database ready: {store.path} (schema version {store.schema_version})")
+
+
+def flags_to_preferences(
+    app: AppContext,
+    interests: tuple[str, ...],
+    categories: tuple[str, ...],
+    likes: tuple[str, ...],
+    negatives: tuple[str, ...],
+    delivery: tuple[str, str | None, int | None, int | None],
+) -> Preferences:
+    """The command-line flags in the shape the shared validation rule checks."""
+    name, timezone, hour, size = delivery
+    d = app.config.digest
+    return Preferences(
+        keywords=[t.strip() for t in interests if len(t.split()) <= KEYWORD_WORDS],
+        description="\n\n".join(t.strip() for t in interests if len(t.split()) > KEYWORD_WORDS),
+        negatives=[n.strip() for n in negatives],
+        categories=[c.strip() for c in categories],
+        likes=[raw.strip() for raw in likes],
+        timezone=timezone or d.timezone,
+        hour=d.hour if hour is None else hour,
+        size=d.size if size is None else size,
+        name=name,
+    )
+
+
+def describe_signup(address: str, done: SignUp, confirmed: bool, wanted: int) -> str:
+    """The line `subscribe` prints for what the sign-up did."""
+    before = done.subscriber.status
+    if done.created:
+        status = "active" if confirmed else "pending"
+        tail = "" if confirmed else f"; confirmation e-mail sent to {address}"
+        return f"subscribed {address} ({status}) with {wanted} interest(s){tail}"
+    if confirmed and before != SubscriberStatus.ACTIVE:
+        return f"{address} was already subscribed ({before}); now active."
+    if before in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED):
+        return (
+            f"{address} is {before}; nothing changed (add --confirmed to subscribe them "
+            "again, only if they asked you to)."
+        )
+    added = f" except {done.added} new interest(s) added" if done.added else ""
+    mailed = f"; confirmation e-mail sent again to {address}" if done.mailed else ""
+    return f"{address} is already subscribed ({before}); nothing changed{added}.{mailed}"
+
+
+@cli.command()
+@click.argument("email")
+@click.option("--name", default="", help="Display name used in the To: header.")
+@click.option(
+    "--interest",
+    "interests",
+    multiple=True,
+    metavar="TEXT",
+    help="A keyword, phrase or description of what to read (repeatable).",
+)
+@click.option(
+    "--category",
+    "categories",
+    multiple=True,
+    metavar="CAT",
+    help="An arXiv category such as cs.CL (repeatable).",
+)
+@click.option(
+    "--like",
+    "likes",
+    multiple=True,
+    metavar="ARXIV_ID",
+    help="A paper you liked, as an example (repeatable).",
+)
+@click.option(
+    "--not", "negatives", multiple=True, metavar="TEXT", help="A keyword to avoid (repeatable)."
+)
+@click.option("--timezone", default=None, help="IANA timezone, e.g. Europe/Berlin.")
+@click.option(
+    "--hour", type=click.IntRange(0, 23), default=None, help="Local hour of delivery (0-23)."
+)
+@click.option("--size", type=click.IntRange(1, 50), default=None, help="Papers per digest.")
+@click.option(
+    "--confirmed",
+    is_flag=True,
+    help="Activate now, without the opt-in e-mail (only for people who asked you directly).",
+)
+@pass_app
+@friendly_errors
+def subscribe(
+    app: AppContext,
+    email: str,
+    name: str,
+    interests: tuple[str, ...],
+    categories: tuple[str, ...],
+    likes: tuple[str, ...],
+    negatives: tuple[str, ...],
+    timezone: str | None,
+    hour: int | None,
+    size: int | None,
+    confirmed: bool,
+) -> None:
+    """Add a subscriber and e-mail them the opt-in link (idempotent: says what it did)."""
+    address = normalize_address(email)
+    prefs = flags_to_preferences(
+        app, interests, categories, likes, negatives, (name, timezone, hour, size)
+    )
+    try:
+        done = app.subscriptions().add_by_operator(address, prefs, confirmed=confirmed)
+    except InvalidPreferences as exc:
+        field, message = next(iter(exc.errors.items()))
+        raise click.BadParameter(message, param_hint=OPTION_OF.get(field, field)) from None
+    click.echo(describe_signup(address, done, confirmed, len(prefs.interests())))
+
+
+@cli.command()
+@click.argument("email")
+@pass_app
+@friendly_errors
+def unsubscribe(app: AppContext, email: str) -> None:
+    """Unsubscribe an address (kept as 'unsubscribed' so it is never mailed again)."""
+    address = normalize_address(email)
+    sub = app.store.subscribers.get_by_email(address)
+    if sub is None:
+        raise click.ClickException(f"{address} is not a subscriber")
+    if app.subscriptions().unsubscribe(sub):
+        click.echo(f"unsubscribed {address}.")
+    else:
+        click.echo(f"{address} was already unsubscribed.")
+
+
+@cli.command()
+@click.option("--status", type=click.Choice([s.value for s in SubscriberStatus]), default=None)
+@pass_app
+@friendly_errors
+def subscribers(app: AppContext, status: str | None) -> None:
+    """List subscribers as a table."""
+    subs = app.store.subscribers.list(SubscriberStatus(status) if status else None)
+    interests = app.store.subscribers.interests_for_many([s.id for s in subs])
+    click.echo(
+        f"{'id':>5}  {'email':<32} {'status':<12} {'tz':<18} {'hour':>4} {'size':>4}  interests"
+    )
+    for s in subs:
+        what = ", ".join(i.value for i in interests.get(s.id, []))
+        click.echo(
+            f"{s.id:>5}  {s.email:<32} {s.status:<12} {s.timezone:<18} "
+            f"{s.delivery_hour:>4} {s.digest_size:>4}  {what[:60]}"
+        )
+    click.echo(f"{len(subs)} subscriber(s)")

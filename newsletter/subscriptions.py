@@ -1,0 +1,286 @@
+"""The subscriber lifecycle in one place.
+
+Every status change goes through `Subscriptions`: sign-up (pending, with the opt-in e-mail),
+confirm, pause, resume, unsubscribe (with a notice), resubscribe and bounce. The CLI, the web
+app, the send ledger (bounces) and the demo call these methods; none of them sets a status
+itself. Each method validates with the rule in `preferences.py`, so the CLI and the web
+accept and refuse the same input.
+
+    pending ──confirm──▶ active ◀──resume── paused
+       ▲                   │ ──pause──────────▲
+       │ (never confirmed) │ unsubscribe / bounce
+       └──── resubscribe ──┴──▶ unsubscribed | bounced ──resubscribe──▶ active
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from newsletter import links
+from newsletter.config import Config
+from newsletter.errors import NewsletterError
+from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.preferences import (
+    InvalidPreferences,
+    Preferences,
+    check_preferences,
+    normalize_address,
+)
+from newsletter.store import Database
+from newsletter.tokens import make_token
+
+if TYPE_CHECKING:
+    from newsletter.delivery import Mailer
+    from newsletter.render.renderer import RenderedEmail
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SignUp:
+    """What a sign-up did, for the caller's message."""
+
+    subscriber: Subscriber  # as it was before the change
+    created: bool  # a new row
+    changed: bool  # interests or status changed
+    mailed: bool  # the opt-in e-mail went out
+    added: int = 0  # interests added to a known subscriber
+
+
+def resubscribe_url(cfg: Config, subscriber_id: int) -> str:
+    """The web page that undoes an unsubscribe (it carries the long-lived unsubscribe token)."""
+    token = make_token(cfg.require_secret_key(), "unsubscribe", subscriber_id)
+    return cfg.site.base_url.rstrip("/") + "/resubscribe/" + token
+
+
+class Subscriptions:
+    """Status changes and account mail for one store. `mailer` is built on first use."""
+
+    def __init__(
+        self,
+        store: Database,
+        cfg: Config,
+        clock: Callable[[], datetime],
+        mailer: Mailer | Callable[[], Mailer] | None = None,
+        mail_lock: threading.Lock | None = None,
+    ) -> None:
+        self.store = store
+        self.cfg = cfg
+        self.clock = clock
+        self._mailer = mailer
+        self._mail_lock = mail_lock or threading.Lock()  # a mailer holds one connection
+
+    # ------------------------------------------------------------ account mail
+
+    def mailer(self) -> Mailer:
+        from newsletter.delivery import mailer_from_config
+
+        if self._mailer is None:
+            self._mailer = mailer_from_config(self.cfg)
+        elif callable(self._mailer) and not hasattr(self._mailer, "send"):
+            self._mailer = self._mailer()
+        return self._mailer  # type: ignore[return-value]
+
+    def _send_account_mail(self, subscriber: Subscriber, kind: str) -> str:
+        from newsletter.delivery import build_message, new_message_id
+
+        current = self.store.subscribers.get(subscriber.id) or subscriber
+        renderer = _account_renderer(self.cfg)
+        rendered: RenderedEmail
+        if kind == "confirm":
+            rendered = renderer.confirmation(current, links.confirm_url(self.cfg, current.id))
+        else:
+            rendered = renderer.unsubscribed(current, resubscribe_url(self.cfg, current.id))
+        message_id = new_message_id(self.cfg, kind)
+        message = build_message(
+            self.cfg, current, rendered, message_id=message_id, kind=kind, now=self.clock()
+        )
+        with self._mail_lock:
+            self.mailer().send(message)
+        log.info("sent %s e-mail %s to subscriber %s", kind, message_id, current.id)
+        return message_id
+
+    def send_confirmation(self, subscriber: Subscriber) -> str:
+        """E-mail the double opt-in link; returns the Message-ID. Raises DeliveryError."""
+        return self._send_account_mail(subscriber, "confirm")
+
+    def send_unsubscribed_notice(self, subscriber: Subscriber) -> str:
+        """E-mail "you are unsubscribed" with a way back; returns the Message-ID."""
+        return self._send_account_mail(subscriber, "notice")
+
+    # ------------------------------------------------------------ lifecycle
+
+    def expire_pending(self) -> int:
+        """Forget sign-ups nobody confirmed within `web.pending_expiry_days`."""
+        days = self.cfg.web.pending_expiry_days
+        return self.store.subscribers.expire_pending(self.clock() - timedelta(days=days))
+
+    def register(self, email: str, prefs: Preferences) -> tuple[Subscriber, bool, bool]:
+        """Save a sign-up as pending, without revealing or disturbing an active subscription.
+
+        Returns (subscriber, created, changed). An active or paused subscriber is left as is
+        (someone else may have typed the address); a pending, unsubscribed or bounced one gets
+        the new preferences and waits for the owner's confirmation."""
+        errors = check_preferences(prefs)
+        if errors:
+            raise InvalidPreferences(errors)
+        address = normalize_address(email)
+        now = self.clock()
+        subs = self.store.subscribers
+        self.expire_pending()
+        existing = subs.get_by_email(address)
+        if existing is None:
+            sub = self._add(address, prefs, SubscriberStatus.PENDING)
+            log.info("sign-up: new pending subscriber %s", sub.id)
+            return sub, True, True
+        log.info("sign-up for known subscriber %s (%s)", existing.id, existing.status)
+        if existing.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
+            return existing, False, False
+        with self.store.transaction():
+            subs.update(
+                existing.id,
+                now,
+                name=prefs.name or existing.name,
+                timezone=prefs.timezone,
+                delivery_hour=prefs.hour,
+                digest_size=prefs.size,
+            )
+            subs.set_interests(existing.id, prefs.interests(subs.interests_for(existing.id)), now)
+            if existing.status == SubscriberStatus.PENDING:
+                subs.restart_pending(existing.id, now)
+        return subs.get(existing.id) or existing, False, True
+
+    def add_by_operator(self, email: str, prefs: Preferences, *, confirmed: bool) -> SignUp:
+        """`newsletter subscribe`: a new address gets the opt-in e-mail (or, with `confirmed`,
+        which is only for people who asked the operator directly, is active at once). A known
+        address keeps its settings and gains the interests it lacked; a pending one is sent the
+        opt-in e-mail again; an unsubscribed or bounced one changes only when `confirmed`."""
+        errors = check_preferences(prefs)
+        if errors:
+            raise InvalidPreferences(errors)
+        address = normalize_address(email)
+        subs = self.store.subscribers
+        existing = subs.get_by_email(address)
+        if existing is None:
+            status = SubscriberStatus.ACTIVE if confirmed else SubscriberStatus.PENDING
+            sub = self._add(address, prefs, status)
+            if not confirmed:
+                self.send_confirmation(sub)
+            return SignUp(sub, created=True, changed=True, mailed=not confirmed)
+        left = existing.status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED)
+        if left and not confirmed:
+            return SignUp(existing, created=False, changed=False, mailed=False)
+        now = self.clock()
+        known = {(i.kind, i.value) for i in subs.interests_for(existing.id)}
+        fresh = [i for i in prefs.interests() if (i.kind, i.value) not in known]
+        activate = confirmed and existing.status != SubscriberStatus.ACTIVE
+        with self.store.transaction():
+            if fresh:
+                subs.add_interests(existing.id, fresh, now)
+            if activate:
+                subs.set_status(existing.id, SubscriberStatus.ACTIVE, now)
+        mailed = existing.status == SubscriberStatus.PENDING and not confirmed
+        if mailed:
+            self.send_confirmation(existing)
+        return SignUp(existing, False, bool(fresh) or activate, mailed, added=len(fresh))
+
+    def _add(self, address: str, prefs: Preferences, status: SubscriberStatus) -> Subscriber:
+        now = self.clock()
+        subs = self.store.subscribers
+        with self.store.transaction():
+            sub, _ = subs.add(
+                address,
+                now,
+                name=prefs.name,
+                status=status,
+                timezone=prefs.timezone,
+                delivery_hour=prefs.hour,
+                digest_size=prefs.size,
+            )
+            subs.set_interests(sub.id, prefs.interests(), now)
+        return sub
+
+    def confirm(self, subscriber: Subscriber) -> bool:
+        """Activate a pending sign-up; False when it was already active or paused."""
+        if subscriber.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
+            return False
+        self.store.subscribers.set_status(subscriber.id, SubscriberStatus.ACTIVE, self.clock())
+        return True
+
+    def pause(self, subscriber: Subscriber) -> bool:
+        return self._move(subscriber, SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
+
+    def resume(self, subscriber: Subscriber) -> bool:
+        return self._move(subscriber, SubscriberStatus.PAUSED, SubscriberStatus.ACTIVE)
+
+    def _move(self, sub: Subscriber, before: SubscriberStatus, after: SubscriberStatus) -> bool:
+        if sub.status != before:
+            return False
+        self.store.subscribers.set_status(sub.id, after, self.clock())
+        return True
+
+    def unsubscribe(self, subscriber: Subscriber) -> bool:
+        """Unsubscribe now; True when the status changed. The notice is `notify_unsubscribed`'s
+        job (the web app sends it after answering, the CLI does not)."""
+        if subscriber.status == SubscriberStatus.UNSUBSCRIBED:
+            return False
+        self.store.subscribers.set_status(
+            subscriber.id, SubscriberStatus.UNSUBSCRIBED, self.clock()
+        )
+        return True
+
+    def notify_unsubscribed(self, subscriber: Subscriber) -> None:
+        """Send the "you are unsubscribed" notice; a failure is logged, the unsubscribe stands."""
+        try:
+            self.send_unsubscribed_notice(subscriber)
+        except (NewsletterError, OSError) as exc:
+            log.warning("unsubscribe notice to subscriber %s failed: %s", subscriber.id, exc)
+
+    def resubscribe(self, subscriber: Subscriber) -> str:
+        """Come back after an unsubscribe or a bounce: "active" when the address was confirmed
+        before, "pending" (the opt-in e-mail follows) when it never was, "" when nothing to do."""
+        if subscriber.status not in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED):
+            return ""
+        now = self.clock()
+        if subscriber.confirmed_at is None:
+            with self.store.transaction():
+                subs = self.store.subscribers
+                subs.update(subscriber.id, now, status=SubscriberStatus.PENDING)
+                subs.restart_pending(subscriber.id, now)
+            return "pending"
+        self.store.subscribers.set_status(subscriber.id, SubscriberStatus.ACTIVE, now)
+        return "active"
+
+    def bounce(self, subscriber_id: int) -> None:
+        """Stop mailing an address the server keeps refusing (the ledger's bounce rule)."""
+        self.store.subscribers.set_status(subscriber_id, SubscriberStatus.BOUNCED, self.clock())
+
+    def save_preferences(self, subscriber: Subscriber, prefs: Preferences) -> None:
+        """Replace a subscriber's delivery settings and interests (likes and dislikes kept)."""
+        errors = check_preferences(prefs)
+        if errors:
+            raise InvalidPreferences(errors)
+        subs, now = self.store.subscribers, self.clock()
+        with self.store.transaction():
+            previous = subs.interests_for(subscriber.id)
+            subs.update(
+                subscriber.id,
+                now,
+                timezone=prefs.timezone,
+                delivery_hour=prefs.hour,
+                digest_size=prefs.size,
+            )
+            subs.set_interests(subscriber.id, prefs.interests(previous), now)
+
+
+@functools.lru_cache(maxsize=4)
+def _account_renderer(cfg: Config) -> Any:
+    from newsletter.render.renderer import Renderer  # loaded only when account mail is sent
+
+    return Renderer(cfg)

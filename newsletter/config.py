@@ -253,7 +253,7 @@ _CATEGORY = re.compile(r"^[a-z-]+(\.[A-Za-z-]+)?$")
 
 
 def _validate_sources(s: SourcesConfig) -> None:
-    """[sources] checks (issue 2): URLs, categories, retries, arXiv's 3-second rule."""
+    """[sources] checks: URLs, categories, retries, arXiv's 3-second rule."""
     for key in ("arxiv_rss_url", "arxiv_api_url", "huggingface_url"):
         if not getattr(s, key).startswith(("http://", "https://")):
             raise ConfigError(f"sources.{key} must start with http:// or https://")
@@ -315,7 +315,7 @@ def _validate(cfg: Config) -> None:
 
 
 def _validate_smtp(s: SMTPConfig) -> None:
-    """[smtp] checks (issue 5): limits that would make the send loop misbehave."""
+    """[smtp] checks: limits that would make the send loop misbehave."""
     if not 1 <= s.port <= 65535:
         raise ConfigError(f"smtp.port is {s.port}: use 587 (starttls), 465 (ssl) or 25")
     if s.timeout_seconds <= 0:

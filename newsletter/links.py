@@ -1,6 +1,6 @@
 """Absolute URLs for the links that act, built from the site base URL and signed tokens.
 
-The web app's routes (`newsletter/web.py`) are the other side of these URLs.
+The web app's routes (`newsletter/web/`) are the other side of these URLs.
 """
 
 from __future__ import annotations

@@ -645,6 +645,41 @@ def test_preview_shows_todays_digest_and_records_nothing(site: Site) -> None:
     assert site.db.sends.recently_sent(sid) == [] and site.db.sends.on(today) == []
 
 
+def test_preview_of_a_first_digest_is_the_welcome_digest_that_send_sends(
+    site: Site, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The web preview and `send` build a digest through one call: same template, same HTML."""
+    from zoneinfo import ZoneInfo
+
+    from itsdangerous.timed import TimestampSigner
+
+    from newsletter import pipeline
+    from tests.render_factory import corpus, paper
+
+    # Links carry signed tokens with a timestamp: sign both renders in the same second.
+    frozen = int(site.clock().timestamp())
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda _self: frozen)
+    today = site.clock().astimezone(ZoneInfo(site.cfg.digest.timezone)).date()
+    rows = corpus()[:8]
+    site.db.papers.upsert([paper(i, r, announced=today) for i, r in enumerate(rows)], site.clock())
+    sid = site.active()
+    words = rows[0]["title"].split()[:3]
+    site.db.subscribers.set_interests(
+        sid, [Interest(InterestKind.KEYWORD, " ".join(words))], site.clock()
+    )
+    shown = site.client.get(token_path("preview", "preview", sid))
+    assert shown.status_code == 200
+    summary = pipeline.send_daily(pipeline.Context(site.db, site.cfg, clock=site.clock), today)
+    assert summary.sent == 1
+    (message,) = outbox(site.outbox)
+    assert message["Subject"].startswith("Welcome to Test Digest")
+    body = message.get_body(("html",))
+    assert body is not None
+    sent = body.get_payload(decode=True)
+    # Byte for byte, once SMTP's CRLF line ends and the part's closing line break are undone.
+    assert shown.content == sent.replace(b"\r\n", b"\n").removesuffix(b"\n")
+
+
 def test_preview_with_nothing_to_show(site: Site) -> None:
     sid = site.active()
     r = site.client.get(token_path("preview", "preview", sid))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import re
 import time
+import warnings
 from email import policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -12,6 +13,12 @@ from pathlib import Path
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from tests.conftest import SECRET
+
+with warnings.catch_warnings():  # starlette's notice about its httpx-based client
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+
+__all__ = ["TestClient"]
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 LINK = re.compile(r"https?://[^\s<>\"']+")

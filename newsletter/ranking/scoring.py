@@ -5,7 +5,7 @@ Relevance per subscriber (each term a matrix product over a whole batch of subsc
   bigram phrase terms, scaled by the query's best possible score, plus an RM3-style
   pseudo-relevance-feedback expansion scored the same way;
 - liked papers and 👍 add their similarity, disliked papers and 👎 subtract theirs; with
-  enough votes a per-subscriber linear model (interest_model.train_models) adds its output;
+  enough votes a per-subscriber linear model (profile.train_models) adds its output;
 - arXiv categories boost (or, in "filter" mode, restrict to) matching papers;
 - negative keywords, papers already received and papers older than the last digest are out.
 The final score is relevance × (1 + trending_weight × trending); subscribers without

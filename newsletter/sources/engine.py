@@ -1,4 +1,4 @@
-"""The machinery behind `pipeline.fetch_*`: one run's HTTP client, store writes and report.
+"""The machinery behind `sources.fetch.Fetcher`: one run's HTTP client, store writes and report.
 
 Each response is stored as soon as it is parsed, so a later failure loses nothing; a source
 that fails is logged with its URL, recorded in `fetch_state`, and the others carry on.

@@ -1,0 +1,133 @@
+"""The subscriber lifecycle through its one owner: the CLI's opt-in e-mail read back from a real
+aiosmtpd, the same validation rule in the CLI and the web, and every status change."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from newsletter.cli import cli
+from newsletter.config import load_config
+from newsletter.models import SubscriberStatus
+from newsletter.preferences import Preferences, check_preferences
+from newsletter.store import Database
+from newsletter.subscriptions import Subscriptions
+from newsletter.tokens import read_token
+from tests.conftest import SECRET, SMTPSink, make_config
+from tests.web_support import TestClient, link_in, path_of
+
+NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+ENV = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": ""}
+
+
+def write_config(tmp_path: Path, port: int) -> Path:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[storage]\ndata_dir = "data"\ndatabase = "data/newsletter.db"\n'
+        '[site]\nbase_url = "https://papers.example.org"\nname = "Test Digest"\n'
+        'postal_address = "1 Test Street"\n'
+        f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n',
+        encoding="utf-8",
+    )
+    return path
+
+
+def subscribe(config: Path, *args: str) -> str:
+    result = CliRunner().invoke(cli, ["--config", str(config), "subscribe", *args], env=ENV)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_cli_subscribe_sends_the_opt_in_email_and_its_link_confirms(
+    tmp_path: Path, smtp_server: SMTPSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from newsletter.web.app import create_app
+
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
+    config = write_config(tmp_path, smtp_server.port)
+    said = subscribe(config, "x@example.org", "--interest", "graph neural networks")
+    assert "subscribed x@example.org (pending)" in said
+    assert "confirmation e-mail sent to x@example.org" in said
+    (message,) = smtp_server.messages()
+    assert message["To"].addresses[0].addr_spec == "x@example.org"
+    assert smtp_server.received[0]["to"] == ["x@example.org"]
+    link = link_in(message, "/confirm/")
+    cfg = load_config(str(config))
+    with Database(cfg.database_path) as store:
+        (sub,) = store.subscribers.list()
+        assert sub.status == SubscriberStatus.PENDING
+        token = path_of(link).removeprefix("/confirm/")
+        assert read_token(SECRET, "confirm", token).subscriber_id == sub.id
+        # Asking again sends the link again and changes nothing else.
+        assert "confirmation e-mail sent again" in subscribe(config, "x@example.org")
+        assert len(smtp_server.messages()) == 2
+        with TestClient(create_app(cfg)) as client:
+            assert client.get(path_of(link)).status_code == 200
+        assert store.subscribers.get(sub.id).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
+
+
+def test_cli_subscribe_confirmed_sends_nothing(tmp_path: Path, smtp_server: SMTPSink) -> None:
+    config = write_config(tmp_path, smtp_server.port)
+    assert "(active)" in subscribe(config, "y@example.org", "--confirmed")
+    assert smtp_server.messages() == []
+
+
+def test_cli_and_web_share_one_validation_rule() -> None:
+    bad = Preferences(keywords=["x" * 101], timezone="Mars/Olympus", hour=24, size=0)
+    errors = check_preferences(bad)
+    assert set(errors) == {"keywords", "timezone", "hour", "size"}
+    assert "not an IANA timezone" in errors["timezone"]
+    # The web form also wants at least one interest; the operator may subscribe a reader to
+    # the trending digest alone.
+    empty = Preferences(timezone="UTC")
+    assert check_preferences(empty) == {}
+    assert set(check_preferences(empty, need_interest=True)) == {"keywords"}
+
+
+def test_every_status_change_goes_through_subscriptions(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, '[delivery]\nmethod = "maildir:outbox"\n')
+    with Database(cfg.database_path) as store:
+        people = Subscriptions(store, cfg, lambda: NOW)
+        sub, created, _ = people.register("Ann@Example.org", Preferences(keywords=["graphs"]))
+        assert created and sub.status == SubscriberStatus.PENDING
+
+        def status() -> SubscriberStatus:
+            current = store.subscribers.get(sub.id)
+            assert current is not None
+            return current.status
+
+        assert people.confirm(sub) and status() == SubscriberStatus.ACTIVE
+        current = store.subscribers.get(sub.id)
+        assert current is not None and people.pause(current)
+        assert status() == SubscriberStatus.PAUSED
+        assert not people.pause(store.subscribers.get(sub.id))  # type: ignore[arg-type]
+        assert people.resume(store.subscribers.get(sub.id))  # type: ignore[arg-type]
+        assert people.unsubscribe(store.subscribers.get(sub.id))  # type: ignore[arg-type]
+        assert status() == SubscriberStatus.UNSUBSCRIBED
+        # Confirmed once: coming back needs no new opt-in.
+        assert people.resubscribe(store.subscribers.get(sub.id)) == "active"  # type: ignore[arg-type]
+        people.bounce(sub.id)
+        assert status() == SubscriberStatus.BOUNCED
+
+
+def test_a_never_confirmed_resubscribe_waits_for_the_opt_in(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path)
+    with Database(cfg.database_path) as store:
+        people = Subscriptions(store, cfg, lambda: NOW)
+        sub, _, _ = people.register("bo@example.org", Preferences(keywords=["graphs"]))
+        assert people.unsubscribe(sub)
+        again = store.subscribers.get(sub.id)
+        assert again is not None and people.resubscribe(again) == "pending"
+        assert store.subscribers.get(sub.id).status == SubscriberStatus.PENDING  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("raw", ["", "no-at-sign", "a@b@c", "x@example.org\r\nBcc: y@z"])
+def test_the_address_rule_refuses_with_the_reason(tmp_path: Path, raw: str) -> None:
+    from newsletter.errors import InvalidAddressError
+
+    cfg = make_config(tmp_path)
+    with Database(cfg.database_path) as store, pytest.raises(InvalidAddressError):
+        Subscriptions(store, cfg, lambda: NOW).register(raw, Preferences(keywords=["graphs"]))

@@ -32,7 +32,6 @@ from newsletter.delivery.summary import SendSummary
 from newsletter.errors import NewsletterError
 from newsletter.models import Digest, Subscriber, SubscriberStatus
 from newsletter.preferences import normalize_address
-from newsletter.preview import DigestPreview
 from newsletter.ranking.profile import profile_from
 from newsletter.ranking.rank import rank as rank_papers
 from newsletter.ranking.rank import ranker_options
@@ -182,6 +181,40 @@ def prepare(
         signer=ctx.signer,
     )
     return rendered, raw
+
+
+@dataclass(frozen=True)
+class DigestPreview:
+    """One subscriber's digest as it would be sent: rendered parts and the complete message."""
+
+    digest: Digest
+    rendered: RenderedEmail
+    message_id: str
+    eml: bytes  # the exact bytes the send loop would hand to SMTP (DKIM-signed if configured)
+
+    @property
+    def subscriber(self) -> Subscriber:
+        return self.digest.subscriber
+
+    @property
+    def html(self) -> str:
+        return self.rendered.html
+
+    @property
+    def text(self) -> str:
+        return self.rendered.text
+
+    @property
+    def subject(self) -> str:
+        return self.rendered.subject
+
+    @property
+    def picks(self) -> int:
+        return len(self.digest.picks)
+
+    @property
+    def dropped(self) -> int:
+        return self.rendered.dropped
 
 
 def find_subscribers(ctx: Context, emails: Iterable[str]) -> list[Subscriber]:

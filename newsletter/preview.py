@@ -1,7 +1,7 @@
 """Look at digests before anyone gets them: write them to files, or serve them on localhost.
 
 `write_previews` writes `<subscriber>.html`, `.txt` and the complete `.eml` (exactly the bytes
-the send loop would hand to SMTP) for each `DigestPreview` from `pipeline.preview_digests`.
+the send loop would hand to SMTP) for each `pipeline.DigestPreview` from `pipeline.preview_digests`.
 `serve_previews` runs a tiny stdlib HTTP server on 127.0.0.1 with an index of the digests.
 Nothing here records a send.
 """
@@ -11,58 +11,23 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import cache
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from newsletter.models import Digest, Subscriber
+from newsletter.models import Subscriber
 
 if TYPE_CHECKING:
     import jinja2
 
-    from newsletter.render.renderer import RenderedEmail
+    from newsletter.pipeline import DigestPreview
 
 log = logging.getLogger(__name__)
 
 # The digest HTML has no scripts; the CSP makes sure a preview page can never run or load any.
 CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; base-uri 'none'"
-
-
-@dataclass(frozen=True)
-class DigestPreview:
-    """One subscriber's digest as it would be sent: rendered parts and the complete message."""
-
-    digest: Digest
-    rendered: RenderedEmail
-    message_id: str
-    eml: bytes  # the exact bytes the send loop would hand to SMTP (DKIM-signed if configured)
-
-    @property
-    def subscriber(self) -> Subscriber:
-        return self.digest.subscriber
-
-    @property
-    def html(self) -> str:
-        return self.rendered.html
-
-    @property
-    def text(self) -> str:
-        return self.rendered.text
-
-    @property
-    def subject(self) -> str:
-        return self.rendered.subject
-
-    @property
-    def picks(self) -> int:
-        return len(self.digest.picks)
-
-    @property
-    def dropped(self) -> int:
-        return self.rendered.dropped
 
 
 def file_stem(subscriber: Subscriber) -> str:

@@ -13,7 +13,8 @@ from newsletter.cli.base import AppContext, cli, echo_some, friendly_errors, par
 from newsletter.cli.papers import FetchProgress
 from newsletter.delivery import DeliveryReport
 from newsletter.delivery.summary import SendSummary
-from newsletter.preview import DigestPreview, file_stem, preview_server, write_previews
+from newsletter.pipeline import DigestPreview
+from newsletter.preview import file_stem, preview_server, write_previews
 from newsletter.store import Database
 
 

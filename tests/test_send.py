@@ -382,3 +382,22 @@ def test_a_reader_who_leaves_while_the_run_is_in_flight_gets_nothing(
     assert again.exit_code == 0, again.output
     assert "sent 0 · skipped 3 already sent" in again.output
     assert "zoe@example.org" not in received(smtp_server)
+
+
+def test_a_subscriber_whose_row_went_while_queued_is_skipped_without_an_error(
+    tmp_path: Path,
+) -> None:
+    from newsletter.delivery import Outgoing
+    from newsletter.subscriptions import Subscriptions
+    from tests.conftest import ledger_for, make_config
+
+    cfg = make_config(tmp_path)
+    with Database(cfg.database_path) as store:
+        old = NOW - timedelta(days=cfg.web.pending_expiry_days + 1)
+        sub, _ = store.subscribers.add("p@example.org", old, status=SubscriberStatus.PENDING)
+        job = Outgoing(sub, DEMO_DAY, "<m@test.example.org>", b"", cfg.email.from_address)
+        ledger = ledger_for(store, cfg, lambda: NOW)
+        assert ledger.claim(job)
+        assert Subscriptions(store, cfg, lambda: NOW).expire_pending() == 1
+        assert ledger.stopped_receiving(job) == "deleted during the run"
+        assert store.sends.on(DEMO_DAY) == []

@@ -92,7 +92,9 @@ class Ledger:
             status = self.store.sends.recipient_status(job.subscriber.id)
             if status == SubscriberStatus.ACTIVE:
                 return ""
-            reason = f"{status or 'deleted'} during the run"
+            if status is None:  # the row is gone, and its ledger rows with it
+                return "deleted during the run"
+            reason = f"{status} during the run"
             self.store.sends.mark_skipped(job.subscriber.id, job.digest_date, reason, self.clock())
             return reason
 

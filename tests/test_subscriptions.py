@@ -131,3 +131,59 @@ def test_the_address_rule_refuses_with_the_reason(tmp_path: Path, raw: str) -> N
     cfg = make_config(tmp_path)
     with Database(cfg.database_path) as store, pytest.raises(InvalidAddressError):
         Subscriptions(store, cfg, lambda: NOW).register(raw, Preferences(keywords=["graphs"]))
+
+
+def test_cli_refuses_an_address_the_mailer_cannot_write_and_stores_nothing(
+    tmp_path: Path, smtp_server: SMTPSink
+) -> None:
+    config = write_config(tmp_path, smtp_server.port)
+    args = ["--config", str(config), "subscribe", "jörg@example.com", "--interest", "graphs"]
+    result = CliRunner().invoke(cli, args, env=ENV)
+    assert result.exit_code == 1
+    assert "the part before the @ contains 'ö'" in result.output and "SMTPUTF8" in result.output
+    with Database(load_config(str(config)).database_path) as store:
+        assert store.subscribers.list() == []
+    assert smtp_server.messages() == []
+
+
+def test_an_address_stored_before_the_rule_can_still_be_unsubscribed(
+    tmp_path: Path, smtp_server: SMTPSink
+) -> None:
+    config = write_config(tmp_path, smtp_server.port)
+    with Database(load_config(str(config)).database_path) as store:
+        store.subscribers.add("jörg@example.com", NOW, status=SubscriberStatus.ACTIVE)
+    args = ["--config", str(config), "unsubscribe", "jörg@example.com"]
+    result = CliRunner().invoke(cli, args, env=ENV)
+    assert result.exit_code == 0 and "unsubscribed jörg@example.com" in result.output
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "ann@example.org",
+        "jörg@example.com",
+        "ann@bücher.example",
+        "anna@straße.de",
+        "ann@xn--bcher-kva.example",
+        "a+tag@sub.example.co.uk",
+        "ann@ex ample.org",
+        "ann@☃.example",
+        "ann@" + "a" * 64 + ".example",
+    ],
+)
+def test_the_address_rule_is_the_rule_the_mailer_writes_headers_with(raw: str) -> None:
+    """Whatever normalize_address accepts, the mailer can write into To:, and as the same
+    domain the validator checked (IDNA 2008)."""
+    from email_validator import validate_email
+
+    from newsletter.delivery.mime import header_address
+    from newsletter.errors import InvalidAddressError
+    from newsletter.preferences import normalize_address
+
+    try:
+        address = normalize_address(raw)
+    except InvalidAddressError:
+        return
+    written = header_address(address)
+    checked = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+    assert written.addr_spec == checked.ascii_email

@@ -225,6 +225,18 @@ def test_invalid_address_is_refused_with_the_reason_and_nothing_is_stored(site: 
     assert r.status_code == 400 and "line break" in r.text
 
 
+def test_an_address_the_mailer_cannot_write_is_refused_with_the_real_reason(site: Site) -> None:
+    r = site.subscribe("jörg@example.com")
+    assert r.status_code == 400
+    assert "the part before the @ contains &#39;ö&#39;" in r.text and "SMTPUTF8" in r.text
+    assert "try again in a few minutes" not in r.text
+    assert site.db.subscribers.list() == [] and outbox(site.outbox) == []
+    # A non-ASCII domain is fine: it is written as IDNA 2008, as the validator checked it.
+    assert site.subscribe("anna@straße.example").status_code == 200
+    (mail,) = outbox(site.outbox)
+    assert mail["To"].addresses[0].domain == "xn--strae-oqa.example"
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [

@@ -211,7 +211,7 @@ class JoinAndLeavePages:
         try:
             address = normalize_address(raw_email)
         except InvalidAddressError as exc:
-            errors["email"] = str(exc)[:1].upper() + str(exc)[1:] + "."
+            errors["email"] = str(exc)[:1].upper() + str(exc)[1:].rstrip(".") + "."
         if errors:
             return self._form_page(request, prefs, raw_email[:254], errors, 400)
         wait = web.limit_by_address.retry_after(address.casefold(), now.timestamp())

@@ -199,6 +199,16 @@ def test_subscribing_an_existing_address_reveals_nothing_and_changes_nothing(sit
     assert "already subscribed" in page.text and "/manage/" in page.text
 
 
+def test_check_inbox_page_echoes_the_typed_address_never_the_stored_one(site: Site) -> None:
+    site.active("bob@example.org")
+    known = site.subscribe("BOB@Example.ORG")
+    fresh = site.subscribe("CAROL@Example.ORG")
+    assert known.status_code == fresh.status_code == 200
+    assert "BOB@Example.ORG" in known.text and "bob@example.org" not in known.text
+    assert "CAROL@Example.ORG" in fresh.text and "CAROL@example.org" not in fresh.text
+    assert known.text.replace("BOB", "X") == fresh.text.replace("CAROL", "X")
+
+
 def test_resubmitting_a_pending_signup_updates_it_and_restarts_expiry(site: Site) -> None:
     site.subscribe("dan@example.org")
     site.clock.advance(days=5)

@@ -219,10 +219,15 @@ class JoinAndLeavePages:
             return self._too_many(request, wait)
         web.limit_by_address.hit(address.casefold(), now.timestamp())
         subscriber, _, _ = await run_in_threadpool(web.subscriptions.register, address, prefs)
-        return await self._confirm_by_mail(request, subscriber)
+        # The page shows what was typed, never the stored spelling: that would tell anyone
+        # whether the address is already known.
+        return await self._confirm_by_mail(request, subscriber, raw_email.strip()[:254])
 
-    async def _confirm_by_mail(self, request: Request, subscriber: Subscriber) -> Response:
-        """Send the opt-in e-mail; "check your inbox", or a 503 page when it cannot go out."""
+    async def _confirm_by_mail(
+        self, request: Request, subscriber: Subscriber, shown: str
+    ) -> Response:
+        """Send the opt-in e-mail; "check your inbox" (saying `shown`), or a 503 page when it
+        cannot go out."""
         try:
             await run_in_threadpool(self.web.subscriptions.send_confirmation, subscriber)
         except (NewsletterError, OSError) as exc:
@@ -234,7 +239,7 @@ class JoinAndLeavePages:
                 "Please try again in a few minutes.",
                 503,
             )
-        return self.web.render(request, "check_inbox.html", email=subscriber.email)
+        return self.web.render(request, "check_inbox.html", email=shown)
 
     async def confirm(self, request: Request) -> Response:
         web = self.web
@@ -295,7 +300,7 @@ class JoinAndLeavePages:
         form = await web.form(request)
         web.check_csrf(request, form, f"resubscribe:{sub.id}")
         if web.subscriptions.resubscribe(sub) == "pending":  # never confirmed: opt-in first
-            return await self._confirm_by_mail(request, sub)
+            return await self._confirm_by_mail(request, sub, sub.email)
         return web.render(
             request,
             "resubscribe.html",

@@ -105,7 +105,6 @@ class Preferences:
 
     def interests(self, previous: Sequence[Interest] = ()) -> list[Interest]:
         """The interests these preferences stand for; kept kinds and weights carry over."""
-        weights = {(i.kind, i.value): i.weight for i in previous}
         wanted: list[tuple[InterestKind, str]] = [
             *((InterestKind.KEYWORD, k) for k in self.keywords),
             *((InterestKind.TEXT, p) for p in paragraphs(self.description)),
@@ -113,9 +112,17 @@ class Preferences:
             *((InterestKind.NOT_KEYWORD, n) for n in self.negatives),
             *((InterestKind.LIKE, _paper_id(p)) for p in self.likes),
         ]
-        seen = set(wanted)
-        kept = [i for i in previous if i.kind in KEPT_KINDS and (i.kind, i.value) not in seen]
-        return [Interest(k, v, weights.get((k, v), 1.0)) for k, v in wanted] + kept
+        return carry_over([Interest(k, v) for k, v in wanted], previous)
+
+
+def carry_over(wanted: Sequence[Interest], previous: Sequence[Interest]) -> list[Interest]:
+    """`wanted` replacing `previous`: weights of the interests in both carry over, and liked
+    and disliked papers (they come from feedback or the CLI) stay."""
+    weights = {(i.kind, i.value): i.weight for i in previous}
+    seen = {(i.kind, i.value) for i in wanted}
+    kept = [i for i in previous if i.kind in KEPT_KINDS and (i.kind, i.value) not in seen]
+    fresh = [Interest(i.kind, i.value, weights.get((i.kind, i.value), i.weight)) for i in wanted]
+    return fresh + kept
 
 
 def _paper_id(raw: str) -> str:

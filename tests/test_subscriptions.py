@@ -3,6 +3,7 @@ aiosmtpd, the same validation rule in the CLI and the web, and every status chan
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from newsletter.config import load_config
 from newsletter.models import SubscriberStatus
 from newsletter.preferences import Preferences, check_preferences
 from newsletter.store import Database
-from newsletter.subscriptions import Subscriptions
+from newsletter.subscriptions import Confirmation, Subscriptions
 from newsletter.tokens import read_token
 from tests.conftest import SECRET, SMTPSink, make_config
 from tests.web_support import TestClient, link_in, path_of
@@ -91,15 +92,16 @@ def test_every_status_change_goes_through_subscriptions(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, '[delivery]\nmethod = "maildir:outbox"\n')
     with Database(cfg.database_path) as store:
         people = Subscriptions(store, cfg, lambda: NOW)
-        sub, created, _ = people.register("Ann@Example.org", Preferences(keywords=["graphs"]))
-        assert created and sub.status == SubscriberStatus.PENDING
+        signup = people.register("Ann@Example.org", Preferences(keywords=["graphs"]))
+        sub = signup.subscriber
+        assert signup.created and sub.status == SubscriberStatus.PENDING
 
         def status() -> SubscriberStatus:
             current = store.subscribers.get(sub.id)
             assert current is not None
             return current.status
 
-        assert people.confirm(sub) and status() == SubscriberStatus.ACTIVE
+        assert people.confirm(sub) == Confirmation.CONFIRMS and status() == SubscriberStatus.ACTIVE
         current = store.subscribers.get(sub.id)
         assert current is not None and people.pause(current)
         assert status() == SubscriberStatus.PAUSED
@@ -107,8 +109,14 @@ def test_every_status_change_goes_through_subscriptions(tmp_path: Path) -> None:
         assert people.resume(store.subscribers.get(sub.id))  # type: ignore[arg-type]
         assert people.unsubscribe(store.subscribers.get(sub.id))  # type: ignore[arg-type]
         assert status() == SubscriberStatus.UNSUBSCRIBED
-        # Confirmed once: coming back needs no new opt-in.
-        assert people.resubscribe(store.subscribers.get(sub.id)) == "active"  # type: ignore[arg-type]
+        # Coming back asks the owner again, even after a confirmed sign-up.
+        left = store.subscribers.get(sub.id)
+        assert left is not None
+        request = people.resubscribe(left)
+        assert request is not None and status() == SubscriberStatus.UNSUBSCRIBED
+        assert people.confirm(left) == Confirmation.STALE  # a link from before they left
+        assert people.confirm(left, request) == Confirmation.CONFIRMS
+        assert status() == SubscriberStatus.ACTIVE
         people.bounce(sub.id)
         assert status() == SubscriberStatus.BOUNCED
 
@@ -117,11 +125,27 @@ def test_a_never_confirmed_resubscribe_waits_for_the_opt_in(tmp_path: Path) -> N
     cfg = make_config(tmp_path)
     with Database(cfg.database_path) as store:
         people = Subscriptions(store, cfg, lambda: NOW)
-        sub, _, _ = people.register("bo@example.org", Preferences(keywords=["graphs"]))
+        sub = people.register("bo@example.org", Preferences(keywords=["graphs"])).subscriber
         assert people.unsubscribe(sub)
         again = store.subscribers.get(sub.id)
-        assert again is not None and people.resubscribe(again) == "pending"
-        assert store.subscribers.get(sub.id).status == SubscriberStatus.PENDING  # type: ignore[union-attr]
+        assert again is not None and people.resubscribe(again) is not None
+        assert store.subscribers.get(sub.id).status == SubscriberStatus.UNSUBSCRIBED  # type: ignore[union-attr]
+
+
+def test_a_signup_for_a_known_address_is_one_transaction(tmp_path: Path) -> None:
+    """The request and the restarted expiry of a pending sign-up land together or not at all."""
+    cfg = make_config(tmp_path)
+    with Database(cfg.database_path) as store:
+        people = Subscriptions(store, cfg, lambda: NOW)
+        sub = people.register("cy@example.org", Preferences(keywords=["graphs"])).subscriber
+        store.db.execute(
+            "CREATE TRIGGER no_restart BEFORE UPDATE OF created_at ON subscribers"
+            " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+        with pytest.raises(sqlite3.IntegrityError):
+            people.register("cy@example.org", Preferences(keywords=["trees"]))
+        count = store.db.execute("SELECT count(*) FROM signup_requests").fetchone()[0]
+        assert count == 0 and store.subscribers.get(sub.id) == sub
 
 
 @pytest.mark.parametrize("raw", ["", "no-at-sign", "a@b@c", "x@example.org\r\nBcc: y@z"])

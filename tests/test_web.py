@@ -199,6 +199,12 @@ def test_subscribing_an_existing_address_reveals_nothing_and_changes_nothing(sit
     assert "already subscribed" in page.text and "/manage/" in page.text
 
 
+def keywords_of(site: Site, sid: int) -> set[str]:
+    return {
+        i.value for i in site.db.subscribers.interests_for(sid) if i.kind == InterestKind.KEYWORD
+    }
+
+
 def test_check_inbox_page_echoes_the_typed_address_never_the_stored_one(site: Site) -> None:
     site.active("bob@example.org")
     known = site.subscribe("BOB@Example.ORG")
@@ -209,19 +215,78 @@ def test_check_inbox_page_echoes_the_typed_address_never_the_stored_one(site: Si
     assert known.text.replace("BOB", "X") == fresh.text.replace("CAROL", "X")
 
 
-def test_resubmitting_a_pending_signup_updates_it_and_restarts_expiry(site: Site) -> None:
+def test_resubmitting_a_pending_signup_waits_for_its_link_and_restarts_expiry(site: Site) -> None:
     site.subscribe("dan@example.org")
     site.clock.advance(days=5)
     site.subscribe("dan@example.org", keywords="graph neural networks", categories=[])
     sub = site.db.subscribers.get_by_email("dan@example.org")
     assert sub is not None
-    values = {
-        i.value for i in site.db.subscribers.interests_for(sub.id) if i.kind == InterestKind.KEYWORD
-    }
-    assert values == {"graph neural networks"}
+    assert keywords_of(site, sub.id) == {"KV cache", "speculative decoding"}  # not yet
     site.clock.advance(days=5)  # 10 days after the first, 5 after the second submission
     site.subscribe("other@example.org")  # runs the expiry sweep
     assert site.db.subscribers.get_by_email("dan@example.org") is not None
+    second = [m for m in outbox(site.outbox) if "dan@" in str(m["To"])][1]
+    site.client.get(path_of(link_in(second, "/confirm/")))
+    assert site.status(sub.id) == "active"
+    assert keywords_of(site, sub.id) == {"graph neural networks"}
+
+
+def owner_who_left(site: Site) -> int:
+    """An active reader with their own settings, who then unsubscribed."""
+    sid = site.active("owner@example.org")
+    site.db.subscribers.update(
+        sid, site.clock(), timezone="Asia/Tokyo", delivery_hour=6, digest_size=3
+    )
+    site.client.post(token_path("unsubscribe", "unsubscribe", sid))
+    assert site.status(sid) == "unsubscribed"
+    return sid
+
+
+def settings_of(site: Site, sid: int) -> tuple[Any, ...]:
+    sub = site.db.subscribers.get(sid)
+    assert sub is not None
+    return (sub.timezone, sub.delivery_hour, sub.digest_size, keywords_of(site, sid))
+
+
+def test_a_strangers_signup_for_a_former_reader_changes_nothing_stored(site: Site) -> None:
+    sid = owner_who_left(site)
+    before = settings_of(site, sid)
+    assert before == ("Asia/Tokyo", 6, 3, {"diffusion"})
+    site.client.cookies.clear()  # the stranger's own browser
+    r = site.subscribe("owner@example.org", keywords="attacker topic", size="50")
+    assert r.status_code == 200 and "Check your inbox" in r.text
+    assert settings_of(site, sid) == before and site.status(sid) == "unsubscribed"
+    # The owner's old resubscribe link brings back the owner's settings, not the stranger's.
+    resub = token_path("resubscribe", "unsubscribe", sid)
+    landing = site.client.get(resub)
+    site.client.post(resub, data={"csrf_token": csrf_tokens(landing.text)[0]})
+    site.client.get(path_of(link_in(outbox(site.outbox)[-1], "/confirm/")))
+    assert site.status(sid) == "active" and settings_of(site, sid) == before
+    likes = [i.value for i in site.db.subscribers.interests_for(sid) if i.kind == "like"]
+    assert likes == ["2401.00001"]
+    # The stranger's confirmation link, clicked later, changes nothing either.
+    strangers = next(m for m in outbox(site.outbox) if "Confirm" in m["Subject"])
+    stale = path_of(link_in(strangers, "/confirm/"))
+    assert "already subscribed" in site.client.get(stale).text
+    assert settings_of(site, sid) == before
+
+
+def test_a_signup_request_applies_only_through_its_own_link(site: Site) -> None:
+    sid = owner_who_left(site)
+    site.subscribe("owner@example.org", keywords="owner's new topic", timezone="Europe/Paris")
+    site.subscribe("owner@example.org", keywords="attacker topic", timezone="UTC")
+    owners, strangers = [
+        path_of(link_in(m, "/confirm/")) for m in outbox(site.outbox) if "Confirm" in m["Subject"]
+    ]
+    site.client.head(owners)
+    assert settings_of(site, sid)[0] == "Asia/Tokyo"  # a HEAD changes nothing
+    r = site.client.get(owners)
+    assert r.status_code == 200 and "Welcome back" in r.text
+    assert settings_of(site, sid) == ("Europe/Paris", 8, 5, {"owner's new topic"})
+    likes = [i.value for i in site.db.subscribers.interests_for(sid) if i.kind == "like"]
+    assert likes == ["2401.00001"]  # liked papers stay, as on the manage page
+    site.client.get(strangers)
+    assert settings_of(site, sid)[0] == "Europe/Paris"
 
 
 def test_invalid_address_is_refused_with_the_reason_and_nothing_is_stored(site: Site) -> None:
@@ -428,8 +493,11 @@ def test_one_click_on_the_list_unsubscribe_header_of_a_real_digest(site: Site) -
     assert site.status(sid) == "unsubscribed"
 
 
-def test_resubscribe_needs_csrf_and_reactivates(site: Site) -> None:
-    sid = site.active()
+def test_resubscribe_needs_csrf_and_a_fresh_confirmation(site: Site) -> None:
+    site.subscribe("ann@example.org")
+    sid = site.db.subscribers.get_by_email("ann@example.org").id  # type: ignore[union-attr]
+    first_link = path_of(link_in(outbox(site.outbox)[0], "/confirm/"))
+    site.db.subscribers.set_status(sid, SubscriberStatus.ACTIVE, site.clock())  # confirmed
     unsub = token_path("unsubscribe", "unsubscribe", sid)
     page = site.client.post(unsub)
     resub = unsub.replace("/unsubscribe/", "/resubscribe/")
@@ -439,6 +507,18 @@ def test_resubscribe_needs_csrf_and_reactivates(site: Site) -> None:
     landing = site.client.get(resub)
     assert landing.status_code == 200 and "Subscribe again?" in landing.text
     r = site.client.post(resub, data={"csrf_token": csrf_tokens(landing.text)[0]})
+    assert r.status_code == 200 and "Check your inbox" in r.text
+    assert site.status(sid) == "unsubscribed"  # the unsubscribe token alone is no consent
+    mail = outbox(site.outbox)[-1]
+    assert mail["To"].addresses[0].addr_spec == "ann@example.org"
+    # The link from the first sign-up, sent before the unsubscribe, no longer brings them back.
+    stale = site.client.get(first_link)
+    assert stale.status_code == 410 and "no longer subscribes you" in stale.text
+    assert site.status(sid) == "unsubscribed"
+    confirm = path_of(link_in(mail, "/confirm/"))
+    site.client.head(confirm)
+    assert site.status(sid) == "unsubscribed"
+    r = site.client.get(confirm)
     assert r.status_code == 200 and "Welcome back" in r.text
     assert site.status(sid) == "active"
 
@@ -454,9 +534,10 @@ def test_resubscribing_a_never_confirmed_address_asks_for_confirmation(site: Sit
     landing = site.client.get(resub)
     r = site.client.post(resub, data={"csrf_token": csrf_tokens(landing.text)[0]})
     assert r.status_code == 200 and "Check your inbox" in r.text
-    assert site.status(sub.id) == "pending"
+    assert site.status(sub.id) == "unsubscribed"
     confirm = path_of(link_in(outbox(site.outbox)[-1], "/confirm/"))
-    site.client.get(confirm)
+    r = site.client.get(confirm)
+    assert r.status_code == 200 and "You're in" in r.text
     assert site.status(sub.id) == "active"
 
 

@@ -202,6 +202,11 @@ def test_unsubscribe_through_the_page_and_come_back(browser: Any, live: LiveSite
     assert page.inner_text("h1") == "You are unsubscribed"
     assert live.db.subscribers.get(sid).status == SubscriberStatus.UNSUBSCRIBED  # type: ignore[union-attr]
     page.click("button:has-text('Subscribe again')")
+    assert page.inner_text("h1") == "Check your inbox"
+    assert live.db.subscribers.get(sid).status == SubscriberStatus.UNSUBSCRIBED  # type: ignore[union-attr]
+    notice, confirmation = live.wait_for_mail(2)  # "you are unsubscribed", then the opt-in
+    assert "unsubscribed" in str(notice["Subject"])
+    page.goto(link_in(confirmation, "/confirm/"))
     assert page.inner_text("h1") == "Welcome back"
     assert live.db.subscribers.get(sid).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
     page.close()

@@ -66,7 +66,7 @@ def test_cli_subscribe_sends_the_opt_in_email_and_its_link_confirms(
         assert "confirmation e-mail sent again" in subscribe(config, "x@example.org")
         assert len(smtp_server.messages()) == 2
         with TestClient(create_app(cfg)) as client:
-            assert client.get(path_of(link)).status_code == 200
+            assert client.post(path_of(link)).status_code == 200
         assert store.subscribers.get(sub.id).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
 
 

@@ -3,13 +3,18 @@
 `create_app(cfg)` returns a Starlette app; `newsletter serve` runs it with uvicorn. Routes:
 
     GET  /                          subscribe form          POST / (or /subscribe)   subscribe
-    GET  /confirm/<token>           activate the subscription
+    GET  /confirm/<token>           a page with one button;  POST: activate the subscription
     GET  /unsubscribe/<token>       a page with one button (never unsubscribes: scanners prefetch)
     POST /unsubscribe/<token>       unsubscribe now (also RFC 8058 one-click; no cookie or CSRF)
     GET|POST /resubscribe/<token>   ask to come back (the unsubscribe token): a confirmation e-mail
     GET|POST /manage/<token>        preferences; POST /manage/<token>/pause | /resume
-    GET  /feedback/<token>          record a 👍/👎 vote;   POST /feedback/<token>/undo
+    GET  /feedback/<token>          a page with one button;  POST: record the 👍/👎 vote
+    POST /feedback/<token>/undo     take the vote back
     GET  /preview/<token>           today's digest in the browser
+
+A GET never acts: mail link scanners fetch every link in a message. The confirm and vote pages
+load `act.js`, which submits their form for a person at once (see that file for when it does
+not); their POST needs no CSRF cookie, because the signed token in the path is the credential.
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ from newsletter.web.security import SecurityHeadersMiddleware, security_headers
 log = logging.getLogger("newsletter.web")
 ROBOTS = "User-agent: *\nDisallow: /confirm/\nDisallow: /unsubscribe/\nDisallow: /resubscribe/\n"
 ROBOTS += "Disallow: /manage/\nDisallow: /feedback/\nDisallow: /preview/\n"
-STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "tz.js": "text/javascript; charset=utf-8"}
+JS = "text/javascript; charset=utf-8"
+STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "tz.js": JS, "act.js": JS}
 
 
 def create_app(
@@ -63,7 +69,8 @@ def create_app(
         Route("/", pages.subscribe, methods=["POST"]),
         Route("/subscribe", pages.subscribe, methods=["POST"]),
         Route("/subscribe", lambda _: web.redirect("/"), methods=["GET", "HEAD"]),
-        Route("/confirm/{token}", pages.confirm, methods=["GET", "HEAD"]),
+        Route("/confirm/{token}", pages.confirm_page, methods=["GET", "HEAD"]),
+        Route("/confirm/{token}", pages.confirm, methods=["POST"]),
         Route("/unsubscribe/{token}", pages.unsubscribe_page, methods=["GET", "HEAD"]),
         Route("/unsubscribe/{token}", pages.unsubscribe, methods=["POST"]),
         Route("/resubscribe/{token}", pages.resubscribe_page, methods=["GET", "HEAD"]),
@@ -252,16 +259,32 @@ class JoinAndLeavePages:
             )
         return self.web.render(request, "check_inbox.html", email=shown)
 
+    async def confirm_page(self, request: Request) -> Response:
+        """Ask, changing nothing: `act.js` sends the form at once for a person in a browser."""
+        web = self.web
+        data = web.token(request, "confirm", max_age=web.pending_max_age)
+        sub = web.subscriber(data)
+        people = web.subscriptions
+        if people.expired(sub):
+            raise TokenError(
+                "This sign-up was not confirmed in time and is being removed. You can sign up "
+                "again.",
+                expired=True,
+            )
+        outcome = people.confirmation(sub, _request_id(data))
+        if outcome == Confirmation.STALE:
+            return self._stale_confirmation(request)
+        if outcome == Confirmation.ALREADY:
+            return self._confirmed(request, sub, already=True)
+        return web.render(request, "confirm.html", subscriber=sub, token=_raw_token(request))
+
     async def confirm(self, request: Request) -> Response:
         web = self.web
         data = web.token(request, "confirm", max_age=web.pending_max_age)
         people = web.subscriptions
         people.expire_pending()
         sub = web.subscriber(data)
-        if request.method == "HEAD":  # a link checker's HEAD confirms nothing
-            outcome = people.confirmation(sub, _request_id(data))
-        else:
-            outcome = people.confirm(sub, _request_id(data))
+        outcome = people.confirm(sub, _request_id(data))
         if outcome == Confirmation.STALE:
             return self._stale_confirmation(request)
         current = web.store.subscribers.get(sub.id) or sub

@@ -148,6 +148,30 @@ def test_a_signup_for_a_known_address_is_one_transaction(tmp_path: Path) -> None
         assert count == 0 and store.subscribers.get(sub.id) == sub
 
 
+def test_a_confirmation_applies_its_preferences_and_activates_in_one_transaction(
+    tmp_path: Path,
+) -> None:
+    cfg = make_config(tmp_path)
+    with Database(cfg.database_path) as store:
+        people = Subscriptions(store, cfg, lambda: NOW)
+        sub = people.register("di@example.org", Preferences(keywords=["graphs"])).subscriber
+        people.unsubscribe(sub)
+        request = people.register("di@example.org", Preferences(keywords=["trees"])).request
+        store.db.execute(
+            "CREATE TRIGGER no_activation BEFORE UPDATE OF status ON subscribers"
+            " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+        left = store.subscribers.get(sub.id)
+        assert left is not None
+        with pytest.raises(sqlite3.IntegrityError):
+            people.confirm(left, request)
+        assert [i.value for i in store.subscribers.interests_for(sub.id)] == ["graphs"]
+        assert store.subscribers.signup_request(request or 0) is not None  # still usable
+        store.db.execute("DROP TRIGGER no_activation")
+        assert people.confirm(left, request) == Confirmation.CONFIRMS
+        assert [i.value for i in store.subscribers.interests_for(sub.id)] == ["trees"]
+
+
 @pytest.mark.parametrize("raw", ["", "no-at-sign", "a@b@c", "x@example.org\r\nBcc: y@z"])
 def test_the_address_rule_refuses_with_the_reason(tmp_path: Path, raw: str) -> None:
     from newsletter.errors import InvalidAddressError

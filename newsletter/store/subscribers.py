@@ -33,9 +33,9 @@ _UPDATABLE = frozenset(
     {"name", "status", "timezone", "delivery_hour", "digest_size", "confirmed_at", "hard_failures"}
 )
 SubscriberRow = tuple[int, str, str, str, str, int, int, str | None, str | None]
-# Sign-up requests kept per subscriber: each confirmation e-mail names one, and only the latest
-# few are worth keeping (the subscribe rate limit bounds how fast they come).
-MAX_REQUESTS = 5
+# Sign-up requests kept per subscriber: each confirmation e-mail names one. Enough that a burst
+# of sign-ups by someone else (the subscribe rate limit bounds it) rarely pushes out the owner's.
+MAX_REQUESTS = 20
 
 
 def _when(value: str | None) -> datetime | None:

@@ -310,9 +310,9 @@ class JoinAndLeavePages:
         return self.web.message(
             request,
             "This link no longer subscribes you",
-            "You unsubscribed after this confirmation e-mail was sent, so its link cannot "
-            "subscribe you again. To come back, use “Subscribe again” in the e-mail that "
-            "confirmed your unsubscribe, or sign up again.",
+            "It comes from an older confirmation e-mail: one sent before you unsubscribed, or "
+            "one that newer sign-ups for this address have replaced. To come back, use "
+            "“Subscribe again” in the e-mail that confirmed your unsubscribe, or sign up again.",
             410,
             links=[("/", "Sign up")],
         )

@@ -111,4 +111,19 @@ def _create_sends_and_runs(db: sqlite_utils.Database) -> None:
         )""")
 
 
-MIGRATIONS: list[Migration] = [_m1_initial]
+def _m2_signup_requests(db: sqlite_utils.Database) -> None:
+    """Sign-ups waiting for the owner's confirmation, with the settings they would apply: whoever
+    types a known address into the form may not own it, so nothing stored changes until the
+    link mailed to that address is used. AUTOINCREMENT: a link never names a later request."""
+    db.execute("""
+        CREATE TABLE signup_requests (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '', timezone TEXT, delivery_hour INTEGER,
+            digest_size INTEGER, interests TEXT
+        )""")
+    db.execute("CREATE INDEX idx_signup_requests_subscriber ON signup_requests (subscriber_id)")
+
+
+MIGRATIONS: list[Migration] = [_m1_initial, _m2_signup_requests]

@@ -19,7 +19,7 @@ import feedparser
 from newsletter.errors import FeedError
 from newsletter.models import Paper, split_arxiv_id
 from newsletter.sources import ARXIV_RSS, Parsed
-from newsletter.sources.text import clean_text, one_line, parse_xml, split_authors
+from newsletter.sources.text import capped, clean_text, one_line, parse_xml, split_authors
 
 # "Title. (arXiv:1805.09166v1 [hep-ex] CROSS LISTED)" / "... UPDATED)"
 _TITLE_TAIL = re.compile(
@@ -61,19 +61,18 @@ def parse_legacy(
             skipped += 1
             continue
         creator = _strip_html(entry.get("author", "") or entry.get("dc_creator", ""))
-        papers.append(
-            Paper(
-                id=paper_id,
-                title=one_line(entry["title"][: m.start()].rstrip().removesuffix(".")),
-                abstract=clean_text(_strip_html(entry.get("summary", ""))),
-                authors=split_authors(creator),
-                categories=(m.group("cat").strip(),),
-                version=version,
-                announce_type=announce_type,
-                announced=day,
-                abs_url=f"https://arxiv.org/abs/{paper_id}",
-                pdf_url=f"https://arxiv.org/pdf/{paper_id}",
-                sources=(ARXIV_RSS,),
-            )
+        paper = Paper(
+            id=paper_id,
+            title=one_line(entry["title"][: m.start()].rstrip().removesuffix(".")),
+            abstract=clean_text(_strip_html(entry.get("summary", ""))),
+            authors=split_authors(creator),
+            categories=(one_line(m.group("cat")),),
+            version=version,
+            announce_type=announce_type,
+            announced=day,
+            abs_url=f"https://arxiv.org/abs/{paper_id}",
+            pdf_url=f"https://arxiv.org/pdf/{paper_id}",
+            sources=(ARXIV_RSS,),
         )
+        papers.append(capped(paper, url))
     return Parsed(papers=papers, day=day, skipped=skipped)

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from newsletter.render.latex import MAX_DEPTH, latex_to_text
+from newsletter.render import latex
+from newsletter.render.latex import latex_to_text
 
 
 @pytest.mark.parametrize(
@@ -93,7 +94,7 @@ def test_work_grows_linearly_with_the_length_of_hostile_markup(shape: str) -> No
 
 
 def test_groups_nested_beyond_the_depth_limit_are_shown_as_written() -> None:
-    shallow = r"\textbf{" * MAX_DEPTH + "x" + "}" * MAX_DEPTH
+    shallow = r"\textbf{" * latex.MAX_DEPTH + "x" + "}" * latex.MAX_DEPTH
     assert latex_to_text(shallow) == "x"
-    deep = r"\textbf{" * (MAX_DEPTH + 3) + "x" + "}" * (MAX_DEPTH + 3)
+    deep = r"\textbf{" * (latex.MAX_DEPTH + 3) + "x" + "}" * (latex.MAX_DEPTH + 3)
     assert latex_to_text(deep) == r"\textbf{\textbf{x}}"  # the innermost two, as sent

@@ -25,6 +25,8 @@ from newsletter.render.latex import latex_to_text
         (r"a --- b -- c ``q''", "a — b – c “q”"),
         (r"\emph{LLM}s \cite{smith2020} \href{https://x.org}{here}", "LLMs here (https://x.org)"),
         (r"$W_{\text{out}}$", "Wₒᵤₜ"),
+        (r"a {\em certain} {\it fixed} {\bf bold} {\emph word} b", "a certain fixed bold word b"),
+        (r"e.g.\ via, i.e.\ the", "e.g. via, i.e. the"),
         ("plain title, no markup", "plain title, no markup"),
         ("  spaces\n and\tlines  ", "spaces and lines"),
     ],

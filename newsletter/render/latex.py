@@ -46,6 +46,7 @@ SYMBOLS = {
     "Pr": "Pr", "LaTeX": "LaTeX", "TeX": "TeX", "left": "", "right": "", "big": "",
     "Big": "", "bigg": "", "Bigg": "", "displaystyle": "", "textstyle": "", "noindent": "",
     "newline": " ", "linebreak": " ", "smallskip": "", "medskip": "", "bigskip": "",
+    "em": "", "it": "", "bf": "", "rm": "", "sl": "", "sf": "", "tt": "", "sc": "",
 }  # fmt: skip
 
 # Commands whose one argument is shown as it is (formatting only).
@@ -183,6 +184,8 @@ class _Commands:
                 return end
             if name in DROP:
                 return end
+        elif name in UNWRAP and not self.text.startswith("{", pos):
+            return pos  # used as a switch, "{\\emph word}": the word is what shows
         out.append(GREEK.get(name) or SYMBOLS.get(name, m.group(0)))
         return pos
 
@@ -249,7 +252,7 @@ def latex_to_text(text: str) -> str:
     text = _ACCENT.sub(lambda m: (m.group(2) or m.group(4)) + ACCENTS[m.group(1) or "c"], text)
     text = _commands(_math_spans(text))
     text = _BRACED_SCRIPT.sub(lambda m: _script(m.group(1), m.group(2)), text)
-    text = _ESCAPED.sub(r"\1", text).replace("\\\\", " ")
+    text = _ESCAPED.sub(r"\1", text).replace("\\\\", " ").replace("\\ ", " ")
     text = text.replace("---", "—").replace("--", "–").replace("``", "“").replace("''", "”")
     text = re.sub(r"(?<![/\\])~", " ", text)  # ~ is a non-breaking space (kept in URLs)
     text = re.sub(r"(?<![\\A-Za-z])\{([^{}$\\]*)\}", r"\1", text)  # stray grouping braces

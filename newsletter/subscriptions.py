@@ -53,9 +53,9 @@ class SignUp:
     added: int = 0  # interests added to a known subscriber
 
 
-def resubscribe_url(cfg: Config, subscriber_id: int) -> str:
+def resubscribe_url(cfg: Config, subscriber: Subscriber) -> str:
     """The web page that undoes an unsubscribe (it carries the long-lived unsubscribe token)."""
-    token = make_token(cfg.require_secret_key(), "unsubscribe", subscriber_id)
+    token = make_token(cfg.require_secret_key(), "unsubscribe", subscriber.id, subscriber.nonce)
     return cfg.site.base_url.rstrip("/") + "/resubscribe/" + token
 
 
@@ -94,9 +94,9 @@ class Subscriptions:
         renderer = _account_renderer(self.cfg)
         rendered: RenderedEmail
         if kind == "confirm":
-            rendered = renderer.confirmation(current, links.confirm_url(self.cfg, current.id))
+            rendered = renderer.confirmation(current, links.confirm_url(self.cfg, current))
         else:
-            rendered = renderer.unsubscribed(current, resubscribe_url(self.cfg, current.id))
+            rendered = renderer.unsubscribed(current, resubscribe_url(self.cfg, current))
         message_id = new_message_id(self.cfg, kind)
         message = build_message(
             self.cfg, current, rendered, message_id=message_id, kind=kind, now=self.clock()

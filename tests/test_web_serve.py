@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -14,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from newsletter import links
 from newsletter.config import Config, parse_config
 from newsletter.delivery import build_message, message_id_for
 from newsletter.models import SubscriberStatus
@@ -115,3 +118,136 @@ def test_newsletter_serve_subscribe_confirm_one_click_and_tampered_token(
 
         bad = httpx.get(base + tamper(path_of(confirm)))
         assert 400 <= bad.status_code < 500 and "This link does not work" in bad.text
+
+
+# Another process holding the write lock, as a long `fetch` or `send` transaction would.
+HOLD_WRITE_LOCK = """
+import sqlite3, sys, time
+conn = sqlite3.connect(sys.argv[1], isolation_level=None)
+conn.execute("BEGIN IMMEDIATE")
+print("locked", flush=True)
+time.sleep(float(sys.argv[2]))
+conn.execute("ROLLBACK")
+"""
+
+
+def _timed_get(client: httpx.Client, url: str) -> tuple[int, float]:
+    started = time.monotonic()
+    status = client.get(url).status_code
+    return status, time.monotonic() - started
+
+
+def test_one_click_unsubscribe_while_another_process_holds_the_write_lock(
+    served: tuple[str, Config],
+) -> None:
+    base, cfg = served
+    with Database(cfg.database_path) as db:
+        sub, _ = db.subscribers.add(
+            "locked@example.org", datetime.now(UTC), status=SubscriberStatus.ACTIVE
+        )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_WRITE_LOCK, str(cfg.database_path), "8"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+        locked_at = time.monotonic()
+        answer: dict[str, float] = {}
+
+        def one_click() -> None:
+            url, form = links.unsubscribe_url(cfg, sub), {"List-Unsubscribe": "One-Click"}
+            answer["status"] = httpx.post(url, data=form, timeout=30).status_code
+            answer["took"] = time.monotonic() - locked_at
+
+        poster = threading.Thread(target=one_click)
+        poster.start()
+        health = []  # while the POST waits for the lock, the event loop answers others
+        with httpx.Client(timeout=30) as client:
+            client.get(base + "/healthz")  # connect first: time the answers, not the handshake
+            while poster.is_alive() or not health:
+                health.append(_timed_get(client, base + "/healthz"))
+                time.sleep(0.05)
+        poster.join()
+        assert holder.poll() is None  # the lock was held the whole time
+        status, answered = int(answer["status"]), answer["took"]
+        assert 200 <= status < 300 and answered < 5, (status, answered)
+        health_took = max(took for _, took in health)
+        assert {code for code, _ in health} == {200} and health_took < 0.5, health
+        with Database(cfg.database_path) as db:
+            assert db.subscribers.get(sub.id).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
+        holder.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        with Database(cfg.database_path) as db:
+            while db.subscribers.get(sub.id).status != SubscriberStatus.UNSUBSCRIBED:  # type: ignore[union-attr]
+                assert time.monotonic() < deadline, "the queued unsubscribe never landed"
+                time.sleep(0.1)
+        landed = time.monotonic() - locked_at
+    finally:
+        holder.kill()
+    print(
+        f"\none-click under another process's write lock: {status} in {answered:.2f} s;"
+        f" /healthz meanwhile: {len(health)} requests, max {health_took * 1000:.1f} ms;"
+        f" unsubscribed {landed:.1f} s after the lock was taken (held 8 s)"
+    )
+
+
+def test_serve_stays_responsive_while_a_100_mb_chunked_post_is_refused(
+    served: tuple[str, Config],
+) -> None:
+    base, _ = served
+    port = int(base.rsplit(":", 1)[1])
+    total, chunk = 100 * 2**20, 64 * 1024
+    flood: dict[str, object] = {"sent": 0, "reply": b""}
+
+    def read_reply(sock: socket.socket) -> None:
+        try:
+            while data := sock.recv(65536):
+                flood["reply"] = flood["reply"] + data  # type: ignore[operator]
+        except OSError:
+            pass
+
+    def send_flood() -> None:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            reader = threading.Thread(target=read_reply, args=(sock,))
+            reader.start()
+            head = (
+                f"POST / HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n"
+            )
+            piece = f"{chunk:x}\r\n".encode() + b"a" * chunk + b"\r\n"
+            try:
+                sock.sendall(head.encode())
+                while int(flood["sent"]) < total:  # type: ignore[call-overload]
+                    sock.sendall(piece)
+                    flood["sent"] = int(flood["sent"]) + chunk  # type: ignore[call-overload]
+                sock.sendall(b"0\r\n\r\n")
+            except OSError:
+                pass  # the server closed the connection: what we want
+            flood["closed_at"] = time.monotonic()
+            reader.join(timeout=10)
+
+    sender = threading.Thread(target=send_flood)
+    latencies = []
+    with httpx.Client(timeout=5) as client:
+        client.get(base + "/healthz")  # connect first: time the answers, not the handshake
+        started = time.monotonic()
+        sender.start()
+        # From the first chunk until the refusal, and a little after it.
+        while (sender.is_alive() or len(latencies) < 10) and time.monotonic() - started < 60:
+            t0 = time.monotonic()
+            assert client.get(base + "/healthz").text == "ok"
+            latencies.append(time.monotonic() - t0)
+            time.sleep(0.02)
+    sender.join(timeout=30)
+    took = float(flood["closed_at"]) - started  # type: ignore[arg-type]
+    reply = bytes(flood["reply"])  # type: ignore[call-overload]
+    sent = int(flood["sent"])  # type: ignore[call-overload]
+    assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+    assert sent < total, "the whole 100 MB was read"
+    assert latencies and max(latencies) < 0.1, max(latencies)
+    print(
+        f"\n100 MB chunked POST: 413, connection closed after {sent / 2**20:.1f} MB sent"
+        f" ({took:.2f} s);"
+        f" /healthz meanwhile: {len(latencies)} requests, max {max(latencies) * 1000:.1f} ms"
+    )

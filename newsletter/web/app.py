@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -35,6 +36,7 @@ from newsletter.config import Config
 from newsletter.errors import InvalidAddressError, NewsletterError
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.preferences import Preferences, normalize_address, timezone_choices
+from newsletter.store import is_busy
 from newsletter.tokens import TokenError
 from newsletter.web.core import CsrfError, WebContext
 from newsletter.web.forms import parse_preferences
@@ -59,18 +61,18 @@ def create_app(
     pages = JoinAndLeavePages(web)
     routes = [
         Route("/", pages.home, methods=["GET", "HEAD"]),
-        Route("/", pages.subscribe, methods=["POST"]),
-        Route("/subscribe", pages.subscribe, methods=["POST"]),
+        Route("/", web.with_form(pages.subscribe), methods=["POST"]),
+        Route("/subscribe", web.with_form(pages.subscribe), methods=["POST"]),
         Route("/subscribe", lambda _: web.redirect("/"), methods=["GET", "HEAD"]),
         Route("/confirm/{token}", pages.confirm, methods=["GET", "HEAD"]),
         Route("/unsubscribe/{token}", pages.unsubscribe_page, methods=["GET", "HEAD"]),
         Route("/unsubscribe/{token}", pages.unsubscribe, methods=["POST"]),
         Route("/resubscribe/{token}", pages.resubscribe_page, methods=["GET", "HEAD"]),
-        Route("/resubscribe/{token}", pages.resubscribe, methods=["POST"]),
+        Route("/resubscribe/{token}", web.with_form(pages.resubscribe), methods=["POST"]),
         *manage_routes(web),
         Route("/static/{name}", pages.static, methods=["GET", "HEAD"]),
         Route("/robots.txt", lambda _: PlainTextResponse(ROBOTS), methods=["GET", "HEAD"]),
-        Route("/healthz", lambda _: PlainTextResponse("ok"), methods=["GET", "HEAD"]),
+        Route("/healthz", _healthz, methods=["GET", "HEAD"]),
     ]
     errors = ErrorPages(web)
     app = Starlette(
@@ -79,6 +81,7 @@ def create_app(
         exception_handlers={
             TokenError: errors.token_error,
             CsrfError: errors.csrf_error,
+            sqlite3.OperationalError: errors.database_error,
             HTTPException: errors.http_error,
             Exception: errors.server_error,
         },
@@ -88,9 +91,14 @@ def create_app(
     return app
 
 
+async def _healthz(_: Request) -> Response:
+    return PlainTextResponse("ok")  # on the event loop: no thread, no database
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     yield
+    app.state.web.unsubscribes.stop()
     app.state.web.stores.close_all()
 
 
@@ -129,6 +137,20 @@ class ErrorPages:
         )
         if status == 405 and isinstance(exc, HTTPException) and exc.headers:
             response.headers.update(exc.headers)
+        return response
+
+    async def database_error(self, request: Request, exc: Exception) -> Response:
+        """Another process held the database longer than a page may wait: say so, no 500."""
+        if not is_busy(exc):
+            return await self.server_error(request, exc)
+        log.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
+        response = self.web.message(
+            request,
+            "Busy just now",
+            "The site is busy and nothing was changed. Please try again in a few seconds.",
+            503,
+        )
+        response.headers["retry-after"] = "5"
         return response
 
     async def server_error(self, request: Request, exc: Exception) -> Response:
@@ -185,25 +207,22 @@ class JoinAndLeavePages:
 
     def _too_many(self, request: Request, wait: int) -> Response:
         minutes = max(1, round(wait / 60))
+        after = f"{minutes} minute(s)" if minutes < 90 else f"{round(minutes / 60)} hour(s)"
         response = self.web.message(
             request,
             "Too many sign-up attempts",
-            f"Please wait about {minutes} minute(s) before trying again.",
+            f"Please wait about {after} before trying again.",
             429,
         )
         response.headers["retry-after"] = str(wait)
         return response
 
-    async def subscribe(self, request: Request) -> Response:
+    def subscribe(self, request: Request, form: FormData) -> Response:
         web = self.web
-        form = await web.form(request)
         web.check_csrf(request, form, "subscribe")
-        now = web.clock()
-        client = web.client_key(request)
-        wait = web.limit_by_client.retry_after(client, now.timestamp())
+        wait = web.signup_wait(request)
         if wait:
             return self._too_many(request, wait)
-        web.limit_by_client.hit(client, now.timestamp())
         prefs, errors = parse_preferences(form, self.cfg.sources.arxiv_categories)
         raw_email = form.get("email", "")
         raw_email = raw_email if isinstance(raw_email, str) else ""
@@ -214,17 +233,17 @@ class JoinAndLeavePages:
             errors["email"] = str(exc)[:1].upper() + str(exc)[1:] + "."
         if errors:
             return self._form_page(request, prefs, raw_email[:254], errors, 400)
-        wait = web.limit_by_address.retry_after(address.casefold(), now.timestamp())
+        subscriber, _, _ = web.subscriptions.register(address, prefs)
+        return self._confirm_by_mail(request, subscriber)
+
+    def _confirm_by_mail(self, request: Request, subscriber: Subscriber) -> Response:
+        """Send the opt-in e-mail; "check your inbox", a 429 page when the address, its domain
+        or the site has had its share of confirmation e-mails, or a 503 when it cannot go out."""
+        wait = self.web.confirmation_wait(subscriber.email)
         if wait:
             return self._too_many(request, wait)
-        web.limit_by_address.hit(address.casefold(), now.timestamp())
-        subscriber, _, _ = await run_in_threadpool(web.subscriptions.register, address, prefs)
-        return await self._confirm_by_mail(request, subscriber)
-
-    async def _confirm_by_mail(self, request: Request, subscriber: Subscriber) -> Response:
-        """Send the opt-in e-mail; "check your inbox", or a 503 page when it cannot go out."""
         try:
-            await run_in_threadpool(self.web.subscriptions.send_confirmation, subscriber)
+            self.web.subscriptions.send_confirmation(subscriber)
         except (NewsletterError, OSError) as exc:
             log.warning("confirmation e-mail to subscriber %s failed: %s", subscriber.id, exc)
             return self.web.message(
@@ -236,7 +255,7 @@ class JoinAndLeavePages:
             )
         return self.web.render(request, "check_inbox.html", email=subscriber.email)
 
-    async def confirm(self, request: Request) -> Response:
+    def confirm(self, request: Request) -> Response:
         web = self.web
         data = web.token(request, "confirm", max_age=web.pending_max_age)
         people = web.subscriptions
@@ -252,57 +271,56 @@ class JoinAndLeavePages:
             paused=sub.status == SubscriberStatus.PAUSED,
             subscriber=sub,
             local_time=_local_delivery(sub),
-            manage_url=links.manage_url(self.cfg, sub.id),
-            preview_url=links.preview_url(self.cfg, sub.id),
+            manage_url=links.manage_url(self.cfg, sub),
+            preview_url=links.preview_url(self.cfg, sub),
         )
 
-    async def unsubscribe_page(self, request: Request) -> Response:
+    def unsubscribe_page(self, request: Request) -> Response:
         data = self.web.token(request, "unsubscribe")
-        sub = self.web.store.subscribers.get(data.subscriber_id)
+        sub = self.web.find_subscriber(data)
         done = sub is None or sub.status == SubscriberStatus.UNSUBSCRIBED
         return self.web.render(
             request, "unsubscribe.html", subscriber=sub, done=done, token=_raw_token(request)
         )
 
-    async def unsubscribe(self, request: Request) -> Response:
-        """Unsubscribe at once: the RFC 8058 one-click POST lands here too (body ignored)."""
+    def unsubscribe(self, request: Request) -> Response:
+        """Unsubscribe at once: the RFC 8058 one-click POST lands here too (body ignored).
+
+        Always answered within seconds: when the database is locked the unsubscribe is queued
+        on disk and lands when the lock is free (`WebContext.unsubscribe`)."""
         web = self.web
         data = web.token(request, "unsubscribe")
-        sub = web.store.subscribers.get(data.subscriber_id)
+        sub = web.find_subscriber(data)
         task = None
-        if sub is not None:
-            people = web.subscriptions
-            was_receiving = sub.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
-            if people.unsubscribe(sub) and was_receiving:
-                task = BackgroundTask(people.notify_unsubscribed, sub)
+        if sub is not None and web.unsubscribe(sub):
+            task = BackgroundTask(web.subscriptions.notify_unsubscribed, sub)
         response = web.render(
             request, "unsubscribed.html", subscriber=sub, token=_raw_token(request)
         )
         response.background = task
         return response
 
-    async def resubscribe_page(self, request: Request) -> Response:
+    def resubscribe_page(self, request: Request) -> Response:
         data = self.web.token(request, "unsubscribe")
         sub = self.web.subscriber(data)
         return self.web.render(
             request, "resubscribe.html", subscriber=sub, token=_raw_token(request), done=False
         )
 
-    async def resubscribe(self, request: Request) -> Response:
+    def resubscribe(self, request: Request, form: FormData) -> Response:
         web = self.web
         data = web.token(request, "unsubscribe")
         sub = web.subscriber(data)
-        form = await web.form(request)
         web.check_csrf(request, form, f"resubscribe:{sub.id}")
         if web.subscriptions.resubscribe(sub) == "pending":  # never confirmed: opt-in first
-            return await self._confirm_by_mail(request, sub)
+            return self._confirm_by_mail(request, sub)
         return web.render(
             request,
             "resubscribe.html",
             subscriber=web.store.subscribers.get(sub.id),
             token=_raw_token(request),
             done=True,
-            manage_url=links.manage_url(self.cfg, sub.id),
+            manage_url=links.manage_url(self.cfg, sub),
         )
 
 

@@ -57,6 +57,8 @@ class SecurityHeadersMiddleware:
 
     A body is refused up front when its Content-Length is too big, and otherwise counted as it
     arrives: a chunked body (no Content-Length) is cut off at the cap, before anyone parses it.
+    A response to a request whose body was not read to the end closes the connection, so the
+    server does not go on reading (and discarding) whatever the client still sends.
     """
 
     def __init__(self, app: ASGIApp, *, https: bool) -> None:
@@ -67,32 +69,29 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope.get("headers", [])).get(b"content-length", b"0")
+        request_headers = dict(scope.get("headers", []))
+        length = request_headers.get(b"content-length", b"0")
         if length.isdigit() and int(length) > MAX_BODY_BYTES:
             await self._too_large(send)
             return
-        received = 0
-        started = False
+        has_body = b"transfer-encoding" in request_headers or length not in (b"", b"0")
+        received, body_read, started = 0, not has_body, False
 
         async def capped_receive() -> Message:
-            nonlocal received
+            nonlocal received, body_read
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > MAX_BODY_BYTES:
                     raise BodyTooLarge
+                body_read = body_read or not message.get("more_body", False)
             return message
 
         async def send_with_headers(message: Message) -> None:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = list(message.get("headers", []))
-                present = {k.lower() for k, _ in headers}
-                for key, value in security_headers(self.https):
-                    if key not in present:
-                        headers.append((key, value))
-                message = {**message, "headers": headers}
+                message = self._with_headers(message, close=not body_read)
             await send(message)
 
         try:
@@ -101,6 +100,14 @@ class SecurityHeadersMiddleware:
             if started:
                 raise
             await self._too_large(send)
+
+    def _with_headers(self, start: Message, *, close: bool) -> Message:
+        headers = list(start.get("headers", []))
+        present = {k.lower() for k, _ in headers}
+        headers += [(k, v) for k, v in security_headers(self.https) if k not in present]
+        if close and b"connection" not in present:
+            headers.append((b"connection", b"close"))
+        return {**start, "headers": headers}
 
     async def _too_large(self, send: Send) -> None:
         body = b"Request too large."

@@ -116,6 +116,21 @@ def local_host(header: str | None, port: int) -> bool:
     return any(value in (name, f"{name}:{port}") for name in LOCAL_HOSTS)
 
 
+def _respond(
+    handler: BaseHTTPRequestHandler, body: bytes, ctype: str, status: HTTPStatus, download: str
+) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", f"{ctype}; charset=utf-8")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.send_header("Content-Security-Policy", CSP)
+    handler.send_header("X-Content-Type-Options", "nosniff")
+    handler.send_header("Cache-Control", "no-store")
+    if download:
+        handler.send_header("Content-Disposition", f'attachment; filename="{download}"')
+    handler.end_headers()
+    handler.wfile.write(body)
+
+
 def make_handler(
     day: str, build: Callable[[], Sequence[DigestPreview]], secret: str
 ) -> type[BaseHTTPRequestHandler]:
@@ -162,16 +177,7 @@ def make_handler(
             status: HTTPStatus = HTTPStatus.OK,
             download: str = "",
         ) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", f"{ctype}; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Content-Security-Policy", CSP)
-            self.send_header("X-Content-Type-Options", "nosniff")
-            self.send_header("Cache-Control", "no-store")
-            if download:
-                self.send_header("Content-Disposition", f'attachment; filename="{download}"')
-            self.end_headers()
-            self.wfile.write(body)
+            _respond(self, body, ctype, status, download)
 
         def log_message(self, format: str, *args: object) -> None:
             log.info("preview %s", format % args)

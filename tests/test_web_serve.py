@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -191,6 +192,48 @@ def test_one_click_unsubscribe_while_another_process_holds_the_write_lock(
     )
 
 
+@dataclass
+class ChunkedFlood:
+    """A raw-socket POST that sends `total` bytes of chunks as fast as the server takes them,
+    and records how much went out and what came back (read alongside, as a server may answer
+    and close before the body ends)."""
+
+    port: int
+    path: str
+    total: int = 100 * 2**20
+    sent: int = 0
+    reply: bytes = b""
+    closed_at: float = 0.0
+
+    def _read(self, sock: socket.socket) -> None:
+        try:
+            while data := sock.recv(65536):
+                self.reply += data
+        except OSError:
+            pass
+
+    def run(self, chunk: int = 64 * 1024) -> None:
+        with socket.create_connection(("127.0.0.1", self.port)) as sock:
+            reader = threading.Thread(target=self._read, args=(sock,))
+            reader.start()
+            head = (
+                f"POST {self.path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n"
+                "Transfer-Encoding: chunked\r\n\r\n"
+            )
+            piece = f"{chunk:x}\r\n".encode() + b"a" * chunk + b"\r\n"
+            try:
+                sock.sendall(head.encode())
+                while self.sent < self.total:
+                    sock.sendall(piece)
+                    self.sent += chunk
+                sock.sendall(b"0\r\n\r\n")
+            except OSError:
+                pass  # the server closed the connection: what we want
+            self.closed_at = time.monotonic()
+            reader.join(timeout=10)
+
+
 @pytest.mark.parametrize(
     ("path", "answer"),
     [
@@ -202,39 +245,8 @@ def test_serve_stays_responsive_while_a_100_mb_chunked_post_is_refused(
     served: tuple[str, Config], path: str, answer: bytes
 ) -> None:
     base, _ = served
-    port = int(base.rsplit(":", 1)[1])
-    total, chunk = 100 * 2**20, 64 * 1024
-    flood: dict[str, object] = {"sent": 0, "reply": b""}
-
-    def read_reply(sock: socket.socket) -> None:
-        try:
-            while data := sock.recv(65536):
-                flood["reply"] = flood["reply"] + data  # type: ignore[operator]
-        except OSError:
-            pass
-
-    def send_flood() -> None:
-        with socket.create_connection(("127.0.0.1", port)) as sock:
-            reader = threading.Thread(target=read_reply, args=(sock,))
-            reader.start()
-            head = (
-                f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                "Content-Type: application/x-www-form-urlencoded\r\n"
-                "Transfer-Encoding: chunked\r\n\r\n"
-            )
-            piece = f"{chunk:x}\r\n".encode() + b"a" * chunk + b"\r\n"
-            try:
-                sock.sendall(head.encode())
-                while int(flood["sent"]) < total:  # type: ignore[call-overload]
-                    sock.sendall(piece)
-                    flood["sent"] = int(flood["sent"]) + chunk  # type: ignore[call-overload]
-                sock.sendall(b"0\r\n\r\n")
-            except OSError:
-                pass  # the server closed the connection: what we want
-            flood["closed_at"] = time.monotonic()
-            reader.join(timeout=10)
-
-    sender = threading.Thread(target=send_flood)
+    flood = ChunkedFlood(int(base.rsplit(":", 1)[1]), path)
+    sender = threading.Thread(target=flood.run)
     latencies = []
     with httpx.Client(timeout=5) as client:
         client.get(base + "/healthz")  # connect first: time the answers, not the handshake
@@ -247,15 +259,11 @@ def test_serve_stays_responsive_while_a_100_mb_chunked_post_is_refused(
             latencies.append(time.monotonic() - t0)
             time.sleep(0.02)
     sender.join(timeout=30)
-    took = float(flood["closed_at"]) - started  # type: ignore[arg-type]
-    reply = bytes(flood["reply"])  # type: ignore[call-overload]
-    sent = int(flood["sent"])  # type: ignore[call-overload]
-    assert reply.startswith(answer), reply[:200]
-    assert sent < total, "the whole 100 MB was read"
+    assert flood.reply.startswith(answer), flood.reply[:200]
+    assert flood.sent < flood.total, "the whole 100 MB was read"
     assert latencies and max(latencies) < 0.1, max(latencies)
     print(
         f"\n100 MB chunked POST {path}: {answer[9:12].decode()}, connection closed after"
-        f" {sent / 2**20:.1f} MB sent"
-        f" ({took:.2f} s);"
+        f" {flood.sent / 2**20:.1f} MB sent ({flood.closed_at - started:.2f} s);"
         f" /healthz meanwhile: {len(latencies)} requests, max {max(latencies) * 1000:.1f} ms"
     )

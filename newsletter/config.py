@@ -122,6 +122,9 @@ class WebConfig:
     port: int = 8000
     pending_expiry_days: int = 7
     subscribe_per_hour: int = 5
+    confirm_per_address_per_day: int = 3
+    confirm_per_domain_per_hour: int = 50
+    confirm_per_hour: int = 200
 
 
 @dataclass(frozen=True)
@@ -312,6 +315,14 @@ def _validate(cfg: Config) -> None:
     if cfg.smtp.connections < 1:
         raise ConfigError("smtp.connections must be at least 1")
     _validate_smtp(cfg.smtp)
+    _validate_web(cfg.web)
+
+
+def _validate_web(w: WebConfig) -> None:
+    """[web] checks: every sign-up limit must let something through."""
+    for key, value in dataclasses.asdict(w).items():
+        if "_per_" in key and value < 1:
+            raise ConfigError(f"web.{key} must be at least 1 (it is {value})")
 
 
 def _validate_smtp(s: SMTPConfig) -> None:

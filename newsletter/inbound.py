@@ -140,7 +140,7 @@ def _unsubscribe(people: Subscriptions, token: str, machine: str) -> Outcome:
         if machine:
             return Outcome(EX_OK, f"ignored: an automatic message ({machine}) whose token {what}")
         return Outcome(EX_DATAERR, f"refused: the unsubscribe token {what}; {HOW_TO}")
-    sub = people.store.subscribers.get(data.subscriber_id)
+    sub = people.holder(data)
     if sub is None:
         return Outcome(EX_OK, "nothing to do: that subscription no longer exists")
     was_receiving = sub.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)

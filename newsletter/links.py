@@ -1,13 +1,16 @@
 """Absolute URLs for the links that act, built from the site base URL and signed tokens.
 
-The web app's routes (`newsletter/web/`) are the other side of these URLs.
+The web app's routes (`newsletter/web/`) are the other side of these URLs. Each takes the
+subscriber record, not just its id: the token carries the row's nonce too (see tokens.py).
 """
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from newsletter.config import Config
+from newsletter.models import Subscriber
 from newsletter.tokens import make_token
 
 
@@ -15,34 +18,35 @@ def _url(cfg: Config, path: str) -> str:
     return cfg.site.base_url.rstrip("/") + path
 
 
-def confirm_url(cfg: Config, subscriber_id: int, request_id: int | None = None) -> str:
+def _token(cfg: Config, purpose: str, subscriber: Subscriber, **extra: Any) -> str:
+    return make_token(cfg.require_secret_key(), purpose, subscriber.id, subscriber.nonce, **extra)
+
+
+def confirm_url(cfg: Config, subscriber: Subscriber, request_id: int | None = None) -> str:
     """The opt-in link; `request_id` names the sign-up request whose preferences it applies."""
     extra = {} if request_id is None else {"r": request_id}
-    token = make_token(cfg.require_secret_key(), "confirm", subscriber_id, **extra)
-    return _url(cfg, "/confirm/" + token)
+    return _url(cfg, "/confirm/" + _token(cfg, "confirm", subscriber, **extra))
 
 
-def unsubscribe_url(cfg: Config, subscriber_id: int) -> str:
-    token = make_token(cfg.require_secret_key(), "unsubscribe", subscriber_id)
-    return _url(cfg, "/unsubscribe/" + token)
+def unsubscribe_url(cfg: Config, subscriber: Subscriber) -> str:
+    return _url(cfg, "/unsubscribe/" + _token(cfg, "unsubscribe", subscriber))
 
 
-def manage_url(cfg: Config, subscriber_id: int) -> str:
-    return _url(cfg, "/manage/" + make_token(cfg.require_secret_key(), "manage", subscriber_id))
+def manage_url(cfg: Config, subscriber: Subscriber) -> str:
+    return _url(cfg, "/manage/" + _token(cfg, "manage", subscriber))
 
 
-def preview_url(cfg: Config, subscriber_id: int) -> str:
-    return _url(cfg, "/preview/" + make_token(cfg.require_secret_key(), "preview", subscriber_id))
+def preview_url(cfg: Config, subscriber: Subscriber) -> str:
+    return _url(cfg, "/preview/" + _token(cfg, "preview", subscriber))
 
 
-def feedback_url(cfg: Config, subscriber_id: int, paper_id: str, vote: int) -> str:
-    token = make_token(cfg.require_secret_key(), "feedback", subscriber_id, p=paper_id, v=vote)
-    return _url(cfg, "/feedback/" + token)
+def feedback_url(cfg: Config, subscriber: Subscriber, paper_id: str, vote: int) -> str:
+    return _url(cfg, "/feedback/" + _token(cfg, "feedback", subscriber, p=paper_id, v=vote))
 
 
-def unsubscribe_mailto(cfg: Config, subscriber_id: int) -> str:
+def unsubscribe_mailto(cfg: Config, subscriber: Subscriber) -> str:
     """mailto: for List-Unsubscribe; empty when no unsubscribe mailbox is configured."""
     if not cfg.email.unsubscribe_mailto:
         return ""
-    token = make_token(cfg.require_secret_key(), "unsubscribe", subscriber_id)
+    token = _token(cfg, "unsubscribe", subscriber)
     return f"mailto:{cfg.email.unsubscribe_mailto}?subject={quote('unsubscribe ' + token)}"

@@ -93,6 +93,8 @@ class Subscriber:
     digest_size: int = 10
     created_at: datetime | None = None
     confirmed_at: datetime | None = None
+    nonce: str = ""  # random per row: links carry it, so they die with the row
+    legacy_links: bool = False  # the row predates nonces: links without one still work
 
 
 @dataclass(frozen=True)

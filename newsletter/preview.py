@@ -2,20 +2,27 @@
 
 `write_previews` writes `<subscriber>.html`, `.txt` and the complete `.eml` (exactly the bytes
 the send loop would hand to SMTP) for each `pipeline.DigestPreview` from `pipeline.preview_digests`.
-`serve_previews` runs a tiny stdlib HTTP server on 127.0.0.1 with an index of the digests.
+`preview_server` runs a tiny stdlib HTTP server on 127.0.0.1 with an index of the digests.
 Nothing here records a send.
+
+The index shows subscribers' addresses and their live manage and unsubscribe links, so the
+server answers only requests addressed to localhost (a DNS-rebinding page, whose requests carry
+its own host name, gets 403) and serves everything under a random secret path: the URL it
+prints is the only way in, and another local user or a browser tab cannot guess it.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 import re
+import secrets
 from collections.abc import Callable, Sequence
 from functools import cache
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from newsletter.models import Subscriber
 
@@ -73,8 +80,9 @@ sent or recorded by previewing. Reload to render again.</p>
 <td class="subject">{{ p.subject }}</td>
 <td>{{ p.picks }}{% if p.dropped %} ({{ p.dropped }} dropped to fit){% endif %}</td>
 <td>{{ "%.1f"|format(p.html|length / 1024) }} KB</td>
-<td><a href="/{{ loop.index0 }}.html">HTML</a> · <a href="/{{ loop.index0 }}.txt">text</a>
- · <a href="/{{ loop.index0 }}.eml">.eml</a></td>
+<td><a href="{{ base }}{{ loop.index0 }}.html">HTML</a>
+ · <a href="{{ base }}{{ loop.index0 }}.txt">text</a>
+ · <a href="{{ base }}{{ loop.index0 }}.eml">.eml</a></td>
 </tr>
 {% else %}
 <tr><td colspan="5">No digests: no active subscribers, or no papers stored for this day
@@ -93,31 +101,66 @@ def _index() -> jinja2.Template:
     return env.from_string(INDEX_TEMPLATE)
 
 
-def index_page(day: str, previews: Sequence[DigestPreview]) -> str:
-    return _index().render(day=day, previews=previews)
+def index_page(day: str, previews: Sequence[DigestPreview], base: str = "/") -> str:
+    """The index; `base` is the path the digest links start with (the server's secret)."""
+    return _index().render(day=day, previews=previews, base=base)
+
+
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def local_host(header: str | None, port: int) -> bool:
+    """Whether a Host header names this machine: localhost, 127.0.0.1 or [::1], on `port`
+    (or with no port). A DNS-rebinding page's requests name the attacker's host instead."""
+    value = (header or "").strip().lower()
+    return any(value in (name, f"{name}:{port}") for name in LOCAL_HOSTS)
+
+
+def _respond(
+    handler: BaseHTTPRequestHandler, body: bytes, ctype: str, status: HTTPStatus, download: str
+) -> None:
+    handler.send_response(status)
+    handler.send_header("Content-Type", f"{ctype}; charset=utf-8")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.send_header("Content-Security-Policy", CSP)
+    handler.send_header("X-Content-Type-Options", "nosniff")
+    handler.send_header("Cache-Control", "no-store")
+    if download:
+        handler.send_header("Content-Disposition", f'attachment; filename="{download}"')
+    handler.end_headers()
+    handler.wfile.write(body)
 
 
 def make_handler(
-    day: str, build: Callable[[], Sequence[DigestPreview]]
+    day: str, build: Callable[[], Sequence[DigestPreview]], secret: str
 ) -> type[BaseHTTPRequestHandler]:
-    """A request handler that renders the previews afresh for each index request."""
+    """A request handler that renders the previews afresh for each index request, answering
+    only localhost Host headers and paths under `/<secret>/`."""
     state: dict[str, Sequence[DigestPreview]] = {}
+    base = f"/{secret}/"
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "newsletter-preview"
 
         def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
+            if not local_host(self.headers.get("Host"), cast(HTTPServer, self.server).server_port):
+                self._send(b"only for localhost", "text/plain", HTTPStatus.FORBIDDEN)
+                return
+            full = self.path.split("?", 1)[0]
+            if not hmac.compare_digest(full[: len(base)].encode(), base.encode()):
+                self._send(b"not found", "text/plain", HTTPStatus.NOT_FOUND)
+                return
+            path = "/" + full[len(base) :]
             if path in ("/", "/index.html"):
                 state["previews"] = build()
-                self._send(index_page(day, state["previews"]).encode(), "text/html")
+                self._send(index_page(day, state["previews"], base).encode(), "text/html")
                 return
             m = re.fullmatch(r"/(\d+)\.(html|txt|eml)", path)
             previews = state.get("previews")
             if previews is None:
                 previews = state["previews"] = build()
             if m is None or int(m.group(1)) >= len(previews):
-                self._send(b"not found: go to /", "text/plain", HTTPStatus.NOT_FOUND)
+                self._send(b"not found: go to the index", "text/plain", HTTPStatus.NOT_FOUND)
                 return
             p, kind = previews[int(m.group(1))], m.group(2)
             if kind == "html":
@@ -134,16 +177,7 @@ def make_handler(
             status: HTTPStatus = HTTPStatus.OK,
             download: str = "",
         ) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", f"{ctype}; charset=utf-8")
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Content-Security-Policy", CSP)
-            self.send_header("X-Content-Type-Options", "nosniff")
-            self.send_header("Cache-Control", "no-store")
-            if download:
-                self.send_header("Content-Disposition", f'attachment; filename="{download}"')
-            self.end_headers()
-            self.wfile.write(body)
+            _respond(self, body, ctype, status, download)
 
         def log_message(self, format: str, *args: object) -> None:
             log.info("preview %s", format % args)
@@ -151,11 +185,27 @@ def make_handler(
     return Handler
 
 
+class PreviewServer(HTTPServer):
+    """The preview HTTP server; `url` is its index, secret path included."""
+
+    def __init__(
+        self, address: tuple[str, int], day: str, build: Callable[[], Sequence[DigestPreview]]
+    ) -> None:
+        self.secret = secrets.token_urlsafe(18)
+        super().__init__(address, make_handler(day, build, self.secret))
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}/{self.secret}/"
+
+
 def preview_server(
     day: str, build: Callable[[], Sequence[DigestPreview]], port: int, host: str = "127.0.0.1"
-) -> HTTPServer:
-    """An HTTP server (not yet serving) on host:port; call `serve_forever()` on it.
+) -> PreviewServer:
+    """An HTTP server (not yet serving) on host:port; call `serve_forever()` on it, and give
+    the user its `url` (the only address it answers).
 
     Single-threaded on purpose: the previews are built from one SQLite connection.
     """
-    return HTTPServer((host, port), make_handler(day, build))
+    return PreviewServer((host, port), day, build)

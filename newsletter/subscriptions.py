@@ -21,6 +21,7 @@ only a click on that link applies its preferences and makes the reader active.
 from __future__ import annotations
 
 import functools
+import hmac
 import logging
 import threading
 from collections.abc import Callable
@@ -41,7 +42,7 @@ from newsletter.preferences import (
     normalize_address,
 )
 from newsletter.store import Database
-from newsletter.tokens import make_token
+from newsletter.tokens import TokenData, make_token
 
 if TYPE_CHECKING:
     from newsletter.delivery import Mailer
@@ -70,9 +71,9 @@ class Confirmation(StrEnum):
     STALE = "stale"  # the reader left after it was sent: it no longer brings them back
 
 
-def resubscribe_url(cfg: Config, subscriber_id: int) -> str:
+def resubscribe_url(cfg: Config, subscriber: Subscriber) -> str:
     """The web page that undoes an unsubscribe (it carries the long-lived unsubscribe token)."""
-    token = make_token(cfg.require_secret_key(), "unsubscribe", subscriber_id)
+    token = make_token(cfg.require_secret_key(), "unsubscribe", subscriber.id, subscriber.nonce)
     return cfg.site.base_url.rstrip("/") + "/resubscribe/" + token
 
 
@@ -113,10 +114,10 @@ class Subscriptions:
         renderer = _account_renderer(self.cfg)
         rendered: RenderedEmail
         if kind == "confirm":
-            url = links.confirm_url(self.cfg, current.id, request_id)
+            url = links.confirm_url(self.cfg, current, request_id)
             rendered = renderer.confirmation(current, url)
         else:
-            rendered = renderer.unsubscribed(current, resubscribe_url(self.cfg, current.id))
+            rendered = renderer.unsubscribed(current, resubscribe_url(self.cfg, current))
         message_id = new_message_id(self.cfg, kind)
         message = build_message(
             self.cfg, current, rendered, message_id=message_id, kind=kind, now=self.clock()
@@ -134,6 +135,19 @@ class Subscriptions:
     def send_unsubscribed_notice(self, subscriber: Subscriber) -> str:
         """E-mail "you are unsubscribed" with a way back; returns the Message-ID."""
         return self._send_account_mail(subscriber, "notice")
+
+    def holder(self, data: TokenData) -> Subscriber | None:
+        """The subscriber a verified token names, or None when the row it was minted for is gone.
+
+        The token's nonce must be the row's: ids are not reused, and even a reused one would
+        not match. A token without a nonce (minted before rows had one) is accepted only for
+        rows that existed then (`legacy_links`)."""
+        sub = self.store.subscribers.get(data.subscriber_id)
+        if sub is None:
+            return None
+        if not data.nonce:
+            return sub if sub.legacy_links else None
+        return sub if hmac.compare_digest(data.nonce, sub.nonce) else None
 
     # ------------------------------------------------------------ lifecycle
 

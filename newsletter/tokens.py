@@ -3,6 +3,10 @@
 A token binds a purpose (the itsdangerous salt), a subscriber and optional extra data, and
 carries its signing time so each purpose has its own lifetime. Unsubscribe links sit in old
 e-mails, so they live for years; confirm links live days.
+
+A token also names the subscriber's nonce (a random value per row): a link minted for a row
+that was deleted never acts on a later row, even one with the same id. Links sent before
+nonces existed carry none; the web app accepts those only for rows that predate nonces.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ class TokenData:
     purpose: str
     subscriber_id: int
     extra: dict[str, Any]
+    nonce: str = ""  # "" in links minted before subscribers had nonces
 
 
 class _Serializer(URLSafeTimedSerializer):
@@ -58,9 +63,12 @@ def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
     return _Serializer(secret, salt=f"newsletter.{purpose}")
 
 
-def make_token(secret: str, purpose: str, subscriber_id: int, **extra: Any) -> str:
-    """Sign a token for one purpose and subscriber."""
-    return str(_serializer(secret, purpose).dumps({"s": subscriber_id, **extra}))
+def make_token(secret: str, purpose: str, subscriber_id: int, nonce: str, **extra: Any) -> str:
+    """Sign a token for one purpose and subscriber (its id and its row's nonce)."""
+    payload = {"s": subscriber_id, **extra}
+    if nonce:
+        payload["n"] = nonce
+    return str(_serializer(secret, purpose).dumps(payload))
 
 
 def read_token(secret: str, purpose: str, token: str, max_age: int | None = None) -> TokenData:
@@ -74,5 +82,7 @@ def read_token(secret: str, purpose: str, token: str, max_age: int | None = None
         raise TokenError("This link is not valid: it may have been cut or changed.") from None
     if not isinstance(data, dict) or not isinstance(data.get("s"), int):
         raise TokenError("This link is not valid.")
-    sid = data.pop("s")
-    return TokenData(purpose=purpose, subscriber_id=sid, extra=data)
+    if not isinstance(data.get("n", ""), str):
+        raise TokenError("This link is not valid.")
+    sid, nonce = data.pop("s"), data.pop("n", "")
+    return TokenData(purpose=purpose, subscriber_id=sid, extra=data, nonce=nonce)

@@ -86,11 +86,10 @@ def test_demo_preview_shows_the_digests_that_were_sent(tmp_path: Path) -> None:
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         try:
-            base = f"http://127.0.0.1:{server.server_address[1]}"
-            with urllib.request.urlopen(f"{base}/") as page:
+            with urllib.request.urlopen(server.url) as page:
                 index = page.read().decode()
             assert all(r.email in index for r in READERS)
-            with urllib.request.urlopen(f"{base}/0.html") as page:
+            with urllib.request.urlopen(f"{server.url}0.html") as page:
                 assert page.status == 200 and b"arxiv.org/abs/" in page.read()
         finally:
             server.shutdown()

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import http.client
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -134,7 +136,7 @@ def server(config_path: Path) -> Iterator[str]:
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+        yield httpd.url
     finally:
         httpd.shutdown()
         httpd.server_close()
@@ -142,20 +144,56 @@ def server(config_path: Path) -> Iterator[str]:
 
 
 def test_preview_server_lists_and_serves_digests(server: str) -> None:
-    with urllib.request.urlopen(server + "/") as resp:
+    with urllib.request.urlopen(server) as resp:
         index = resp.read().decode()
         assert resp.headers["Content-Security-Policy"].startswith("default-src 'none'")
     doc = lxml.html.document_fromstring(index)
     rows = doc.cssselect("table tr")[1:]
     assert {r.cssselect("td")[0].text_content() for r in rows} == set(READERS)
     href = rows[0].cssselect("a")[0].get("href")
-    with urllib.request.urlopen(server + href) as resp:
+    assert href.startswith(urllib.parse.urlsplit(server).path)
+    with urllib.request.urlopen(urllib.parse.urljoin(server, href)) as resp:
         assert resp.headers["Content-Type"].startswith("text/html")
         page = lxml.html.document_fromstring(resp.read().decode())
     assert page.cssselect("table.card")
-    with urllib.request.urlopen(server + href.replace(".html", ".eml")) as resp:
+    with urllib.request.urlopen(
+        urllib.parse.urljoin(server, href.replace(".html", ".eml"))
+    ) as resp:
         assert resp.headers["Content-Type"].startswith("message/rfc822")
         assert b"multipart/alternative" in resp.read()
     with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(server + "/99.html")
+        urllib.request.urlopen(server + "99.html")
     assert err.value.code == 404
+
+
+def _get(url: str, host: str | None = None) -> tuple[int, bytes]:
+    """GET `url` with the Host header `host` (default: the URL's; "": none at all), as a
+    DNS-rebinding page's requests would carry the attacker's host name."""
+    parts = urllib.parse.urlsplit(url)
+    conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        conn.putrequest("GET", parts.path or "/", skip_host=host is not None)
+        if host:
+            conn.putheader("Host", host)
+        conn.endheaders()
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_preview_server_answers_only_localhost_and_its_secret_path(server: str) -> None:
+    parts = urllib.parse.urlsplit(server)
+    port, secret_path = parts.port, parts.path
+    assert port is not None and len(secret_path.strip("/")) >= 20  # random, not guessable
+    status, body = _get(server)
+    assert status == 200 and b"kv@example.org" in body
+    for host in (f"localhost:{port}", f"127.0.0.1:{port}", "localhost", f"[::1]:{port}"):
+        assert _get(server, host)[0] == 200, host
+    # A rebinding page's requests name its own host; a wrong port is someone else's server.
+    for host in (f"attacker.example:{port}", "attacker.example", f"localhost:{port + 1}", ""):
+        status, body = _get(server, host)
+        assert status == 403 and b"kv@example.org" not in body, host
+    for path in ("/", "/index.html", "/0.html", "/0.eml", secret_path[:-3] + "/"):
+        status, body = _get(f"http://127.0.0.1:{port}{path}")
+        assert status == 404 and b"@example.org" not in body, path

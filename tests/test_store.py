@@ -12,6 +12,7 @@ import sqlite_utils
 
 from newsletter.models import Interest, InterestKind, Paper, SendStatus, SubscriberStatus
 from newsletter.store import Database, merge_papers, schema
+from tests.conftest import ledger_for, make_config
 
 T0 = datetime(2025, 4, 28, 5, 0, tzinfo=UTC)
 T1 = datetime(2025, 4, 28, 9, 0, tzinfo=UTC)
@@ -271,3 +272,20 @@ def test_send_records_carry_parsed_fields(store: Database) -> None:
     assert store.sends.with_email([SendStatus.SENT], day) == ([(send, "fa@example.org")], 1)
     assert store.sends.counts_by_date(day) == {day: {SendStatus.SENT: 1}}
     assert store.sends.last_sent_dates(day + timedelta(days=1)) == {sub.id: day}
+
+
+def test_a_bounce_that_fails_takes_the_permanent_failure_back_with_it(tmp_path: Path) -> None:
+    cfg = make_config(tmp_path, "[smtp]\nbounce_after = 1\n")
+    with Database(cfg.database_path) as store:
+        sub, _ = store.subscribers.add("el@example.org", T0, status=SubscriberStatus.ACTIVE)
+        assert store.sends.claim(sub.id, T0.date(), "<m@example.org>", T0)
+        store.conn.execute(  # the status change fails inside SQLite, after the failure is written
+            "CREATE TRIGGER no_bounce BEFORE UPDATE OF status ON subscribers"
+            " WHEN NEW.status = 'bounced' BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+        with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+            ledger_for(store, cfg, lambda: T1).failed(sub, T0.date(), "550 no such user", 1)
+        send = store.sends.get(sub.id, T0.date())
+        assert send is not None and send.status == SendStatus.CLAIMED and send.error == ""
+        hard = store.conn.execute("SELECT hard_failures FROM subscribers").fetchone()[0]
+        assert hard == 0 and store.subscribers.get(sub.id).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]

@@ -17,7 +17,7 @@ import uvicorn
 
 from newsletter import links
 from newsletter.config import Config, parse_config
-from newsletter.models import InterestKind, SubscriberStatus
+from newsletter.models import InterestKind, Subscriber, SubscriberStatus
 from newsletter.store import Database
 from newsletter.web.app import create_app
 from tests.conftest import SECRET, SMTPSink, free_port
@@ -37,6 +37,11 @@ class LiveSite:
     db: Database
     smtp: SMTPSink
     shots: Path
+
+    def sub(self, sid: int) -> Subscriber:
+        found = self.db.subscribers.get(sid)
+        assert found is not None
+        return found
 
     def wait_for_mail(self, count: int) -> list[Any]:
         """The SMTP server's messages once `count` have arrived (the send is synchronous)."""
@@ -191,7 +196,7 @@ def _active(live: LiveSite, email: str = "fan@example.org") -> int:
 
 def test_feedback_link_records_one_vote_and_undo(browser: Any, live: LiveSite) -> None:
     sid = _active(live)
-    url = links.feedback_url(live.cfg, sid, "2401.00042", 1)
+    url = links.feedback_url(live.cfg, live.sub(sid), "2401.00042", 1)
     context = person(browser, viewport=PHONE)
     page = context.new_page()
     page.goto(url)
@@ -211,7 +216,7 @@ def test_feedback_link_records_one_vote_and_undo(browser: Any, live: LiveSite) -
 def test_unsubscribe_through_the_page_and_come_back(browser: Any, live: LiveSite) -> None:
     sid = _active(live)
     page = browser.new_page(viewport=PHONE)
-    page.goto(links.unsubscribe_url(live.cfg, sid))
+    page.goto(links.unsubscribe_url(live.cfg, live.sub(sid)))
     assert page.inner_text("h1") == "Unsubscribe?"
     assert live.db.subscribers.get(sid).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
     page.screenshot(path=str(live.shots / "unsubscribe-phone.png"), full_page=True)
@@ -233,7 +238,7 @@ def test_unsubscribe_through_the_page_and_come_back(browser: Any, live: LiveSite
 
 def test_raw_one_click_post_and_a_tampered_link(browser: Any, live: LiveSite) -> None:
     sid = _active(live)
-    url = links.unsubscribe_url(live.cfg, sid)
+    url = links.unsubscribe_url(live.cfg, live.sub(sid))
     r = httpx.post(
         url,
         content=b"List-Unsubscribe=One-Click",
@@ -243,7 +248,7 @@ def test_raw_one_click_post_and_a_tampered_link(browser: Any, live: LiveSite) ->
     assert live.db.subscribers.get(sid).status == SubscriberStatus.UNSUBSCRIBED  # type: ignore[union-attr]
 
     page = browser.new_page(viewport=PHONE)
-    response = page.goto(tamper(links.manage_url(live.cfg, sid)))
+    response = page.goto(tamper(links.manage_url(live.cfg, live.sub(sid))))
     assert response is not None and response.status == 400
     assert page.inner_text("h1") == "This link does not work"
     assert no_horizontal_overflow(page)
@@ -257,9 +262,9 @@ def test_confirm_and_vote_act_for_a_person_and_not_for_link_scanners(
     from datetime import UTC, datetime
 
     sub, _ = live.db.subscribers.add("new@example.org", datetime.now(UTC))
-    confirm = links.confirm_url(live.cfg, sub.id)
+    confirm = links.confirm_url(live.cfg, sub)
     sid = _active(live)
-    vote = links.feedback_url(live.cfg, sid, "2401.00042", -1)
+    vote = links.feedback_url(live.cfg, live.sub(sid), "2401.00042", -1)
 
     def state() -> tuple[str, list[Any]]:
         return live.subscriber("new@example.org").status, live.db.subscribers.feedback_for(sid)

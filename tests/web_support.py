@@ -56,15 +56,19 @@ def path_of(url: str) -> str:
     return "/" + url.split("://", 1)[1].split("/", 1)[1]
 
 
-def old_token(purpose: str, subscriber_id: int, age_seconds: int, **extra: object) -> str:
-    """A correctly signed token issued `age_seconds` ago (itsdangerous reads the real clock)."""
+def old_token(
+    purpose: str, subscriber_id: int, age_seconds: int, nonce: str = "", **extra: object
+) -> str:
+    """A correctly signed token issued `age_seconds` ago (itsdangerous reads the real clock);
+    without a `nonce` it is a link as minted before subscribers had nonces."""
 
     class PastSigner(TimestampSigner):
         def get_timestamp(self) -> int:
             return int(time.time()) - age_seconds
 
     serializer = URLSafeTimedSerializer(SECRET, salt=f"newsletter.{purpose}", signer=PastSigner)
-    return str(serializer.dumps({"s": subscriber_id, **extra}))
+    payload = {"s": subscriber_id, **extra, **({"n": nonce} if nonce else {})}
+    return str(serializer.dumps(payload))
 
 
 def tamper(token: str) -> str:

@@ -33,7 +33,7 @@ def serve_preview_index(
         raise click.ClickException(
             f"cannot listen on 127.0.0.1:{port} ({exc.strerror}): pick another --port"
         ) from None
-    click.echo(f"previews of {day} on http://127.0.0.1:{port}/ (Ctrl-C to stop)")
+    click.echo(f"previews of {day} on {server.url} (Ctrl-C to stop)")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

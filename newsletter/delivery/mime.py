@@ -178,10 +178,10 @@ def _qp_part(text: str, subtype: str) -> MIMEPart:
     return part
 
 
-def list_unsubscribe_value(cfg: Config, subscriber_id: int) -> str:
+def list_unsubscribe_value(cfg: Config, subscriber: Subscriber) -> str:
     """`<https one-click URL>, <mailto:...>` (the mailto only when configured)."""
-    parts = [f"<{links.unsubscribe_url(cfg, subscriber_id)}>"]
-    mailto = links.unsubscribe_mailto(cfg, subscriber_id)
+    parts = [f"<{links.unsubscribe_url(cfg, subscriber)}>"]
+    mailto = links.unsubscribe_mailto(cfg, subscriber)
     if mailto:
         parts.append(f"<{mailto}>")
     return ", ".join(parts)
@@ -211,7 +211,7 @@ def message_headers(
     if cfg.email.list_id:
         headers.append(("List-Id", clean_header_text(cfg.email.list_id)))
     if kind in ("digest", "welcome"):
-        headers.append(("List-Unsubscribe", list_unsubscribe_value(cfg, subscriber.id)))
+        headers.append(("List-Unsubscribe", list_unsubscribe_value(cfg, subscriber)))
         headers.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
     if digest_date is not None:
         headers.append(("X-Newsletter-Digest", digest_date.isoformat()))

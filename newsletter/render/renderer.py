@@ -161,10 +161,10 @@ class Renderer:
     def _digest_context(
         self, digest: Digest, picks: Sequence[Pick], trending: Sequence[Pick], excerpt: int
     ) -> dict[str, Any]:
-        cfg, sid = self.cfg, digest.subscriber.id
-        cards = [card(cfg, sid, n, p, excerpt) for n, p in enumerate(picks, 1)]
+        cfg, sub = self.cfg, digest.subscriber
+        cards = [card(cfg, sub, n, p, excerpt) for n, p in enumerate(picks, 1)]
         hot: list[CardView] = [
-            card(cfg, sid, n, p, 0, votes=False) for n, p in enumerate(trending, len(cards) + 1)
+            card(cfg, sub, n, p, 0, votes=False) for n, p in enumerate(trending, len(cards) + 1)
         ]
         context = self._common(
             digest.subscriber,
@@ -178,9 +178,9 @@ class Renderer:
             trending=hot,
             empty_reason=one_line(digest.empty_reason),
             dropped=0,
-            manage_url=links.manage_url(cfg, sid),
-            unsubscribe_url=links.unsubscribe_url(cfg, sid),
-            preview_url=links.preview_url(cfg, sid),
+            manage_url=links.manage_url(cfg, sub),
+            unsubscribe_url=links.unsubscribe_url(cfg, sub),
+            preview_url=links.preview_url(cfg, sub),
         )
         return context
 

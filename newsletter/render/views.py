@@ -15,7 +15,7 @@ from urllib.parse import quote, urlsplit
 
 from newsletter import links
 from newsletter.config import Config
-from newsletter.models import Digest, Interest, InterestKind, Paper, Pick
+from newsletter.models import Digest, Interest, InterestKind, Paper, Pick, Subscriber
 from newsletter.render.latex import latex_to_text
 
 # The longest a card shows each field from a feed (a title or name that long is a broken or
@@ -173,7 +173,12 @@ def paper_view(paper: Paper, excerpt_chars: int) -> PaperView:
 
 
 def card(
-    cfg: Config, subscriber_id: int, number: int, pick: Pick, excerpt_chars: int, votes: bool = True
+    cfg: Config,
+    subscriber: Subscriber,
+    number: int,
+    pick: Pick,
+    excerpt_chars: int,
+    votes: bool = True,
 ) -> CardView:
     """A paper as the templates show it; `votes=False` leaves out the feedback links."""
     paper = pick.paper
@@ -182,8 +187,8 @@ def card(
         number=number,
         paper=view,
         reason=shorten(without_stats(one_line(pick.reason), view.stats), REASON_CHARS),
-        like_url=links.feedback_url(cfg, subscriber_id, paper.id, 1) if votes else "",
-        dislike_url=links.feedback_url(cfg, subscriber_id, paper.id, -1) if votes else "",
+        like_url=links.feedback_url(cfg, subscriber, paper.id, 1) if votes else "",
+        dislike_url=links.feedback_url(cfg, subscriber, paper.id, -1) if votes else "",
     )
 
 

@@ -6,6 +6,7 @@ so every existing database file reaches the same schema.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 import sqlite_utils
@@ -126,4 +127,66 @@ def _m2_signup_requests(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_signup_requests_subscriber ON signup_requests (subscriber_id)")
 
 
-MIGRATIONS: list[Migration] = [_m1_initial, _m2_signup_requests]
+def _m3_rate_limits_and_link_nonces(db: sqlite_utils.Database) -> None:
+    _create_rate_hits(db)
+    _subscriber_ids_never_reused(db)
+    _subscriber_link_nonces(db)
+
+
+def _create_rate_hits(db: sqlite_utils.Database) -> None:
+    """One row per counted event (a sign-up, a confirmation e-mail) per limit key, so every
+    process sharing the file sees the same counts and a restart forgets none."""
+    db.execute("""
+        CREATE TABLE rate_hits (
+            id INTEGER PRIMARY KEY, key TEXT NOT NULL, at REAL NOT NULL
+        )""")
+    db.execute("CREATE INDEX idx_rate_hits_key_at ON rate_hits (key, at)")
+    db.execute("CREATE INDEX idx_rate_hits_at ON rate_hits (at)")
+
+
+def _subscriber_ids_never_reused(db: sqlite_utils.Database) -> None:
+    """Rebuild `subscribers` with AUTOINCREMENT, keeping every row, id, index and trigger.
+
+    Without it SQLite hands the highest deleted id (an expired sign-up's) to the next row, and
+    a link minted for the deleted row would act on the new one. The new table is made from the
+    stored CREATE statement, so columns added by earlier migrations survive. `Database.migrate`
+    turns foreign keys off, so dropping the old table does not cascade into child rows.
+    """
+    table_sql = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'subscribers'"
+    ).fetchone()[0]
+    renamed, named = re.subn(
+        r'^CREATE TABLE\s+"?subscribers"?', "CREATE TABLE subscribers_rebuilt", table_sql
+    )
+    new_sql, found = re.subn(
+        r"\bid INTEGER PRIMARY KEY\b(?! AUTOINCREMENT)",
+        "id INTEGER PRIMARY KEY AUTOINCREMENT",
+        renamed,
+        count=1,
+    )
+    if named != 1 or found != 1:
+        raise RuntimeError(f"unexpected subscribers table: {table_sql}")
+    extras = db.execute(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = 'subscribers'"
+        " AND type IN ('index', 'trigger') AND sql IS NOT NULL"
+    ).fetchall()
+    db.execute(new_sql)
+    db.execute("INSERT INTO subscribers_rebuilt SELECT * FROM subscribers")
+    db.execute("DROP TABLE subscribers")
+    db.execute("ALTER TABLE subscribers_rebuilt RENAME TO subscribers")
+    for (sql,) in extras:
+        db.execute(sql)
+
+
+def _subscriber_link_nonces(db: sqlite_utils.Database) -> None:
+    """Every link names its subscriber's nonce, so it dies with the row it was minted for.
+
+    Rows that exist now get a nonce and `legacy_links = 1`: links already sent (which carry no
+    nonce) keep working for them. Rows added later get 0 and accept only links with their nonce.
+    """
+    db.execute("ALTER TABLE subscribers ADD COLUMN nonce TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE subscribers ADD COLUMN legacy_links INTEGER NOT NULL DEFAULT 0")
+    db.execute("UPDATE subscribers SET nonce = lower(hex(randomblob(8))), legacy_links = 1")
+
+
+MIGRATIONS: list[Migration] = [_m1_initial, _m2_signup_requests, _m3_rate_limits_and_link_nonces]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import secrets
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -28,11 +29,14 @@ if TYPE_CHECKING:
 # A value `update` may write into a subscriber's column.
 Column = str | int | date | datetime | None
 
-_COLUMNS = "id, email, name, status, timezone, delivery_hour, digest_size, created_at, confirmed_at"
+_COLUMNS = (
+    "id, email, name, status, timezone, delivery_hour, digest_size, created_at, confirmed_at,"
+    " nonce, legacy_links"
+)
 _UPDATABLE = frozenset(
     {"name", "status", "timezone", "delivery_hour", "digest_size", "confirmed_at", "hard_failures"}
 )
-SubscriberRow = tuple[int, str, str, str, str, int, int, str | None, str | None]
+SubscriberRow = tuple[int, str, str, str, str, int, int, str | None, str | None, str, int]
 # Sign-up requests kept per subscriber: each confirmation e-mail names one. Enough that a burst
 # of sign-ups by someone else (the subscribe rate limit bounds it) rarely pushes out the owner's.
 MAX_REQUESTS = 20
@@ -43,7 +47,7 @@ def _when(value: str | None) -> datetime | None:
 
 
 def _subscriber(row: SubscriberRow) -> Subscriber:
-    sid, email, name, status, timezone, hour, size, created_at, confirmed_at = row
+    sid, email, name, status, timezone, hour, size, created_at, confirmed_at, nonce, legacy = row
     return Subscriber(
         id=sid,
         email=email,
@@ -54,6 +58,8 @@ def _subscriber(row: SubscriberRow) -> Subscriber:
         digest_size=size,
         created_at=_when(created_at),
         confirmed_at=_when(confirmed_at),
+        nonce=nonce,
+        legacy_links=bool(legacy),
     )
 
 
@@ -91,7 +97,9 @@ class Subscribers:
         delivery_hour: int = 7,
         digest_size: int = 10,
     ) -> tuple[Subscriber, bool]:
-        """Add a subscriber; returns (subscriber, created). A known address is returned as is."""
+        """Add a subscriber; returns (subscriber, created). A known address is returned as is.
+
+        A new row gets a random nonce that every link minted for it carries (see tokens.py)."""
         at = now.isoformat()
         confirmed = at if status == SubscriberStatus.ACTIVE else None
         with self._database.transaction():
@@ -100,8 +108,12 @@ class Subscribers:
                 return existing, False
             cur = self._conn.execute(
                 "INSERT INTO subscribers (email, name, status, timezone, delivery_hour,"
-                " digest_size, created_at, confirmed_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?)",
-                [email, name, str(status), timezone, delivery_hour, digest_size, at, confirmed, at],
+                " digest_size, created_at, confirmed_at, updated_at, nonce)"
+                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                [
+                    *(email, name, str(status), timezone, delivery_hour, digest_size),
+                    *(at, confirmed, at, secrets.token_hex(8)),
+                ],
             )
             sub = self.get(int(cur.lastrowid or 0))
         assert sub is not None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
@@ -28,7 +29,7 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.background import BackgroundTask
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -40,6 +41,7 @@ from newsletter.config import Config
 from newsletter.errors import InvalidAddressError, NewsletterError
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.preferences import Preferences, normalize_address, timezone_choices
+from newsletter.store import is_busy
 from newsletter.subscriptions import Confirmation
 from newsletter.tokens import TokenData, TokenError
 from newsletter.web.core import CsrfError, WebContext
@@ -66,19 +68,19 @@ def create_app(
     pages = JoinAndLeavePages(web)
     routes = [
         Route("/", pages.home, methods=["GET", "HEAD"]),
-        Route("/", pages.subscribe, methods=["POST"]),
-        Route("/subscribe", pages.subscribe, methods=["POST"]),
+        Route("/", web.with_form(pages.subscribe), methods=["POST"]),
+        Route("/subscribe", web.with_form(pages.subscribe), methods=["POST"]),
         Route("/subscribe", lambda _: web.redirect("/"), methods=["GET", "HEAD"]),
         Route("/confirm/{token}", pages.confirm_page, methods=["GET", "HEAD"]),
         Route("/confirm/{token}", pages.confirm, methods=["POST"]),
         Route("/unsubscribe/{token}", pages.unsubscribe_page, methods=["GET", "HEAD"]),
         Route("/unsubscribe/{token}", pages.unsubscribe, methods=["POST"]),
         Route("/resubscribe/{token}", pages.resubscribe_page, methods=["GET", "HEAD"]),
-        Route("/resubscribe/{token}", pages.resubscribe, methods=["POST"]),
+        Route("/resubscribe/{token}", web.with_form(pages.resubscribe), methods=["POST"]),
         *manage_routes(web),
         Route("/static/{name}", pages.static, methods=["GET", "HEAD"]),
         Route("/robots.txt", lambda _: PlainTextResponse(ROBOTS), methods=["GET", "HEAD"]),
-        Route("/healthz", lambda _: PlainTextResponse("ok"), methods=["GET", "HEAD"]),
+        Route("/healthz", _healthz, methods=["GET", "HEAD"]),
     ]
     errors = ErrorPages(web)
     app = Starlette(
@@ -87,6 +89,7 @@ def create_app(
         exception_handlers={
             TokenError: errors.token_error,
             CsrfError: errors.csrf_error,
+            sqlite3.OperationalError: errors.database_error,
             HTTPException: errors.http_error,
             Exception: errors.server_error,
         },
@@ -96,9 +99,14 @@ def create_app(
     return app
 
 
+async def _healthz(_: Request) -> Response:
+    return PlainTextResponse("ok")  # on the event loop: no thread, no database
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(app: Starlette) -> AsyncIterator[None]:
     yield
+    app.state.web.unsubscribes.stop()
     app.state.web.stores.close_all()
 
 
@@ -137,6 +145,20 @@ class ErrorPages:
         )
         if status == 405 and isinstance(exc, HTTPException) and exc.headers:
             response.headers.update(exc.headers)
+        return response
+
+    async def database_error(self, request: Request, exc: Exception) -> Response:
+        """Another process held the database longer than a page may wait: say so, no 500."""
+        if not is_busy(exc):
+            return await self.server_error(request, exc)
+        log.warning("database busy on %s %s: %s", request.method, request.url.path, exc)
+        response = self.web.message(
+            request,
+            "Busy just now",
+            "The site is busy and nothing was changed. Please try again in a few seconds.",
+            503,
+        )
+        response.headers["retry-after"] = "5"
         return response
 
     async def server_error(self, request: Request, exc: Exception) -> Response:
@@ -193,25 +215,22 @@ class JoinAndLeavePages:
 
     def _too_many(self, request: Request, wait: int) -> Response:
         minutes = max(1, round(wait / 60))
+        after = f"{minutes} minute(s)" if minutes < 90 else f"{round(minutes / 60)} hour(s)"
         response = self.web.message(
             request,
             "Too many sign-up attempts",
-            f"Please wait about {minutes} minute(s) before trying again.",
+            f"Please wait about {after} before trying again.",
             429,
         )
         response.headers["retry-after"] = str(wait)
         return response
 
-    async def subscribe(self, request: Request) -> Response:
+    def subscribe(self, request: Request, form: FormData) -> Response:
         web = self.web
-        form = await web.form(request)
         web.check_csrf(request, form, "subscribe")
-        now = web.clock()
-        client = web.client_key(request)
-        wait = web.limit_by_client.retry_after(client, now.timestamp())
+        wait = web.signup_wait(request)
         if wait:
             return self._too_many(request, wait)
-        web.limit_by_client.hit(client, now.timestamp())
         prefs, errors = parse_preferences(form, self.cfg.sources.arxiv_categories)
         raw_email = form.get("email", "")
         raw_email = raw_email if isinstance(raw_email, str) else ""
@@ -222,32 +241,23 @@ class JoinAndLeavePages:
             errors["email"] = str(exc)[:1].upper() + str(exc)[1:].rstrip(".") + "."
         if errors:
             return self._form_page(request, prefs, raw_email[:254], errors, 400)
-        refused = self._limit_mail_to(request, address)
-        if refused is not None:
-            return refused
-        signup = await run_in_threadpool(web.subscriptions.register, address, prefs)
+        signup = web.subscriptions.register(address, prefs)
         # The page shows what was typed, never the stored spelling: that would tell anyone
         # whether the address is already known.
         typed = raw_email.strip()[:254]
-        return await self._confirm_by_mail(request, signup.subscriber, signup.request, typed)
+        return self._confirm_by_mail(request, signup.subscriber, signup.request, typed)
 
-    def _limit_mail_to(self, request: Request, address: str) -> Response | None:
-        """The 429 page when `address` was sent too many confirmation e-mails this hour."""
-        key, now = address.casefold(), self.web.clock().timestamp()
-        wait = self.web.limit_by_address.retry_after(key, now)
-        if wait:
-            return self._too_many(request, wait)
-        self.web.limit_by_address.hit(key, now)
-        return None
-
-    async def _confirm_by_mail(
+    def _confirm_by_mail(
         self, request: Request, subscriber: Subscriber, request_id: int | None, shown: str
     ) -> Response:
-        """Send the opt-in e-mail naming the sign-up request; "check your inbox" (saying
-        `shown`), or a 503 page when it cannot go out."""
-        people = self.web.subscriptions
+        """Send the opt-in e-mail naming the sign-up request: "check your inbox" (saying
+        `shown`), a 429 page when the address, its domain or the site has had its share of
+        confirmation e-mails, or a 503 when it cannot go out."""
+        wait = self.web.confirmation_wait(subscriber.email)
+        if wait:
+            return self._too_many(request, wait)
         try:
-            await run_in_threadpool(people.send_confirmation, subscriber, request_id)
+            self.web.subscriptions.send_confirmation(subscriber, request_id)
         except (NewsletterError, OSError) as exc:
             log.warning("confirmation e-mail to subscriber %s failed: %s", subscriber.id, exc)
             return self.web.message(
@@ -259,7 +269,7 @@ class JoinAndLeavePages:
             )
         return self.web.render(request, "check_inbox.html", email=shown)
 
-    async def confirm_page(self, request: Request) -> Response:
+    def confirm_page(self, request: Request) -> Response:
         """Ask, changing nothing: `act.js` sends the form at once for a person in a browser."""
         web = self.web
         data = web.token(request, "confirm", max_age=web.pending_max_age)
@@ -278,7 +288,7 @@ class JoinAndLeavePages:
             return self._confirmed(request, sub, already=True)
         return web.render(request, "confirm.html", subscriber=sub, token=_raw_token(request))
 
-    async def confirm(self, request: Request) -> Response:
+    def confirm(self, request: Request) -> Response:
         web = self.web
         data = web.token(request, "confirm", max_age=web.pending_max_age)
         people = web.subscriptions
@@ -302,8 +312,8 @@ class JoinAndLeavePages:
             paused=sub.status == SubscriberStatus.PAUSED,
             subscriber=sub,
             local_time=_local_delivery(sub),
-            manage_url=links.manage_url(self.cfg, sub.id),
-            preview_url=links.preview_url(self.cfg, sub.id),
+            manage_url=links.manage_url(self.cfg, sub),
+            preview_url=links.preview_url(self.cfg, sub),
         )
 
     def _stale_confirmation(self, request: Request) -> Response:
@@ -317,53 +327,48 @@ class JoinAndLeavePages:
             links=[("/", "Sign up")],
         )
 
-    async def unsubscribe_page(self, request: Request) -> Response:
+    def unsubscribe_page(self, request: Request) -> Response:
         data = self.web.token(request, "unsubscribe")
-        sub = self.web.store.subscribers.get(data.subscriber_id)
+        sub = self.web.find_subscriber(data)
         done = sub is None or sub.status == SubscriberStatus.UNSUBSCRIBED
         return self.web.render(
             request, "unsubscribe.html", subscriber=sub, done=done, token=_raw_token(request)
         )
 
-    async def unsubscribe(self, request: Request) -> Response:
-        """Unsubscribe at once: the RFC 8058 one-click POST lands here too (body ignored)."""
+    def unsubscribe(self, request: Request) -> Response:
+        """Unsubscribe at once: the RFC 8058 one-click POST lands here too (body ignored).
+
+        Always answered within seconds: when the database is locked the unsubscribe is queued
+        on disk and lands when the lock is free (`WebContext.unsubscribe`)."""
         web = self.web
         data = web.token(request, "unsubscribe")
-        sub = web.store.subscribers.get(data.subscriber_id)
+        sub = web.find_subscriber(data)
         task = None
-        if sub is not None:
-            people = web.subscriptions
-            was_receiving = sub.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
-            if people.unsubscribe(sub) and was_receiving:
-                task = BackgroundTask(people.notify_unsubscribed, sub)
+        if sub is not None and web.unsubscribe(sub):
+            task = BackgroundTask(web.subscriptions.notify_unsubscribed, sub)
         response = web.render(
             request, "unsubscribed.html", subscriber=sub, token=_raw_token(request)
         )
         response.background = task
         return response
 
-    async def resubscribe_page(self, request: Request) -> Response:
+    def resubscribe_page(self, request: Request) -> Response:
         data = self.web.token(request, "unsubscribe")
         sub = self.web.subscriber(data)
         return self.web.render(
             request, "resubscribe.html", subscriber=sub, token=_raw_token(request)
         )
 
-    async def resubscribe(self, request: Request) -> Response:
+    def resubscribe(self, request: Request, form: FormData) -> Response:
         """Mail a confirmation link to the address: only its owner's click brings them back."""
         web = self.web
         data = web.token(request, "unsubscribe")
         sub = web.subscriber(data)
-        form = await web.form(request)
         web.check_csrf(request, form, f"resubscribe:{sub.id}")
-        leaving = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED)
-        refused = self._limit_mail_to(request, sub.email) if sub.status in leaving else None
-        if refused is not None:
-            return refused
         request_id = web.subscriptions.resubscribe(sub)
         if request_id is None:  # subscribed already: the page says so
-            return await self.resubscribe_page(request)
-        return await self._confirm_by_mail(request, sub, request_id, sub.email)
+            return self.resubscribe_page(request)
+        return self._confirm_by_mail(request, sub, request_id, sub.email)
 
 
 def _raw_token(request: Request) -> str:

@@ -3,36 +3,51 @@
 The route handlers live in `app.py` (join and leave) and `manage.py` (manage, feedback,
 preview); both reach the rest of the program only through this object: `subscriptions` for
 every status change and account mail, `pipeline` for the digest preview.
+
+Handlers that touch the store are plain functions, which Starlette runs in its thread pool:
+a SQLite call may wait for another process's write lock (up to `BUSY_TIMEOUT` here), and it
+must never hold up the event loop, which answers every other request (and `/healthz`).
+A handler that reads a form is wrapped by `with_form`, which reads the body on the loop first.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
+import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import jinja2
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from newsletter.config import REPO_TEMPLATES, Config
 from newsletter.delivery import Mailer, mailer_from_config
 from newsletter.errors import NewsletterError
-from newsletter.models import Subscriber
+from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.pipeline import Context
 from newsletter.render.renderer import Renderer
-from newsletter.store import Database
+from newsletter.store import Database, is_busy
+from newsletter.store.limits import Limit
 from newsletter.subscriptions import Subscriptions
 from newsletter.tokens import DAY, TokenData, TokenError, read_token
-from newsletter.web.security import Csrf, RateLimiter
+from newsletter.web.security import BodyTooLarge, Csrf, client_network, mailbox_key
+from newsletter.web.unsubscribes import UnsubscribeQueue
 
 log = logging.getLogger("newsletter.web")
 MAX_TOKEN_CHARS = 2048
+HOUR = 3600
+# Seconds a web request waits for another connection's write lock: a page that cannot get it
+# says "busy, try again" at once, and an unsubscribe is queued (see `unsubscribes.py`).
+BUSY_TIMEOUT = 2.0
+FormHandler = Callable[[Request, FormData], Response]
 
 
 class CsrfError(NewsletterError):
@@ -46,8 +61,9 @@ def utcnow() -> datetime:
 class ThreadStores:
     """One SQLite connection per worker thread (WAL lets them read and write side by side)."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, busy_timeout: float = BUSY_TIMEOUT) -> None:
         self.path = path
+        self.busy_timeout = busy_timeout
         self._local = threading.local()
         self._all: list[Database] = []
         self._lock = threading.Lock()
@@ -56,7 +72,7 @@ class ThreadStores:
     def get(self) -> Database:
         store = getattr(self._local, "store", None)
         if store is None:
-            store = Database(self.path)
+            store = Database(self.path, busy_timeout=self.busy_timeout)
             self._local.store = store
             with self._lock:
                 self._all.append(store)
@@ -84,14 +100,12 @@ class WebContext:
         self.secret = cfg.require_secret_key()
         self.clock = now or utcnow
         self.https = cfg.site.base_url.startswith("https://")
-        self.stores = ThreadStores(Path(store_path) if store_path else cfg.database_path)
+        path = Path(store_path) if store_path else cfg.database_path
+        self.stores = ThreadStores(path)
         self._mailer = mailer
         self._mail_lock = threading.Lock()
         self._renderer: Renderer | None = None
         self.csrf = Csrf(self.secret, https=self.https)
-        per_hour = max(1, cfg.web.subscribe_per_hour)
-        self.limit_by_client = RateLimiter(per_hour)
-        self.limit_by_address = RateLimiter(per_hour)
         folders = [cfg.templates_dir / "web", REPO_TEMPLATES / "web"]
         self.template_dirs = [d for d in dict.fromkeys(folders) if d.is_dir()]
         self.env = jinja2.Environment(
@@ -101,6 +115,10 @@ class WebContext:
             trim_blocks=True,
             lstrip_blocks=True,
         )
+        self.unsubscribes = UnsubscribeQueue(
+            path.with_name(path.name + ".unsubscribe-queue"), self._land_unsubscribe
+        )
+        self.unsubscribes.start()  # what a previous run could not write yet
 
     # ------------------------------------------------------------ resources
 
@@ -169,8 +187,20 @@ class WebContext:
     async def form(self, request: Request) -> FormData:
         try:
             return await request.form(max_files=0, max_fields=200, max_part_size=64 * 1024)
+        except BodyTooLarge:
+            raise  # the middleware answers 413
         except Exception as exc:  # malformed multipart/urlencoded body
             raise HTTPException(400, f"The form could not be read: {exc}") from None
+
+    def with_form(self, handler: FormHandler) -> Callable[[Request], Awaitable[Response]]:
+        """An endpoint that reads the form on the event loop (the body is size-capped), then
+        runs `handler(request, form)` in a worker thread, as plain-function endpoints run."""
+
+        async def endpoint(request: Request) -> Response:
+            form = await self.form(request)
+            return await run_in_threadpool(handler, request, form)
+
+        return endpoint
 
     def check_csrf(self, request: Request, form: FormData, name: str) -> None:
         cookie = self.csrf.cookie_value(request.cookies)
@@ -186,9 +216,17 @@ class WebContext:
             raise TokenError("This link is not valid: it may have been cut or changed.")
         return read_token(self.secret, purpose, raw, max_age=max_age)
 
+    def find_subscriber(self, data: TokenData) -> Subscriber | None:
+        """The token's subscriber, or None when the row it was minted for is gone.
+
+        The token's nonce must be the row's: ids are not reused, and even a reused one would
+        not match. A token without a nonce (minted before rows had one) is accepted only for
+        rows that existed then (`legacy_links`)."""
+        return self.subscriptions.holder(data)
+
     def subscriber(self, data: TokenData) -> Subscriber:
         """The token's subscriber, or a 410 page when the subscription no longer exists."""
-        sub = self.store.subscribers.get(data.subscriber_id)
+        sub = self.find_subscriber(data)
         if sub is None:
             raise TokenError(
                 "This subscription no longer exists (unconfirmed sign-ups are removed after "
@@ -197,10 +235,52 @@ class WebContext:
             )
         return sub
 
+    # ------------------------------------------------------------ leaving
+
+    def unsubscribe(self, sub: Subscriber) -> bool:
+        """Unsubscribe now; True when the "you are unsubscribed" notice is due. When the
+        database stays locked the unsubscribe is queued instead: it lands (and sends its
+        notice) as soon as the lock is free, and False is returned."""
+        try:
+            return self._unsubscribe_now(sub)
+        except sqlite3.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+            self.unsubscribes.add(sub.id, sub.nonce)
+            return False
+
+    def _unsubscribe_now(self, sub: Subscriber) -> bool:
+        was_receiving = sub.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
+        return self.subscriptions.unsubscribe(sub) and was_receiving
+
+    def _land_unsubscribe(self, subscriber_id: int, nonce: str) -> None:
+        sub = self.store.subscribers.get(subscriber_id)
+        if sub is None or not hmac.compare_digest(sub.nonce, nonce):
+            return  # the row is gone: there is nobody left to unsubscribe
+        if self._unsubscribe_now(sub):
+            self.subscriptions.notify_unsubscribed(sub)
+
     @property
     def pending_max_age(self) -> int:
         return self.cfg.web.pending_expiry_days * DAY
 
-    def client_key(self, request: Request) -> str:
+    # ------------------------------------------------------------ rate limits
+
+    def signup_wait(self, request: Request) -> int:
+        """Count a sign-up attempt from this client's network; seconds to wait when refused."""
         # Behind a reverse proxy, uvicorn's --forwarded-allow-ips puts the real client here.
-        return request.client.host if request.client else "unknown"
+        network = client_network(request.client.host if request.client else "unknown")
+        limit = Limit(f"signup:{network}", self.cfg.web.subscribe_per_hour, HOUR)
+        return self.store.limits.acquire([limit], self.clock().timestamp())
+
+    def confirmation_wait(self, address: str) -> int:
+        """Count a confirmation e-mail to `address` against its mailbox, its domain and the
+        hourly total; seconds to wait (and nothing counted) when one of them is used up."""
+        w, mailbox = self.cfg.web, mailbox_key(address)
+        domain = mailbox.rpartition("@")[2]
+        limits = [
+            Limit(f"confirm-mailbox:{mailbox}", w.confirm_per_address_per_day, DAY),
+            Limit(f"confirm-domain:{domain}", w.confirm_per_domain_per_hour, HOUR),
+            Limit("confirm-all", w.confirm_per_hour, HOUR),
+        ]
+        return self.store.limits.acquire(limits, self.clock().timestamp())

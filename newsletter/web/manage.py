@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
@@ -25,18 +25,18 @@ def manage_routes(web: WebContext) -> list[Route]:
     pages = DigestPages(web)
     return [
         Route("/manage/{token}", pages.manage, methods=["GET", "HEAD"]),
-        Route("/manage/{token}", pages.save, methods=["POST"]),
-        Route("/manage/{token}/pause", pages.pause, methods=["POST"]),
-        Route("/manage/{token}/resume", pages.resume, methods=["POST"]),
+        Route("/manage/{token}", web.with_form(pages.save), methods=["POST"]),
+        Route("/manage/{token}/pause", web.with_form(pages.pause), methods=["POST"]),
+        Route("/manage/{token}/resume", web.with_form(pages.resume), methods=["POST"]),
         Route("/feedback/{token}", pages.feedback_page, methods=["GET", "HEAD"]),
         Route("/feedback/{token}", pages.feedback, methods=["POST"]),
-        Route("/feedback/{token}/undo", pages.undo, methods=["POST"]),
+        Route("/feedback/{token}/undo", web.with_form(pages.undo), methods=["POST"]),
         Route("/preview/{token}", pages.preview, methods=["GET", "HEAD"]),
     ]
 
 
 class DigestPages:
-    """The pages behind the links in every digest."""
+    """The pages behind the links in every digest (plain functions: they run in a thread)."""
 
     def __init__(self, web: WebContext) -> None:
         self.web = web
@@ -72,9 +72,9 @@ class DigestPages:
             categories=self._categories(stored),
             timezones=timezone_choices(),
             digests=self._recent_digests(sub),
-            preview_url=links.preview_url(self.cfg, sub.id),
-            unsubscribe_url=links.unsubscribe_url(self.cfg, sub.id),
-            resubscribe_url=resubscribe_url(self.cfg, sub.id),
+            preview_url=links.preview_url(self.cfg, sub),
+            unsubscribe_url=links.unsubscribe_url(self.cfg, sub),
+            resubscribe_url=resubscribe_url(self.cfg, sub),
         )
 
     def _recent_digests(self, sub: Subscriber) -> list[dict[str, Any]]:
@@ -95,21 +95,20 @@ class DigestPages:
                         "url": (paper.abs_url if paper and paper.abs_url else "")
                         or f"https://arxiv.org/abs/{pid}",
                         "vote": votes.get(pid, 0),
-                        "up": links.feedback_url(self.cfg, sub.id, pid, 1),
-                        "down": links.feedback_url(self.cfg, sub.id, pid, -1),
+                        "up": links.feedback_url(self.cfg, sub, pid, 1),
+                        "down": links.feedback_url(self.cfg, sub, pid, -1),
                     }
                 )
             digests.append({"date": send.digest_date.isoformat(), "papers": items})
         return digests
 
-    async def manage(self, request: Request) -> Response:
+    def manage(self, request: Request) -> Response:
         sub = self.web.subscriber(self.web.token(request, "manage"))
         return self._manage_page(request, sub)
 
-    async def save(self, request: Request) -> Response:
+    def save(self, request: Request, form: FormData) -> Response:
         web = self.web
         sub = web.subscriber(web.token(request, "manage"))
-        form = await web.form(request)
         web.check_csrf(request, form, f"manage:{sub.id}")
         stored = preferences_of(sub, web.store.subscribers.interests_for(sub.id))
         prefs, errors = parse_preferences(form, self._categories(stored))
@@ -118,10 +117,9 @@ class DigestPages:
         web.subscriptions.save_preferences(sub, prefs)
         return web.redirect(f"/manage/{request.path_params['token']}?saved=1")
 
-    async def _set_paused(self, request: Request, paused: bool) -> Response:
+    def _set_paused(self, request: Request, form: FormData, paused: bool) -> Response:
         web = self.web
         sub = web.subscriber(web.token(request, "manage"))
-        form = await web.form(request)
         web.check_csrf(request, form, f"status:{sub.id}")
         if paused:
             web.subscriptions.pause(sub)
@@ -129,11 +127,11 @@ class DigestPages:
             web.subscriptions.resume(sub)
         return web.redirect(f"/manage/{request.path_params['token']}")
 
-    async def pause(self, request: Request) -> Response:
-        return await self._set_paused(request, True)
+    def pause(self, request: Request, form: FormData) -> Response:
+        return self._set_paused(request, form, True)
 
-    async def resume(self, request: Request) -> Response:
-        return await self._set_paused(request, False)
+    def resume(self, request: Request, form: FormData) -> Response:
+        return self._set_paused(request, form, False)
 
     # ------------------------------------------------------------ feedback
 
@@ -162,19 +160,19 @@ class DigestPages:
             asking=state == "asking",
             undone=state == "undone",
             token=str(request.path_params["token"]),
-            again_url=links.feedback_url(self.cfg, sub.id, paper_id, vote),
-            other_url=links.feedback_url(self.cfg, sub.id, paper_id, -vote),
-            manage_url=links.manage_url(self.cfg, sub.id),
+            again_url=links.feedback_url(self.cfg, sub, paper_id, vote),
+            other_url=links.feedback_url(self.cfg, sub, paper_id, -vote),
+            manage_url=links.manage_url(self.cfg, sub),
         )
 
-    async def feedback_page(self, request: Request) -> Response:
+    def feedback_page(self, request: Request) -> Response:
         """Ask, recording nothing (link scanners fetch every link); `act.js` sends the form."""
         data = self.web.token(request, "feedback")
         paper_id, vote = self._vote(data)
         sub = self.web.subscriber(data)
         return self._feedback_page(request, sub, paper_id, vote, "asking")
 
-    async def feedback(self, request: Request) -> Response:
+    def feedback(self, request: Request) -> Response:
         web = self.web
         data = web.token(request, "feedback")
         paper_id, vote = self._vote(data)
@@ -182,12 +180,11 @@ class DigestPages:
         web.store.subscribers.record_feedback(sub.id, paper_id, vote, web.clock())
         return self._feedback_page(request, sub, paper_id, vote, "recorded")
 
-    async def undo(self, request: Request) -> Response:
+    def undo(self, request: Request, form: FormData) -> Response:
         web = self.web
         data = web.token(request, "feedback")
         paper_id, vote = self._vote(data)
         sub = web.subscriber(data)
-        form = await web.form(request)
         web.check_csrf(request, form, f"undo:{sub.id}:{paper_id}")
         current = {f.paper_id: f.vote for f in web.store.subscribers.feedback_for(sub.id)}.get(
             paper_id
@@ -208,17 +205,17 @@ class DigestPages:
             return "", reason or "No new papers match your interests today."
         return previews[0].html, ""
 
-    async def preview(self, request: Request) -> Response:
+    def preview(self, request: Request) -> Response:
         web = self.web
         sub = web.subscriber(web.token(request, "preview"))
-        html, reason = await run_in_threadpool(self._render_digest, sub)
+        html, reason = self._render_digest(sub)
         if not html:
             return web.message(
                 request,
                 "No digest today",
                 f"{reason} Papers are fetched each morning; try again later, or widen your "
                 "interests.",
-                links=[(links.manage_url(self.cfg, sub.id), "Manage your preferences")],
+                links=[(links.manage_url(self.cfg, sub), "Manage your preferences")],
             )
         response = HTMLResponse(html, headers={"cache-control": "no-store"})
         response.headers["content-security-policy"] = PREVIEW_CSP

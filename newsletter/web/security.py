@@ -1,4 +1,5 @@
-"""Web app security pieces: response headers, CSRF tokens, and the subscribe rate limit.
+"""Web app security pieces: response headers, the request body cap, CSRF tokens, and what
+the sign-up rate limits count (a client's network, a mailbox with its aliases folded).
 
 CSRF uses a signed double-submit cookie: the browser holds a random cookie, and every form
 carries HMAC(secret, cookie + form name). A forged cross-site POST can neither read the cookie
@@ -11,9 +12,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import secrets
-import threading
-from collections import OrderedDict, deque
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -30,6 +30,10 @@ PREVIEW_CSP = (
     "form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 MAX_BODY_BYTES = 64 * 1024
+
+
+class BodyTooLarge(Exception):
+    """The request body grew past MAX_BODY_BYTES while it was being read."""
 
 
 def security_headers(https: bool) -> list[tuple[bytes, bytes]]:
@@ -49,7 +53,13 @@ def security_headers(https: bool) -> list[tuple[bytes, bytes]]:
 
 
 class SecurityHeadersMiddleware:
-    """Add security headers to every response (error pages included); refuse huge bodies."""
+    """Add security headers to every response (error pages included); refuse huge bodies.
+
+    A body is refused up front when its Content-Length is too big, and otherwise counted as it
+    arrives: a chunked body (no Content-Length) is cut off at the cap, before anyone parses it.
+    A response to a request whose body was not read to the end closes the connection, so the
+    server does not go on reading (and discarding) whatever the client still sends.
+    """
 
     def __init__(self, app: ASGIApp, *, https: bool) -> None:
         self.app = app
@@ -59,22 +69,45 @@ class SecurityHeadersMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        length = dict(scope.get("headers", [])).get(b"content-length", b"0")
+        request_headers = dict(scope.get("headers", []))
+        length = request_headers.get(b"content-length", b"0")
         if length.isdigit() and int(length) > MAX_BODY_BYTES:
             await self._too_large(send)
             return
+        has_body = b"transfer-encoding" in request_headers or length not in (b"", b"0")
+        received, body_read, started = 0, not has_body, False
+
+        async def capped_receive() -> Message:
+            nonlocal received, body_read
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    raise BodyTooLarge
+                body_read = body_read or not message.get("more_body", False)
+            return message
 
         async def send_with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", []))
-                present = {k.lower() for k, _ in headers}
-                for key, value in security_headers(self.https):
-                    if key not in present:
-                        headers.append((key, value))
-                message = {**message, "headers": headers}
+                started = True
+                message = self._with_headers(message, close=not body_read)
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, capped_receive, send_with_headers)
+        except BodyTooLarge:
+            if started:
+                raise
+            await self._too_large(send)
+
+    def _with_headers(self, start: Message, *, close: bool) -> Message:
+        headers = list(start.get("headers", []))
+        present = {k.lower() for k, _ in headers}
+        headers += [(k, v) for k, v in security_headers(self.https) if k not in present]
+        if close and b"connection" not in present:
+            headers.append((b"connection", b"close"))
+        return {**start, "headers": headers}
 
     async def _too_large(self, send: Send) -> None:
         body = b"Request too large."
@@ -85,6 +118,8 @@ class SecurityHeadersMiddleware:
                 "headers": [
                     (b"content-type", b"text/plain; charset=utf-8"),
                     (b"content-length", str(len(body)).encode()),
+                    # The rest of the body is never read: the connection cannot be reused.
+                    (b"connection", b"close"),
                     *security_headers(self.https),
                 ],
             }
@@ -128,45 +163,33 @@ class Csrf:
         }
 
 
-class RateLimiter:
-    """At most `limit` hits per key in a sliding window; memory is bounded by `max_keys`."""
+# Providers that deliver "a.b.c@" to "abc@", with the other domains they answer for.
+DOTS_IGNORED = {"gmail.com"}
+SAME_MAILBOXES = {"googlemail.com": "gmail.com"}
 
-    def __init__(self, limit: int, window_seconds: float = 3600.0, max_keys: int = 50_000) -> None:
-        self.limit = limit
-        self.window = window_seconds
-        self.max_keys = max_keys
-        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
-        self._lock = threading.Lock()
 
-    def __len__(self) -> int:
-        """How many keys are tracked."""
-        return len(self._hits)
+def mailbox_key(address: str) -> str:
+    """The mailbox an address lands in, as far as a rate limit can tell: case folded, any
+    "+tag" dropped (most providers deliver victim+1@ to victim@), and dots dropped where the
+    provider ignores them. Only for counting: the address itself is stored as typed."""
+    local, _, domain = address.rpartition("@")
+    domain = domain.casefold().rstrip(".")
+    domain = SAME_MAILBOXES.get(domain, domain)
+    local = local.casefold().split("+", 1)[0]
+    if domain in DOTS_IGNORED:
+        local = local.replace(".", "")
+    return f"{local}@{domain}"
 
-    def retry_after(self, key: str, now: float) -> int:
-        """Seconds until `key` may try again; 0 when it may go now (without counting a hit)."""
-        with self._lock:
-            hits = self._prune(key, now)
-            if hits is None or len(hits) < self.limit:
-                return 0
-            return max(1, int(hits[0] + self.window - now) + 1)
 
-    def hit(self, key: str, now: float) -> None:
-        with self._lock:
-            hits = self._prune(key, now)
-            if hits is None:
-                hits = self._hits[key] = deque()
-                while len(self._hits) > self.max_keys:
-                    self._hits.popitem(last=False)
-            hits.append(now)
-            self._hits.move_to_end(key)
-
-    def _prune(self, key: str, now: float) -> deque[float] | None:
-        hits = self._hits.get(key)
-        if hits is None:
-            return None
-        while hits and hits[0] <= now - self.window:
-            hits.popleft()
-        if not hits:
-            del self._hits[key]
-            return None
-        return hits
+def client_network(host: str) -> str:
+    """What a per-client limit counts: one IPv4 address, or one IPv6 /64 (a single line or
+    host usually owns a whole /64, so rotating addresses inside it must not reset the count)."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return host  # no address (e.g. "unknown"): one shared bucket
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)

@@ -42,6 +42,12 @@ STOPWORDS = frozenset(
 )
 
 
+# Word -> term, shared by every analyser with the same setting: stemming is most of the cost of
+# indexing, and the web search indexes a fresh set of candidates per query.
+_TERM_CACHES: dict[bool, dict[str, str | None]] = {True: {}, False: {}}
+_TERM_CACHE_LIMIT = 500_000
+
+
 class Analyzer:
     """Turns text into terms: stems of content words, and bigrams of adjacent content words."""
 
@@ -49,7 +55,9 @@ class Analyzer:
         self.stem = stem
         self.bigrams = bigrams
         self._stemmer = snowballstemmer.stemmer("english") if stem else None
-        self._cache: dict[str, str | None] = {}
+        self._cache = _TERM_CACHES[stem]
+        if len(self._cache) > _TERM_CACHE_LIMIT:
+            self._cache.clear()
 
     def _norm(self, word: str) -> str | None:
         hit = self._cache.get(word, "")

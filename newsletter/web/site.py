@@ -259,7 +259,8 @@ class SitePages:
             feeds=[(f"Search: {query} (Atom)", "/search.atom?" + urlencode({"q": query}))]
             if query
             else [],
-            subscribe_url=subscribe_link(keywords=query.replace(",", " ")),
+            # The query becomes one keyword: a comma would split it, quotes add nothing there.
+            subscribe_url=subscribe_link(keywords=query.replace(",", " ").replace('"', "")),
         )
 
 

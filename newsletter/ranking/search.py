@@ -57,8 +57,9 @@ def highlight(text: str, terms: frozenset[str]) -> list[tuple[str, bool]]:
         return [(text, False)]
     out: list[tuple[str, bool]] = []
     last = 0
+    term = _ANALYZER.term
     for m in _WORD.finditer(text):
-        if _ANALYZER.words(m.group())[:1] and _ANALYZER.words(m.group())[0] in terms:
+        if term(m.group()) in terms:
             if m.start() > last:
                 out.append((text[last : m.start()], False))
             out.append((m.group(), True))

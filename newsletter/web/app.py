@@ -47,6 +47,7 @@ from newsletter.web.site import site_routes
 log = logging.getLogger("newsletter.web")
 ROBOTS = "User-agent: *\nDisallow: /confirm/\nDisallow: /unsubscribe/\nDisallow: /resubscribe/\n"
 ROBOTS += "Disallow: /manage/\nDisallow: /feedback/\nDisallow: /preview/\n"
+ROBOTS += "Disallow: /feeds/picks/\n"
 STATIC_TYPES = {
     "style.css": "text/css; charset=utf-8",
     "tz.js": "text/javascript; charset=utf-8",

@@ -17,7 +17,7 @@ from newsletter.models import Paper, split_arxiv_id
 from newsletter.ranking.rank import ranker_options
 from newsletter.ranking.search import query_terms, search_scores, similar_scores
 from newsletter.ranking.textindex import STOPWORDS
-from newsletter.ranking.trending import trending_scores
+from newsletter.ranking.trending import trending_from_counts, trending_scores
 from newsletter.store import Database
 
 PER_PAGE = 25
@@ -25,7 +25,7 @@ MAX_PAGE = 400
 MAX_QUERY_CHARS = 300
 MAX_RANGE_DAYS = 31 * 12
 CANDIDATES = 100  # search results the ranker orders (the full-text index finds them)
-BEST_OF = 5_000  # above this many matches, the newest candidates are ranked
+BEST_OF = 2_000  # above this many matches, the newest candidates are ranked
 SIMILAR_CANDIDATES = 40
 SORTS = ("trending", "newest")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -90,18 +90,16 @@ def listing(
     if sort == "newest":
         rows.sort(key=lambda r: (r.published, r.id), reverse=True)
         return _paged([r.id for r in rows], db, page, per_page)
-    light = [
-        Paper(
-            id=r.id,
-            upvotes=r.upvotes,
-            comments=r.comments,
-            github_stars=r.github_stars,
-            announced=r.announced,
-            hf_date=r.hf_date,
-        )
-        for r in rows
-    ]
-    trend = trending_scores(light, end)
+    trend = trending_from_counts(
+        [r.upvotes for r in rows],
+        [r.comments for r in rows],
+        [r.github_stars for r in rows],
+        [
+            (r.hf_date or r.announced or date.min).toordinal() if (r.hf_date or r.announced) else -1
+            for r in rows
+        ],
+        end.toordinal(),
+    )
     order = sorted(range(len(rows)), key=lambda i: (-trend[i], rows[i].id))
     return _paged([rows[i].id for i in order], db, page, per_page)
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from newsletter.models import Paper
 from newsletter.ranking.scoring import RankOptions, prepare_day, text_relevance
-from newsletter.ranking.textindex import Analyzer
+from newsletter.ranking.textindex import Analyzer, TextIndex
 
 __all__ = ["highlight", "query_terms", "search_scores", "similar_scores"]
 
@@ -41,8 +41,9 @@ def similar_scores(paper: Paper, candidates: Sequence[Paper], options: RankOptio
     """Cosine similarity of each candidate to `paper` in the ranker's tf-idf space."""
     if not candidates:
         return np.zeros(0, dtype=np.float32)
-    day = prepare_day([paper, *candidates], None, options)
-    out: np.ndarray = day.sim[0, 1:]
+    papers = [paper, *candidates]
+    index = TextIndex([p.title for p in papers], [p.abstract for p in papers], options.index)
+    out: np.ndarray = (index.unit[0] @ index.unit_t).toarray().ravel()[1:]
     return out
 
 

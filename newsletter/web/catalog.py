@@ -26,7 +26,7 @@ MAX_QUERY_CHARS = 300
 MAX_RANGE_DAYS = 31 * 12
 CANDIDATES = 100  # search results the ranker orders (the full-text index finds them)
 BEST_OF = 2_000  # above this many matches, the newest candidates are ranked
-SIMILAR_CANDIDATES = 40
+SIMILAR_CANDIDATES = 30
 SORTS = ("trending", "newest")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SEARCH_SORTS = ("relevance", "trending", "newest")

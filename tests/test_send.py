@@ -337,3 +337,67 @@ def test_the_first_digest_is_the_welcome_digest_and_the_next_is_not(
     assert nxt.exit_code == 0, nxt.output
     later = [str(m["Subject"]) for ms in received(smtp_server).values() for m in ms]
     assert later and all(s.startswith("Papers for Wed 25 Nov: ") for s in later)
+
+
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [("unsubscribe", "unsubscribed during the run"), ("pause", "paused during the run")],
+)
+def test_a_reader_who_leaves_while_the_run_is_in_flight_gets_nothing(
+    config: Path, smtp_server: SMTPSink, monkeypatch: pytest.MonkeyPatch, change: str, reason: str
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
+    from newsletter.delivery import DeliveryReport, mailer_from_config
+    from newsletter.sending import SendOptions
+    from newsletter.subscriptions import Subscriptions
+
+    cfg = load_config(str(config))
+    # The reader acts through a connection of their own, as the web app would.
+    with Database(cfg.database_path) as store, Database(cfg.database_path) as web_store:
+        people = Subscriptions(web_store, cfg, lambda: NOW)
+        zoe = web_store.subscribers.get_by_email("zoe@example.org")
+        assert zoe is not None and zoe.id == max(s.id for s in web_store.subscribers.list())
+        seen_at_change: list[int] = []
+
+        def progress(report: DeliveryReport) -> None:
+            if report.sent == 1 and not seen_at_change:  # ada's digest is out, zoe's is queued
+                seen_at_change.append(len(smtp_server.received))
+                getattr(people, change)(zoe)
+
+        ctx = pipeline.Context(store, cfg, mailer=mailer_from_config(cfg))
+        summary = pipeline.send_daily(ctx, DEMO_DAY, SendOptions(progress=progress))
+        last_run = store.runs.last("send")[0]
+    assert seen_at_change == [1]
+    assert sorted(received(smtp_server)) == sorted(set(READERS) - {"zoe@example.org"})
+    assert (summary.sent, summary.failed, summary.retry, summary.exit_code) == (3, 0, 0, 0)
+    assert summary.left == [("zoe@example.org", reason)]
+    assert f"sent 3 · skipped 0 already sent · 0 nothing new · 0 paused · 1 {reason}" in (
+        summary.line()
+    )
+    assert last_run.outcome == "ok" and f"1 {reason}" in last_run.summary
+    row = ledger(config)["zoe@example.org"]
+    assert (row.status, row.error) == (SendStatus.SKIPPED, reason)
+
+    again = send(config)
+    assert again.exit_code == 0, again.output
+    assert "sent 0 · skipped 3 already sent" in again.output
+    assert "zoe@example.org" not in received(smtp_server)
+
+
+def test_a_subscriber_whose_row_went_while_queued_is_skipped_without_an_error(
+    tmp_path: Path,
+) -> None:
+    from newsletter.delivery import Outgoing
+    from newsletter.subscriptions import Subscriptions
+    from tests.conftest import ledger_for, make_config
+
+    cfg = make_config(tmp_path)
+    with Database(cfg.database_path) as store:
+        old = NOW - timedelta(days=cfg.web.pending_expiry_days + 1)
+        sub, _ = store.subscribers.add("p@example.org", old, status=SubscriberStatus.PENDING)
+        job = Outgoing(sub, DEMO_DAY, "<m@test.example.org>", b"", cfg.email.from_address)
+        ledger = ledger_for(store, cfg, lambda: NOW)
+        assert ledger.claim(job)
+        assert Subscriptions(store, cfg, lambda: NOW).expire_pending() == 1
+        assert ledger.stopped_receiving(job) == "deleted during the run"
+        assert store.sends.on(DEMO_DAY) == []

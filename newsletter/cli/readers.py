@@ -1,13 +1,17 @@
 """Commands for the operator's side of the reader lifecycle: init, subscribe, unsubscribe,
-subscribers. The rules live in `subscriptions.py`; these parse, call and print."""
+subscribers, and `inbound` (unsubscribe requests by e-mail). The rules live in
+`subscriptions.py` and `inbound.py`; these parse, call and print."""
 
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
+from typing import BinaryIO
 
 import click
 
+from newsletter import inbound as inbound_mail
 from newsletter.cli.base import AppContext, cli, friendly_errors, pass_app
 from newsletter.config import EXAMPLE_CONFIG
 from newsletter.models import SubscriberStatus
@@ -176,6 +180,23 @@ def unsubscribe(app: AppContext, email: str) -> None:
         click.echo(f"unsubscribed {address}.")
     else:
         click.echo(f"{address} was already unsubscribed.")
+
+
+@cli.command()
+@click.argument("message", type=click.File("rb"), default="-")
+@pass_app
+def inbound(app: AppContext, message: BinaryIO) -> None:
+    """Read one e-mail (from stdin, as an MTA pipes it, or a file) and unsubscribe the reader
+    whose signed token is in its subject ("unsubscribe <token>", as the List-Unsubscribe
+    mailto: sends it).
+
+    Exit status for the MTA: 0 done or ignored, 65 refused (no valid token; the sender's
+    address alone is never enough), 75 try again later (e.g. the database is unavailable).
+    """
+    raw = inbound_mail.read_message(message)
+    outcome = inbound_mail.receive(raw, app.subscriptions)
+    click.echo(outcome.message, err=outcome.status != inbound_mail.EX_OK)
+    sys.exit(outcome.status)
 
 
 @cli.command()

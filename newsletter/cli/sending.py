@@ -127,6 +127,7 @@ class SendProgress:
 def print_send(summary: SendSummary) -> None:
     echo_some([f"would send {e}: {s} ({n} papers)" for e, s, n in summary.planned])
     echo_some([f"nothing new for {e}: {why}" for e, why in summary.empty])
+    echo_some([f"not sent: {e}: {why}" for e, why in summary.left])
     echo_some([f"failed: {e}: {why}" for e, why in summary.failures], err=True)
     echo_some([f"will retry: {e}: {why}" for e, why in summary.retries], err=True)
     for address in summary.bounced:

@@ -15,6 +15,10 @@ exponential backoff (same bytes, same Message-ID), then left `retry` for the nex
 failures (5xx) are marked `failed` with the server's reply and the run goes on. After
 `smtp.bounce_after` consecutive permanent failures the subscriber is marked `bounced`.
 
+A run chooses its subscribers when it starts, and a large one takes minutes, so each sending
+thread reads the subscriber's status again just before the message goes out: someone who
+unsubscribed (or paused) meanwhile is not sent it, and their row is `skipped` with the reason.
+
 The one unavoidable window: a crash (or a lost connection) after the server has answered `250`
 to the final "." but before the ledger row is written. The next run cannot know the message
 was accepted and sends it again. It sends it with the *same* Message-ID (the ID is derived
@@ -154,6 +158,13 @@ class _Dispatcher:
         self._count(retry=1)
 
     def _deliver(self, session: MailSession, job: Outgoing) -> None:
+        left = self.ledger.stopped_receiving(job)
+        if left:
+            log.info("not sending to %s: %s", job.subscriber.email, left)
+            with self._lock:
+                self.report.left.append((job.subscriber.email, left))
+            self._count()
+            return
         attempts = job.prior_attempts
         tries = 0
         while True:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from newsletter.config import Config
-from newsletter.models import Subscriber
+from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.store import Database
 
 
@@ -83,6 +83,21 @@ class Ledger:
                 return True
             return False
 
+    def stopped_receiving(self, job: Outgoing) -> str:
+        """Just before a claimed message goes out: "" while its subscriber is still active;
+        otherwise why it must not go (e.g. "unsubscribed during the run"), recorded as the
+        row's skip reason. The run chose its subscribers when it began, and a reader may have
+        unsubscribed or paused since."""
+        with self.lock:
+            status = self.store.sends.recipient_status(job.subscriber.id)
+            if status == SubscriberStatus.ACTIVE:
+                return ""
+            if status is None:  # the row is gone, and its ledger rows with it
+                return "deleted during the run"
+            reason = f"{status} during the run"
+            self.store.sends.mark_skipped(job.subscriber.id, job.digest_date, reason, self.clock())
+            return reason
+
     def skipped(self, subscriber: Subscriber, day: date, reason: str) -> None:
         with self.lock:
             self.store.sends.mark_skipped(subscriber.id, day, reason, self.clock())
@@ -99,4 +114,5 @@ class DeliveryReport:
     failures: list[tuple[str, str]] = field(default_factory=list)
     retries: list[tuple[str, str]] = field(default_factory=list)
     bounced: list[str] = field(default_factory=list)
+    left: list[tuple[str, str]] = field(default_factory=list)  # stopped receiving mid-run
     aborted: str = ""

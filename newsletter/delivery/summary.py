@@ -22,6 +22,7 @@ class SendSummary:
     retry: int = 0
     failed_earlier: int = 0
     bounced: list[str] = field(default_factory=list)
+    left: list[tuple[str, str]] = field(default_factory=list)  # unsubscribed or paused mid-run
     failures: list[tuple[str, str]] = field(default_factory=list)
     retries: list[tuple[str, str]] = field(default_factory=list)
     empty: list[tuple[str, str]] = field(default_factory=list)
@@ -37,6 +38,8 @@ class SendSummary:
             f"{self.nothing_new:,} nothing new",
             f"{self.paused:,} paused",
         ]
+        for reason in sorted({why for _, why in self.left}):
+            parts.append(f"{sum(1 for _, why in self.left if why == reason):,} {reason}")
         if self.retry:
             parts.append(f"{self.retry:,} left to retry")
         if self.failed_earlier:
@@ -57,6 +60,7 @@ class SendSummary:
         self.failures += report.failures
         self.retries += report.retries
         self.bounced += report.bounced
+        self.left += report.left
         self.aborted = report.aborted
 
     @property

@@ -202,6 +202,14 @@ class Sends:
             ],
         )
 
+    def recipient_status(self, subscriber_id: int) -> str | None:
+        """The subscriber's status now, or None when the row is gone: one primary-key read,
+        taken just before each message goes out."""
+        row = self._conn.execute(
+            "SELECT status FROM subscribers WHERE id = ?", [subscriber_id]
+        ).fetchone()
+        return str(row[0]) if row else None
+
     def reopen(self, subscriber_id: int, digest_date: date, message_id: str, now: datetime) -> bool:
         """Make a sent (or failed) digest sendable again under a new Message-ID (`--resend`).
 

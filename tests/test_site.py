@@ -100,6 +100,9 @@ def test_a_weekend_says_no_papers_and_links_the_last_day_with_some(site: Site) -
     assert jump.status_code == 303 and jump.headers["location"] == "/papers/2026-11-26"
     assert len(site.cards("/papers/week/2026-W48")) == 25
     assert "40 papers" in site.get("/papers/week/2026-W48").text
+    later = site.get("/papers/week/2026-W49").text  # an empty week links the last one with papers
+    assert 'href="/papers/week/2026-W48">← 2026-W48' in later
+    assert 'href="/papers/month/2026-11">← November 2026' in site.get("/papers/month/2026-12").text
 
 
 def test_paper_page_bibtex_similar_and_get_papers_like_this(site: Site) -> None:

@@ -12,7 +12,7 @@ Every page is read-only (GET and HEAD) and shows papers only, never anything abo
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 from urllib.parse import urlencode
 
@@ -159,6 +159,7 @@ class SitePages:
         before = db.papers.neighbour_day(start, later=False)
         after = db.papers.neighbour_day(end, later=True)
         iso = start.isocalendar()
+        nav = [_span_link(span, d) if d else None for d in (before, after)]
         feeds = [("Trending papers (Atom)", "/feeds/daily.atom")]
         if category:
             feeds.append((f"{category} papers (Atom)", f"/feeds/category/{category}.atom"))
@@ -174,13 +175,14 @@ class SitePages:
             category=category,
             before=before,
             after=after,
+            before_link=nav[0],
+            after_link=nav[1],
             week=f"{iso.year}-W{iso.week:02d}",
             month=f"{start:%Y-%m}",
             recent=db.papers.recent_days(30),
             base_path=request.url.path,
             feeds=feeds,
             subscribe_url=subscribe_link(categories=category),
-            previous_week=start - timedelta(days=7),
         )
 
     # ------------------------------------------------------------ a paper
@@ -262,6 +264,17 @@ class SitePages:
             # The query becomes one keyword: a comma would split it, quotes add nothing there.
             subscribe_url=subscribe_link(keywords=query.replace(",", " ").replace('"', "")),
         )
+
+
+def _span_link(span: str, day: date) -> tuple[str, str]:
+    """(href, label) of the day, week or month holding `day`: the previous/next links."""
+    if span == "week":
+        iso = day.isocalendar()
+        week = f"{iso.year}-W{iso.week:02d}"
+        return f"/papers/week/{week}", week
+    if span == "month":
+        return f"/papers/month/{day:%Y-%m}", f"{day:%B %Y}"
+    return f"/papers/{day.isoformat()}", day.isoformat()
 
 
 def _with(request: Request, **change: object) -> str:

@@ -285,12 +285,14 @@ class Papers:
         category: str = "",
         limit: int = 500,
         best_of: int = 5_000,
+        newest: bool = False,
     ) -> tuple[list[str], int]:
         """IDs of up to `limit` papers matching an FTS5 `query`, and how many match (counted
         up to `best_of` + 1).
 
         When at most `best_of` papers match, the `limit` best by FTS5's BM25 come back; above
-        that, ranking every match would take seconds, so the newest `limit` come back instead.
+        that (or with `newest`), ranking every match would take seconds, so the newest `limit`
+        come back instead.
         `query` is FTS5 syntax: build it from quoted terms, never from raw input.
         """
         where, params = "papers_fts MATCH ?", [query]
@@ -306,7 +308,7 @@ class Papers:
                 f"SELECT count(*) FROM (SELECT 1 {source} LIMIT ?)", [*params, best_of + 1]
             ).fetchone()[0]
         )
-        order = "rank" if total <= best_of else "papers_fts.rowid DESC"
+        order = "rank" if total <= best_of and not newest else "papers_fts.rowid DESC"
         rows = self._conn.execute(
             f"SELECT p.id {source} ORDER BY {order} LIMIT ?", [*params, limit]
         ).fetchall()

@@ -160,23 +160,29 @@ def _newest_first(papers: list[Paper]) -> np.ndarray:
     return np.array(sorted(range(len(papers)), key=keys.__getitem__, reverse=True))
 
 
+def _candidates(db: Database, match: str, s: Search) -> tuple[list[str], int]:
+    """What the ranker orders: the newest matches for "newest", else the best by FTS5."""
+    return db.papers.match(
+        match,
+        start=s.start,
+        end=s.end,
+        category=s.category,
+        limit=CANDIDATES,
+        best_of=BEST_OF,
+        newest=s.sort == "newest",
+    )
+
+
 def search(db: Database, s: Search, *, trending_weight: float = 0.25) -> Page:
     """Papers matching `s.query`, ordered by the ranker (or by trending / newest)."""
     terms = query_terms(s.query)
     note = ""
-    kw = {
-        "start": s.start,
-        "end": s.end,
-        "category": s.category,
-        "limit": CANDIDATES,
-        "best_of": BEST_OF,
-    }
     match = fts_query(s.query)
     if not match:
         return Page([], 0, 1, 1, "Type a word, a phrase in quotes, an author or an arXiv ID.")
-    ids, total = db.papers.match(match, **kw)  # type: ignore[arg-type]
+    ids, total = _candidates(db, match, s)
     if not ids and len(_TOKEN.findall(s.query)) > 1:
-        ids, total = db.papers.match(fts_query(s.query, any_word=True), **kw)  # type: ignore[arg-type]
+        ids, total = _candidates(db, fts_query(s.query, any_word=True), s)
         if ids:
             note = "No paper has all of these words; these have some of them."
     found = db.papers.get_many(ids)
@@ -196,9 +202,10 @@ def search(db: Database, s: Search, *, trending_weight: float = 0.25) -> Page:
         order = np.argsort(-final, kind="stable")
     ranked = [papers[int(i)].id for i in order]
     if total > BEST_OF:
+        best = "newest" if s.sort == "newest" else "best of the newest"
         note = note or (
-            f"More than {BEST_OF:,} papers match: these are the best of the newest "
-            f"{len(ranked)}. Add words, a date range or a category to narrow it down."
+            f"More than {BEST_OF:,} papers match: these are the {best} {len(ranked)}. "
+            "Add words, a date range or a category to narrow it down."
         )
     elif total > len(ranked):
         note = note or f"{total:,} papers match; the best {len(ranked)} are shown."

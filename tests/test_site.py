@@ -78,6 +78,7 @@ def test_sort_category_pagination_and_bounds(site: Site) -> None:
     assert len(month) == 25 and "Page 1 of 2" in site.get("/papers/month/2026-11").text
     second = site.cards("/papers/month/2026-11?page=2")
     assert len(second) == 15 and not set(second) & set(month)
+    assert site.cards("/papers/month/2026-11?page=7") == second
     for bad, words in (
         ("/papers/2026-11-27?page=0", "between 1 and"),
         ("/papers/2026-11-27?page=abc", "whole number"),

@@ -68,6 +68,7 @@ def _paged(
     ordered: list[str], db: Database, page: int, per_page: int = PER_PAGE, **extra: object
 ) -> Page:
     pages = max(1, -(-len(ordered) // per_page))
+    page = min(page, pages)  # past the end: the last page, not an empty one
     chunk = ordered[(page - 1) * per_page : page * per_page]
     found = db.papers.get_many(chunk)
     papers = [found[i] for i in chunk if i in found]

@@ -15,8 +15,11 @@ def _url(cfg: Config, path: str) -> str:
     return cfg.site.base_url.rstrip("/") + path
 
 
-def confirm_url(cfg: Config, subscriber_id: int) -> str:
-    return _url(cfg, "/confirm/" + make_token(cfg.require_secret_key(), "confirm", subscriber_id))
+def confirm_url(cfg: Config, subscriber_id: int, request_id: int | None = None) -> str:
+    """The opt-in link; `request_id` names the sign-up request whose preferences it applies."""
+    extra = {} if request_id is None else {"r": request_id}
+    token = make_token(cfg.require_secret_key(), "confirm", subscriber_id, **extra)
+    return _url(cfg, "/confirm/" + token)
 
 
 def unsubscribe_url(cfg: Config, subscriber_id: int) -> str:

@@ -105,6 +105,22 @@ class Interest:
 
 
 @dataclass(frozen=True)
+class SignupRequest:
+    """A sign-up, or a request to come back, waiting for the owner's click on the confirmation
+    link that names it. `interests` is None when the stored settings stay as they are;
+    otherwise the name (when not empty), time zone, hour, size and interests replace them."""
+
+    id: int
+    subscriber_id: int
+    created_at: datetime | None = None
+    name: str = ""
+    timezone: str | None = None
+    delivery_hour: int | None = None
+    digest_size: int | None = None
+    interests: tuple[Interest, ...] | None = None
+
+
+@dataclass(frozen=True)
 class Feedback:
     subscriber_id: int
     paper_id: str

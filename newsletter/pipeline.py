@@ -31,7 +31,7 @@ from newsletter.delivery.lock import run_lock
 from newsletter.delivery.summary import SendSummary
 from newsletter.errors import NewsletterError
 from newsletter.models import Digest, Subscriber, SubscriberStatus
-from newsletter.preferences import normalize_address
+from newsletter.preferences import address_for_lookup
 from newsletter.ranking.profile import profile_from
 from newsletter.ranking.rank import rank as rank_papers
 from newsletter.ranking.rank import ranker_options
@@ -221,7 +221,7 @@ def find_subscribers(ctx: Context, emails: Iterable[str]) -> list[Subscriber]:
     """The subscribers with these addresses, or a NewsletterError naming one that is not."""
     found = []
     for raw in emails:
-        sub = ctx.store.subscribers.get_by_email(normalize_address(raw))
+        sub = ctx.store.subscribers.get_by_email(address_for_lookup(raw))
         if sub is None:
             raise NewsletterError(
                 f"{raw} is not a subscriber: `newsletter subscribers` lists the addresses"

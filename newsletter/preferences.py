@@ -38,7 +38,12 @@ class InvalidPreferences(NewsletterError):
 
 
 def normalize_address(raw: str) -> str:
-    """Return the normalised address, or raise InvalidAddressError saying what is wrong."""
+    """Return the normalised address, or raise InvalidAddressError saying what is wrong.
+
+    An address passes only if the mailer can write it into a To: header too (the same
+    `header_address` every message goes through), so no stored address is refused at send."""
+    from newsletter.delivery.mime import RefusedMessage, header_address  # only when checking
+
     text = raw.strip()
     if not text:
         raise InvalidAddressError("the e-mail address is empty")
@@ -46,11 +51,34 @@ def normalize_address(raw: str) -> str:
         raise InvalidAddressError("the e-mail address contains a line break or tab")
     if len(text) > 254:
         raise InvalidAddressError("the e-mail address is longer than 254 characters")
+    local, at, _ = text.rpartition("@")
+    if at and not local.isascii():
+        odd = "".join(dict.fromkeys(c for c in local if not c.isascii()))
+        raise InvalidAddressError(
+            f"we cannot send e-mail to {text!r}: the part before the @ contains {odd!r}, and "
+            "this newsletter can only mail addresses that are plain ASCII before the @ "
+            "(SMTPUTF8 is not supported); please use another address"
+        )
     try:
-        info = validate_email(text, check_deliverability=False)
+        info = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidAddressError(f"{text!r} is not a valid e-mail address: {exc}") from None
-    return str(info.normalized)
+    address = str(info.normalized)
+    try:
+        header_address(address)
+    except RefusedMessage as exc:
+        raise InvalidAddressError(f"we cannot send e-mail to {text!r}: {exc}") from None
+    return address
+
+
+def address_for_lookup(raw: str) -> str:
+    """The form an address is stored in, for finding a subscriber: `normalize_address`, or the
+    text as typed when that refuses it (an address stored before the rule was this strict must
+    still be found, e.g. to unsubscribe it)."""
+    try:
+        return normalize_address(raw)
+    except InvalidAddressError:
+        return raw.strip()
 
 
 @dataclass
@@ -77,7 +105,6 @@ class Preferences:
 
     def interests(self, previous: Sequence[Interest] = ()) -> list[Interest]:
         """The interests these preferences stand for; kept kinds and weights carry over."""
-        weights = {(i.kind, i.value): i.weight for i in previous}
         wanted: list[tuple[InterestKind, str]] = [
             *((InterestKind.KEYWORD, k) for k in self.keywords),
             *((InterestKind.TEXT, p) for p in paragraphs(self.description)),
@@ -85,9 +112,17 @@ class Preferences:
             *((InterestKind.NOT_KEYWORD, n) for n in self.negatives),
             *((InterestKind.LIKE, _paper_id(p)) for p in self.likes),
         ]
-        seen = set(wanted)
-        kept = [i for i in previous if i.kind in KEPT_KINDS and (i.kind, i.value) not in seen]
-        return [Interest(k, v, weights.get((k, v), 1.0)) for k, v in wanted] + kept
+        return carry_over([Interest(k, v) for k, v in wanted], previous)
+
+
+def carry_over(wanted: Sequence[Interest], previous: Sequence[Interest]) -> list[Interest]:
+    """`wanted` replacing `previous`: weights of the interests in both carry over, and liked
+    and disliked papers (they come from feedback or the CLI) stay."""
+    weights = {(i.kind, i.value): i.weight for i in previous}
+    seen = {(i.kind, i.value) for i in wanted}
+    kept = [i for i in previous if i.kind in KEPT_KINDS and (i.kind, i.value) not in seen]
+    fresh = [Interest(i.kind, i.value, weights.get((i.kind, i.value), i.weight)) for i in wanted]
+    return fresh + kept
 
 
 def _paper_id(raw: str) -> str:

@@ -139,6 +139,13 @@ def build_job(
     job = delivery.Outgoing(sub, day, message_id, b"", cfg.email.from_address, (), prior)
     try:
         rendered = render()
+        if rendered.nothing_fits:  # never mail a digest whose picks were all left out
+            reason = "no pick fits under the e-mail size limit"
+            summary.nothing_new += 1
+            summary.empty.append((sub.email, reason))
+            if not summary.dry_run:
+                ledger.skipped(sub, day, reason)
+            return None
         if summary.dry_run:
             summary.planned.append((sub.email, rendered.subject, len(digest.picks)))
             return None

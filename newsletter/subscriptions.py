@@ -7,9 +7,15 @@ itself. Each method validates with the rule in `preferences.py`, so the CLI and 
 accept and refuse the same input.
 
     pending ──confirm──▶ active ◀──resume── paused
-       ▲                   │ ──pause──────────▲
-       │ (never confirmed) │ unsubscribe / bounce
-       └──── resubscribe ──┴──▶ unsubscribed | bounced ──resubscribe──▶ active
+                           │ ──pause──────────▲
+                           │ unsubscribe / bounce
+                           ▼
+          unsubscribed | bounced ──resubscribe: an e-mail, then confirm──▶ active
+
+Whoever types an address into the sign-up form, or holds the unsubscribe link of a forwarded
+digest, may not own the address. So a sign-up for a known address, and a request to come back,
+change nothing stored: they become a sign-up request that the confirmation e-mail names, and
+only a click on that link applies its preferences and makes the reader active.
 """
 
 from __future__ import annotations
@@ -20,15 +26,17 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from newsletter import links
 from newsletter.config import Config
 from newsletter.errors import NewsletterError
-from newsletter.models import Subscriber, SubscriberStatus
+from newsletter.models import SignupRequest, Subscriber, SubscriberStatus
 from newsletter.preferences import (
     InvalidPreferences,
     Preferences,
+    carry_over,
     check_preferences,
     normalize_address,
 )
@@ -51,6 +59,15 @@ class SignUp:
     changed: bool  # interests or status changed
     mailed: bool  # the opt-in e-mail went out
     added: int = 0  # interests added to a known subscriber
+    request: int | None = None  # the sign-up request its confirmation e-mail must name
+
+
+class Confirmation(StrEnum):
+    """What a confirmation link does."""
+
+    CONFIRMS = "confirms"  # activates (with the preferences of the sign-up it names)
+    ALREADY = "already"  # active or paused: nothing to do
+    STALE = "stale"  # the reader left after it was sent: it no longer brings them back
 
 
 def resubscribe_url(cfg: Config, subscriber_id: int) -> str:
@@ -87,14 +104,17 @@ class Subscriptions:
             self._mailer = self._mailer()
         return self._mailer  # type: ignore[return-value]
 
-    def _send_account_mail(self, subscriber: Subscriber, kind: str) -> str:
+    def _send_account_mail(
+        self, subscriber: Subscriber, kind: str, request_id: int | None = None
+    ) -> str:
         from newsletter.delivery import build_message, new_message_id
 
         current = self.store.subscribers.get(subscriber.id) or subscriber
         renderer = _account_renderer(self.cfg)
         rendered: RenderedEmail
         if kind == "confirm":
-            rendered = renderer.confirmation(current, links.confirm_url(self.cfg, current.id))
+            url = links.confirm_url(self.cfg, current.id, request_id)
+            rendered = renderer.confirmation(current, url)
         else:
             rendered = renderer.unsubscribed(current, resubscribe_url(self.cfg, current.id))
         message_id = new_message_id(self.cfg, kind)
@@ -106,9 +126,10 @@ class Subscriptions:
         log.info("sent %s e-mail %s to subscriber %s", kind, message_id, current.id)
         return message_id
 
-    def send_confirmation(self, subscriber: Subscriber) -> str:
-        """E-mail the double opt-in link; returns the Message-ID. Raises DeliveryError."""
-        return self._send_account_mail(subscriber, "confirm")
+    def send_confirmation(self, subscriber: Subscriber, request_id: int | None = None) -> str:
+        """E-mail the double opt-in link (naming the sign-up request `request_id`, when there
+        is one); returns the Message-ID. Raises DeliveryError."""
+        return self._send_account_mail(subscriber, "confirm", request_id)
 
     def send_unsubscribed_notice(self, subscriber: Subscriber) -> str:
         """E-mail "you are unsubscribed" with a way back; returns the Message-ID."""
@@ -116,17 +137,26 @@ class Subscriptions:
 
     # ------------------------------------------------------------ lifecycle
 
+    def _expiry_cutoff(self) -> datetime:
+        return self.clock() - timedelta(days=self.cfg.web.pending_expiry_days)
+
     def expire_pending(self) -> int:
         """Forget sign-ups nobody confirmed within `web.pending_expiry_days`."""
-        days = self.cfg.web.pending_expiry_days
-        return self.store.subscribers.expire_pending(self.clock() - timedelta(days=days))
+        return self.store.subscribers.expire_pending(self._expiry_cutoff())
 
-    def register(self, email: str, prefs: Preferences) -> tuple[Subscriber, bool, bool]:
-        """Save a sign-up as pending, without revealing or disturbing an active subscription.
+    def expired(self, subscriber: Subscriber) -> bool:
+        """A pending sign-up nobody confirmed in time (the next `expire_pending` removes it)."""
+        created = subscriber.created_at
+        pending = subscriber.status == SubscriberStatus.PENDING
+        return pending and created is not None and created < self._expiry_cutoff()
 
-        Returns (subscriber, created, changed). An active or paused subscriber is left as is
-        (someone else may have typed the address); a pending, unsubscribed or bounced one gets
-        the new preferences and waits for the owner's confirmation."""
+    def register(self, email: str, prefs: Preferences) -> SignUp:
+        """Save a web sign-up without revealing or disturbing what is stored for the address.
+
+        A new address is stored as pending. A known one keeps what it has: an active or paused
+        subscriber is left as is; for a pending, unsubscribed or bounced one the preferences
+        wait in a sign-up request (`SignUp.request`), applied only when the confirmation link
+        naming it is used. Whoever typed the address may not own it."""
         errors = check_preferences(prefs)
         if errors:
             raise InvalidPreferences(errors)
@@ -138,23 +168,23 @@ class Subscriptions:
         if existing is None:
             sub = self._add(address, prefs, SubscriberStatus.PENDING)
             log.info("sign-up: new pending subscriber %s", sub.id)
-            return sub, True, True
+            return SignUp(sub, created=True, changed=True, mailed=False)
         log.info("sign-up for known subscriber %s (%s)", existing.id, existing.status)
         if existing.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
-            return existing, False, False
+            return SignUp(existing, created=False, changed=False, mailed=False)
         with self.store.transaction():
-            subs.update(
+            request = subs.add_signup_request(
                 existing.id,
                 now,
-                name=prefs.name or existing.name,
+                name=prefs.name,
                 timezone=prefs.timezone,
                 delivery_hour=prefs.hour,
                 digest_size=prefs.size,
+                interests=prefs.interests(),
             )
-            subs.set_interests(existing.id, prefs.interests(subs.interests_for(existing.id)), now)
-            if existing.status == SubscriberStatus.PENDING:
+            if existing.status == SubscriberStatus.PENDING:  # submitted again: lives longer
                 subs.restart_pending(existing.id, now)
-        return subs.get(existing.id) or existing, False, True
+        return SignUp(existing, created=False, changed=False, mailed=False, request=request.id)
 
     def add_by_operator(self, email: str, prefs: Preferences, *, confirmed: bool) -> SignUp:
         """`newsletter subscribe`: a new address gets the opt-in e-mail (or, with `confirmed`,
@@ -206,12 +236,58 @@ class Subscriptions:
             subs.set_interests(sub.id, prefs.interests(), now)
         return sub
 
-    def confirm(self, subscriber: Subscriber) -> bool:
-        """Activate a pending sign-up; False when it was already active or paused."""
+    def _request(self, subscriber: Subscriber, request_id: int | None) -> SignupRequest | None:
+        """The sign-up request of `subscriber` a link names, unless it is gone or expired."""
+        request = None if request_id is None else self.store.subscribers.signup_request(request_id)
+        if request is None or request.subscriber_id != subscriber.id:
+            return None
+        if request.created_at is not None and request.created_at < self._expiry_cutoff():
+            return None
+        return request
+
+    def confirmation(self, subscriber: Subscriber, request_id: int | None = None) -> Confirmation:
+        """What the confirmation link naming `request_id` would do (changes nothing).
+
+        A pending sign-up is confirmed by any of its links. Someone who left (unsubscribed or
+        bounced) comes back only through a link naming a request made since: an older link,
+        from before they left, no longer acts."""
         if subscriber.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED):
-            return False
-        self.store.subscribers.set_status(subscriber.id, SubscriberStatus.ACTIVE, self.clock())
-        return True
+            return Confirmation.ALREADY
+        if subscriber.status == SubscriberStatus.PENDING:
+            return Confirmation.CONFIRMS
+        if self._request(subscriber, request_id) is not None:
+            return Confirmation.CONFIRMS
+        return Confirmation.STALE
+
+    def confirm(self, subscriber: Subscriber, request_id: int | None = None) -> Confirmation:
+        """Use a confirmation link: apply the preferences of the sign-up request it names (if
+        any), then activate. Becoming active answers every other waiting request."""
+        subs = self.store.subscribers
+        with self.store.transaction():
+            current = subs.get(subscriber.id) or subscriber
+            outcome = self.confirmation(current, request_id)
+            if outcome != Confirmation.CONFIRMS:
+                return outcome
+            request = self._request(current, request_id)
+            if request is not None and request.interests is not None:
+                self._apply(current, request)
+            subs.set_status(current.id, SubscriberStatus.ACTIVE, self.clock())
+        log.info("subscriber %s confirmed (request %s)", current.id, request_id)
+        return Confirmation.CONFIRMS
+
+    def _apply(self, sub: Subscriber, request: SignupRequest) -> None:
+        """The settings a confirmed sign-up asked for replace the stored ones."""
+        subs, now, hour = self.store.subscribers, self.clock(), request.delivery_hour
+        subs.update(
+            sub.id,
+            now,
+            name=request.name or sub.name,
+            timezone=request.timezone or sub.timezone,
+            delivery_hour=sub.delivery_hour if hour is None else hour,
+            digest_size=request.digest_size or sub.digest_size,
+        )
+        wanted = request.interests or ()
+        subs.set_interests(sub.id, carry_over(wanted, subs.interests_for(sub.id)), now)
 
     def pause(self, subscriber: Subscriber) -> bool:
         return self._move(subscriber, SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
@@ -242,20 +318,14 @@ class Subscriptions:
         except (NewsletterError, OSError) as exc:
             log.warning("unsubscribe notice to subscriber %s failed: %s", subscriber.id, exc)
 
-    def resubscribe(self, subscriber: Subscriber) -> str:
-        """Come back after an unsubscribe or a bounce: "active" when the address was confirmed
-        before, "pending" (the opt-in e-mail follows) when it never was, "" when nothing to do."""
+    def resubscribe(self, subscriber: Subscriber) -> int | None:
+        """Ask to come back after an unsubscribe or a bounce: returns the sign-up request the
+        confirmation e-mail must name (None when there is nothing to come back from). Nothing
+        changes until that link is used: the unsubscribe link of a forwarded digest, which is
+        all it takes to ask, is not the reader's consent."""
         if subscriber.status not in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED):
-            return ""
-        now = self.clock()
-        if subscriber.confirmed_at is None:
-            with self.store.transaction():
-                subs = self.store.subscribers
-                subs.update(subscriber.id, now, status=SubscriberStatus.PENDING)
-                subs.restart_pending(subscriber.id, now)
-            return "pending"
-        self.store.subscribers.set_status(subscriber.id, SubscriberStatus.ACTIVE, now)
-        return "active"
+            return None
+        return self.store.subscribers.add_signup_request(subscriber.id, self.clock()).id
 
     def bounce(self, subscriber_id: int) -> None:
         """Stop mailing an address the server keeps refusing (the ledger's bounce rule)."""

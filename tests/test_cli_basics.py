@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+import unicodedata
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,7 @@ from click.testing import CliRunner, Result
 from newsletter.bench.fetch import serve, synthetic_feed
 from newsletter.cli import cli
 from newsletter.config import EXAMPLE_CONFIG, load_config
+from newsletter.models import Paper
 from newsletter.store import Database
 from tests.conftest import SECRET, fixture_bytes
 
@@ -168,6 +171,23 @@ def test_init_and_fetch_a_2000_item_day_from_a_local_server(workdir: Path) -> No
     listing = invoke("papers", "--search", "Synthetic paper 7:")
     assert listing.output.splitlines()[0].split()[:3] == ["2504.20007", "2025-04-28", "cs.CL"]
     assert "1 paper(s)" in listing.output
+
+
+def test_papers_shows_escape_sequences_in_stored_titles_as_text(workdir: Path) -> None:
+    init(workdir)
+    hostile = "\x1b]8;;https://evil.example/\x07KV cache\x1b]8;;\x07 \x1b[2J\u202eevil\x9b31m"
+    with Database(workdir / "data" / "newsletter.db") as store:  # as stored before parsing
+        store.papers.upsert(  # stripped them: the listing must not trust the store
+            [Paper(id="2401.00001", title=hostile, categories=("cs.LG\x1b[8m",))],
+            datetime(2026, 1, 5, tzinfo=UTC),
+        )
+    listing = invoke("papers")
+    assert listing.exit_code == 0, listing.output
+    assert not any(unicodedata.category(ch) in {"Cc", "Cf"} and ch != "\n" for ch in listing.output)
+    line = listing.output.splitlines()[0]
+    assert line.startswith("2401.00001")
+    assert "cs.LG\\x1b[8m" in line
+    assert "\\x1b]8;;https://evil.example/\\x07KV cache\\x1b]8;;\\x07 \\x1b[2J\\u202eevil" in line
 
 
 def test_fetch_reports_a_failed_source_and_exits_nonzero_only_when_all_fail(

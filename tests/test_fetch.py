@@ -4,6 +4,7 @@ into a real SQLite file."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -17,6 +18,7 @@ from newsletter.sources.engine import FetchSummary
 from newsletter.sources.fetch import Fetcher
 from newsletter.store import Database
 from tests.conftest import fixture_bytes, make_config
+from tests.hostile_xml import expansion_attack
 
 RSS = fixture_bytes("arxiv_rss/rss_quant-ph_2025-04-28.xml")
 EMPTY_RSS = fixture_bytes("arxiv_rss/rss_cs_empty_weekend_2025-04-27.xml")
@@ -154,6 +156,23 @@ def test_malformed_feed_is_skipped_and_other_sources_still_land(
     assert state is not None and "sent an HTML page" in state.last_error
     assert state.last_success == NOW  # the earlier success is remembered
     assert store.runs.last("fetch")[0].outcome == "partial"
+
+
+def test_a_feed_declaring_entities_is_skipped_and_the_rest_of_the_run_kept(
+    store: Database, cfg: Config, caplog: pytest.LogCaptureFixture
+) -> None:
+    hostile = expansion_attack(RSS, b"Abstract:")
+    server = Server(rss=hostile, hf=hf_listing("2504.17837", "2608.15089"))
+    with caplog.at_level(logging.WARNING, logger="newsletter.fetch"):
+        summary = run(store, cfg, server, day=date(2025, 4, 28))
+    assert summary.outcome == "partial" and "arxiv_rss: FAILED" in summary.line()
+    (logged,) = [r.getMessage() for r in caplog.records if "arxiv_rss" in r.getMessage()]
+    assert f"{FEED_URL} sent a document with a DTD or entity declaration" in logged
+    # Nothing from the hostile response was stored; Hugging Face's papers were.
+    assert {p.id for p in store.papers.search("", None, 100)} == {"2504.17837", "2608.15089"}
+    assert store.papers.get("2504.17837").sources == ("huggingface",)  # type: ignore[union-attr]
+    state = store.runs.fetch_state(FEED_URL)
+    assert state is not None and "DTD or entity declaration" in state.last_error
 
 
 def test_truncated_feed_does_not_store_its_etag(store: Database, cfg: Config) -> None:

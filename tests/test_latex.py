@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
+from newsletter.render import latex
 from newsletter.render.latex import latex_to_text
 
 
@@ -22,6 +25,8 @@ from newsletter.render.latex import latex_to_text
         (r"a --- b -- c ``q''", "a — b – c “q”"),
         (r"\emph{LLM}s \cite{smith2020} \href{https://x.org}{here}", "LLMs here (https://x.org)"),
         (r"$W_{\text{out}}$", "Wₒᵤₜ"),
+        (r"a {\em certain} {\it fixed} {\bf bold} {\emph word} b", "a certain fixed bold word b"),
+        (r"e.g.\ via, i.e.\ the", "e.g. via, i.e. the"),
         ("plain title, no markup", "plain title, no markup"),
         ("  spaces\n and\tlines  ", "spaces and lines"),
     ],
@@ -48,3 +53,50 @@ def test_what_cannot_be_mapped_stays_as_text(source: str, kept: str) -> None:
 def test_never_raises_on_garbage() -> None:
     for junk in ["\\", "$", "$$", "^", "_{", "\\frac{", "\\sqrt", "\\href{x}", "}}}{{{", "\x00"]:
         assert isinstance(latex_to_text(junk), str)
+
+
+def _cpu_seconds(text: str) -> float:
+    """The least CPU time of three conversions (CPU time: other processes do not count)."""
+    times = []
+    for _ in range(3):
+        started = time.process_time()
+        latex_to_text(text)
+        times.append(time.process_time() - started)
+    return min(times)
+
+
+def test_eight_thousand_unclosed_textbf_convert_in_well_under_a_second() -> None:
+    hostile = r"\textbf{" * 8000
+    started = time.perf_counter()
+    assert latex_to_text(hostile) == hostile  # unclosed: shown as written
+    assert time.perf_counter() - started < 1.0
+
+
+PATHOLOGICAL = {
+    "unclosed textbf": lambda n: r"\textbf{" * n,
+    "nested textbf": lambda n: r"\textbf{" * n + "x" + "}" * n,
+    "nested mathbb": lambda n: r"\mathbb{" * n + "R" + "}" * n,
+    "nested fractions": lambda n: r"\frac{" * n + "1}{2}" * n,
+    "unclosed href": lambda n: r"\href{" * n,
+    "unclosed \\(": lambda n: r"\( a " * n,
+    "unclosed \\[": lambda n: r"\[ a " * n,
+    "unclosed $$": lambda n: "$$ a " + "$ " * n,
+    "open braces": lambda n: "{" * n + r"\alpha",
+}
+
+
+@pytest.mark.parametrize("shape", PATHOLOGICAL)
+def test_work_grows_linearly_with_the_length_of_hostile_markup(shape: str) -> None:
+    make = PATHOLOGICAL[shape]
+    small = _cpu_seconds(make(4000))
+    assert small < 0.5, f"{shape}: {small:.2f} s for 4,000 repeats"
+    large = _cpu_seconds(make(16000))
+    # 4× the input: about 4× the time when linear, 16× when quadratic.
+    assert large < 10 * max(small, 0.002), f"{shape}: {small:.3f} s → {large:.3f} s"
+
+
+def test_groups_nested_beyond_the_depth_limit_are_shown_as_written() -> None:
+    shallow = r"\textbf{" * latex.MAX_DEPTH + "x" + "}" * latex.MAX_DEPTH
+    assert latex_to_text(shallow) == "x"
+    deep = r"\textbf{" * (latex.MAX_DEPTH + 3) + "x" + "}" * (latex.MAX_DEPTH + 3)
+    assert latex_to_text(deep) == r"\textbf{\textbf{x}}"  # the innermost two, as sent

@@ -11,6 +11,7 @@ import lxml.html
 import pytest
 
 from newsletter.errors import ConfigError
+from newsletter.render import views
 from newsletter.render.renderer import MAX_HTML_BYTES, RenderedEmail, Renderer
 from newsletter.tokens import read_token
 from tests.conftest import SECRET, make_config
@@ -265,3 +266,55 @@ def test_missing_templates_dir_is_a_config_error(tmp_path: Path) -> None:
     moved = replace(cfg, site=replace(cfg.site, templates_dir=str(tmp_path / "nowhere")))
     with pytest.raises(ConfigError, match=r"site\.templates_dir"):
         Renderer(moved)
+
+
+def test_one_huge_title_is_shortened_and_keeps_the_rest_of_the_digest(renderer: Renderer) -> None:
+    rows = corpus()
+    papers = [paper(i, rows[i % len(rows)]) for i in range(9)]
+    papers[0] = replace(papers[0], title="Attention " * 15_000)  # 150 KB
+    papers[2] = replace(papers[2], authors=("Ann " * 40_000, "Bo Chen"))
+    digest = make_digest(6, 3, papers=papers)
+    out = renderer.digest(digest)
+    assert (out.dropped, out.nothing_fits) == (0, False)
+    assert len(out.html.encode()) <= MAX_HTML_BYTES
+    doc = dom(out.html)
+    titles = [a.text_content() for a in doc.cssselect("a.card-link")]
+    assert len(titles) == 6 and len(doc.cssselect("p.trend")) == 3
+    assert len(titles[0]) <= views.CARD_TITLE_CHARS and titles[0].endswith("…")
+    assert titles[1:] == [p.title for p in papers[1:6]]
+    authors = doc.cssselect("p.authors")[2].text_content()
+    assert len(authors) < 2 * views.AUTHOR_NAME_CHARS and authors.endswith("…, Bo Chen")
+    assert digest.trending[-1].paper.id in out.text and len(out.text) < 60_000
+
+
+def test_a_digest_in_which_no_pick_fits_says_so(tmp_path: Path) -> None:
+    digest = make_digest(3, 2)
+    out = Renderer(make_config(tmp_path), max_html_bytes=2_000).digest(digest)
+    assert out.nothing_fits and out.dropped == 5
+    assert not dom(out.html).cssselect("table.card")
+
+
+@pytest.mark.parametrize(
+    ("repo", "shown"),
+    [
+        ("https://github.com/owner/name", "https://github.com/owner/name"),
+        ("owner/name", "https://github.com/owner/name"),
+        ("https://gitlab.com/group/project", "https://gitlab.com/group/project"),
+        ("https://huggingface.co/spaces/a/b", "https://huggingface.co/spaces/a/b"),
+        ("http://www.github.com/a/b", "http://www.github.com/a/b"),
+        ("https://evil.example/owner/name", ""),
+        ("https://github.com.evil.example/a/b", ""),
+        ("https://github.com@evil.example/a/b", ""),
+        ("https://github.com:8443/a/b", ""),
+        ("ftp://github.com/a/b", ""),
+        ("javascript:alert(1)", ""),
+        ("https://github.com/" + "a" * 400, ""),
+    ],
+)
+def test_the_code_link_is_only_shown_for_known_code_hosts(
+    renderer: Renderer, repo: str, shown: str
+) -> None:
+    out = renderer.digest(make_digest(1, 0, papers=[paper(0, corpus()[0], github_repo=repo)]))
+    pills = {a.text_content(): a.get("href") for a in dom(out.html).cssselect("a.pill")}
+    assert pills.get("Code", "") == shown
+    assert (f"Code: {shown}" in out.text) == bool(shown)

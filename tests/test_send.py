@@ -301,6 +301,27 @@ def test_a_digest_that_cannot_be_rendered_is_retried_and_the_rest_go_out(
     assert send(config).output.count("sent 1 · skipped 3 already sent") == 1
 
 
+def test_a_digest_in_which_no_pick_fits_is_skipped_with_the_reason_and_not_sent(
+    config: Path, smtp_server: SMTPSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
+    from newsletter.delivery import mailer_from_config
+    from newsletter.render.renderer import Renderer
+
+    cfg = load_config(str(config))
+    with Database(cfg.database_path) as store:
+        ctx = pipeline.Context(store, cfg, mailer=mailer_from_config(cfg))
+        ctx.renderer = Renderer(cfg, max_html_bytes=2_000)  # below even a one-card digest
+        summary = pipeline.send_daily(ctx, DEMO_DAY)
+    assert smtp_server.received == []  # no empty digest went out
+    assert (summary.sent, summary.nothing_new, summary.failed) == (0, 4, 0)
+    reason = "no pick fits under the e-mail size limit"
+    assert sorted(summary.empty) == sorted((address, reason) for address in READERS)
+    rows = ledger(config)
+    assert len(rows) == 4
+    assert all(r.status == SendStatus.SKIPPED and r.error == reason for r in rows.values())
+
+
 def test_without_a_secret_key_the_run_does_not_start(config: Path, smtp_server: SMTPSink) -> None:
     result = CliRunner().invoke(
         cli,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 import httpx
@@ -11,6 +12,7 @@ from newsletter.errors import FeedError
 from newsletter.sources import arxiv_api
 from newsletter.sources.http import HttpClient
 from tests.conftest import fixture_bytes
+from tests.hostile_xml import billion_laughs, expansion_attack, measured
 
 PAGE0 = "arxiv_api/api_search_all-testing_start0_max10_TRIMMED_2026-04.xml"
 PAGE10 = "arxiv_api/api_search_all-testing_start10_max10_TRIMMED_2026-04.xml"
@@ -93,6 +95,17 @@ def test_old_style_id_and_minimal_entry() -> None:
 def test_empty_result() -> None:
     page = arxiv_api.parse_page(fixture_bytes("arxiv_api/api_empty_result_2026-04.xml"))
     assert page.papers == [] and page.total == 0
+
+
+@pytest.mark.parametrize("attack", [expansion_attack, billion_laughs])
+def test_entity_declarations_behind_a_4mb_comment_are_refused_unexpanded(
+    attack: Callable[[bytes, bytes], bytes],
+) -> None:
+    hostile = attack(fixture_bytes(PAGE0), b"<summary>")
+    error, seconds, peak = measured(lambda: arxiv_api.parse_page(hostile, url="https://api.x/q"))
+    assert isinstance(error, FeedError), error
+    assert "https://api.x/q sent a document with a DTD or entity declaration" in str(error)
+    assert seconds < 1.0 and peak < 50_000_000
 
 
 def test_error_entry_becomes_a_clear_message() -> None:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import logging
+import unicodedata
+from collections.abc import Callable
 from datetime import date
 
 import pytest
 
 from newsletter.errors import FeedError
-from newsletter.sources import arxiv_rss
+from newsletter.sources import arxiv_rdf, arxiv_rss, text
 from newsletter.sources.text import clean_text, split_authors, tex_to_unicode
 from tests.conftest import fixture_bytes
+from tests.hostile_xml import billion_laughs, expansion_attack, measured
 
 QUANT_PH = "arxiv_rss/rss_quant-ph_2025-04-28.xml"
 ATOM = "arxiv_rss/atom_cs.AI_2025-08-20.xml"
@@ -130,6 +134,56 @@ def test_malformed_bodies_raise_feed_error_naming_the_url(
         arxiv_rss.parse_feed(content, url="https://rss.example/rss/cs.LG")
     assert "https://rss.example/rss/cs.LG" in str(err.value)
     assert expected in str(err.value)
+
+
+LEGACY = "arxiv_rss/legacy_rss1_hep-ex_2018-05-23.rdf"
+HOSTILE = [
+    (QUANT_PH, b"Abstract:", expansion_attack),
+    (QUANT_PH, b"Abstract:", billion_laughs),
+    (ATOM, b"Abstract:", expansion_attack),
+    (ATOM, b"Abstract:", billion_laughs),
+    (LEGACY, b"In 2015 the", expansion_attack),
+]
+
+
+@pytest.mark.parametrize(("name", "marker", "attack"), HOSTILE)
+def test_entity_declarations_behind_a_4mb_comment_are_refused_unexpanded(
+    name: str, marker: bytes, attack: Callable[[bytes, bytes], bytes]
+) -> None:
+    hostile = attack(fixture_bytes(name), marker)
+    error, seconds, peak = measured(lambda: arxiv_rss.parse_feed(hostile, url="https://rss.x/"))
+    assert isinstance(error, FeedError), error
+    assert "https://rss.x/ sent a document with a DTD or entity declaration" in str(error)
+    # Refused while reading the prolog: nothing near the 200 MB (or 3 GB) expansion is built.
+    assert seconds < 1.0
+    assert peak < 50_000_000  # the 4 MB input held a few times over, not 200 MB
+
+
+def test_the_legacy_parser_refuses_entities_before_feedparser_expands_them() -> None:
+    hostile = expansion_attack(fixture_bytes(LEGACY), b"In 2015 the", copies=1000)
+    with pytest.raises(FeedError, match="DTD or entity declaration"):
+        arxiv_rdf.parse_legacy(hostile, day=None, url="https://mirror.x/rdf")
+
+
+def test_c1_controls_and_overlong_fields_are_cleaned_at_parse_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    feed = fixture_bytes(QUANT_PH).decode()
+    title = "Statistical noise enhances quantumness benefits in spin-network quantum reservoir"
+    hostile = "&#x9d;8;;https://evil.example/&#x9c;Statistical noise&#x9b;2J &#x85;" + "x" * 2000
+    feed = feed.replace(title, hostile, 1).replace(
+        "<category>quant-ph</category>", "<category>quant-ph&#x9b;1m</category>", 1
+    )
+    with caplog.at_level(logging.WARNING):
+        papers = arxiv_rss.parse_feed(feed.encode(), url="https://rss.x/").papers
+    p = next(p for p in papers if p.title.startswith("Statistical noise"))
+    assert p.title.startswith("Statistical noise x") and len(p.title) == text.MAX_TITLE_CHARS
+    assert not any(unicodedata.category(ch) == "Cc" for ch in p.title)  # C0, DEL, C1
+    assert "quant-ph" in {c for paper in papers for c in paper.categories}
+    assert not any("\x9b" in c for paper in papers for c in paper.categories)
+    assert (
+        f"https://rss.x/: paper {p.id}: title cut from 2028 to 1000 characters" in caplog.messages
+    )
 
 
 def test_legacy_rdf_format_is_read_with_feedparser() -> None:

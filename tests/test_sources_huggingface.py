@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
+import unicodedata
 from datetime import UTC, date, datetime
 
 import httpx
 import pytest
 
 from newsletter.errors import FeedError
-from newsletter.sources import huggingface
+from newsletter.sources import huggingface, text
 from newsletter.sources.http import HttpClient
 from tests.conftest import fixture_bytes
 
@@ -134,3 +136,59 @@ def test_not_modified_page_continues_only_after_a_full_page(
     assert [r.url.params["p"] for r in seen] == pages_asked
     assert seen[0].headers["If-None-Match"] == '"e"'
     assert got[0][1] is None  # page 0 not modified
+
+
+def _with_paper(**fields: object) -> bytes:
+    """The recorded listing's first item with some `paper` fields replaced."""
+    items = json.loads(fixture_bytes(TWO))
+    items[0]["paper"].update(fields)
+    return json.dumps(items[:1]).encode()
+
+
+OSC_LINK = "\x1b]8;;https://evil.example/\x07"  # a terminal hyperlink...
+HOSTILE_TITLE = f"{OSC_LINK}Sparse attention{OSC_LINK}\x1b]0;owned\x07 \x1b[2J\x9b31mat scale\x07"
+
+
+def test_control_characters_are_stripped_from_every_field_at_parse_time() -> None:
+    raw = _with_paper(
+        title=HOSTILE_TITLE,
+        summary="First paragraph\x1b[31m, red.\n  Second\x00 paragraph\x9d0;x\x9c.",
+        authors=[{"name": "Ada\x1b[8m Lovelace"}, {"name": "\x07Bo\x7f Chen"}],
+        ai_keywords=["kv\x1b[1m cache"],
+        ai_summary="short\x1b]2;t\x07 summary",
+        githubRepo="https://github.com/a/b\x1b[0m",
+    )
+    p = huggingface.parse_daily(raw).papers[0]
+    assert p.title == "Sparse attention at scale"
+    assert p.abstract == "First paragraph, red.\nSecond paragraph."  # the paragraph break stays
+    assert p.authors == ("Ada Lovelace", "Bo Chen")
+    assert p.ai_keywords == ("kv cache",)
+    assert p.ai_summary == "short summary"
+    assert p.github_repo == "https://github.com/a/b"
+    for value in (p.title, p.abstract, *p.authors, p.ai_summary, p.github_repo):
+        assert not any(unicodedata.category(ch) == "Cc" and ch != "\n" for ch in value)
+
+
+def test_overlong_fields_are_cut_at_parse_time_with_a_log_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    raw = _with_paper(
+        title="Long " * 30_000,  # 150 KB
+        summary=r"\textbf{" * 8000,
+        authors=[{"name": "x" * 999}]
+        + [{"name": f"Author {n}"} for n in range(text.MAX_AUTHORS + 5)],
+    )
+    with caplog.at_level(logging.WARNING):
+        p = huggingface.parse_daily(raw, url="https://hf.x/p0").papers[0]
+    assert len(p.title) == text.MAX_TITLE_CHARS and p.title.endswith("…")
+    assert len(p.abstract) == text.MAX_ABSTRACT_CHARS and p.abstract.endswith("…")
+    assert len(p.authors) == text.MAX_AUTHORS and p.authors[-1] == f"Author {text.MAX_AUTHORS - 2}"
+    assert len(p.authors[0]) == text.MAX_AUTHOR_CHARS and p.authors[0].endswith("…")
+    logged = [r.getMessage() for r in caplog.records]
+    assert f"https://hf.x/p0: paper {p.id}: title cut from 149999 to 1000 characters" in logged
+    assert f"https://hf.x/p0: paper {p.id}: abstract cut from 64000 to 10000 characters" in logged
+    most, longest = text.MAX_AUTHORS, text.MAX_AUTHOR_CHARS
+    assert (
+        f"https://hf.x/p0: paper {p.id}: authors cut to {most} of {most + 6} (at most {most}); "
+        f"1 name(s) cut to {longest} characters"
+    ) in logged

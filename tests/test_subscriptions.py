@@ -3,6 +3,7 @@ aiosmtpd, the same validation rule in the CLI and the web, and every status chan
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from newsletter.config import load_config
 from newsletter.models import SubscriberStatus
 from newsletter.preferences import Preferences, check_preferences
 from newsletter.store import Database
-from newsletter.subscriptions import Subscriptions
+from newsletter.subscriptions import Confirmation, Subscriptions
 from newsletter.tokens import read_token
 from tests.conftest import SECRET, SMTPSink, make_config
 from tests.web_support import TestClient, link_in, path_of
@@ -65,7 +66,7 @@ def test_cli_subscribe_sends_the_opt_in_email_and_its_link_confirms(
         assert "confirmation e-mail sent again" in subscribe(config, "x@example.org")
         assert len(smtp_server.messages()) == 2
         with TestClient(create_app(cfg)) as client:
-            assert client.get(path_of(link)).status_code == 200
+            assert client.post(path_of(link)).status_code == 200
         assert store.subscribers.get(sub.id).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
 
 
@@ -91,15 +92,16 @@ def test_every_status_change_goes_through_subscriptions(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, '[delivery]\nmethod = "maildir:outbox"\n')
     with Database(cfg.database_path) as store:
         people = Subscriptions(store, cfg, lambda: NOW)
-        sub, created, _ = people.register("Ann@Example.org", Preferences(keywords=["graphs"]))
-        assert created and sub.status == SubscriberStatus.PENDING
+        signup = people.register("Ann@Example.org", Preferences(keywords=["graphs"]))
+        sub = signup.subscriber
+        assert signup.created and sub.status == SubscriberStatus.PENDING
 
         def status() -> SubscriberStatus:
             current = store.subscribers.get(sub.id)
             assert current is not None
             return current.status
 
-        assert people.confirm(sub) and status() == SubscriberStatus.ACTIVE
+        assert people.confirm(sub) == Confirmation.CONFIRMS and status() == SubscriberStatus.ACTIVE
         current = store.subscribers.get(sub.id)
         assert current is not None and people.pause(current)
         assert status() == SubscriberStatus.PAUSED
@@ -107,8 +109,14 @@ def test_every_status_change_goes_through_subscriptions(tmp_path: Path) -> None:
         assert people.resume(store.subscribers.get(sub.id))  # type: ignore[arg-type]
         assert people.unsubscribe(store.subscribers.get(sub.id))  # type: ignore[arg-type]
         assert status() == SubscriberStatus.UNSUBSCRIBED
-        # Confirmed once: coming back needs no new opt-in.
-        assert people.resubscribe(store.subscribers.get(sub.id)) == "active"  # type: ignore[arg-type]
+        # Coming back asks the owner again, even after a confirmed sign-up.
+        left = store.subscribers.get(sub.id)
+        assert left is not None
+        request = people.resubscribe(left)
+        assert request is not None and status() == SubscriberStatus.UNSUBSCRIBED
+        assert people.confirm(left) == Confirmation.STALE  # a link from before they left
+        assert people.confirm(left, request) == Confirmation.CONFIRMS
+        assert status() == SubscriberStatus.ACTIVE
         people.bounce(sub.id)
         assert status() == SubscriberStatus.BOUNCED
 
@@ -117,11 +125,51 @@ def test_a_never_confirmed_resubscribe_waits_for_the_opt_in(tmp_path: Path) -> N
     cfg = make_config(tmp_path)
     with Database(cfg.database_path) as store:
         people = Subscriptions(store, cfg, lambda: NOW)
-        sub, _, _ = people.register("bo@example.org", Preferences(keywords=["graphs"]))
+        sub = people.register("bo@example.org", Preferences(keywords=["graphs"])).subscriber
         assert people.unsubscribe(sub)
         again = store.subscribers.get(sub.id)
-        assert again is not None and people.resubscribe(again) == "pending"
-        assert store.subscribers.get(sub.id).status == SubscriberStatus.PENDING  # type: ignore[union-attr]
+        assert again is not None and people.resubscribe(again) is not None
+        assert store.subscribers.get(sub.id).status == SubscriberStatus.UNSUBSCRIBED  # type: ignore[union-attr]
+
+
+def test_a_signup_for_a_known_address_is_one_transaction(tmp_path: Path) -> None:
+    """The request and the restarted expiry of a pending sign-up land together or not at all."""
+    cfg = make_config(tmp_path)
+    with Database(cfg.database_path) as store:
+        people = Subscriptions(store, cfg, lambda: NOW)
+        sub = people.register("cy@example.org", Preferences(keywords=["graphs"])).subscriber
+        store.db.execute(
+            "CREATE TRIGGER no_restart BEFORE UPDATE OF created_at ON subscribers"
+            " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+        with pytest.raises(sqlite3.IntegrityError):
+            people.register("cy@example.org", Preferences(keywords=["trees"]))
+        count = store.db.execute("SELECT count(*) FROM signup_requests").fetchone()[0]
+        assert count == 0 and store.subscribers.get(sub.id) == sub
+
+
+def test_a_confirmation_applies_its_preferences_and_activates_in_one_transaction(
+    tmp_path: Path,
+) -> None:
+    cfg = make_config(tmp_path)
+    with Database(cfg.database_path) as store:
+        people = Subscriptions(store, cfg, lambda: NOW)
+        sub = people.register("di@example.org", Preferences(keywords=["graphs"])).subscriber
+        people.unsubscribe(sub)
+        request = people.register("di@example.org", Preferences(keywords=["trees"])).request
+        store.db.execute(
+            "CREATE TRIGGER no_activation BEFORE UPDATE OF status ON subscribers"
+            " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+        )
+        left = store.subscribers.get(sub.id)
+        assert left is not None
+        with pytest.raises(sqlite3.IntegrityError):
+            people.confirm(left, request)
+        assert [i.value for i in store.subscribers.interests_for(sub.id)] == ["graphs"]
+        assert store.subscribers.signup_request(request or 0) is not None  # still usable
+        store.db.execute("DROP TRIGGER no_activation")
+        assert people.confirm(left, request) == Confirmation.CONFIRMS
+        assert [i.value for i in store.subscribers.interests_for(sub.id)] == ["trees"]
 
 
 @pytest.mark.parametrize("raw", ["", "no-at-sign", "a@b@c", "x@example.org\r\nBcc: y@z"])
@@ -131,3 +179,59 @@ def test_the_address_rule_refuses_with_the_reason(tmp_path: Path, raw: str) -> N
     cfg = make_config(tmp_path)
     with Database(cfg.database_path) as store, pytest.raises(InvalidAddressError):
         Subscriptions(store, cfg, lambda: NOW).register(raw, Preferences(keywords=["graphs"]))
+
+
+def test_cli_refuses_an_address_the_mailer_cannot_write_and_stores_nothing(
+    tmp_path: Path, smtp_server: SMTPSink
+) -> None:
+    config = write_config(tmp_path, smtp_server.port)
+    args = ["--config", str(config), "subscribe", "jörg@example.com", "--interest", "graphs"]
+    result = CliRunner().invoke(cli, args, env=ENV)
+    assert result.exit_code == 1
+    assert "the part before the @ contains 'ö'" in result.output and "SMTPUTF8" in result.output
+    with Database(load_config(str(config)).database_path) as store:
+        assert store.subscribers.list() == []
+    assert smtp_server.messages() == []
+
+
+def test_an_address_stored_before_the_rule_can_still_be_unsubscribed(
+    tmp_path: Path, smtp_server: SMTPSink
+) -> None:
+    config = write_config(tmp_path, smtp_server.port)
+    with Database(load_config(str(config)).database_path) as store:
+        store.subscribers.add("jörg@example.com", NOW, status=SubscriberStatus.ACTIVE)
+    args = ["--config", str(config), "unsubscribe", "jörg@example.com"]
+    result = CliRunner().invoke(cli, args, env=ENV)
+    assert result.exit_code == 0 and "unsubscribed jörg@example.com" in result.output
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "ann@example.org",
+        "jörg@example.com",
+        "ann@bücher.example",
+        "anna@straße.de",
+        "ann@xn--bcher-kva.example",
+        "a+tag@sub.example.co.uk",
+        "ann@ex ample.org",
+        "ann@☃.example",
+        "ann@" + "a" * 64 + ".example",
+    ],
+)
+def test_the_address_rule_is_the_rule_the_mailer_writes_headers_with(raw: str) -> None:
+    """Whatever normalize_address accepts, the mailer can write into To:, and as the same
+    domain the validator checked (IDNA 2008)."""
+    from email_validator import validate_email
+
+    from newsletter.delivery.mime import header_address
+    from newsletter.errors import InvalidAddressError
+    from newsletter.preferences import normalize_address
+
+    try:
+        address = normalize_address(raw)
+    except InvalidAddressError:
+        return
+    written = header_address(address)
+    checked = validate_email(address, check_deliverability=False, allow_smtputf8=False)
+    assert written.addr_spec == checked.ascii_email

@@ -176,13 +176,48 @@ def test_subscribe_sends_one_confirmation_whose_link_activates(site: Site) -> No
     confirm = path_of(link_in(mails[0], "/confirm/"))
     assert site.client.head(confirm).status_code == 200
     assert site.status(sub.id) == "pending"  # a link checker's HEAD confirms nothing
-    page = site.client.get(confirm)
+    page = site.client.post(confirm)
     assert page.status_code == 200 and "You're in" in page.text
     assert site.status(sub.id) == "active"
     assert "/manage/" in page.text and "/preview/" in page.text
-    again = site.client.get(confirm)
+    again = site.client.post(confirm)
     assert again.status_code == 200 and "already subscribed" in again.text
+    assert "already subscribed" in site.client.get(confirm).text
     assert site.status(sub.id) == "active"
+
+
+def test_confirm_and_vote_links_act_only_on_post(site: Site) -> None:
+    """Mail scanners GET every link: the page asks with a button, the POST acts."""
+    site.subscribe("ann@example.org")
+    sub = site.db.subscribers.get_by_email("ann@example.org")
+    assert sub is not None
+    confirm = path_of(link_in(outbox(site.outbox)[0], "/confirm/"))
+    page = site.client.get(confirm)
+    assert page.status_code == 200 and "Confirm your subscription" in page.text
+    assert f'<form method="post" action="{confirm}" data-act>' in page.text
+    assert '<script src="/static/act.js" defer></script>' in page.text
+    assert "<script>" not in page.text and csrf_tokens(page.text) == []
+    site.client.head(confirm)
+    assert site.status(sub.id) == "pending"
+    fan = site.active("fan@example.org")
+    vote = path_of(links.feedback_url(site.cfg, fan, "2401.00007", 1))
+    page = site.client.get(vote)
+    assert page.status_code == 200 and f'<form method="post" action="{vote}" data-act>' in page.text
+    site.client.head(vote)
+    assert site.db.subscribers.feedback_for(fan) == []
+    site.client.cookies.clear()  # a first visit from a mail client: no cookie, no CSRF token
+    assert "You're in" in site.client.post(confirm).text
+    assert "Thanks" in site.client.post(vote).text
+    assert site.status(sub.id) == "active"
+    assert [(f.paper_id, f.vote) for f in site.db.subscribers.feedback_for(fan)] == [
+        ("2401.00007", 1)
+    ]
+
+
+def test_act_script_is_served_and_waits_for_a_person(site: Site) -> None:
+    js = site.client.get("/static/act.js")
+    assert js.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    assert "navigator.webdriver" in js.text and "visibilityState" in js.text
 
 
 def test_subscribing_an_existing_address_reveals_nothing_and_changes_nothing(site: Site) -> None:
@@ -199,19 +234,94 @@ def test_subscribing_an_existing_address_reveals_nothing_and_changes_nothing(sit
     assert "already subscribed" in page.text and "/manage/" in page.text
 
 
-def test_resubmitting_a_pending_signup_updates_it_and_restarts_expiry(site: Site) -> None:
+def keywords_of(site: Site, sid: int) -> set[str]:
+    return {
+        i.value for i in site.db.subscribers.interests_for(sid) if i.kind == InterestKind.KEYWORD
+    }
+
+
+def test_check_inbox_page_echoes_the_typed_address_never_the_stored_one(site: Site) -> None:
+    site.active("bob@example.org")
+    known = site.subscribe("BOB@Example.ORG")
+    fresh = site.subscribe("CAROL@Example.ORG")
+    assert known.status_code == fresh.status_code == 200
+    assert "BOB@Example.ORG" in known.text and "bob@example.org" not in known.text
+    assert "CAROL@Example.ORG" in fresh.text and "CAROL@example.org" not in fresh.text
+    assert known.text.replace("BOB", "X") == fresh.text.replace("CAROL", "X")
+
+
+def test_resubmitting_a_pending_signup_waits_for_its_link_and_restarts_expiry(site: Site) -> None:
     site.subscribe("dan@example.org")
     site.clock.advance(days=5)
     site.subscribe("dan@example.org", keywords="graph neural networks", categories=[])
     sub = site.db.subscribers.get_by_email("dan@example.org")
     assert sub is not None
-    values = {
-        i.value for i in site.db.subscribers.interests_for(sub.id) if i.kind == InterestKind.KEYWORD
-    }
-    assert values == {"graph neural networks"}
+    assert keywords_of(site, sub.id) == {"KV cache", "speculative decoding"}  # not yet
     site.clock.advance(days=5)  # 10 days after the first, 5 after the second submission
     site.subscribe("other@example.org")  # runs the expiry sweep
     assert site.db.subscribers.get_by_email("dan@example.org") is not None
+    second = [m for m in outbox(site.outbox) if "dan@" in str(m["To"])][1]
+    site.client.post(path_of(link_in(second, "/confirm/")))
+    assert site.status(sub.id) == "active"
+    assert keywords_of(site, sub.id) == {"graph neural networks"}
+
+
+def owner_who_left(site: Site) -> int:
+    """An active reader with their own settings, who then unsubscribed."""
+    sid = site.active("owner@example.org")
+    site.db.subscribers.update(
+        sid, site.clock(), timezone="Asia/Tokyo", delivery_hour=6, digest_size=3
+    )
+    site.client.post(token_path("unsubscribe", "unsubscribe", sid))
+    assert site.status(sid) == "unsubscribed"
+    return sid
+
+
+def settings_of(site: Site, sid: int) -> tuple[Any, ...]:
+    sub = site.db.subscribers.get(sid)
+    assert sub is not None
+    return (sub.timezone, sub.delivery_hour, sub.digest_size, keywords_of(site, sid))
+
+
+def test_a_strangers_signup_for_a_former_reader_changes_nothing_stored(site: Site) -> None:
+    sid = owner_who_left(site)
+    before = settings_of(site, sid)
+    assert before == ("Asia/Tokyo", 6, 3, {"diffusion"})
+    site.client.cookies.clear()  # the stranger's own browser
+    r = site.subscribe("owner@example.org", keywords="attacker topic", size="50")
+    assert r.status_code == 200 and "Check your inbox" in r.text
+    assert settings_of(site, sid) == before and site.status(sid) == "unsubscribed"
+    # The owner's old resubscribe link brings back the owner's settings, not the stranger's.
+    resub = token_path("resubscribe", "unsubscribe", sid)
+    landing = site.client.get(resub)
+    site.client.post(resub, data={"csrf_token": csrf_tokens(landing.text)[0]})
+    site.client.post(path_of(link_in(outbox(site.outbox)[-1], "/confirm/")))
+    assert site.status(sid) == "active" and settings_of(site, sid) == before
+    likes = [i.value for i in site.db.subscribers.interests_for(sid) if i.kind == "like"]
+    assert likes == ["2401.00001"]
+    # The stranger's confirmation link, clicked later, changes nothing either.
+    strangers = next(m for m in outbox(site.outbox) if "Confirm" in m["Subject"])
+    stale = path_of(link_in(strangers, "/confirm/"))
+    assert "already subscribed" in site.client.post(stale).text
+    assert settings_of(site, sid) == before
+
+
+def test_a_signup_request_applies_only_through_its_own_link(site: Site) -> None:
+    sid = owner_who_left(site)
+    site.subscribe("owner@example.org", keywords="owner's new topic", timezone="Europe/Paris")
+    site.subscribe("owner@example.org", keywords="attacker topic", timezone="UTC")
+    owners, strangers = [
+        path_of(link_in(m, "/confirm/")) for m in outbox(site.outbox) if "Confirm" in m["Subject"]
+    ]
+    assert "Confirm your subscription" in site.client.get(owners).text
+    assert settings_of(site, sid)[0] == "Asia/Tokyo"  # the page asked, nothing changed
+    r = site.client.post(owners)
+    assert r.status_code == 200 and "Welcome back" in r.text
+    assert settings_of(site, sid) == ("Europe/Paris", 8, 5, {"owner's new topic"})
+    likes = [i.value for i in site.db.subscribers.interests_for(sid) if i.kind == "like"]
+    assert likes == ["2401.00001"]  # liked papers stay, as on the manage page
+    site.client.post(strangers)
+    assert settings_of(site, sid)[0] == "Europe/Paris"
 
 
 def test_invalid_address_is_refused_with_the_reason_and_nothing_is_stored(site: Site) -> None:
@@ -223,6 +333,18 @@ def test_invalid_address_is_refused_with_the_reason_and_nothing_is_stored(site: 
     assert site.db.subscribers.list() == [] and outbox(site.outbox) == []
     r = site.subscribe("eve@example.org\r\nBcc: x@evil.test")
     assert r.status_code == 400 and "line break" in r.text
+
+
+def test_an_address_the_mailer_cannot_write_is_refused_with_the_real_reason(site: Site) -> None:
+    r = site.subscribe("jörg@example.com")
+    assert r.status_code == 400
+    assert "the part before the @ contains &#39;ö&#39;" in r.text and "SMTPUTF8" in r.text
+    assert "try again in a few minutes" not in r.text
+    assert site.db.subscribers.list() == [] and outbox(site.outbox) == []
+    # A non-ASCII domain is fine: it is written as IDNA 2008, as the validator checked it.
+    assert site.subscribe("anna@straße.example").status_code == 200
+    (mail,) = outbox(site.outbox)
+    assert mail["To"].addresses[0].domain == "xn--strae-oqa.example"
 
 
 @pytest.mark.parametrize(
@@ -293,7 +415,9 @@ def test_expired_and_tampered_confirm_links(site: Site) -> None:
     assert sub is not None
     link = path_of(link_in(outbox(site.outbox)[0], "/confirm/"))
     site.clock.advance(days=8)
-    r = site.client.get(link)  # the token is fresh, but the sign-up expired and was removed
+    r = site.client.get(link)  # the token is fresh, but the sign-up expired
+    assert r.status_code == 410 and "not confirmed in time" in r.text
+    r = site.client.post(link)
     assert r.status_code == 410 and "no longer exists" in r.text
     assert site.db.subscribers.get(sub.id) is None
     r = site.client.get("/confirm/" + old_token("confirm", 1, 8 * DAY))
@@ -309,7 +433,7 @@ def test_pending_expiry_follows_the_config(tmp_path: Path) -> None:
     assert sub is not None
     r = site.client.get("/confirm/" + old_token("confirm", sub.id, 3 * DAY))
     assert r.status_code == 410
-    r = site.client.get("/confirm/" + old_token("confirm", sub.id, 1 * DAY))
+    r = site.client.post("/confirm/" + old_token("confirm", sub.id, 1 * DAY))
     assert r.status_code == 200 and site.status(sub.id) == "active"
 
 
@@ -317,11 +441,13 @@ def test_pending_expiry_follows_the_config(tmp_path: Path) -> None:
     ("method", "route", "purpose"),
     [
         ("GET", "confirm", "confirm"),
+        ("POST", "confirm", "confirm"),
         ("GET", "unsubscribe", "unsubscribe"),
         ("POST", "unsubscribe", "unsubscribe"),
         ("GET", "resubscribe", "unsubscribe"),
         ("GET", "manage", "manage"),
         ("GET", "feedback", "feedback"),
+        ("POST", "feedback", "feedback"),
         ("GET", "preview", "preview"),
     ],
 )
@@ -406,8 +532,11 @@ def test_one_click_on_the_list_unsubscribe_header_of_a_real_digest(site: Site) -
     assert site.status(sid) == "unsubscribed"
 
 
-def test_resubscribe_needs_csrf_and_reactivates(site: Site) -> None:
-    sid = site.active()
+def test_resubscribe_needs_csrf_and_a_fresh_confirmation(site: Site) -> None:
+    site.subscribe("ann@example.org")
+    sid = site.db.subscribers.get_by_email("ann@example.org").id  # type: ignore[union-attr]
+    first_link = path_of(link_in(outbox(site.outbox)[0], "/confirm/"))
+    site.db.subscribers.set_status(sid, SubscriberStatus.ACTIVE, site.clock())  # confirmed
     unsub = token_path("unsubscribe", "unsubscribe", sid)
     page = site.client.post(unsub)
     resub = unsub.replace("/unsubscribe/", "/resubscribe/")
@@ -417,6 +546,18 @@ def test_resubscribe_needs_csrf_and_reactivates(site: Site) -> None:
     landing = site.client.get(resub)
     assert landing.status_code == 200 and "Subscribe again?" in landing.text
     r = site.client.post(resub, data={"csrf_token": csrf_tokens(landing.text)[0]})
+    assert r.status_code == 200 and "Check your inbox" in r.text
+    assert site.status(sid) == "unsubscribed"  # the unsubscribe token alone is no consent
+    mail = outbox(site.outbox)[-1]
+    assert mail["To"].addresses[0].addr_spec == "ann@example.org"
+    # The link from the first sign-up, sent before the unsubscribe, no longer brings them back.
+    stale = site.client.post(first_link)
+    assert stale.status_code == 410 and "no longer subscribes you" in stale.text
+    assert site.status(sid) == "unsubscribed"
+    confirm = path_of(link_in(mail, "/confirm/"))
+    assert "Confirm your subscription" in site.client.get(confirm).text
+    assert site.status(sid) == "unsubscribed"
+    r = site.client.post(confirm)
     assert r.status_code == 200 and "Welcome back" in r.text
     assert site.status(sid) == "active"
 
@@ -432,9 +573,10 @@ def test_resubscribing_a_never_confirmed_address_asks_for_confirmation(site: Sit
     landing = site.client.get(resub)
     r = site.client.post(resub, data={"csrf_token": csrf_tokens(landing.text)[0]})
     assert r.status_code == 200 and "Check your inbox" in r.text
-    assert site.status(sub.id) == "pending"
+    assert site.status(sub.id) == "unsubscribed"
     confirm = path_of(link_in(outbox(site.outbox)[-1], "/confirm/"))
-    site.client.get(confirm)
+    r = site.client.post(confirm)
+    assert r.status_code == 200 and "You're in" in r.text
     assert site.status(sub.id) == "active"
 
 
@@ -554,9 +696,9 @@ def test_manage_for_an_unsubscribed_or_removed_subscriber(site: Site) -> None:
 def test_feedback_records_one_vote_and_undo_removes_it(site: Site) -> None:
     sid = site.active()
     up = path_of(links.feedback_url(site.cfg, sid, "2401.00007", 1))
-    first = site.client.get(up)
+    first = site.client.post(up)
     assert first.status_code == 200 and "Thanks" in first.text and "Undo" in first.text
-    site.client.get(up)
+    site.client.post(up)
     votes = site.db.subscribers.feedback_for(sid)
     assert [(f.paper_id, f.vote) for f in votes] == [("2401.00007", 1)]
     undo_token = csrf_tokens(first.text)[0]
@@ -570,19 +712,22 @@ def test_feedback_flip_and_stale_undo(site: Site) -> None:
     sid = site.active()
     up = path_of(links.feedback_url(site.cfg, sid, "2401.00007", 1))
     down = path_of(links.feedback_url(site.cfg, sid, "2401.00007", -1))
-    page = site.client.get(up)
-    site.client.get(down)
+    page = site.client.post(up)
+    site.client.post(down)
     assert [f.vote for f in site.db.subscribers.feedback_for(sid)] == [-1]
     site.client.post(up + "/undo", data={"csrf_token": csrf_tokens(page.text)[0]})
     assert [f.vote for f in site.db.subscribers.feedback_for(sid)] == [-1]  # the later 👎 stays
     site.client.head(up)
-    assert [f.vote for f in site.db.subscribers.feedback_for(sid)] == [-1]  # HEAD records nothing
+    site.client.get(up)
+    assert [f.vote for f in site.db.subscribers.feedback_for(sid)] == [-1]  # GET records nothing
 
 
 def test_feedback_token_with_bad_vote_data_is_refused(site: Site) -> None:
     sid = site.active()
     for extra in ({"p": "2401.00007", "v": 5}, {"p": "not a paper", "v": 1}, {"v": 1}):
         r = site.client.get(token_path("feedback", "feedback", sid, **extra))
+        assert r.status_code == 400
+        r = site.client.post(token_path("feedback", "feedback", sid, **extra))
         assert r.status_code == 400
     assert site.db.subscribers.feedback_for(sid) == []
     r = site.client.get(token_path("feedback", "feedback", 4242, p="2401.00007", v=1))

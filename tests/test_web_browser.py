@@ -25,6 +25,9 @@ from tests.web_support import link_in, tamper
 
 PHONE = {"width": 375, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
+# Playwright's Chromium reports navigator.webdriver = true, as link scanners built on browser
+# automation do; a person's browser reports false.
+AS_A_PERSON = "Object.defineProperty(Navigator.prototype, 'webdriver', {get: () => false})"
 
 
 @dataclass
@@ -92,12 +95,24 @@ def live(tmp_path: Path, smtp_server: SMTPSink) -> Iterator[LiveSite]:
         db.close()
 
 
+def person(browser: Any, **options: Any) -> Any:
+    """A browser context that looks like a person's browser, not an automated one."""
+    context = browser.new_context(**options)
+    context.add_init_script(AS_A_PERSON)
+    return context
+
+
+def heading(page: Any, text: str) -> None:
+    """Wait for the page (after act.js sends its form) to show this <h1>."""
+    page.locator("h1", has_text=text).wait_for(timeout=10_000)
+
+
 def no_horizontal_overflow(page: Any) -> bool:
     return bool(page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"))
 
 
 def test_sign_up_confirm_and_manage_in_chromium(browser: Any, live: LiveSite) -> None:
-    context = browser.new_context(viewport=PHONE, timezone_id="Asia/Tokyo")
+    context = person(browser, viewport=PHONE, timezone_id="Asia/Tokyo")
     page = context.new_page()
     console_errors: list[str] = []  # a CSP violation (inline script or style) shows up here
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
@@ -120,8 +135,8 @@ def test_sign_up_confirm_and_manage_in_chromium(browser: Any, live: LiveSite) ->
     assert sub.status == SubscriberStatus.PENDING
     assert (sub.timezone, sub.delivery_hour, sub.digest_size) == ("Asia/Tokyo", 6, 5)
 
-    page.goto(link_in(mails[0], "/confirm/"))
-    assert page.inner_text("h1") == "You're in"
+    page.goto(link_in(mails[0], "/confirm/"))  # one click: act.js sends the form
+    heading(page, "You're in")
     assert live.subscriber("reader@example.org").status == SubscriberStatus.ACTIVE
 
     page.click("text=Manage preferences")
@@ -177,10 +192,12 @@ def _active(live: LiveSite, email: str = "fan@example.org") -> int:
 def test_feedback_link_records_one_vote_and_undo(browser: Any, live: LiveSite) -> None:
     sid = _active(live)
     url = links.feedback_url(live.cfg, sid, "2401.00042", 1)
-    page = browser.new_page(viewport=PHONE)
+    context = person(browser, viewport=PHONE)
+    page = context.new_page()
     page.goto(url)
+    heading(page, "Thanks")
     page.goto(url)  # a second click
-    assert page.inner_text("h1").startswith("Thanks")
+    heading(page, "Thanks")
     assert [(f.paper_id, f.vote) for f in live.db.subscribers.feedback_for(sid)] == [
         ("2401.00042", 1)
     ]
@@ -188,7 +205,7 @@ def test_feedback_link_records_one_vote_and_undo(browser: Any, live: LiveSite) -
     page.click("text=Undo")
     assert page.inner_text("h1") == "Vote removed"
     assert live.db.subscribers.feedback_for(sid) == []
-    page.close()
+    context.close()
 
 
 def test_unsubscribe_through_the_page_and_come_back(browser: Any, live: LiveSite) -> None:
@@ -202,6 +219,13 @@ def test_unsubscribe_through_the_page_and_come_back(browser: Any, live: LiveSite
     assert page.inner_text("h1") == "You are unsubscribed"
     assert live.db.subscribers.get(sid).status == SubscriberStatus.UNSUBSCRIBED  # type: ignore[union-attr]
     page.click("button:has-text('Subscribe again')")
+    assert page.inner_text("h1") == "Check your inbox"
+    assert live.db.subscribers.get(sid).status == SubscriberStatus.UNSUBSCRIBED  # type: ignore[union-attr]
+    notice, confirmation = live.wait_for_mail(2)  # "you are unsubscribed", then the opt-in
+    assert "unsubscribed" in str(notice["Subject"])
+    page.goto(link_in(confirmation, "/confirm/"))
+    assert page.inner_text("h1") == "Confirm your subscription"  # an automated browser: no act
+    page.click("button:has-text('Yes, send me the digest')")
     assert page.inner_text("h1") == "Welcome back"
     assert live.db.subscribers.get(sid).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
     page.close()
@@ -225,3 +249,51 @@ def test_raw_one_click_post_and_a_tampered_link(browser: Any, live: LiveSite) ->
     assert no_horizontal_overflow(page)
     page.screenshot(path=str(live.shots / "error-phone.png"), full_page=True)
     page.close()
+
+
+def test_confirm_and_vote_act_for_a_person_and_not_for_link_scanners(
+    browser: Any, live: LiveSite
+) -> None:
+    from datetime import UTC, datetime
+
+    sub, _ = live.db.subscribers.add("new@example.org", datetime.now(UTC))
+    confirm = links.confirm_url(live.cfg, sub.id)
+    sid = _active(live)
+    vote = links.feedback_url(live.cfg, sid, "2401.00042", -1)
+
+    def state() -> tuple[str, list[Any]]:
+        return live.subscriber("new@example.org").status, live.db.subscribers.feedback_for(sid)
+
+    # A scanner that runs no script, and one driven by browser automation that does.
+    for context in (browser.new_context(java_script_enabled=False), browser.new_context()):
+        page = context.new_page()
+        for url, asks in ((confirm, "Confirm your subscription"), (vote, "👎 Less like this?")):
+            page.goto(url)
+            page.wait_for_timeout(1500)  # longer than act.js waits for a person
+            assert page.inner_text("h1") == asks
+        context.close()
+    assert state() == (SubscriberStatus.PENDING, [])
+
+    # A person who opened the link in a tab they have not looked at yet: nothing until they do.
+    context = person(browser, viewport=PHONE)
+    context.add_init_script(
+        "Object.defineProperty(Document.prototype, 'visibilityState',"
+        " {get: () => window.shown ? 'visible' : 'hidden'})"
+    )
+    page = context.new_page()
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    page.goto(vote)
+    page.wait_for_timeout(2000)
+    assert state()[1] == []
+    page.evaluate("window.shown = true; document.dispatchEvent(new Event('visibilitychange'))")
+    heading(page, "Thanks")
+    assert [(f.paper_id, f.vote) for f in live.db.subscribers.feedback_for(sid)] == [
+        ("2401.00042", -1)
+    ]
+    page.goto(confirm)
+    page.evaluate("window.shown = true; document.dispatchEvent(new Event('visibilitychange'))")
+    heading(page, "You're in")
+    assert state()[0] == SubscriberStatus.ACTIVE
+    assert console_errors == []  # no CSP violation: act.js is a same-origin file
+    context.close()

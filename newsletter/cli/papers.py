@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
 
 import click
 
@@ -10,6 +11,24 @@ from newsletter import pipeline
 from newsletter.cli.base import AppContext, cli, friendly_errors, parse_day, pass_app
 from newsletter.sources import SOURCE_NAMES
 from newsletter.sources.fetch import MAX_BACKFILL_DAYS
+
+# Characters a terminal acts on or that reorder what it shows: controls (C0, DEL, C1: escape
+# sequences), format characters (bidi overrides, zero-width) and line/paragraph separators.
+_UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def printable(text: str) -> str:
+    """Stored feed text made safe for a terminal: each unsafe character shown as an escape
+    ('\\x1b'), so nothing a feed sent (rows stored before parsing stripped them, too) can move
+    the cursor, retitle the window or forge a link."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii")
+        if unicodedata.category(ch) in _UNSAFE and ch != "\u200d"  # ZWJ joins emoji: harmless
+        else ch
+        for ch in text
+    )
 
 
 @cli.command()
@@ -31,8 +50,8 @@ def papers(app: AppContext, day: str | None, search: str, limit: int) -> None:
             if x
         )
         click.echo(
-            f"{p.id:<12} {p.announced or p.hf_date or ''!s:<10} {p.primary_category:<8} "
-            f"{p.title[:70]}  {stats}".rstrip()
+            f"{printable(p.id):<12} {p.announced or p.hf_date or ''!s:<10} "
+            f"{printable(p.primary_category):<8} {printable(p.title[:70])}  {stats}".rstrip()
         )
     click.echo(f"{len(found)} paper(s)")
 

@@ -15,7 +15,12 @@ from newsletter import inbound as inbound_mail
 from newsletter.cli.base import AppContext, cli, friendly_errors, pass_app
 from newsletter.config import EXAMPLE_CONFIG
 from newsletter.models import SubscriberStatus
-from newsletter.preferences import InvalidPreferences, Preferences, normalize_address
+from newsletter.preferences import (
+    InvalidPreferences,
+    Preferences,
+    address_for_lookup,
+    normalize_address,
+)
 from newsletter.subscriptions import SignUp
 
 # Which option a `check_preferences` field came from, for click's "Invalid value for ..."
@@ -172,7 +177,7 @@ def subscribe(
 @friendly_errors
 def unsubscribe(app: AppContext, email: str) -> None:
     """Unsubscribe an address (kept as 'unsubscribed' so it is never mailed again)."""
-    address = normalize_address(email)
+    address = address_for_lookup(email)
     sub = app.store.subscribers.get_by_email(address)
     if sub is None:
         raise click.ClickException(f"{address} is not a subscriber")

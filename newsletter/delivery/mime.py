@@ -25,6 +25,8 @@ from email.policy import EmailPolicy
 from email.utils import format_datetime, make_msgid
 from typing import Protocol
 
+import idna
+
 from newsletter import links
 from newsletter.config import Config
 from newsletter.delivery.dkim import DKIMSigner
@@ -129,7 +131,9 @@ def header_address(email: str, name: str = "") -> Address:
             f"{email!r} has a non-ASCII local part, which needs SMTPUTF8: not supported"
         )
     try:
-        ascii_domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
+        # IDNA 2008, as email-validator checked it: Python's "idna" codec is IDNA 2003, which
+        # turns straße.de into strasse.de, another domain.
+        ascii_domain = domain if domain.isascii() else idna.encode(domain, uts46=True).decode()
         display = clean_header_text(name, 120)
         return Address(display_name=display, username=local, domain=ascii_domain)
     except (ValueError, UnicodeError) as exc:

@@ -2,7 +2,9 @@
 
 `$\\alpha$` → α, `\\textbf{x}` → x, `x^{2}` → x², `\\mathbb{R}` → ℝ. What cannot be mapped is
 left as text (never raised on, never dropped), so a paper with odd markup still reads.
-The result is plain text: escaping for HTML is the template's job.
+The result is plain text: escaping for HTML is the template's job. The work is linear in the
+length of the text whatever it holds (unclosed groups, deep nesting), since a feed can send
+anything and digests are rendered while the send lock is held.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ SYMBOLS = {
     "Pr": "Pr", "LaTeX": "LaTeX", "TeX": "TeX", "left": "", "right": "", "big": "",
     "Big": "", "bigg": "", "Bigg": "", "displaystyle": "", "textstyle": "", "noindent": "",
     "newline": " ", "linebreak": " ", "smallskip": "", "medskip": "", "bigskip": "",
+    "em": "", "it": "", "bf": "", "rm": "", "sl": "", "sf": "", "tt": "", "sc": "",
 }  # fmt: skip
 
 # Commands whose one argument is shown as it is (formatting only).
@@ -77,31 +80,17 @@ SUBSCRIPT = dict(
 ACCENTS = {"'": "\u0301", "`": "\u0300", '"': "\u0308", "^": "\u0302", "~": "\u0303"}
 ACCENTS["c"] = "\u0327"
 
+_ALPHABET_LETTERS = {name: re.compile(f"[{''.join(t)}]") for name, t in ALPHABETS.items()}
+MAX_DEPTH = 32  # groups nested deeper than this are shown as written (bounded work)
+
 _COMMAND = re.compile(r"\\([A-Za-z]+)\*?")
 _ESCAPED = re.compile(r"\\([%&_#$${}])")
 _ACCENT = re.compile(r"\\([`'\"^~])\s*\{?([A-Za-z])\}?|\\(c)\{([A-Za-z])\}")
 _SCRIPT = re.compile(r"([\^_])(\{([^{}]*)\}|\\?[A-Za-z0-9+\-*]+)")
 _BRACED_SCRIPT = re.compile(r"([\^_])\{([^{}]*)\}")
-_MATH = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+_MATH_OPENER = re.compile(r"\$|\\[(\[]")
+_BRACE = re.compile(r"[{}]")
 _SPACES = re.compile(r"[ \t\r\n]+")
-
-
-def _group(text: str, start: int) -> tuple[str, int] | None:
-    """The balanced {...} group starting at text[start] (after spaces): (inner, end)."""
-    i = start
-    while i < len(text) and text[i] == " ":
-        i += 1
-    if i >= len(text) or text[i] != "{":
-        return None
-    depth = 0
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i + 1 : j], j + 1
-    return None
 
 
 def _script(marker: str, body: str) -> str:
@@ -113,47 +102,98 @@ def _script(marker: str, body: str) -> str:
     return f"{marker}({body})"
 
 
+def _match_braces(text: str) -> dict[int, int]:
+    """Each `{` that is closed, mapped to its `}`: one pass, so no group is scanned twice."""
+    close: dict[int, int] = {}
+    opened: list[int] = []
+    for m in _BRACE.finditer(text):
+        if m.group() == "{":
+            opened.append(m.start())
+        elif opened:
+            close[opened.pop()] = m.start()
+    return close
+
+
+class _Commands:
+    """Replaces \\commands left to right in one text; unknown commands stay as written.
+
+    Work is linear in the text: braces are matched once up front (finding a group's end costs
+    nothing), and groups nested deeper than MAX_DEPTH are shown as written, so no character is
+    read more than MAX_DEPTH times however the braces are arranged.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.close = _match_braces(text)
+
+    def convert(self, lo: int, hi: int, depth: int, out: list[str]) -> None:
+        """Append text[lo:hi], converted, to `out`."""
+        text, pos = self.text, lo
+        if depth > MAX_DEPTH:
+            out.append(text[lo:hi])
+            return
+        while (m := _COMMAND.search(text, pos, hi)) is not None:
+            out.append(text[pos : m.start()])
+            pos = self.command(m, hi, depth, out)
+        out.append(text[pos:hi])
+
+    def converted(self, group: tuple[int, int], depth: int) -> str:
+        out: list[str] = []
+        self.convert(group[0], group[1], depth + 1, out)
+        return "".join(out)
+
+    def group(self, start: int, hi: int) -> tuple[int, int] | None:
+        """The inside (start, end) of the {...} group at text[start] (after spaces), if closed."""
+        text, i = self.text, start
+        while i < hi and text[i] == " ":
+            i += 1
+        end = self.close.get(i, hi) if i < hi and text[i] == "{" else hi
+        return (i + 1, end) if end < hi else None
+
+    def command(self, m: re.Match[str], hi: int, depth: int, out: list[str]) -> int:
+        """Append what the command matched by `m` reads as; return where the text after its
+        arguments starts."""
+        name, pos = m.group(1), m.end()
+        if name in _TWO_ARGS:
+            first = self.group(pos, hi)
+            second = self.group(first[1] + 1, hi) if first is not None else None
+            if first is not None and second is not None:
+                if name == "href":  # \href{url}{label}
+                    url = self.text[first[0] : first[1]]
+                    out.append(f"{self.converted(second, depth)} ({url})")
+                else:
+                    top, bottom = self.converted(first, depth), self.converted(second, depth)
+                    out.append(f"{_paren(top)}/{_paren(bottom)}")
+                return second[1] + 1
+            if name != "href":  # a fraction without its two groups stays as written
+                out.append(m.group(0))
+                return pos
+        arg = self.group(pos, hi)
+        if arg is not None:
+            end = arg[1] + 1
+            if name in ALPHABETS:
+                letters = ALPHABETS[name]
+                body = self.converted(arg, depth)
+                out.append(_ALPHABET_LETTERS[name].sub(lambda c: letters[c.group()], body))
+                return end
+            if name == "sqrt":
+                out.append("√" + _paren(self.converted(arg, depth)))
+                return end
+            if name in UNWRAP:
+                self.convert(arg[0], arg[1], depth + 1, out)
+                return end
+            if name in DROP:
+                return end
+        elif name in UNWRAP and not self.text.startswith("{", pos):
+            return pos  # used as a switch, "{\\emph word}": the word is what shows
+        out.append(GREEK.get(name) or SYMBOLS.get(name, m.group(0)))
+        return pos
+
+
 def _commands(text: str) -> str:
-    """Replace \\commands left to right; unknown commands stay as written."""
     out: list[str] = []
-    pos = 0
-    for _ in range(10_000):  # bounded: each step consumes input
-        m = _COMMAND.search(text, pos)
-        if m is None:
-            break
-        out.append(text[pos : m.start()])
-        replacement, pos = _command(text, m)
-        out.append(replacement)
-    out.append(text[pos:])
+    _Commands(text).convert(0, len(text), 0, out)
     return "".join(out)
-
-
-def _command(text: str, m: re.Match[str]) -> tuple[str, int]:
-    """What the command matched by `m` reads as, and where the text after its arguments starts."""
-    name, pos = m.group(1), m.end()
-    if name in _TWO_ARGS:
-        first = _group(text, pos)
-        second = _group(text, first[1]) if first is not None else None
-        if first is not None and second is not None:
-            if name == "href":  # \href{url}{label}
-                return f"{_commands(second[0])} ({first[0]})", second[1]
-            return f"{_paren(_commands(first[0]))}/{_paren(_commands(second[0]))}", second[1]
-        if name != "href":  # a fraction without its two groups stays as written
-            return m.group(0), pos
-    arg = _group(text, pos)
-    if arg is not None:
-        body, end = arg
-        if name in ALPHABETS:
-            return "".join(ALPHABETS[name].get(ch, ch) for ch in _commands(body)), end
-        if name == "sqrt":
-            return "√" + _paren(_commands(body)), end
-        if name in UNWRAP:
-            return _commands(body), end
-        if name in DROP:
-            return "", end
-    if name in GREEK:
-        return GREEK[name], pos
-    return SYMBOLS.get(name, m.group(0)), pos
 
 
 def _paren(s: str) -> str:
@@ -167,28 +207,52 @@ def _math(body: str) -> str:
     return body.replace("{", "").replace("}", "")
 
 
+def _math_spans(text: str) -> str:
+    """Convert each $...$, $$...$$, \\(...\\) and \\[...\\] span, leftmost first and shortest.
+
+    An opener with no closer stays as written. Where each closer next occurs is remembered, so
+    a text full of unclosed openers is still read once, not once per opener.
+    """
+    out: list[str] = []
+    pos = scan = 0
+    seen: dict[str, int] = {}  # closer -> where it next occurs after the last search (-1: never)
+
+    def closer_at(closer: str, start: int) -> int:
+        at = seen.get(closer)
+        if at is None or start > at >= 0:
+            at = seen[closer] = text.find(closer, start)
+        return at
+
+    while (m := _MATH_OPENER.search(text, scan)) is not None:
+        p, span = m.start(), None
+        if text[p] == "$":
+            if text.startswith("$$", p) and (q := closer_at("$$", p + 3)) >= 0:
+                span = (p + 2, q, q + 2)
+            elif (q := closer_at("$", p + 2)) >= 0:
+                span = (p + 1, q, q + 1)
+        elif (q := closer_at("\\)" if text[p + 1] == "(" else "\\]", p + 3)) >= 0:
+            span = (p + 2, q, q + 2)
+        if span is None:
+            scan = p + 1
+            continue
+        out += (text[pos:p], _math(text[span[0] : span[1]]))
+        pos = scan = span[2]
+    out.append(text[pos:])
+    return "".join(out)
+
+
 def latex_to_text(text: str) -> str:
-    """Readable Unicode for LaTeX-ish text from a feed; never raises, never loses plain text."""
+    """Readable Unicode for LaTeX-ish text from a feed; never raises, never loses plain text.
+
+    Linear in the length of `text`, whatever its markup (a feed could send anything).
+    """
     if not text or ("\\" not in text and "$" not in text and "{" not in text and "--" not in text):
         return _SPACES.sub(" ", text or "").strip()
-    try:
-        return _convert(text)
-    except RecursionError:  # absurdly deep braces: show the source rather than fail
-        return _SPACES.sub(" ", text).strip()
-
-
-def _convert(text: str) -> str:
     text = text.replace("\\$", "\x00")  # a literal dollar is not a math delimiter
     text = _ACCENT.sub(lambda m: (m.group(2) or m.group(4)) + ACCENTS[m.group(1) or "c"], text)
-
-    def math(m: re.Match[str]) -> str:
-        body = next(g for g in m.groups() if g is not None)
-        return _math(body)
-
-    text = _MATH.sub(math, text)
-    text = _commands(text)
+    text = _commands(_math_spans(text))
     text = _BRACED_SCRIPT.sub(lambda m: _script(m.group(1), m.group(2)), text)
-    text = _ESCAPED.sub(r"\1", text).replace("\\\\", " ")
+    text = _ESCAPED.sub(r"\1", text).replace("\\\\", " ").replace("\\ ", " ")
     text = text.replace("---", "—").replace("--", "–").replace("``", "“").replace("''", "”")
     text = re.sub(r"(?<![/\\])~", " ", text)  # ~ is a non-breaking space (kept in URLs)
     text = re.sub(r"(?<![\\A-Za-z])\{([^{}$\\]*)\}", r"\1", text)  # stray grouping braces

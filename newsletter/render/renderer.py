@@ -4,7 +4,11 @@
 (`templates/email/email.css`) is inlined into the template's own markup (see `inline.py`) and
 the result is compiled and cached, so each e-mail costs one Jinja2 render. Every message has an
 HTML part and a plain-text part from its own template, and the digest HTML is kept under
-`MAX_HTML_BYTES` (Gmail clips at about 102 KB): excerpts are shortened first, then items dropped.
+`MAX_HTML_BYTES` (Gmail clips at about 102 KB): excerpts are shortened first, then items dropped
+from the end (trending before picks). A card shows at most a bounded amount of each feed field
+(`views.CARD_TITLE_CHARS` and its neighbours), so one oversized paper is shortened rather than
+pushing the others out; a digest in which not one pick fits is marked `nothing_fits`, and the
+send run skips it with that reason instead of mailing an empty digest.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class RenderedEmail:
     text: str
     preheader: str
     dropped: int = 0  # digest items left out to keep the HTML under the size guard
+    nothing_fits: bool = False  # not one pick fits under the size guard: do not send it
 
 
 class Renderer:
@@ -242,7 +247,17 @@ class Renderer:
             len(items),
             self.max_html_bytes,
         )
-        return RenderedEmail(subject, html, text, context["preheader"], context["dropped"])
+        nothing_fits = bool(digest.picks) and not context["picks"]
+        if nothing_fits:
+            log.warning(
+                "digest for subscriber %s: not one of %d pick(s) fits under %d bytes",
+                digest.subscriber.id,
+                n_picks,
+                self.max_html_bytes,
+            )
+        return RenderedEmail(
+            subject, html, text, context["preheader"], context["dropped"], nothing_fits
+        )
 
     def _fits(self, html: str) -> bool:
         return len(html.encode("utf-8")) <= self.max_html_bytes

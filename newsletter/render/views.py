@@ -11,12 +11,34 @@ import textwrap
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from newsletter import links
 from newsletter.config import Config
 from newsletter.models import Digest, Interest, InterestKind, Paper, Pick
 from newsletter.render.latex import latex_to_text
+
+# The longest a card shows each field from a feed (a title or name that long is a broken or
+# hostile record, and one such card must not push the rest of the digest out of the e-mail).
+CARD_TITLE_CHARS = 300
+AUTHOR_NAME_CHARS = 100
+CATEGORY_CHARS = 40
+REASON_CHARS = 300
+# The "Code" link is shown only for these hosts (and their www.): a feed's link under our label
+# must not lead a reader to a site they cannot see before clicking.
+CODE_HOSTS = frozenset(
+    {
+        "github.com",
+        "gitlab.com",
+        "huggingface.co",
+        "bitbucket.org",
+        "codeberg.org",
+        "gitee.com",
+        "git.sr.ht",
+        "sourceforge.net",
+    }
+)
+CODE_URL_CHARS = 300
 
 _GITHUB_SLUG = re.compile(r"[\w.-]+/[\w.-]+")
 _WS = re.compile(r"\s+")
@@ -84,19 +106,32 @@ def shorten(text: str, limit: int) -> str:
 
 
 def short_authors(authors: tuple[str, ...], keep: int = 3) -> str:
-    names = [one_line(a) for a in authors if a.strip()]
+    names = [one_line(a, AUTHOR_NAME_CHARS) for a in authors if a.strip()]
     if len(names) <= keep + 1:
         return ", ".join(names)
     return f"{', '.join(names[:keep])} + {len(names) - keep} more"
 
 
 def code_url(repo: str) -> str:
+    """The paper's code link when it is on a known code host (CODE_HOSTS), else ''.
+
+    'owner/name' means GitHub. Anything else (another host, credentials or a port in the URL,
+    a non-http scheme, an overlong link) is left out rather than shown under the "Code" label.
+    """
     repo = repo.strip()
-    if re.match(r"https?://[^\s\"'<>]+$", repo):
-        return repo
     if _GITHUB_SLUG.fullmatch(repo):
         return f"https://github.com/{repo}"
-    return ""
+    if len(repo) > CODE_URL_CHARS or not re.match(r"https?://[^\s\"'<>\\]+$", repo):
+        return ""
+    try:
+        parts = urlsplit(repo)
+        port = parts.port
+    except ValueError:
+        return ""
+    host = (parts.hostname or "").removeprefix("www.")
+    if host not in CODE_HOSTS or port is not None or "@" in parts.netloc:
+        return ""
+    return repo
 
 
 def paper_urls(paper: Paper) -> tuple[str, str]:
@@ -119,14 +154,15 @@ def paper_view(paper: Paper, excerpt_chars: int) -> PaperView:
     marks = (("▲", paper.upvotes), ("💬", paper.comments), ("★", paper.github_stars))
     stats = tuple(f"{mark} {value:,}" for mark, value in marks if value is not None)
     code = code_url(paper.github_repo)
+    category = one_line(paper.primary_category, CATEGORY_CHARS)
     pairs = (("arXiv", abs_url), ("PDF", pdf_url), ("Hugging Face", paper.hf_url), ("Code", code))
     return PaperView(
         id=paper.id,
-        title=readable(paper.title) or paper.id,
+        title=shorten(readable(paper.title), CARD_TITLE_CHARS) or paper.id,
         authors=short_authors(paper.authors),
-        category=one_line(paper.primary_category),
+        category=category,
         stats=stats,
-        meta=" · ".join(x for x in (one_line(paper.primary_category), *stats) if x),
+        meta=" · ".join(x for x in (category, *stats) if x),
         excerpt=shorten(readable(paper.abstract), excerpt_chars),
         abs_url=abs_url,
         pdf_url=pdf_url,
@@ -145,7 +181,7 @@ def card(
     return CardView(
         number=number,
         paper=view,
-        reason=without_stats(one_line(pick.reason), view.stats),
+        reason=shorten(without_stats(one_line(pick.reason), view.stats), REASON_CHARS),
         like_url=links.feedback_url(cfg, subscriber_id, paper.id, 1) if votes else "",
         dislike_url=links.feedback_url(cfg, subscriber_id, paper.id, -1) if votes else "",
     )

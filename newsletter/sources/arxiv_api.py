@@ -18,7 +18,7 @@ from newsletter.models import Paper, split_arxiv_id
 from newsletter.sources import ARXIV_API, Parsed
 from newsletter.sources.arxiv_rss import EASTERN
 from newsletter.sources.http import HttpClient
-from newsletter.sources.text import clean_text, one_line, parse_xml, tex_to_unicode
+from newsletter.sources.text import capped, clean_text, one_line, parse_xml, tex_to_unicode
 
 log = logging.getLogger(__name__)
 
@@ -74,17 +74,17 @@ def _int(el: ET.Element | None) -> int | None:
         return None
 
 
-def _entry_paper(entry: ET.Element) -> Paper:
+def _entry_paper(entry: ET.Element, url: str) -> Paper:
     paper_id, version = split_arxiv_id(_text(entry.find("atom:id", NS)))
     primary_el = entry.find("arxiv:primary_category", NS)
-    primary = primary_el.get("term", "") if primary_el is not None else ""
-    terms = [c.get("term", "") for c in entry.iterfind("atom:category", NS)]
+    primary = one_line(primary_el.get("term")) if primary_el is not None else ""
+    terms = [one_line(c.get("term")) for c in entry.iterfind("atom:category", NS)]
     categories = tuple(dict.fromkeys(t for t in (primary, *terms) if t))
     published_text = _text(entry.find("atom:published", NS)).strip()
     published = (
         datetime.fromisoformat(published_text.replace("Z", "+00:00")) if published_text else None
     )
-    return Paper(
+    paper = Paper(
         id=paper_id,
         title=one_line(_text(entry.find("atom:title", NS))),
         abstract=clean_text(_text(entry.find("atom:summary", NS))),
@@ -103,6 +103,7 @@ def _entry_paper(entry: ET.Element) -> Paper:
         journal_ref=one_line(_text(entry.find("arxiv:journal_ref", NS))),
         doi=one_line(_text(entry.find("arxiv:doi", NS))),
     )
+    return capped(paper, url)
 
 
 def parse_page(content: bytes, *, url: str = "the arXiv API") -> Parsed:
@@ -120,7 +121,7 @@ def parse_page(content: bytes, *, url: str = "the arXiv API") -> Parsed:
     skipped = 0
     for entry in entries:
         try:
-            papers.append(_entry_paper(entry))
+            papers.append(_entry_paper(entry, url))
         except ValueError as exc:
             log.warning("%s: skipping an entry: %s", url, exc)
             skipped += 1

@@ -2,7 +2,10 @@
 
 That format carries HTML in its abstracts and author lists (`<p>…</p>`, `<a href=…>Name</a>`),
 which is what feedparser's sanitiser is for; the current feeds carry plain text and are read
-strictly by `arxiv_rss.py`. feedparser only ever gets bytes, never a URL.
+strictly by `arxiv_rss.py`. feedparser only ever gets bytes, never a URL, and only bytes that
+passed the strict parse first: feedparser strips a DOCTYPE but keeps its "safe" entity
+declarations (any plain string, however long) and expands them, in its strict and its loose
+parser alike, so a hostile feed must be refused before it gets there.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import feedparser
 from newsletter.errors import FeedError
 from newsletter.models import Paper, split_arxiv_id
 from newsletter.sources import ARXIV_RSS, Parsed
-from newsletter.sources.text import clean_text, one_line, split_authors
+from newsletter.sources.text import capped, clean_text, one_line, parse_xml, split_authors
 
 # "Title. (arXiv:1805.09166v1 [hep-ex] CROSS LISTED)" / "... UPDATED)"
 _TITLE_TAIL = re.compile(
@@ -32,7 +35,11 @@ def _strip_html(fragment: str) -> str:
 def parse_legacy(
     content: bytes, *, day: date | None, include_cross: bool = True, url: str = "the arXiv feed"
 ) -> Parsed:
-    """Parse a legacy RDF feed: new items (and cross-lists when asked); updates are skipped."""
+    """Parse a legacy RDF feed: new items (and cross-lists when asked); updates are skipped.
+
+    Raises FeedError for bad XML or a DTD (see `parse_xml`) before feedparser sees the bytes.
+    """
+    parse_xml(content, url, "an RSS 1.0 feed")
     feed = feedparser.parse(content, sanitize_html=True, resolve_relative_uris=False)
     if feed.get("bozo") and not feed.entries:
         raise FeedError(f"{url} sent an RSS 1.0 feed that could not be read: {feed.bozo_exception}")
@@ -54,19 +61,18 @@ def parse_legacy(
             skipped += 1
             continue
         creator = _strip_html(entry.get("author", "") or entry.get("dc_creator", ""))
-        papers.append(
-            Paper(
-                id=paper_id,
-                title=one_line(entry["title"][: m.start()].rstrip().removesuffix(".")),
-                abstract=clean_text(_strip_html(entry.get("summary", ""))),
-                authors=split_authors(creator),
-                categories=(m.group("cat").strip(),),
-                version=version,
-                announce_type=announce_type,
-                announced=day,
-                abs_url=f"https://arxiv.org/abs/{paper_id}",
-                pdf_url=f"https://arxiv.org/pdf/{paper_id}",
-                sources=(ARXIV_RSS,),
-            )
+        paper = Paper(
+            id=paper_id,
+            title=one_line(entry["title"][: m.start()].rstrip().removesuffix(".")),
+            abstract=clean_text(_strip_html(entry.get("summary", ""))),
+            authors=split_authors(creator),
+            categories=(one_line(m.group("cat")),),
+            version=version,
+            announce_type=announce_type,
+            announced=day,
+            abs_url=f"https://arxiv.org/abs/{paper_id}",
+            pdf_url=f"https://arxiv.org/pdf/{paper_id}",
+            sources=(ARXIV_RSS,),
         )
+        papers.append(capped(paper, url))
     return Parsed(papers=papers, day=day, skipped=skipped)

@@ -20,7 +20,7 @@ from newsletter.errors import FeedError
 from newsletter.models import Paper, split_arxiv_id
 from newsletter.sources import ARXIV_RSS, Parsed
 from newsletter.sources.arxiv_rdf import parse_legacy
-from newsletter.sources.text import clean_text, one_line, parse_xml, split_authors
+from newsletter.sources.text import capped, clean_text, one_line, parse_xml, split_authors
 
 EASTERN = ZoneInfo("America/New_York")
 NS = {
@@ -101,7 +101,9 @@ def _atom_items(feed: ET.Element) -> Iterator[_Item]:
             link=link,
             description=_text(entry.find("atom:summary", NS)),
             categories=tuple(
-                c.get("term", "") for c in entry.iterfind("atom:category", NS) if c.get("term")
+                one_line(c.get("term"))
+                for c in entry.iterfind("atom:category", NS)
+                if c.get("term")
             ),
             creator=_text(entry.find("dc:creator", NS)),
             announce_type=_text(entry.find("arxiv:announce_type", NS)),
@@ -129,13 +131,13 @@ def eastern_date(stamp: str) -> date | None:
     return when.astimezone(EASTERN).date()
 
 
-def _paper(item: _Item, day: date | None) -> Paper:
+def _paper(item: _Item, day: date | None, url: str) -> Paper:
     m = _PREFIX.match(item.description)
     raw_id = m.group("id") if m else (item.guid.rsplit(":", 1)[-1] or item.link)
     paper_id, version = split_arxiv_id(raw_id)
     abstract = item.description[m.end() :] if m else item.description
-    announce_type = (item.announce_type or (m.group("type") if m else "")).strip().lower()
-    return Paper(
+    announce_type = one_line(item.announce_type or (m.group("type") if m else "")).lower()
+    paper = Paper(
         id=paper_id,
         title=one_line(item.title),
         abstract=clean_text(abstract),
@@ -150,6 +152,7 @@ def _paper(item: _Item, day: date | None) -> Paper:
         journal_ref=one_line(item.journal_ref),
         doi=one_line(item.doi),
     )
+    return capped(paper, url)
 
 
 def parse_feed(
@@ -180,7 +183,7 @@ def parse_feed(
     skipped = 0
     for item in items:
         try:
-            paper = _paper(item, day)
+            paper = _paper(item, day, url)
         except ValueError:
             skipped += 1  # no usable arXiv ID: nothing we could key it by
             continue

@@ -17,7 +17,7 @@ from newsletter.errors import FeedError
 from newsletter.models import Paper, split_arxiv_id
 from newsletter.sources import HUGGINGFACE, Parsed
 from newsletter.sources.http import Fetched, HttpClient
-from newsletter.sources.text import clean_text, one_line
+from newsletter.sources.text import capped, clean_text, one_line
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _paper(item: dict[str, Any], requested: date | None) -> Paper:
+def _paper(item: dict[str, Any], requested: date | None, url: str) -> Paper:
     inner = item.get("paper")
     if not isinstance(inner, dict):
         raise ValueError("item has no 'paper' object")
@@ -64,7 +64,7 @@ def _paper(item: dict[str, Any], requested: date | None) -> Paper:
     keywords = tuple(
         one_line(k) for k in inner.get("ai_keywords") or [] if isinstance(k, str) and k.strip()
     )
-    return Paper(
+    paper = Paper(
         id=paper_id,
         title=one_line(_str(inner.get("title")) or _str(item.get("title"))),
         abstract=clean_text(_str(inner.get("summary")) or _str(item.get("summary"))),
@@ -74,13 +74,14 @@ def _paper(item: dict[str, Any], requested: date | None) -> Paper:
         pdf_url=f"https://arxiv.org/pdf/{paper_id}",
         upvotes=_count(inner.get("upvotes")),
         comments=_count(item.get("numComments")),
-        github_repo=_str(inner.get("githubRepo")).strip(),
+        github_repo=one_line(_str(inner.get("githubRepo"))),
         github_stars=_count(inner.get("githubStars")),
         ai_keywords=tuple(dict.fromkeys(keywords)),
         ai_summary=one_line(_str(inner.get("ai_summary"))),
         hf_date=_day(inner.get("submittedOnDailyAt")) or requested,
         sources=(HUGGINGFACE,),
     )
+    return capped(paper, url)
 
 
 def parse_daily(content: bytes, *, day: date | None = None, url: str = "Hugging Face") -> Parsed:
@@ -104,7 +105,7 @@ def parse_daily(content: bytes, *, day: date | None = None, url: str = "Hugging 
         try:
             if not isinstance(item, dict):
                 raise ValueError("item is not an object")
-            papers.append(_paper(item, day))
+            papers.append(_paper(item, day, url))
         except ValueError as exc:
             log.warning("%s: skipping an item: %s", url, exc)
             skipped += 1

@@ -111,31 +111,47 @@ def _create_sends_and_runs(db: sqlite_utils.Database) -> None:
         )""")
 
 
+def _m2_signup_requests(db: sqlite_utils.Database) -> None:
+    """Sign-ups waiting for the owner's confirmation, with the settings they would apply: whoever
+    types a known address into the form may not own it, so nothing stored changes until the
+    link mailed to that address is used. AUTOINCREMENT: a link never names a later request."""
+    db.execute("""
+        CREATE TABLE signup_requests (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            created_at TEXT NOT NULL,
+            name TEXT NOT NULL DEFAULT '', timezone TEXT, delivery_hour INTEGER,
+            digest_size INTEGER, interests TEXT
+        )""")
+    db.execute("CREATE INDEX idx_signup_requests_subscriber ON signup_requests (subscriber_id)")
+
+
 def _m4_paper_search(db: sqlite_utils.Database) -> None:
     """Full-text search over titles, abstracts and authors, kept in step by triggers.
 
     The index holds no copy of the text (`content=papers`): the triggers write the same
     statement's old and new values, so it changes in the transaction that changes a paper.
-    Existing databases are indexed by the `rebuild` at the end.
+    Existing databases are indexed by the `rebuild` at the end. Every statement may run twice
+    (IF NOT EXISTS, a rebuild), so a file that met this step under another number is fine.
     """
     db.execute("""
-        CREATE VIRTUAL TABLE papers_fts USING fts5(
+        CREATE VIRTUAL TABLE IF NOT EXISTS papers_fts USING fts5(
             title, abstract, authors, content='papers', content_rowid='rowid',
             tokenize='porter unicode61 remove_diacritics 2'
         )""")
     db.execute("""
-        CREATE TRIGGER papers_fts_insert AFTER INSERT ON papers BEGIN
+        CREATE TRIGGER IF NOT EXISTS papers_fts_insert AFTER INSERT ON papers BEGIN
             INSERT INTO papers_fts(rowid, title, abstract, authors)
             VALUES (new.rowid, new.title, new.abstract, new.authors);
         END""")
     db.execute("""
-        CREATE TRIGGER papers_fts_delete AFTER DELETE ON papers BEGIN
+        CREATE TRIGGER IF NOT EXISTS papers_fts_delete AFTER DELETE ON papers BEGIN
             INSERT INTO papers_fts(papers_fts, rowid, title, abstract, authors)
             VALUES ('delete', old.rowid, old.title, old.abstract, old.authors);
         END""")
     db.execute("""
-        CREATE TRIGGER papers_fts_update AFTER UPDATE OF title, abstract, authors ON papers
-        BEGIN
+        CREATE TRIGGER IF NOT EXISTS papers_fts_update
+        AFTER UPDATE OF title, abstract, authors ON papers BEGIN
             INSERT INTO papers_fts(papers_fts, rowid, title, abstract, authors)
             VALUES ('delete', old.rowid, old.title, old.abstract, old.authors);
             INSERT INTO papers_fts(rowid, title, abstract, authors)
@@ -144,5 +160,5 @@ def _m4_paper_search(db: sqlite_utils.Database) -> None:
     db.execute("INSERT INTO papers_fts(papers_fts) VALUES ('rebuild')")
 
 
-# `_m4_paper_search` reads nothing the second and third steps add: it may follow them.
-MIGRATIONS: list[Migration] = [_m1_initial, _m4_paper_search]
+# `_m4_paper_search` reads nothing the steps before it add: it may follow any of them.
+MIGRATIONS: list[Migration] = [_m1_initial, _m2_signup_requests, _m4_paper_search]

@@ -7,6 +7,7 @@ module holds the SQL of each change and the queries.
 from __future__ import annotations
 
 import builtins
+import json
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from newsletter.models import (
     Feedback,
     Interest,
     InterestKind,
+    SignupRequest,
     Subscriber,
     SubscriberStatus,
 )
@@ -31,6 +33,9 @@ _UPDATABLE = frozenset(
     {"name", "status", "timezone", "delivery_hour", "digest_size", "confirmed_at", "hard_failures"}
 )
 SubscriberRow = tuple[int, str, str, str, str, int, int, str | None, str | None]
+# Sign-up requests kept per subscriber: each confirmation e-mail names one. Enough that a burst
+# of sign-ups by someone else (the subscribe rate limit bounds it) rarely pushes out the owner's.
+MAX_REQUESTS = 20
 
 
 def _when(value: str | None) -> datetime | None:
@@ -132,7 +137,8 @@ class Subscribers:
         self._database.db.table("subscribers").update(subscriber_id, values)
 
     def set_status(self, subscriber_id: int, status: SubscriberStatus, now: datetime) -> None:
-        """Change the status; becoming active confirms (once) and ends a failure streak."""
+        """Change the status; becoming active confirms (once), ends a failure streak and
+        answers the sign-up requests waiting (so a later link can only name a newer one)."""
         changes: dict[str, Column] = {"status": status}
         with self._database.transaction():
             if status == SubscriberStatus.ACTIVE:
@@ -140,6 +146,9 @@ class Subscribers:
                 if sub is not None and sub.confirmed_at is None:
                     changes["confirmed_at"] = now
                 changes["hard_failures"] = 0
+                self._conn.execute(
+                    "DELETE FROM signup_requests WHERE subscriber_id = ?", [subscriber_id]
+                )
             self.update(subscriber_id, now, **changes)
 
     def restart_pending(self, subscriber_id: int, now: datetime) -> None:
@@ -150,11 +159,16 @@ class Subscribers:
         )
 
     def expire_pending(self, older_than: datetime) -> int:
-        """Delete pending (never confirmed) subscriptions created before `older_than`."""
-        cur = self._conn.execute(
-            "DELETE FROM subscribers WHERE status = 'pending' AND created_at < ?",
-            [older_than.isoformat()],
-        )
+        """Delete pending (never confirmed) subscriptions and sign-up requests created before
+        `older_than`; returns how many subscriptions went."""
+        with self._database.transaction():
+            cur = self._conn.execute(
+                "DELETE FROM subscribers WHERE status = 'pending' AND created_at < ?",
+                [older_than.isoformat()],
+            )
+            self._conn.execute(
+                "DELETE FROM signup_requests WHERE created_at < ?", [older_than.isoformat()]
+            )
         return cur.rowcount
 
     def bounced(self, limit: int = 50) -> tuple[builtins.list[Bounce], int]:
@@ -175,6 +189,63 @@ class Subscribers:
             for sid, email, hard_failures, bounced_at, last_error in rows
         ]
         return bounces, total
+
+    # ------------------------------------------------------------ sign-up requests
+
+    def add_signup_request(
+        self,
+        subscriber_id: int,
+        now: datetime,
+        *,
+        name: str = "",
+        timezone: str | None = None,
+        delivery_hour: int | None = None,
+        digest_size: int | None = None,
+        interests: Iterable[Interest] | None = None,
+    ) -> SignupRequest:
+        """Record a sign-up waiting for the owner's confirmation, with the settings that replace
+        the stored ones when it is confirmed (`interests` None: keep the stored settings). Only
+        the latest `MAX_REQUESTS` of one subscriber are kept."""
+        wanted = None
+        if interests is not None:
+            wanted = json.dumps([[str(i.kind), i.value, i.weight] for i in interests])
+        with self._database.transaction():
+            cur = self._conn.execute(
+                "INSERT INTO signup_requests (subscriber_id, created_at, name, timezone,"
+                " delivery_hour, digest_size, interests) VALUES (?,?,?,?,?,?,?)",
+                [
+                    subscriber_id,
+                    now.isoformat(),
+                    name,
+                    timezone,
+                    delivery_hour,
+                    digest_size,
+                    wanted,
+                ],
+            )
+            self._conn.execute(
+                "DELETE FROM signup_requests WHERE subscriber_id = ? AND id NOT IN"
+                " (SELECT id FROM signup_requests WHERE subscriber_id = ? ORDER BY id DESC"
+                " LIMIT ?)",
+                [subscriber_id, subscriber_id, MAX_REQUESTS],
+            )
+            request = self.signup_request(int(cur.lastrowid or 0))
+        assert request is not None
+        return request
+
+    def signup_request(self, request_id: int) -> SignupRequest | None:
+        row = self._conn.execute(
+            "SELECT id, subscriber_id, created_at, name, timezone, delivery_hour, digest_size,"
+            " interests FROM signup_requests WHERE id = ?",
+            [request_id],
+        ).fetchone()
+        if row is None:
+            return None
+        rid, sid, created_at, name, timezone, hour, size, wanted = row
+        interests = None
+        if wanted is not None:
+            interests = tuple(Interest(InterestKind(k), v, w) for k, v, w in json.loads(wanted))
+        return SignupRequest(rid, sid, _when(created_at), name, timezone, hour, size, interests)
 
     # ------------------------------------------------------------ interests
 

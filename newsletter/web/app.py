@@ -4,13 +4,18 @@
 
     GET  /subscribe                 subscribe form          POST /subscribe (or /)   subscribe
     (the public site's pages, `/` included, are listed in `site.py`; feeds in `feeds.py`)
-    GET  /confirm/<token>           activate a pending subscription
+    GET  /confirm/<token>           a page with one button;  POST: activate the subscription
     GET  /unsubscribe/<token>       a page with one button (never unsubscribes: scanners prefetch)
     POST /unsubscribe/<token>       unsubscribe now (also RFC 8058 one-click; no cookie or CSRF)
-    GET|POST /resubscribe/<token>   come back after unsubscribing (the unsubscribe token)
+    GET|POST /resubscribe/<token>   ask to come back (the unsubscribe token): a confirmation e-mail
     GET|POST /manage/<token>        preferences; POST /manage/<token>/pause | /resume
-    GET  /feedback/<token>          record a 👍/👎 vote;   POST /feedback/<token>/undo
+    GET  /feedback/<token>          a page with one button;  POST: record the 👍/👎 vote
+    POST /feedback/<token>/undo     take the vote back
     GET  /preview/<token>           today's digest in the browser
+
+A GET never acts: mail link scanners fetch every link in a message. The confirm and vote pages
+load `act.js`, which submits their form for a person at once (see that file for when it does
+not); their POST needs no CSRF cookie, because the signed token in the path is the credential.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from newsletter.config import Config
 from newsletter.errors import InvalidAddressError, NewsletterError
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.preferences import Preferences, normalize_address, timezone_choices
-from newsletter.tokens import TokenError
+from newsletter.subscriptions import Confirmation
+from newsletter.tokens import TokenData, TokenError
 from newsletter.web.core import CsrfError, WebContext
 from newsletter.web.feeds import feed_routes
 from newsletter.web.forms import parse_preferences
@@ -48,11 +54,8 @@ log = logging.getLogger("newsletter.web")
 ROBOTS = "User-agent: *\nDisallow: /confirm/\nDisallow: /unsubscribe/\nDisallow: /resubscribe/\n"
 ROBOTS += "Disallow: /manage/\nDisallow: /feedback/\nDisallow: /preview/\n"
 ROBOTS += "Disallow: /feeds/picks/\n"
-STATIC_TYPES = {
-    "style.css": "text/css; charset=utf-8",
-    "tz.js": "text/javascript; charset=utf-8",
-    "site.js": "text/javascript; charset=utf-8",
-}
+JS = "text/javascript; charset=utf-8"
+STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "tz.js": JS, "act.js": JS, "site.js": JS}
 
 
 def create_app(
@@ -69,7 +72,8 @@ def create_app(
         Route("/", pages.subscribe, methods=["POST"]),  # the form's first address still works
         Route("/subscribe", pages.subscribe, methods=["POST"]),
         Route("/subscribe", pages.home, methods=["GET", "HEAD"]),
-        Route("/confirm/{token}", pages.confirm, methods=["GET", "HEAD"]),
+        Route("/confirm/{token}", pages.confirm_page, methods=["GET", "HEAD"]),
+        Route("/confirm/{token}", pages.confirm, methods=["POST"]),
         Route("/unsubscribe/{token}", pages.unsubscribe_page, methods=["GET", "HEAD"]),
         Route("/unsubscribe/{token}", pages.unsubscribe, methods=["POST"]),
         Route("/resubscribe/{token}", pages.resubscribe_page, methods=["GET", "HEAD"]),
@@ -226,20 +230,35 @@ class JoinAndLeavePages:
         try:
             address = normalize_address(raw_email)
         except InvalidAddressError as exc:
-            errors["email"] = str(exc)[:1].upper() + str(exc)[1:] + "."
+            errors["email"] = str(exc)[:1].upper() + str(exc)[1:].rstrip(".") + "."
         if errors:
             return self._form_page(request, prefs, raw_email[:254], errors, 400)
-        wait = web.limit_by_address.retry_after(address.casefold(), now.timestamp())
+        refused = self._limit_mail_to(request, address)
+        if refused is not None:
+            return refused
+        signup = await run_in_threadpool(web.subscriptions.register, address, prefs)
+        # The page shows what was typed, never the stored spelling: that would tell anyone
+        # whether the address is already known.
+        typed = raw_email.strip()[:254]
+        return await self._confirm_by_mail(request, signup.subscriber, signup.request, typed)
+
+    def _limit_mail_to(self, request: Request, address: str) -> Response | None:
+        """The 429 page when `address` was sent too many confirmation e-mails this hour."""
+        key, now = address.casefold(), self.web.clock().timestamp()
+        wait = self.web.limit_by_address.retry_after(key, now)
         if wait:
             return self._too_many(request, wait)
-        web.limit_by_address.hit(address.casefold(), now.timestamp())
-        subscriber, _, _ = await run_in_threadpool(web.subscriptions.register, address, prefs)
-        return await self._confirm_by_mail(request, subscriber)
+        self.web.limit_by_address.hit(key, now)
+        return None
 
-    async def _confirm_by_mail(self, request: Request, subscriber: Subscriber) -> Response:
-        """Send the opt-in e-mail; "check your inbox", or a 503 page when it cannot go out."""
+    async def _confirm_by_mail(
+        self, request: Request, subscriber: Subscriber, request_id: int | None, shown: str
+    ) -> Response:
+        """Send the opt-in e-mail naming the sign-up request; "check your inbox" (saying
+        `shown`), or a 503 page when it cannot go out."""
+        people = self.web.subscriptions
         try:
-            await run_in_threadpool(self.web.subscriptions.send_confirmation, subscriber)
+            await run_in_threadpool(people.send_confirmation, subscriber, request_id)
         except (NewsletterError, OSError) as exc:
             log.warning("confirmation e-mail to subscriber %s failed: %s", subscriber.id, exc)
             return self.web.message(
@@ -249,7 +268,26 @@ class JoinAndLeavePages:
                 "Please try again in a few minutes.",
                 503,
             )
-        return self.web.render(request, "check_inbox.html", email=subscriber.email)
+        return self.web.render(request, "check_inbox.html", email=shown)
+
+    async def confirm_page(self, request: Request) -> Response:
+        """Ask, changing nothing: `act.js` sends the form at once for a person in a browser."""
+        web = self.web
+        data = web.token(request, "confirm", max_age=web.pending_max_age)
+        sub = web.subscriber(data)
+        people = web.subscriptions
+        if people.expired(sub):
+            raise TokenError(
+                "This sign-up was not confirmed in time and is being removed. You can sign up "
+                "again.",
+                expired=True,
+            )
+        outcome = people.confirmation(sub, _request_id(data))
+        if outcome == Confirmation.STALE:
+            return self._stale_confirmation(request)
+        if outcome == Confirmation.ALREADY:
+            return self._confirmed(request, sub, already=True)
+        return web.render(request, "confirm.html", subscriber=sub, token=_raw_token(request))
 
     async def confirm(self, request: Request) -> Response:
         web = self.web
@@ -257,18 +295,37 @@ class JoinAndLeavePages:
         people = web.subscriptions
         people.expire_pending()
         sub = web.subscriber(data)
-        already = sub.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PAUSED)
-        if not already and request.method != "HEAD":  # a link checker's HEAD confirms nothing
-            people.confirm(sub)
-        return web.render(
+        outcome = people.confirm(sub, _request_id(data))
+        if outcome == Confirmation.STALE:
+            return self._stale_confirmation(request)
+        current = web.store.subscribers.get(sub.id) or sub
+        returning = sub.confirmed_at is not None and outcome == Confirmation.CONFIRMS
+        return self._confirmed(request, current, outcome == Confirmation.ALREADY, returning)
+
+    def _confirmed(
+        self, request: Request, sub: Subscriber, already: bool, returning: bool = False
+    ) -> Response:
+        return self.web.render(
             request,
             "confirmed.html",
             already=already,
+            returning=returning,
             paused=sub.status == SubscriberStatus.PAUSED,
             subscriber=sub,
             local_time=_local_delivery(sub),
             manage_url=links.manage_url(self.cfg, sub.id),
             preview_url=links.preview_url(self.cfg, sub.id),
+        )
+
+    def _stale_confirmation(self, request: Request) -> Response:
+        return self.web.message(
+            request,
+            "This link no longer subscribes you",
+            "It comes from an older confirmation e-mail: one sent before you unsubscribed, or "
+            "one that newer sign-ups for this address have replaced. To come back, use "
+            "“Subscribe again” in the e-mail that confirmed your unsubscribe, or sign up again.",
+            410,
+            links=[("/", "Sign up")],
         )
 
     async def unsubscribe_page(self, request: Request) -> Response:
@@ -300,29 +357,34 @@ class JoinAndLeavePages:
         data = self.web.token(request, "unsubscribe")
         sub = self.web.subscriber(data)
         return self.web.render(
-            request, "resubscribe.html", subscriber=sub, token=_raw_token(request), done=False
+            request, "resubscribe.html", subscriber=sub, token=_raw_token(request)
         )
 
     async def resubscribe(self, request: Request) -> Response:
+        """Mail a confirmation link to the address: only its owner's click brings them back."""
         web = self.web
         data = web.token(request, "unsubscribe")
         sub = web.subscriber(data)
         form = await web.form(request)
         web.check_csrf(request, form, f"resubscribe:{sub.id}")
-        if web.subscriptions.resubscribe(sub) == "pending":  # never confirmed: opt-in first
-            return await self._confirm_by_mail(request, sub)
-        return web.render(
-            request,
-            "resubscribe.html",
-            subscriber=web.store.subscribers.get(sub.id),
-            token=_raw_token(request),
-            done=True,
-            manage_url=links.manage_url(self.cfg, sub.id),
-        )
+        leaving = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED)
+        refused = self._limit_mail_to(request, sub.email) if sub.status in leaving else None
+        if refused is not None:
+            return refused
+        request_id = web.subscriptions.resubscribe(sub)
+        if request_id is None:  # subscribed already: the page says so
+            return await self.resubscribe_page(request)
+        return await self._confirm_by_mail(request, sub, request_id, sub.email)
 
 
 def _raw_token(request: Request) -> str:
     return str(request.path_params["token"])
+
+
+def _request_id(data: TokenData) -> int | None:
+    """The sign-up request a confirmation link names (links mailed before there were none)."""
+    value = data.extra.get("r")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def _local_delivery(sub: Subscriber) -> str:

@@ -28,7 +28,8 @@ def manage_routes(web: WebContext) -> list[Route]:
         Route("/manage/{token}", pages.save, methods=["POST"]),
         Route("/manage/{token}/pause", pages.pause, methods=["POST"]),
         Route("/manage/{token}/resume", pages.resume, methods=["POST"]),
-        Route("/feedback/{token}", pages.feedback, methods=["GET", "HEAD"]),
+        Route("/feedback/{token}", pages.feedback_page, methods=["GET", "HEAD"]),
+        Route("/feedback/{token}", pages.feedback, methods=["POST"]),
         Route("/feedback/{token}/undo", pages.undo, methods=["POST"]),
         Route("/preview/{token}", pages.preview, methods=["GET", "HEAD"]),
     ]
@@ -147,8 +148,9 @@ class DigestPages:
         return paper_id, int(vote)
 
     def _feedback_page(
-        self, request: Request, sub: Subscriber, paper_id: str, vote: int, undone: bool
+        self, request: Request, sub: Subscriber, paper_id: str, vote: int, state: str
     ) -> Response:
+        """`state`: "asking" (GET: the button), "recorded" or "undone"."""
         paper = self.web.store.papers.get(paper_id)
         return self.web.render(
             request,
@@ -157,21 +159,28 @@ class DigestPages:
             paper_id=paper_id,
             title=paper.title if paper and paper.title else f"arXiv:{paper_id}",
             vote=vote,
-            undone=undone,
+            asking=state == "asking",
+            undone=state == "undone",
             token=str(request.path_params["token"]),
             again_url=links.feedback_url(self.cfg, sub.id, paper_id, vote),
             other_url=links.feedback_url(self.cfg, sub.id, paper_id, -vote),
             manage_url=links.manage_url(self.cfg, sub.id),
         )
 
+    async def feedback_page(self, request: Request) -> Response:
+        """Ask, recording nothing (link scanners fetch every link); `act.js` sends the form."""
+        data = self.web.token(request, "feedback")
+        paper_id, vote = self._vote(data)
+        sub = self.web.subscriber(data)
+        return self._feedback_page(request, sub, paper_id, vote, "asking")
+
     async def feedback(self, request: Request) -> Response:
         web = self.web
         data = web.token(request, "feedback")
         paper_id, vote = self._vote(data)
         sub = web.subscriber(data)
-        if request.method != "HEAD":  # a link checker's HEAD probe records nothing
-            web.store.subscribers.record_feedback(sub.id, paper_id, vote, web.clock())
-        return self._feedback_page(request, sub, paper_id, vote, undone=False)
+        web.store.subscribers.record_feedback(sub.id, paper_id, vote, web.clock())
+        return self._feedback_page(request, sub, paper_id, vote, "recorded")
 
     async def undo(self, request: Request) -> Response:
         web = self.web
@@ -185,7 +194,7 @@ class DigestPages:
         )
         if current == vote:  # a later, different vote is not this link's to undo
             web.store.subscribers.remove_feedback(sub.id, paper_id)
-        return self._feedback_page(request, sub, paper_id, vote, undone=True)
+        return self._feedback_page(request, sub, paper_id, vote, "undone")
 
     # ------------------------------------------------------------ preview
 

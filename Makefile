@@ -51,7 +51,7 @@ schedule: $(STAMP) ## Run the APScheduler daemon (alternative to cron)
 status: $(STAMP) ## Show subscribers, fetches, sends and failures
 	$(BIN)/newsletter --config $(CONFIG) status
 
-bench: $(STAMP) ## Print ranking, rendering and sending benchmarks
+bench: $(STAMP) ## Print ranking, rendering, sending, fetch and public-site benchmarks
 	$(BIN)/python -m newsletter.bench
 
 clean: ## Remove .venv, caches and demo output

@@ -27,6 +27,7 @@ MAX_AGE = {
     "manage": 365 * DAY,
     "feedback": 180 * DAY,
     "preview": 30 * DAY,
+    "feed": 5 * 365 * DAY,  # a feed reader keeps polling the URL it was given
 }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 import mailbox
+import re
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -12,6 +13,7 @@ from click.testing import CliRunner
 from newsletter.cli import cli
 from newsletter.data import build_demo_data
 from newsletter.demo import DAILY_PAPERS, FEED, READERS
+from newsletter.web.app import create_app
 from tests.conftest import FIXTURES
 
 
@@ -94,3 +96,22 @@ def test_demo_preview_shows_the_digests_that_were_sent(tmp_path: Path) -> None:
         finally:
             server.shutdown()
             server.server_close()
+
+
+def test_after_the_demo_the_site_shows_the_demo_day_with_counts_and_search_finds_it(
+    tmp_path: Path,
+) -> None:
+    from newsletter.demo import DEMO_DAY, demo_config
+    from tests.web_support import TestClient
+
+    run(tmp_path)
+    client = TestClient(create_app(demo_config(tmp_path / "demo")))
+    home = client.get("/")
+    assert home.status_code == 200 and "Tuesday 24 November 2026" in home.text
+    assert DEMO_DAY.isoformat() in home.text
+    assert re.search(r"▲ [1-9]", home.text) and "Hugging Face" in home.text
+    first = re.search(r'<h2 class="paper-title"><a href="/paper/([^"]+)">([^<]+)</a>', home.text)
+    assert first is not None
+    words = " ".join(first.group(2).split()[:4])
+    found = client.get("/search", params={"q": words})
+    assert found.status_code == 200 and f'id="p-{first.group(1)}"' in found.text

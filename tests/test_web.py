@@ -53,7 +53,7 @@ class Site:
         self.outbox = tmp_path / "outbox"
         self.db = Database(self.cfg.database_path)
 
-    def form_token(self, path: str = "/", index: int = 0) -> str:
+    def form_token(self, path: str = "/subscribe", index: int = 0) -> str:
         return csrf_tokens(self.client.get(path).text)[index]
 
     def subscribe(self, email: str = "ann@example.org", **fields: Any) -> Any:
@@ -114,7 +114,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
 
 
 def test_home_shows_the_form_with_config_categories_and_security_headers(site: Site) -> None:
-    r = site.client.get("/")
+    r = site.client.get("/subscribe")
     assert r.status_code == 200
     html = r.text
     assert '<form method="post" action="/"' in html
@@ -144,14 +144,14 @@ def test_static_files_robots_and_health(site: Site) -> None:
     assert site.client.get("/static/secret.txt").status_code == 404
     assert "Disallow: /unsubscribe/" in site.client.get("/robots.txt").text
     assert site.client.get("/healthz").text == "ok"
-    assert site.client.get("/subscribe", follow_redirects=False).status_code == 303
+    assert site.client.get("/subscribe", follow_redirects=False).status_code == 200
 
 
 def test_https_site_uses_host_cookie_and_hsts(tmp_path: Path) -> None:
     text = '[site]\nbase_url = "https://papers.example"\n' + OUTBOX
     cfg = parse_config(text, base_dir=tmp_path, env={"NEWSLETTER_SECRET_KEY": SECRET})
     client = TestClient(create_app(cfg), base_url="https://testserver")
-    r = client.get("/")
+    r = client.get("/subscribe")
     assert r.headers["strict-transport-security"].startswith("max-age=")
     cookie = r.headers["set-cookie"]
     assert cookie.startswith("__Host-csrf=") and "Secure" in cookie
@@ -379,7 +379,7 @@ def test_invalid_preferences_are_refused_with_a_message(
 
 
 def test_subscribe_without_or_with_a_wrong_csrf_token_is_refused(site: Site) -> None:
-    site.client.get("/")
+    site.client.get("/subscribe")
     r = site.client.post("/", data={"email": "ann@example.org", "keywords": "x"})
     assert r.status_code == 403 and "send it again" in r.text
     r = site.client.post("/", data={"csrf_token": "forged", "email": "ann@example.org"})

@@ -121,7 +121,7 @@ def test_sign_up_confirm_and_manage_in_chromium(browser: Any, live: LiveSite) ->
     page = context.new_page()
     console_errors: list[str] = []  # a CSP violation (inline script or style) shows up here
     page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
-    page.goto(live.base + "/")
+    page.goto(live.base + "/subscribe")
     assert page.input_value("#timezone") == "Asia/Tokyo"  # prefilled by tz.js
     assert no_horizontal_overflow(page)
     page.screenshot(path=str(live.shots / "subscribe-phone.png"), full_page=True)
@@ -171,7 +171,7 @@ def test_sign_up_confirm_and_manage_in_chromium(browser: Any, live: LiveSite) ->
 def test_sign_up_works_without_javascript(browser: Any, live: LiveSite) -> None:
     context = browser.new_context(viewport=DESKTOP, java_script_enabled=False)
     page = context.new_page()
-    page.goto(live.base + "/")
+    page.goto(live.base + "/subscribe")
     assert page.input_value("#timezone") == "UTC"  # the config default, no prefill
     assert no_horizontal_overflow(page)
     page.screenshot(path=str(live.shots / "subscribe-desktop.png"), full_page=True)

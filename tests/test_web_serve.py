@@ -78,7 +78,7 @@ def test_newsletter_serve_subscribe_confirm_one_click_and_tampered_token(
 ) -> None:
     base, cfg = served
     with httpx.Client(base_url=base) as browser:
-        home = browser.get("/")
+        home = browser.get("/subscribe")
         assert home.status_code == 200 and '<form method="post" action="/"' in home.text
         r = browser.post(
             "/",

@@ -32,7 +32,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
 def _sign_up(site: Site, address: str, client: str, app: object = None) -> int:
     """One sign-up from the network address `client` (its own browser: cookie, CSRF field)."""
     with TestClient(app or site.app, client=(client, 40000)) as browser:
-        token = csrf_tokens(browser.get("/").text)[0]
+        token = csrf_tokens(browser.get("/subscribe").text)[0]
         fields = {"csrf_token": token, "email": address, "keywords": "diffusion"}
         fields.update(timezone="UTC", hour="7", size="5")
         return browser.post("/", data=fields).status_code

@@ -218,6 +218,13 @@ def _query_scores(
     return table, np.array([row[t] for t in texts])
 
 
+def text_relevance(day: Day, texts: Sequence[str], opt: RankOptions) -> np.ndarray:
+    """Relevance of every paper of `day` to each text, as an interest is scored (one row each)."""
+    scores, which = _query_scores(day, texts, opt, None)
+    out: np.ndarray = scores[which]
+    return out
+
+
 def _query_relevance(
     day: Day,
     mats: ProfileMatrices,

@@ -28,20 +28,40 @@ def paper_day(paper: Paper, today: date | None) -> date | None:
 
 def trending_scores(papers: Sequence[Paper], today: date | None) -> np.ndarray:
     """Decayed, log-scaled community signal per paper, normalised to [0, 1]."""
-    raw = np.zeros(len(papers), dtype=np.float32)
-    for i, p in enumerate(papers):
-        signal = (
-            np.log1p(max(p.upvotes or 0, 0))
-            + COMMENT_WEIGHT * np.log1p(max(p.comments or 0, 0))
-            + STAR_WEIGHT * np.log1p(max(p.github_stars or 0, 0))
-        )
-        if signal <= 0:
-            continue
-        seen = p.hf_date or p.announced
-        age = max((today - seen).days, 0) if (today is not None and seen is not None) else 0
-        raw[i] = signal * 0.5 ** (age / HALF_LIFE_DAYS)
+    seen = [p.hf_date or p.announced for p in papers]
+    return trending_from_counts(
+        [p.upvotes for p in papers],
+        [p.comments for p in papers],
+        [p.github_stars for p in papers],
+        [d.toordinal() if d is not None else -1 for d in seen],
+        today.toordinal() if today is not None else -1,
+    )
+
+
+def trending_from_counts(
+    upvotes: Sequence[int | None],
+    comments: Sequence[int | None],
+    stars: Sequence[int | None],
+    seen: Sequence[int],
+    today: int,
+) -> np.ndarray:
+    """`trending_scores` from the counts alone (None: unknown) and the ordinal day each paper
+    was seen (-1: unknown), for listings that do not load whole papers."""
+
+    def log_count(values: Sequence[int | None]) -> np.ndarray:
+        raw = np.array([v or 0 for v in values], dtype=np.float64)
+        return np.log1p(np.maximum(raw, 0))
+
+    signal = (
+        log_count(upvotes) + COMMENT_WEIGHT * log_count(comments) + STAR_WEIGHT * log_count(stars)
+    )
+    days = np.array(seen, dtype=np.int64)
+    known = (days >= 0) & (today >= 0)
+    age = np.where(known, np.maximum(today - days, 0), 0)
+    raw = np.where(signal > 0, signal * 0.5 ** (age / HALF_LIFE_DAYS), 0.0).astype(np.float32)
     top = float(raw.max()) if len(raw) else 0.0
-    return raw / top if top > 0 else raw
+    out: np.ndarray = raw / top if top > 0 else raw
+    return out
 
 
 def figures(paper: Paper) -> list[str]:

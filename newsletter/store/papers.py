@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from newsletter.models import Paper
 
@@ -114,6 +114,34 @@ class UpsertResult:
     updated_ids: frozenset[str] = frozenset()
 
 
+class PaperCounts(NamedTuple):
+    """What a listing sorts by, without the text: the ID, the counts and the dates."""
+
+    id: str
+    upvotes: int | None
+    comments: int | None
+    github_stars: int | None
+    announced: date | None
+    hf_date: date | None
+    published: str
+
+
+def _day(v: str | None) -> date | None:
+    return date.fromisoformat(v) if v else None
+
+
+def _in_range(start: date | None, end: date | None, prefix: str = "") -> tuple[str, list[str]]:
+    """A WHERE fragment for papers announced or listed in [start, end] (open ends allowed)."""
+    lo, hi = (start or date.min).isoformat(), (end or date.max).isoformat()
+    sql = f"(({prefix}announced BETWEEN ? AND ?) OR ({prefix}hf_date BETWEEN ? AND ?))"
+    return sql, [lo, hi, lo, hi]
+
+
+def _category(category: str, prefix: str = "") -> tuple[str, list[str]]:
+    # Categories are stored as a JSON list; the quotes make "cs.CL" not match "cs.CLX".
+    return f"{prefix}categories LIKE ?", ["%" + json.dumps(category) + "%"]
+
+
 class Papers:
     """Papers by arXiv ID: merged on the way in, found by day, ID or text."""
 
@@ -210,3 +238,78 @@ class Papers:
             " UNION ALL SELECT max(hf_date) FROM papers)"
         ).fetchone()
         return date.fromisoformat(row[0]) if row and row[0] else None
+
+    # ------------------------------------------------------------ the public site
+
+    def counts_between(self, start: date, end: date, category: str = "") -> list[PaperCounts]:
+        """The counts and dates of the papers of [start, end] (optionally one category)."""
+        where, params = _in_range(start, end)
+        if category:
+            extra, more = _category(category)
+            where, params = f"{where} AND {extra}", params + more
+        rows = self._conn.execute(
+            "SELECT id, upvotes, comments, github_stars, announced, hf_date, published"
+            f" FROM papers WHERE {where}",
+            params,
+        ).fetchall()
+        return [
+            PaperCounts(r[0], r[1], r[2], r[3], _day(r[4]), _day(r[5]), r[6] or "") for r in rows
+        ]
+
+    def neighbour_day(self, day: date, *, later: bool) -> date | None:
+        """The closest day after (or before) `day` that has papers."""
+        op, agg = (">", "min") if later else ("<", "max")
+        row = self._conn.execute(
+            f"SELECT {agg}(d) FROM (SELECT {agg}(announced) AS d FROM papers"
+            f" WHERE announced {op} ? UNION ALL SELECT {agg}(hf_date) FROM papers"
+            f" WHERE hf_date {op} ?)",
+            [day.isoformat()] * 2,
+        ).fetchone()
+        return _day(row[0]) if row else None
+
+    def recent_days(self, limit: int = 30) -> list[date]:
+        """The latest days that have arXiv announcements, newest first."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT announced FROM papers WHERE announced IS NOT NULL"
+            " ORDER BY announced DESC LIMIT ?",
+            [limit],
+        ).fetchall()
+        return [date.fromisoformat(r[0]) for r in rows]
+
+    def match(
+        self,
+        query: str,
+        *,
+        start: date | None = None,
+        end: date | None = None,
+        category: str = "",
+        limit: int = 500,
+        best_of: int = 5_000,
+        newest: bool = False,
+    ) -> tuple[list[str], int]:
+        """IDs of up to `limit` papers matching an FTS5 `query`, and how many match (counted
+        up to `best_of` + 1).
+
+        When at most `best_of` papers match, the `limit` best by FTS5's BM25 come back; above
+        that (or with `newest`), ranking every match would take seconds, so the newest `limit`
+        come back instead.
+        `query` is FTS5 syntax: build it from quoted terms, never from raw input.
+        """
+        where, params = "papers_fts MATCH ?", [query]
+        if start or end:
+            extra, more = _in_range(start, end, "p.")
+            where, params = f"{where} AND {extra}", params + more
+        if category:
+            extra, more = _category(category, "p.")
+            where, params = f"{where} AND {extra}", params + more
+        source = f"FROM papers_fts JOIN papers p ON p.rowid = papers_fts.rowid WHERE {where}"
+        total = int(
+            self._conn.execute(
+                f"SELECT count(*) FROM (SELECT 1 {source} LIMIT ?)", [*params, best_of + 1]
+            ).fetchone()[0]
+        )
+        order = "rank" if total <= best_of and not newest else "papers_fts.rowid DESC"
+        rows = self._conn.execute(
+            f"SELECT p.id {source} ORDER BY {order} LIMIT ?", [*params, limit]
+        ).fetchall()
+        return [r[0] for r in rows], total

@@ -189,4 +189,46 @@ def _subscriber_link_nonces(db: sqlite_utils.Database) -> None:
     db.execute("UPDATE subscribers SET nonce = lower(hex(randomblob(8))), legacy_links = 1")
 
 
-MIGRATIONS: list[Migration] = [_m1_initial, _m2_signup_requests, _m3_rate_limits_and_link_nonces]
+def _m4_paper_search(db: sqlite_utils.Database) -> None:
+    """Full-text search over titles, abstracts and authors, kept in step by triggers.
+
+    The index holds no copy of the text (`content=papers`): the triggers write the same
+    statement's old and new values, so it changes in the transaction that changes a paper.
+    Existing databases are indexed by the `rebuild` at the end. Every statement may run twice
+    (IF NOT EXISTS, a rebuild), so a file that met this step under another number is fine.
+    """
+    db.execute("""
+        CREATE VIRTUAL TABLE IF NOT EXISTS papers_fts USING fts5(
+            title, abstract, authors, content='papers', content_rowid='rowid',
+            tokenize='porter unicode61 remove_diacritics 2'
+        )""")
+    db.execute("""
+        CREATE TRIGGER IF NOT EXISTS papers_fts_insert AFTER INSERT ON papers BEGIN
+            INSERT INTO papers_fts(rowid, title, abstract, authors)
+            VALUES (new.rowid, new.title, new.abstract, new.authors);
+        END""")
+    db.execute("""
+        CREATE TRIGGER IF NOT EXISTS papers_fts_delete AFTER DELETE ON papers BEGIN
+            INSERT INTO papers_fts(papers_fts, rowid, title, abstract, authors)
+            VALUES ('delete', old.rowid, old.title, old.abstract, old.authors);
+        END""")
+    db.execute("""
+        CREATE TRIGGER IF NOT EXISTS papers_fts_update
+        AFTER UPDATE OF title, abstract, authors ON papers BEGIN
+            INSERT INTO papers_fts(papers_fts, rowid, title, abstract, authors)
+            VALUES ('delete', old.rowid, old.title, old.abstract, old.authors);
+            INSERT INTO papers_fts(rowid, title, abstract, authors)
+            VALUES (new.rowid, new.title, new.abstract, new.authors);
+        END""")
+    db.execute("INSERT INTO papers_fts(papers_fts) VALUES ('rebuild')")
+
+
+# `_m4_paper_search` reads nothing the steps before it add: it may follow any of them.
+
+
+MIGRATIONS: list[Migration] = [
+    _m1_initial,
+    _m2_signup_requests,
+    _m3_rate_limits_and_link_nonces,
+    _m4_paper_search,
+]

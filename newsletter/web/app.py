@@ -2,7 +2,8 @@
 
 `create_app(cfg)` returns a Starlette app; `newsletter serve` runs it with uvicorn. Routes:
 
-    GET  /                          subscribe form          POST / (or /subscribe)   subscribe
+    GET  /subscribe                 subscribe form          POST /subscribe (or /)   subscribe
+    (the public site's pages, `/` included, are listed in `site.py`; feeds in `feeds.py`)
     GET  /confirm/<token>           a page with one button;  POST: activate the subscription
     GET  /unsubscribe/<token>       a page with one button (never unsubscribes: scanners prefetch)
     POST /unsubscribe/<token>       unsubscribe now (also RFC 8058 one-click; no cookie or CSRF)
@@ -45,15 +46,18 @@ from newsletter.store import is_busy
 from newsletter.subscriptions import Confirmation
 from newsletter.tokens import TokenData, TokenError
 from newsletter.web.core import CsrfError, WebContext
+from newsletter.web.feeds import feed_routes
 from newsletter.web.forms import parse_preferences
 from newsletter.web.manage import manage_routes
 from newsletter.web.security import SecurityHeadersMiddleware, security_headers
+from newsletter.web.site import site_routes
 
 log = logging.getLogger("newsletter.web")
 ROBOTS = "User-agent: *\nDisallow: /confirm/\nDisallow: /unsubscribe/\nDisallow: /resubscribe/\n"
 ROBOTS += "Disallow: /manage/\nDisallow: /feedback/\nDisallow: /preview/\n"
+ROBOTS += "Disallow: /feeds/picks/\n"
 JS = "text/javascript; charset=utf-8"
-STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "tz.js": JS, "act.js": JS}
+STATIC_TYPES = {"style.css": "text/css; charset=utf-8", "tz.js": JS, "act.js": JS, "site.js": JS}
 
 
 def create_app(
@@ -67,10 +71,9 @@ def create_app(
     web = WebContext(cfg, store_path=store_path, mailer=mailer, now=now)
     pages = JoinAndLeavePages(web)
     routes = [
-        Route("/", pages.home, methods=["GET", "HEAD"]),
-        Route("/", web.with_form(pages.subscribe), methods=["POST"]),
+        Route("/", web.with_form(pages.subscribe), methods=["POST"]),  # the form's first address
         Route("/subscribe", web.with_form(pages.subscribe), methods=["POST"]),
-        Route("/subscribe", lambda _: web.redirect("/"), methods=["GET", "HEAD"]),
+        Route("/subscribe", pages.home, methods=["GET", "HEAD"]),
         Route("/confirm/{token}", pages.confirm_page, methods=["GET", "HEAD"]),
         Route("/confirm/{token}", pages.confirm, methods=["POST"]),
         Route("/unsubscribe/{token}", pages.unsubscribe_page, methods=["GET", "HEAD"]),
@@ -78,6 +81,8 @@ def create_app(
         Route("/resubscribe/{token}", pages.resubscribe_page, methods=["GET", "HEAD"]),
         Route("/resubscribe/{token}", web.with_form(pages.resubscribe), methods=["POST"]),
         *manage_routes(web),
+        *site_routes(web),
+        *feed_routes(web),
         Route("/static/{name}", pages.static, methods=["GET", "HEAD"]),
         Route("/robots.txt", lambda _: PlainTextResponse(ROBOTS), methods=["GET", "HEAD"]),
         Route("/healthz", _healthz, methods=["GET", "HEAD"]),
@@ -202,8 +207,14 @@ class JoinAndLeavePages:
         )
 
     async def home(self, request: Request) -> Response:
+        """The subscribe form; a site page's link prefills it (keywords, categories, likes)."""
         d = self.cfg.digest
-        return self._form_page(request, Preferences(timezone=d.timezone, hour=d.hour, size=d.size))
+        prefs = Preferences(timezone=d.timezone, hour=d.hour, size=d.size)
+        prefs.keywords = [k for k in (request.query_params.get("keywords", "")[:300],) if k.strip()]
+        offered = self.cfg.sources.arxiv_categories
+        prefs.categories = [c for c in request.query_params.getlist("categories") if c in offered]
+        prefs.likes = [x for x in request.query_params.getlist("likes")[:5] if len(x) < 40]
+        return self._form_page(request, prefs)
 
     async def static(self, request: Request) -> Response:
         name = request.path_params["name"]

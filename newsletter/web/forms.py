@@ -45,6 +45,8 @@ def parse_preferences(
         description=_text(form, "description").strip(),
         negatives=_split_list(_text(form, "negatives")),
         categories=list(dict.fromkeys(categories)),
+        # "Get papers like this" on a paper page sends its ID along.
+        likes=[x.strip() for x in form.getlist("likes")[:5] if isinstance(x, str) and x.strip()],
         timezone=_text(form, "timezone").strip(),
         hour=_int(form.get("hour", ""), -1),
         size=_int(form.get("size", ""), 0),

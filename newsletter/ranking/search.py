@@ -1,0 +1,70 @@
+"""The ranker as the public site asks it: one query over a set of candidate papers.
+
+Search results and "similar papers" are scored by the code that scores a subscriber's
+interests in a digest (`scoring.text_relevance` over a `Day` built by `prepare_day`), so a
+search for "KV cache" orders papers as a digest with that keyword would: BM25F with the
+title field, stemming, phrase bigrams and feedback expansion, times the trending boost.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import date
+
+import numpy as np
+
+from newsletter.models import Paper
+from newsletter.ranking.scoring import RankOptions, prepare_day, text_relevance
+from newsletter.ranking.textindex import Analyzer, TextIndex
+
+__all__ = ["highlight", "query_terms", "search_scores", "similar_scores"]
+
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
+_ANALYZER = Analyzer(stem=True, bigrams=False)
+
+
+def search_scores(
+    papers: Sequence[Paper], query: str, *, today: date | None, options: RankOptions
+) -> tuple[np.ndarray, np.ndarray]:
+    """(final score, relevance) of each paper for `query`: relevance × (1 + w × trending)."""
+    if not papers:
+        empty = np.zeros(0, dtype=np.float32)
+        return empty, empty
+    day = prepare_day(papers, today, options)
+    relevance = text_relevance(day, [query], options)[0]
+    final: np.ndarray = relevance * (1 + options.trending_weight * day.trend)
+    return final, relevance
+
+
+def similar_scores(paper: Paper, candidates: Sequence[Paper], options: RankOptions) -> np.ndarray:
+    """Cosine similarity of each candidate to `paper` in the ranker's tf-idf space."""
+    if not candidates:
+        return np.zeros(0, dtype=np.float32)
+    papers = [paper, *candidates]
+    index = TextIndex([p.title for p in papers], [p.abstract for p in papers], options.index)
+    out: np.ndarray = (index.unit[0] @ index.unit_t).toarray().ravel()[1:]
+    return out
+
+
+def query_terms(query: str) -> frozenset[str]:
+    """The normalised words of a query, as the ranker's analyser stems them."""
+    return frozenset(t for t in _ANALYZER.words(query) if t)
+
+
+def highlight(text: str, terms: frozenset[str]) -> list[tuple[str, bool]]:
+    """`text` cut into (piece, is_match) runs: words whose stem is one of `terms` match."""
+    if not terms:
+        return [(text, False)]
+    out: list[tuple[str, bool]] = []
+    last = 0
+    term = _ANALYZER.term
+    for m in _WORD.finditer(text):
+        if term(m.group()) in terms:
+            if m.start() > last:
+                out.append((text[last : m.start()], False))
+            out.append((m.group(), True))
+            last = m.end()
+    if last < len(text):
+        out.append((text[last:], False))
+    return out

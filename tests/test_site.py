@@ -10,9 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from newsletter.models import InterestKind
+from newsletter.ranking.rank import ranker_options
+from newsletter.ranking.search import similar_scores
+from newsletter.ranking.textindex import TextIndex
 from newsletter.ranking.trending import trending_scores
 from newsletter.store import Database, schema
 from newsletter.web.app import create_app
@@ -127,6 +131,18 @@ def test_paper_page_bibtex_similar_and_get_papers_like_this(site: Site) -> None:
     missing = site.get("/paper/2611.99999")
     assert missing.status_code == 404 and 'action="/search"' in missing.text
     assert site.get("/paper/nonsense").status_code == 404
+
+
+def test_similar_scores_are_the_ranker_index_cosines(site: Site) -> None:
+    # The paper page scores candidates without building a whole index; the scores must be
+    # the index's own unit tf-idf cosines, so "similar" keeps meaning what the ranker means.
+    papers = list(site.papers.values())
+    options = ranker_options("default")
+    index = TextIndex([p.title for p in papers], [p.abstract for p in papers], options.index)
+    expected = (index.unit[0] @ index.unit_t).toarray().ravel()[1:]
+    got = similar_scores(papers[0], papers[1:], options)
+    assert len(papers) > 5 and got.shape == expected.shape
+    assert np.allclose(got, expected, atol=1e-5) and got.max() > 0.05
 
 
 def test_get_papers_like_this_subscribes_with_the_paper_as_a_liked_one(site: Site) -> None:

@@ -8,7 +8,9 @@ title field, stemming, phrase bigrams and feedback expansion, times the trending
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from collections.abc import Sequence
 from datetime import date
 
@@ -16,7 +18,7 @@ import numpy as np
 
 from newsletter.models import Paper
 from newsletter.ranking.scoring import RankOptions, prepare_day, text_relevance
-from newsletter.ranking.textindex import Analyzer, TextIndex
+from newsletter.ranking.textindex import Analyzer
 
 __all__ = ["highlight", "query_terms", "search_scores", "similar_scores"]
 
@@ -38,13 +40,28 @@ def search_scores(
 
 
 def similar_scores(paper: Paper, candidates: Sequence[Paper], options: RankOptions) -> np.ndarray:
-    """Cosine similarity of each candidate to `paper` in the ranker's tf-idf space."""
+    """Cosine similarity of each candidate to `paper` in the ranker's tf-idf space.
+
+    The same vectors as `TextIndex.unit` over these papers (the index's analyser, sublinear tf
+    times its idf, words only), computed directly: a whole index (BM25F weights, bigrams,
+    transposes) for some 30 papers costs more than the similarity itself.
+    """
     if not candidates:
         return np.zeros(0, dtype=np.float32)
-    papers = [paper, *candidates]
-    index = TextIndex([p.title for p in papers], [p.abstract for p in papers], options.index)
-    out: np.ndarray = (index.unit[0] @ index.unit_t).toarray().ravel()[1:]
-    return out
+    analyzer = Analyzer(stem=options.index.stem, bigrams=False)
+    counts = [Counter(analyzer.terms(f"{p.title}\n{p.abstract}")) for p in (paper, *candidates)]
+    n = len(counts)
+    df = Counter(t for c in counts for t in c)
+    idf = {t: math.log1p((n - d + 0.5) / (d + 0.5)) for t, d in df.items()}
+
+    def unit(c: Counter[str]) -> dict[str, float]:
+        w = {t: (1.0 + math.log(k)) * idf[t] for t, k in c.items()}
+        norm = math.sqrt(sum(v * v for v in w.values())) or 1.0
+        return {t: v / norm for t, v in w.items()}
+
+    q = unit(counts[0])
+    sims = [sum(q.get(t, 0.0) * v for t, v in unit(c).items()) for c in counts[1:]]
+    return np.array(sims, dtype=np.float32)
 
 
 def query_terms(query: str) -> frozenset[str]:

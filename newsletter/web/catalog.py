@@ -27,6 +27,9 @@ MAX_RANGE_DAYS = 31 * 12
 CANDIDATES = 100  # search results the ranker orders (the full-text index finds them)
 BEST_OF = 2_000  # above this many matches, the newest candidates are ranked
 SIMILAR_CANDIDATES = 30
+# Similar papers need a few good candidates, not the best of thousands: above this many
+# matches FTS5 returns the newest instead of sorting every match by BM25.
+SIMILAR_BEST_OF = 300
 SORTS = ("trending", "newest")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SEARCH_SORTS = ("relevance", "trending", "newest")
@@ -223,7 +226,7 @@ def similar(db: Database, paper: Paper, k: int = 5) -> list[Paper]:
         if len(ids) > k or not terms:
             continue
         query = " OR ".join(f'"{t}"' for t in dict.fromkeys(terms))
-        more, _ = db.papers.match(query, limit=SIMILAR_CANDIDATES + 1, best_of=BEST_OF)
+        more, _ = db.papers.match(query, limit=SIMILAR_CANDIDATES + 1, best_of=SIMILAR_BEST_OF)
         ids += [i for i in more if i != paper.id and i not in ids]
     found = db.papers.get_many(ids[:SIMILAR_CANDIDATES])
     candidates = list(found.values())

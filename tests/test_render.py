@@ -318,3 +318,27 @@ def test_the_code_link_is_only_shown_for_known_code_hosts(
     pills = {a.text_content(): a.get("href") for a in dom(out.html).cssselect("a.pill")}
     assert pills.get("Code", "") == shown
     assert (f"Code: {shown}" in out.text) == bool(shown)
+
+
+def test_hugging_face_summary_is_a_tldr_line_above_the_excerpt(renderer: Renderer) -> None:
+    rows = corpus()
+    summary = "A one-line summary with $\\alpha$-scaling & <b>no</b> markup."
+    papers = [
+        paper(0, rows[0], ai_summary=summary),
+        paper(1, rows[1]),  # no summary from Hugging Face: no TL;DR line
+    ]
+    out = renderer.digest(make_digest(2, 0, papers=papers))
+    cards = dom(out.html).cssselect("table.card")
+    first = cards[0].cssselect("td.card-cell")[0]
+    tldr = first.cssselect("p.tldr")
+    assert [t.text_content() for t in tldr] == [
+        "TL;DR A one-line summary with α-scaling & <b>no</b> markup."
+    ]
+    classes = [el.get("class") for el in first if el.tag == "p"]
+    assert classes.index("tldr") == classes.index("excerpt") - 1
+    assert tldr[0].get("style")  # inlined like the rest of the card
+    assert not cards[1].cssselect("p.tldr")
+    text = out.text
+    assert "    TL;DR: A one-line summary with α-scaling & <b>no</b> markup." in text
+    assert text.index("TL;DR:") < text.index(views.readable(rows[0]["abstract"])[:30])
+    assert text.count("TL;DR") == 1

@@ -24,6 +24,7 @@ CARD_TITLE_CHARS = 300
 AUTHOR_NAME_CHARS = 100
 CATEGORY_CHARS = 40
 REASON_CHARS = 300
+TLDR_CHARS = 240  # Hugging Face's AI summary is one sentence; a longer one is cut to a line
 # The "Code" link is shown only for these hosts (and their www.): a feed's link under our label
 # must not lead a reader to a site they cannot see before clicking.
 CODE_HOSTS = frozenset(
@@ -59,6 +60,7 @@ class PaperView:
     stats: tuple[str, ...]  # '▲ 42', '💬 3', '★ 1,310': the counts that are known
     meta: str  # category and stats in one line: 'cs.CL · ▲ 42 · ★ 1,310'
     excerpt: str
+    tldr: str  # Hugging Face's one-sentence AI summary, '' when it gave none
     abs_url: str
     pdf_url: str
     hf_url: str
@@ -164,6 +166,7 @@ def paper_view(paper: Paper, excerpt_chars: int) -> PaperView:
         stats=stats,
         meta=" · ".join(x for x in (category, *stats) if x),
         excerpt=shorten(readable(paper.abstract), excerpt_chars),
+        tldr=shorten(one_line(readable(paper.ai_summary)), TLDR_CHARS),
         abs_url=abs_url,
         pdf_url=pdf_url,
         hf_url=paper.hf_url,

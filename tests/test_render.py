@@ -342,3 +342,33 @@ def test_hugging_face_summary_is_a_tldr_line_above_the_excerpt(renderer: Rendere
     assert "    TL;DR: A one-line summary with α-scaling & <b>no</b> markup." in text
     assert text.index("TL;DR:") < text.index(views.readable(rows[0]["abstract"])[:30])
     assert text.count("TL;DR") == 1
+
+
+def test_every_control_and_count_carries_words_and_no_count_is_zero(renderer: Renderer) -> None:
+    rows = corpus()
+    papers = [
+        paper(0, rows[0], upvotes=42, comments=1, github_stars=1310),
+        paper(1, rows[1], upvotes=0, comments=0, github_stars=None),  # HF knows it, no one voted
+        paper(2, rows[2], upvotes=3, comments=0, github_stars=0),
+    ]
+    digest = make_digest(2, 1, papers=papers)
+    # The ranker's own reasons carry no zero counts (its figures skip them).
+    picks = tuple(
+        replace(p, reason=f"matches: KV cache · ▲ {p.paper.upvotes}") for p in digest.picks
+    )
+    digest = replace(digest, picks=(*picks[:1], replace(picks[1], reason="matches: KV cache")))
+    for out in (renderer.digest(digest), renderer.welcome(digest)):
+        doc = dom(out.html)
+        metas = [m.text_content() for m in doc.cssselect("p.meta, span.trend-meta")]
+        assert metas[0].endswith("▲ 42 upvotes · 💬 1 comment · ★ 1,310 stars")
+        assert metas[1] == "#2 · cs.CL"  # no '▲ 0', '💬 0' or '★ 0'
+        assert metas[2].startswith("cs.CV · ▲ 3 upvotes")
+        assert not re.search(r"[▲💬★] 0\b", out.html + out.text)
+        for a in doc.iter("a"):  # every link reads as words, not only as a glyph
+            assert re.search(r"[A-Za-z]{3}", a.text_content()), a.text_content()
+        glyphs = re.compile(r"[▲💬★👍👎]")
+        for el in doc.iter("p", "span", "a"):
+            for m in glyphs.finditer(el.text_content()):
+                after = el.text_content()[m.end() :][:20]
+                assert re.match(r" ([\d,]+ )?[A-Za-z]", after), el.text_content()
+        assert "▲ 42 upvotes · 💬 1 comment · ★ 1,310 stars" in out.text

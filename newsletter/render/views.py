@@ -57,8 +57,8 @@ class PaperView:
     title: str
     authors: str
     category: str
-    stats: tuple[str, ...]  # '▲ 42', '💬 3', '★ 1,310': the counts that are known
-    meta: str  # category and stats in one line: 'cs.CL · ▲ 42 · ★ 1,310'
+    stats: tuple[str, ...]  # '▲ 42 upvotes', '💬 3 comments', '★ 1,310 stars': counts above 0
+    meta: str  # category and stats in one line: 'cs.CL · ▲ 42 upvotes · ★ 1,310 stars'
     excerpt: str
     tldr: str  # Hugging Face's one-sentence AI summary, '' when it gave none
     abs_url: str
@@ -142,10 +142,31 @@ def paper_urls(paper: Paper) -> tuple[str, str]:
     return f"https://arxiv.org/abs/{pid}", f"https://arxiv.org/pdf/{pid}"
 
 
+# Each count with its word as well as its glyph: a font without emoji shows '💬' as a box.
+_COUNTS = (("▲", "upvote", "upvotes"), ("💬", "comment", "comments"), ("★", "star", "stars"))
+
+
+def count_labels(paper: Paper) -> tuple[str, ...]:
+    """'▲ 42 upvotes', '💬 1 comment', '★ 1,310 stars' for the counts above zero ('💬 0' says
+    nothing a reader can use, and an unknown count is not a zero)."""
+    values = (paper.upvotes, paper.comments, paper.github_stars)
+    return tuple(
+        f"{mark} {value:,} {one if value == 1 else many}"
+        for (mark, one, many), value in zip(_COUNTS, values, strict=True)
+        if value
+    )
+
+
+def _figure_key(part: str) -> str:
+    """'▲ 1,042 upvotes' and '▲ 1042' alike → '▲1042' (the glyph and the number)."""
+    words = part.replace(",", "").split()
+    return "".join(words[:2]) if len(words) >= 2 and words[0] in "▲💬★" else part
+
+
 def without_stats(reason: str, stats: tuple[str, ...]) -> str:
     """The ranker's reason minus the counts the card already shows ('▲ 42' twice is noise)."""
-    shown = {x.replace(",", "").replace(" ", "") for x in stats}
-    parts = [p for p in reason.split(" · ") if p.replace(",", "").replace(" ", "") not in shown]
+    shown = {_figure_key(x) for x in stats}
+    parts = [p for p in reason.split(" · ") if _figure_key(p) not in shown]
     return " · ".join(parts)
 
 
@@ -153,8 +174,7 @@ def without_stats(reason: str, stats: tuple[str, ...]) -> str:
 def paper_view(paper: Paper, excerpt_chars: int) -> PaperView:
     """The subscriber-independent part of a card (cached: papers repeat across digests)."""
     abs_url, pdf_url = paper_urls(paper)
-    marks = (("▲", paper.upvotes), ("💬", paper.comments), ("★", paper.github_stars))
-    stats = tuple(f"{mark} {value:,}" for mark, value in marks if value is not None)
+    stats = count_labels(paper)
     code = code_url(paper.github_repo)
     category = one_line(paper.primary_category, CATEGORY_CHARS)
     pairs = (("arXiv", abs_url), ("PDF", pdf_url), ("Hugging Face", paper.hf_url), ("Code", code))

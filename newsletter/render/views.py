@@ -74,9 +74,10 @@ class CardView:
 
     number: int
     paper: PaperView
-    reason: str
+    reason: str  # why it matches, then its counts: 'matches: KV cache · ▲ 42 upvotes'
     like_url: str
     dislike_url: str
+    trending: bool  # upvoted or discussed on Hugging Face
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.paper, name)  # c.title, c.links, ... straight from the paper view
@@ -164,8 +165,9 @@ def _figure_key(part: str) -> str:
 
 
 def without_stats(reason: str, stats: tuple[str, ...]) -> str:
-    """The ranker's reason minus the counts the card already shows ('▲ 42' twice is noise)."""
-    shown = {_figure_key(x) for x in stats}
+    """The ranker's reason minus the counts the card already shows ('▲ 42' twice is noise)
+    and any zero count."""
+    shown = {_figure_key(x) for x in stats} | {"▲0", "💬0", "★0"}
     parts = [p for p in reason.split(" · ") if _figure_key(p) not in shown]
     return " · ".join(parts)
 
@@ -206,13 +208,35 @@ def card(
     """A paper as the templates show it; `votes=False` leaves out the feedback links."""
     paper = pick.paper
     view = paper_view(paper, excerpt_chars)
+    why = shorten(without_stats(one_line(pick.reason), view.stats), REASON_CHARS)
     return CardView(
         number=number,
         paper=view,
-        reason=shorten(without_stats(one_line(pick.reason), view.stats), REASON_CHARS),
+        reason=" · ".join(x for x in (why, *view.stats) if x),
         like_url=links.feedback_url(cfg, subscriber, paper.id, 1) if votes else "",
         dislike_url=links.feedback_url(cfg, subscriber, paper.id, -1) if votes else "",
+        trending=is_trending(paper),
     )
+
+
+def is_trending(paper: Paper) -> bool:
+    """Upvoted or discussed on Hugging Face (stars alone say a repository is popular, not that
+    the paper is talked about today)."""
+    return bool(paper.upvotes or paper.comments)
+
+
+def trending_first(picks: list[Pick]) -> list[Pick]:
+    """The picks that are trending, then the rest, each in the ranker's order."""
+    return sorted(picks, key=lambda p: not is_trending(p.paper))
+
+
+def sections(cards: list[CardView], personal: bool) -> list[tuple[str, list[CardView]]]:
+    """(heading, cards) for the trending picks and the new ones nobody has upvoted yet."""
+    where = "in your topics" if personal else "today"
+    hot = [c for c in cards if c.trending]
+    new = [c for c in cards if not c.trending]
+    named = ((f"Trending {where}", hot), (f"New {where}", new))
+    return [(title, group) for title, group in named if group]
 
 
 def interests_line(interests: tuple[Interest, ...]) -> str:

@@ -55,6 +55,27 @@ def test_demo_sends_one_digest_per_reader_and_reruns(tmp_path: Path) -> None:
     assert len(list(box.iterkeys())) == len(READERS)
 
 
+def test_demo_digests_show_a_tldr_where_hugging_face_gave_a_summary(tmp_path: Path) -> None:
+    import json
+
+    run(tmp_path)
+    items = json.loads(DAILY_PAPERS.read_text(encoding="utf-8"))
+    summaries = {x["paper"]["id"]: x["paper"]["ai_summary"] for x in items}
+    box = mailbox.Maildir(tmp_path / "demo" / "maildir", create=False)
+    shown = 0
+    for key in box.iterkeys():
+        msg = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
+        html = msg.get_body(("html",)).get_content()
+        for card in re.findall(r'<table role="presentation" class="card".*?</table>', html, re.S):
+            pid = re.search(r"arxiv\.org/abs/([\d.]+)", card).group(1)  # type: ignore[union-attr]
+            if summaries.get(pid):
+                assert "TL;DR" in card, pid
+                shown += 1
+            else:
+                assert "TL;DR" not in card, pid
+    assert shown >= len(READERS)  # every reader sees at least one on average
+
+
 def test_bundled_sample_day_is_what_the_builder_makes(tmp_path: Path) -> None:
     """The committed demo files are what the builder makes from the repo's copy of the corpus."""
     assert build_demo_data.DEFAULT_CORPUS == FIXTURES / "eval" / "corpus.jsonl"

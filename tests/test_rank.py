@@ -83,7 +83,8 @@ def test_liked_papers_near_twin_ranks_above_an_unrelated_paper(store, tmp_path):
     got = ids(digest.picks)
     assert got and got[0] == twin.id, [p.paper.title for p in digest.picks]
     assert liked.id not in got  # they know the paper they liked
-    assert "similar to" in digest.picks[0].reason
+    reason = digest.picks[0].reason
+    assert f"like: {liked.title[:40]}" in reason, reason  # names the liked paper by its title
 
 
 def test_negative_keyword_pushes_matching_papers_out(store, tmp_path):

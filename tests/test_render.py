@@ -60,10 +60,10 @@ def test_digest_content_header_cards_trending_footer(renderer: Renderer) -> None
     link = first.cssselect("a.card-link")[0]
     assert link.get("href") == f"https://arxiv.org/abs/{p0.id}"
     assert link.text_content() == p0.title
-    meta = first.cssselect("p.meta")[0].text_content()
-    assert "cs.LG" in meta and "▲ 120" in meta and "★ 1,500" in meta
-    # The reason line does not repeat the counts the meta line already shows.
-    assert first.cssselect("p.reason")[0].text_content() == "matches: KV cache, quantization"
+    assert first.cssselect("p.meta")[0].text_content() == "#1 · cs.LG"
+    # Why it matches, then its counts, each once (the ranker's '▲ 120' is not repeated).
+    reason = first.cssselect("p.reason")[0].text_content()
+    assert reason == "matches: KV cache, quantization · ▲ 120 upvotes · ★ 1,500 stars"
     pills = {a.text_content(): a.get("href") for a in first.cssselect("a.pill")}
     assert pills == {
         "arXiv": f"https://arxiv.org/abs/{p0.id}",
@@ -216,7 +216,7 @@ def test_text_part_wraps_at_78_and_has_every_link(renderer: Renderer) -> None:
     html_links = {a.get("href") for a in dom(out.html).iter("a")}
     text_links = set(URL.findall(out.text))
     assert html_links <= text_links, html_links - text_links
-    assert "YOUR PICKS" in out.text and "TRENDING TODAY" in out.text
+    assert "TRENDING IN YOUR TOPICS" in out.text and "TRENDING TODAY" in out.text
     assert not re.search(r"<(p|a|td|span)\b|&amp;|&#", out.text)  # plain text, not HTML
 
 
@@ -318,3 +318,88 @@ def test_the_code_link_is_only_shown_for_known_code_hosts(
     pills = {a.text_content(): a.get("href") for a in dom(out.html).cssselect("a.pill")}
     assert pills.get("Code", "") == shown
     assert (f"Code: {shown}" in out.text) == bool(shown)
+
+
+def test_hugging_face_summary_is_a_tldr_line_above_the_excerpt(renderer: Renderer) -> None:
+    rows = corpus()
+    summary = "A one-line summary with $\\alpha$-scaling & <b>no</b> markup."
+    papers = [
+        paper(0, rows[0], ai_summary=summary),
+        paper(1, rows[1]),  # no summary from Hugging Face: no TL;DR line
+    ]
+    out = renderer.digest(make_digest(2, 0, papers=papers))
+    cards = dom(out.html).cssselect("table.card")
+    first = cards[0].cssselect("td.card-cell")[0]
+    tldr = first.cssselect("p.tldr")
+    assert [t.text_content() for t in tldr] == [
+        "TL;DR A one-line summary with α-scaling & <b>no</b> markup."
+    ]
+    classes = [el.get("class") for el in first if el.tag == "p"]
+    assert classes.index("tldr") == classes.index("excerpt") - 1
+    assert tldr[0].get("style")  # inlined like the rest of the card
+    assert not cards[1].cssselect("p.tldr")
+    text = out.text
+    assert "    TL;DR: A one-line summary with α-scaling & <b>no</b> markup." in text
+    assert text.index("TL;DR:") < text.index(views.readable(rows[0]["abstract"])[:30])
+    assert text.count("TL;DR") == 1
+
+
+def test_every_control_and_count_carries_words_and_no_count_is_zero(renderer: Renderer) -> None:
+    rows = corpus()
+    papers = [
+        paper(0, rows[0], upvotes=42, comments=1, github_stars=1310),
+        paper(1, rows[1], upvotes=0, comments=0, github_stars=None),  # HF knows it, no one voted
+        paper(2, rows[2], upvotes=3, comments=0, github_stars=0),
+    ]
+    digest = make_digest(2, 1, papers=papers)
+    # The ranker's own reasons carry no zero counts (its figures skip them).
+    picks = tuple(
+        replace(p, reason=f"matches: KV cache · ▲ {p.paper.upvotes}") for p in digest.picks
+    )
+    digest = replace(digest, picks=(*picks[:1], replace(picks[1], reason="matches: KV cache")))
+    for out in (renderer.digest(digest), renderer.welcome(digest)):
+        doc = dom(out.html)
+        lines = [m.text_content() for m in doc.cssselect("p.reason, span.trend-meta")]
+        assert lines[0] == "matches: KV cache · ▲ 42 upvotes · 💬 1 comment · ★ 1,310 stars"
+        assert lines[1] == "matches: KV cache"  # no '▲ 0', '💬 0' or '★ 0'
+        assert lines[2].startswith("cs.CV · ▲ 3 upvotes")
+        assert not re.search(r"[▲💬★] 0\b", out.html + out.text)
+        for a in doc.iter("a"):  # every link reads as words, not only as a glyph
+            assert re.search(r"[A-Za-z]{3}", a.text_content()), a.text_content()
+        glyphs = re.compile(r"[▲💬★👍👎]")
+        for el in doc.iter("p", "span", "a"):
+            for m in glyphs.finditer(el.text_content()):
+                after = el.text_content()[m.end() :][:20]
+                assert re.match(r" ([\d,]+ )?[A-Za-z]", after), el.text_content()
+        assert "▲ 42 upvotes · 💬 1 comment · ★ 1,310 stars" in out.text
+
+
+def test_trending_matches_lead_then_new_ones_nobody_has_upvoted(renderer: Renderer) -> None:
+    rows = corpus()
+    papers = [
+        paper(0, rows[0], upvotes=None, comments=None, github_stars=None),  # ranked first, new
+        paper(1, rows[1], upvotes=12, comments=None, github_stars=None),
+        paper(2, rows[2], upvotes=0, comments=0, github_stars=40),  # stars alone: not trending
+        paper(3, rows[3], upvotes=None, comments=2, github_stars=None),
+    ]
+    digest = make_digest(4, 0, papers=papers)
+    out = renderer.digest(digest)
+    doc = dom(out.html)
+    headings = [h.text_content() for h in doc.cssselect("h2.section-title")]
+    assert headings == ["Trending in your topics", "New in your topics"]
+    ids = [a.get("href").rsplit("/", 1)[1] for a in doc.cssselect("a.card-link")]
+    assert ids == [papers[1].id, papers[3].id, papers[0].id, papers[2].id]
+    ranks = [r.text_content() for r in doc.cssselect("span.rank")]
+    assert ranks == ["#1", "#2", "#3", "#4"]
+    reasons = [r.text_content() for r in doc.cssselect("p.reason")]
+    assert reasons[0] == "matches: KV cache, quantization · ▲ 12 upvotes"
+    assert reasons[1] == "matches: KV cache, quantization · 💬 2 comments"
+    assert reasons[3] == "matches: KV cache, quantization · ★ 40 stars"
+    text = out.text
+    assert text.index("TRENDING IN YOUR TOPICS") < text.index("NEW IN YOUR TOPICS")
+    assert text.index(papers[3].title[:30]) < text.index("NEW IN YOUR TOPICS")
+    assert "Why: matches: KV cache, quantization · ▲ 12 upvotes" in text
+    # A reader without interests gets the same split, named for the day instead.
+    bare = renderer.digest(replace(digest, interests=()))
+    titles = [h.text_content() for h in dom(bare.html).cssselect("h2.section-title")]
+    assert titles == ["Trending today", "New today"]

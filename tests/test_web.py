@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import lxml.html
 import pytest
 
 from newsletter import links
@@ -687,6 +688,17 @@ def test_manage_lists_recent_digests_with_votes(site: Site) -> None:
     assert day.isoformat() in page and "Sparse &lt;attention&gt; tricks" in page
     assert "arXiv:2401.99999" in page and 'class="vote on"' in page
     assert page.count("/feedback/") == 4
+
+
+def test_manage_vote_controls_carry_words_beside_the_emoji(site: Site) -> None:
+    sid = site.active()
+    now = site.clock()
+    site.db.sends.claim(sid, now.date(), "<m@x>", now)
+    site.db.sends.mark_sent(sid, now.date(), "<m@x>", ["2401.99999"], 1, now)
+    page = site.client.get(site.token_path("manage", "manage", sid)).text
+    doc = lxml.html.document_fromstring(page)
+    votes = [a.text_content().strip() for a in doc.cssselect("a.vote")]
+    assert votes == ["👍 More like this", "👎 Less like this"]
 
 
 def test_manage_for_an_unsubscribed_or_removed_subscriber(site: Site) -> None:

@@ -13,7 +13,8 @@ Writes, next to this script:
 Titles and abstracts are real (the 604 papers of the ranking evaluation corpus). Everything else
 is synthetic and deterministic: arXiv IDs (2611.9xxxx, a range arXiv has not reached, so no link
 points at a real, unrelated paper), authors, categories (from title keywords), upvotes, comments
-and GitHub stars. See README.md in this folder.
+GitHub stars and the one-line AI summaries (a sentence of the abstract). See README.md in this
+folder.
 """
 
 from __future__ import annotations
@@ -230,6 +231,21 @@ version="2.0">
     return head + "\n".join(items) + "\n  </channel>\n</rss>\n"
 
 
+_SENTENCE = re.compile(r"(?<=[a-z0-9)][.!?])\s+(?=[A-Z])")
+_CONTRIBUTION = re.compile(r"^(We|This paper|This work|In this (paper|work)|Our)\b")
+SUMMARY_CHARS = 220
+
+
+def ai_summary_for(abstract: str) -> str:
+    """A one-sentence stand-in for Hugging Face's AI summary: the abstract's first sentence that
+    states the contribution ("We propose ..."), else its first sentence; '' when too long."""
+    sentences = [s.strip() for s in _SENTENCE.split(" ".join(abstract.split())) if s.strip()]
+    chosen = next(
+        (s for s in sentences if _CONTRIBUTION.match(s)), sentences[0] if sentences else ""
+    )
+    return chosen if len(chosen) <= SUMMARY_CHARS else ""
+
+
 def hf_item(rng: random.Random, paper: dict, authors: list[str], upvotes: int) -> dict:
     pid = paper["arxiv_id"]
     submitter = {
@@ -257,6 +273,7 @@ def hf_item(rng: random.Random, paper: dict, authors: list[str], upvotes: int) -
     if rng.random() < 0.45:
         inner["githubStars"] = int(rng.paretovariate(1.1) * 12)
     inner["ai_keywords"] = []
+    inner["ai_summary"] = ai_summary_for(paper["abstract"])
     return {
         "paper": inner,
         "publishedAt": f"{published.isoformat()}T20:00:00.000Z",

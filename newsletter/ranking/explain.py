@@ -211,7 +211,7 @@ class Explainer:
                 cats = self._categories[doc] = {c.lower() for c in self.day.papers[doc].categories}
             out += [c for c in profile.categories if c.lower() in cats]
         if like:
-            out.append(f"similar to “{_short(like)}”")
+            out.append(f"like: {_short(like)}")  # the reader's own liked paper, by title
         return list(dict.fromkeys(out))[:MAX_MATCHED] if len(out) > 1 else out
 
     def _similar_likes(self, profile: Profile, docs: Sequence[int]) -> list[str]:

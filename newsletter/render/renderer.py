@@ -36,8 +36,10 @@ from newsletter.render.views import (
     long_date,
     one_line,
     preheader,
+    sections,
     shorten,
     top_title,
+    trending_first,
     wrap,
 )
 
@@ -162,7 +164,8 @@ class Renderer:
         self, digest: Digest, picks: Sequence[Pick], trending: Sequence[Pick], excerpt: int
     ) -> dict[str, Any]:
         cfg, sub = self.cfg, digest.subscriber
-        cards = [card(cfg, sub, n, p, excerpt) for n, p in enumerate(picks, 1)]
+        ordered = trending_first(list(picks))
+        cards = [card(cfg, sub, n, p, excerpt) for n, p in enumerate(ordered, 1)]
         hot: list[CardView] = [
             card(cfg, sub, n, p, 0, votes=False) for n, p in enumerate(trending, len(cards) + 1)
         ]
@@ -175,6 +178,7 @@ class Renderer:
             date_long=long_date(digest.date),
             interests=interests_line(digest.interests),
             picks=cards,
+            sections=sections(cards, bool(digest.interests)),
             trending=hot,
             empty_reason=one_line(digest.empty_reason),
             dropped=0,

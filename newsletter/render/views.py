@@ -24,6 +24,7 @@ CARD_TITLE_CHARS = 300
 AUTHOR_NAME_CHARS = 100
 CATEGORY_CHARS = 40
 REASON_CHARS = 300
+TLDR_CHARS = 240  # Hugging Face's AI summary is one sentence; a longer one is cut to a line
 # The "Code" link is shown only for these hosts (and their www.): a feed's link under our label
 # must not lead a reader to a site they cannot see before clicking.
 CODE_HOSTS = frozenset(
@@ -56,9 +57,10 @@ class PaperView:
     title: str
     authors: str
     category: str
-    stats: tuple[str, ...]  # '▲ 42', '💬 3', '★ 1,310': the counts that are known
-    meta: str  # category and stats in one line: 'cs.CL · ▲ 42 · ★ 1,310'
+    stats: tuple[str, ...]  # '▲ 42 upvotes', '💬 3 comments', '★ 1,310 stars': counts above 0
+    meta: str  # category and stats in one line: 'cs.CL · ▲ 42 upvotes · ★ 1,310 stars'
     excerpt: str
+    tldr: str  # Hugging Face's one-sentence AI summary, '' when it gave none
     abs_url: str
     pdf_url: str
     hf_url: str
@@ -72,9 +74,10 @@ class CardView:
 
     number: int
     paper: PaperView
-    reason: str
+    reason: str  # why it matches, then its counts: 'matches: KV cache · ▲ 42 upvotes'
     like_url: str
     dislike_url: str
+    trending: bool  # upvoted or discussed on Hugging Face
 
     def __getattr__(self, name: str) -> object:
         return getattr(self.paper, name)  # c.title, c.links, ... straight from the paper view
@@ -140,10 +143,32 @@ def paper_urls(paper: Paper) -> tuple[str, str]:
     return f"https://arxiv.org/abs/{pid}", f"https://arxiv.org/pdf/{pid}"
 
 
+# Each count with its word as well as its glyph: a font without emoji shows '💬' as a box.
+_COUNTS = (("▲", "upvote", "upvotes"), ("💬", "comment", "comments"), ("★", "star", "stars"))
+
+
+def count_labels(paper: Paper) -> tuple[str, ...]:
+    """'▲ 42 upvotes', '💬 1 comment', '★ 1,310 stars' for the counts above zero ('💬 0' says
+    nothing a reader can use, and an unknown count is not a zero)."""
+    values = (paper.upvotes, paper.comments, paper.github_stars)
+    return tuple(
+        f"{mark} {value:,} {one if value == 1 else many}"
+        for (mark, one, many), value in zip(_COUNTS, values, strict=True)
+        if value
+    )
+
+
+def _figure_key(part: str) -> str:
+    """'▲ 1,042 upvotes' and '▲ 1042' alike → '▲1042' (the glyph and the number)."""
+    words = part.replace(",", "").split()
+    return "".join(words[:2]) if len(words) >= 2 and words[0] in "▲💬★" else part
+
+
 def without_stats(reason: str, stats: tuple[str, ...]) -> str:
-    """The ranker's reason minus the counts the card already shows ('▲ 42' twice is noise)."""
-    shown = {x.replace(",", "").replace(" ", "") for x in stats}
-    parts = [p for p in reason.split(" · ") if p.replace(",", "").replace(" ", "") not in shown]
+    """The ranker's reason minus the counts the card already shows ('▲ 42' twice is noise)
+    and any zero count."""
+    shown = {_figure_key(x) for x in stats} | {"▲0", "💬0", "★0"}
+    parts = [p for p in reason.split(" · ") if _figure_key(p) not in shown]
     return " · ".join(parts)
 
 
@@ -151,8 +176,7 @@ def without_stats(reason: str, stats: tuple[str, ...]) -> str:
 def paper_view(paper: Paper, excerpt_chars: int) -> PaperView:
     """The subscriber-independent part of a card (cached: papers repeat across digests)."""
     abs_url, pdf_url = paper_urls(paper)
-    marks = (("▲", paper.upvotes), ("💬", paper.comments), ("★", paper.github_stars))
-    stats = tuple(f"{mark} {value:,}" for mark, value in marks if value is not None)
+    stats = count_labels(paper)
     code = code_url(paper.github_repo)
     category = one_line(paper.primary_category, CATEGORY_CHARS)
     pairs = (("arXiv", abs_url), ("PDF", pdf_url), ("Hugging Face", paper.hf_url), ("Code", code))
@@ -164,6 +188,7 @@ def paper_view(paper: Paper, excerpt_chars: int) -> PaperView:
         stats=stats,
         meta=" · ".join(x for x in (category, *stats) if x),
         excerpt=shorten(readable(paper.abstract), excerpt_chars),
+        tldr=shorten(one_line(readable(paper.ai_summary)), TLDR_CHARS),
         abs_url=abs_url,
         pdf_url=pdf_url,
         hf_url=paper.hf_url,
@@ -183,13 +208,35 @@ def card(
     """A paper as the templates show it; `votes=False` leaves out the feedback links."""
     paper = pick.paper
     view = paper_view(paper, excerpt_chars)
+    why = shorten(without_stats(one_line(pick.reason), view.stats), REASON_CHARS)
     return CardView(
         number=number,
         paper=view,
-        reason=shorten(without_stats(one_line(pick.reason), view.stats), REASON_CHARS),
+        reason=" · ".join(x for x in (why, *view.stats) if x),
         like_url=links.feedback_url(cfg, subscriber, paper.id, 1) if votes else "",
         dislike_url=links.feedback_url(cfg, subscriber, paper.id, -1) if votes else "",
+        trending=is_trending(paper),
     )
+
+
+def is_trending(paper: Paper) -> bool:
+    """Upvoted or discussed on Hugging Face (stars alone say a repository is popular, not that
+    the paper is talked about today)."""
+    return bool(paper.upvotes or paper.comments)
+
+
+def trending_first(picks: list[Pick]) -> list[Pick]:
+    """The picks that are trending, then the rest, each in the ranker's order."""
+    return sorted(picks, key=lambda p: not is_trending(p.paper))
+
+
+def sections(cards: list[CardView], personal: bool) -> list[tuple[str, list[CardView]]]:
+    """(heading, cards) for the trending picks and the new ones nobody has upvoted yet."""
+    where = "in your topics" if personal else "today"
+    hot = [c for c in cards if c.trending]
+    new = [c for c in cards if not c.trending]
+    named = ((f"Trending {where}", hot), (f"New {where}", new))
+    return [(title, group) for title, group in named if group]
 
 
 def interests_line(interests: tuple[Interest, ...]) -> str:

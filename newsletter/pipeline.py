@@ -245,6 +245,17 @@ def preview_digests(
     return previews
 
 
+def preview_day(ctx: Context, day: date) -> date | None:
+    """The day a preview shows: `day`, or when no paper arrived in `day`'s window (a quiet
+    stretch, or a demo's data from the past) the newest earlier day with papers; None when
+    the store has no papers at all."""
+    latest = ctx.store.papers.latest_day()
+    if latest is None:
+        return None
+    oldest = day - timedelta(days=max(ctx.cfg.digest.window_days, 1))
+    return day if latest > oldest else latest
+
+
 def sent_digest(ctx: Context, subscriber: Subscriber, day: date) -> DigestPreview | None:
     """The digest `subscriber` was sent for `day`, rebuilt from the ledger's paper ids in the
     order they were sent, or None when no digest went out that day.

@@ -887,3 +887,28 @@ def test_view_in_browser_shows_the_digest_as_sent_on_its_date(site: Site) -> Non
 
     missing = site.client.get(path_of(links.preview_url(site.cfg, sub, earlier - timedelta(1))))
     assert missing.status_code == 200 and "No digest was sent to you" in missing.text
+
+
+def test_preview_after_a_quiet_stretch_shows_the_newest_day_with_papers(site: Site) -> None:
+    """No paper in the window (the demo's data is from the past): the preview shows the newest
+    day that has papers and says so, and never blames the reader's interests."""
+    from zoneinfo import ZoneInfo
+
+    from tests.render_factory import corpus, paper
+
+    sid = site.active()
+    empty = site.client.get(site.token_path("preview", "preview", sid))
+    assert "No papers have been fetched yet" in empty.text and "widen" not in empty.text
+
+    today = site.clock().astimezone(ZoneInfo(site.cfg.digest.timezone)).date()
+    old = today - timedelta(days=10)
+    rows = corpus()[:8]
+    site.db.papers.upsert([paper(i, r, announced=old) for i, r in enumerate(rows)], site.clock())
+    words = rows[0]["title"].split()[:3]
+    site.db.subscribers.set_interests(
+        sid, [Interest(InterestKind.KEYWORD, " ".join(words))], site.clock()
+    )
+    r = site.client.get(site.token_path("preview", "preview", sid))
+    assert r.status_code == 200
+    assert "2611.10000" in r.text and "widen" not in r.text
+    assert "No new papers have arrived since" in r.text and "newest day with papers" in r.text

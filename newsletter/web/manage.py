@@ -200,14 +200,29 @@ class DigestPages:
     # ------------------------------------------------------------ preview
 
     def _render_digest(self, sub: Subscriber) -> tuple[str, str]:
-        """(html, "") for the digest due now, as `send` would send it, or ("", why none)."""
+        """(html, "") for the digest due now, as `send` would send it, or ("", why none).
+
+        When no paper arrived in the digest's window, it shows the newest day with papers
+        instead, and says so: an empty day is no reason to change one's interests.
+        """
         ctx = self.web.pipeline
         day = pipeline.digest_date(self.cfg, ctx.clock())
-        previews = pipeline.preview_digests(ctx, day, [sub])
+        shown = pipeline.preview_day(ctx, day)
+        if shown is None:
+            return "", "No papers have been fetched yet. Papers are fetched each morning."
+        previews = pipeline.preview_digests(ctx, shown, [sub])
         if not previews or not (previews[0].digest.picks or previews[0].digest.trending):
             reason = previews[0].digest.empty_reason if previews else ""
-            return "", reason or "No new papers match your interests today."
-        return previews[0].html, ""
+            return "", (reason or "No new papers match your interests today.") + (
+                " Papers are fetched each morning; try again later, or widen your interests."
+            )
+        if shown == day:
+            return previews[0].html, ""
+        note = (
+            f"No new papers have arrived since {escape(long_date(shown))}: this is the digest "
+            "you would have had that day, the newest day with papers."
+        )
+        return _with_note(previews[0].html, note), ""
 
     def preview(self, request: Request) -> Response:
         web = self.web
@@ -220,8 +235,7 @@ class DigestPages:
             return web.message(
                 request,
                 "No digest today",
-                f"{reason} Papers are fetched each morning; try again later, or widen your "
-                "interests.",
+                reason,
                 links=[(links.manage_url(self.cfg, sub), "Manage your preferences")],
             )
         return _digest_response(html)

@@ -222,3 +222,27 @@ def test_init_follows_the_config_option(workdir: Path) -> None:
     assert (workdir / "site" / "newsletter.toml").exists()
     assert (workdir / "site" / "data" / "newsletter.db").exists()
     assert not (workdir / "config.toml").exists()
+
+
+def test_subscribers_marks_avoided_words_and_liked_papers(workdir: Path) -> None:
+    init(workdir)
+    added = invoke(
+        "subscribe",
+        "ada@example.org",
+        "--interest",
+        "KV cache",
+        "--not",
+        "medical imaging",
+        "--confirmed",
+    )
+    assert added.exit_code == 0, added.output
+    listing = invoke("subscribers").output
+    assert "KV cache, not: medical imaging" in listing
+
+
+def test_pyproject_license_is_an_spdx_string_setuptools_reads_without_warnings() -> None:
+    import tomllib
+
+    meta = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text("utf-8"))
+    assert meta["project"]["license"] == "MIT"  # a table makes setuptools >= 77 warn
+    assert "setuptools>=77" in meta["build-system"]["requires"]

@@ -912,3 +912,17 @@ def test_preview_after_a_quiet_stretch_shows_the_newest_day_with_papers(site: Si
     assert r.status_code == 200
     assert "2611.10000" in r.text and "widen" not in r.text
     assert "No new papers have arrived since" in r.text and "newest day with papers" in r.text
+
+
+def test_the_form_says_what_avoided_keywords_do_and_the_welcome_gives_true_advice(
+    site: Site,
+) -> None:
+    """Ranking leaves out papers with an avoided keyword (a hard rule), so the form says so;
+    a used confirmation link cannot manage anything, so the welcome points at the digests."""
+    form = site.client.get("/subscribe").text
+    assert "are left out of your digest" in form and "rank lower" not in form
+    site.subscribe("ann@example.org")
+    confirm = path_of(link_in(outbox(site.outbox)[0], "/confirm/"))
+    page = site.client.post(confirm).text
+    assert "keep the confirmation" not in page
+    assert "every digest ends with links to manage your preferences" in page

@@ -42,8 +42,12 @@ send: $(STAMP) ## Fetch, then send today's digests (what cron runs)
 preview: $(STAMP) ## Serve previews of the demo digests on localhost
 	$(BIN)/newsletter demo --preview
 
-serve: $(STAMP) ## Run the subscribe/unsubscribe/manage web app
-	$(BIN)/newsletter --config $(CONFIG) serve
+# Without a config.toml, after `make demo`: the site on the demo, its mail in demo/maildir.
+serve: $(STAMP) ## Run the web app (with no config.toml after `make demo`: on the demo)
+	@if [ ! -f $(CONFIG) ] && [ -f demo/config.toml ]; then \
+	  echo "no $(CONFIG): serving the demo (demo/config.toml); sent mail: /outbox"; \
+	  exec $(BIN)/newsletter --config demo/config.toml serve; fi; \
+	exec $(BIN)/newsletter --config $(CONFIG) serve
 
 schedule: $(STAMP) ## Run the APScheduler daemon (alternative to cron)
 	$(BIN)/newsletter --config $(CONFIG) schedule

@@ -1,7 +1,7 @@
 """Load `config.toml` plus environment overrides into frozen dataclasses.
 
 Lookup order for the file: `--config`, then `NEWSLETTER_CONFIG`, then `./config.toml`.
-Secrets come only from the environment: `NEWSLETTER_SMTP_PASSWORD`, `NEWSLETTER_SECRET_KEY`.
+Secrets: `NEWSLETTER_SMTP_PASSWORD`; `NEWSLETTER_SECRET_KEY` or the file site.secret_key_file.
 Every problem is one `ConfigError` that names the key and the fix.
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.errors import ConfigError
+from newsletter.tokens import signing_key
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -68,6 +69,7 @@ class SiteConfig:
     operator_name: str = ""
     postal_address: str = ""
     templates_dir: str = ""
+    secret_key_file: str = ""  # read the signing key from this file instead of the environment
 
 
 @dataclass(frozen=True)
@@ -166,7 +168,7 @@ class Config:
         if len(self.secret_key) < 16:
             raise ConfigError(
                 "NEWSLETTER_SECRET_KEY is not set (or shorter than 16 characters): links in "
-                "e-mails are signed with it. Set it in the environment, e.g. "
+                "e-mails are signed with it. Set site.secret_key_file, or the environment, e.g. "
                 "export NEWSLETTER_SECRET_KEY=$(python3 -c "
                 "'import secrets; print(secrets.token_hex(32))')"
             )
@@ -360,7 +362,7 @@ def parse_config(
     cfg = Config(
         **sections,
         base_dir=str(base_dir),
-        secret_key=env.get("NEWSLETTER_SECRET_KEY", ""),
+        secret_key=signing_key(sections.get("site", SiteConfig()).secret_key_file, base_dir, env),
         smtp_password=env.get("NEWSLETTER_SMTP_PASSWORD", ""),
     )
     _validate(cfg)

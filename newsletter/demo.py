@@ -56,6 +56,8 @@ contact_email = "demo@example.org"
 
 [site]
 base_url = "http://127.0.0.1:8000"
+# The key links are signed with, written once by the demo: no environment variable needed.
+secret_key_file = "secret.key"
 name = "Paper Digest (demo)"
 operator_name = "The newsletter demo"
 postal_address = "1 Example Street, 10115 Berlin, Germany"
@@ -68,7 +70,9 @@ message_id_domain = "demo.example.org"
 unsubscribe_mailto = "unsubscribe@demo.example.org"
 
 [delivery]
-method = "smtp"
+# What `newsletter serve` on the demo sends (confirmation mails) lands in the demo Maildir; its
+# outbox page lists it. `newsletter demo` itself sends the digests over real SMTP:
+method = "maildir:maildir"
 
 [smtp]
 # The demo starts its own SMTP server on a free port of 127.0.0.1 and sends there.

@@ -6,6 +6,7 @@ subscriber record, not just its id: the token carries the row's nonce too (see t
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 from urllib.parse import quote
 
@@ -36,8 +37,11 @@ def manage_url(cfg: Config, subscriber: Subscriber) -> str:
     return _url(cfg, "/manage/" + _token(cfg, "manage", subscriber))
 
 
-def preview_url(cfg: Config, subscriber: Subscriber) -> str:
-    return _url(cfg, "/preview/" + _token(cfg, "preview", subscriber))
+def preview_url(cfg: Config, subscriber: Subscriber, day: date | None = None) -> str:
+    """The digest in a browser: with `day`, the digest as it was sent on that date (the
+    e-mail's "View in browser"); without, the digest due now."""
+    extra = {} if day is None else {"d": day.isoformat()}
+    return _url(cfg, "/preview/" + _token(cfg, "preview", subscriber, **extra))
 
 
 def feedback_url(cfg: Config, subscriber: Subscriber, paper_id: str, vote: int) -> str:

@@ -19,7 +19,7 @@ import logging
 import time
 import zoneinfo
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 
@@ -30,7 +30,7 @@ from newsletter.config import Config
 from newsletter.delivery.lock import run_lock
 from newsletter.delivery.summary import SendSummary
 from newsletter.errors import NewsletterError
-from newsletter.models import Digest, Subscriber, SubscriberStatus
+from newsletter.models import Digest, Pick, SendStatus, Subscriber, SubscriberStatus
 from newsletter.preferences import address_for_lookup
 from newsletter.ranking.profile import profile_from
 from newsletter.ranking.rank import rank as rank_papers
@@ -243,6 +243,48 @@ def preview_digests(
         rendered, eml = prepare(ctx, digest, first=is_first(sub.id), message_id=message_id)
         previews.append(DigestPreview(digest, rendered, message_id, eml))
     return previews
+
+
+def preview_day(ctx: Context, day: date) -> date | None:
+    """The day a preview shows: `day`, or when no paper arrived in `day`'s window (a quiet
+    stretch, or a demo's data from the past) the newest earlier day with papers; None when
+    the store has no papers at all."""
+    latest = ctx.store.papers.latest_day()
+    if latest is None:
+        return None
+    oldest = day - timedelta(days=max(ctx.cfg.digest.window_days, 1))
+    return day if latest > oldest else latest
+
+
+def sent_digest(ctx: Context, subscriber: Subscriber, day: date) -> DigestPreview | None:
+    """The digest `subscriber` was sent for `day`, rebuilt from the ledger's paper ids in the
+    order they were sent, or None when no digest went out that day.
+
+    The reasons come from ranking that day again; a paper the ranking no longer picks (the
+    reader changed their interests since) is still shown, as a pick without a reason.
+    """
+    send = ctx.store.sends.get(subscriber.id, day)
+    if send is None or send.status != SendStatus.SENT or not send.paper_ids:
+        return None
+    (rebuilt,) = build_digests(ctx, day, [subscriber])
+    known = {p.paper.id: (p, False) for p in rebuilt.picks}
+    known.update({p.paper.id: (p, True) for p in rebuilt.trending})
+    stored = ctx.store.papers.get_many([pid for pid in send.paper_ids if pid not in known])
+    picks: list[Pick] = []
+    trending: list[Pick] = []
+    for pid in send.paper_ids:
+        if pid in known:
+            pick, hot = known[pid]
+        elif pid in stored:
+            pick, hot = Pick(stored[pid], 0.0), False
+        else:  # pruned from the store since: nothing left to show for it
+            continue
+        (trending if hot else picks).append(pick)
+    digest = replace(rebuilt, picks=tuple(picks), trending=tuple(trending), empty_reason="")
+    first = first_digest_ids(ctx, day)(subscriber.id)
+    message_id = send.message_id or delivery.message_id_for(ctx.cfg, subscriber.id, day)
+    rendered, eml = prepare(ctx, digest, first=first, message_id=message_id)
+    return DigestPreview(digest, rendered, message_id, eml)
 
 
 # ---------------------------------------------------------------- deliver

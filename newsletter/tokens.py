@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
 
-from newsletter.errors import NewsletterError
+from newsletter.errors import ConfigError, NewsletterError
 
 DAY = 86_400
 MAX_AGE = {
@@ -87,3 +88,19 @@ def read_token(secret: str, purpose: str, token: str, max_age: int | None = None
         raise TokenError("This link is not valid.")
     sid, nonce = data.pop("s"), data.pop("n", "")
     return TokenData(purpose=purpose, subscriber_id=sid, extra=data, nonce=nonce)
+
+
+def signing_key(key_file: str, base_dir: Path | str, env: dict[str, str]) -> str:
+    """The key links are signed with: from `key_file` (site.secret_key_file, relative to the
+    config's folder) when set, so links stay valid whatever the shell exports; else from
+    NEWSLETTER_SECRET_KEY. A ConfigError says why a key file cannot be used."""
+    if not key_file:
+        return env.get("NEWSLETTER_SECRET_KEY", "")
+    path = Path(base_dir) / Path(key_file).expanduser()
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"site.secret_key_file {path} cannot be read: {exc.strerror}") from None
+    if len(key) < 16:
+        raise ConfigError(f"site.secret_key_file {path} holds fewer than 16 characters")
+    return key

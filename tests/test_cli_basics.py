@@ -222,3 +222,56 @@ def test_init_follows_the_config_option(workdir: Path) -> None:
     assert (workdir / "site" / "newsletter.toml").exists()
     assert (workdir / "site" / "data" / "newsletter.db").exists()
     assert not (workdir / "config.toml").exists()
+
+
+def test_subscribers_marks_avoided_words_and_liked_papers(workdir: Path) -> None:
+    init(workdir)
+    added = invoke(
+        "subscribe",
+        "ada@example.org",
+        "--interest",
+        "KV cache",
+        "--not",
+        "medical imaging",
+        "--confirmed",
+    )
+    assert added.exit_code == 0, added.output
+    listing = invoke("subscribers").output
+    assert "KV cache, not: medical imaging" in listing
+
+
+def test_pyproject_license_is_an_spdx_string_setuptools_reads_without_warnings() -> None:
+    import tomllib
+
+    meta = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text("utf-8"))
+    assert meta["project"]["license"] == "MIT"  # a table makes setuptools >= 77 warn
+    assert "setuptools>=77" in meta["build-system"]["requires"]
+
+
+def test_papers_search_orders_by_relevance_and_marks_cut_titles(workdir: Path) -> None:
+    init(workdir)
+    day = datetime(2026, 1, 5, tzinfo=UTC)
+    long_title = "Diffusion transformers for video diffusion at scale, " * 3
+    with Database(workdir / "data" / "newsletter.db") as store:
+        store.papers.upsert(
+            [
+                Paper(
+                    id="2401.00001",
+                    title="A survey of graph methods",
+                    abstract="Graphs; one aside mentions diffusion.",
+                    announced=day.date(),
+                ),
+                Paper(
+                    id="2401.00002",
+                    title=long_title,
+                    abstract="Diffusion models: a diffusion sampler for diffusion video.",
+                    announced=day.date(),
+                ),
+            ],
+            day,
+        )
+    listing = invoke("papers", "--search", "diffusion")
+    assert listing.exit_code == 0, listing.output
+    lines = listing.output.splitlines()
+    assert [line.split()[0] for line in lines[:2]] == ["2401.00002", "2401.00001"]
+    assert "…" in lines[0] and long_title[:40] in lines[0]

@@ -86,3 +86,20 @@ def test_missing_config_says_how_to_fix(tmp_path: Path, monkeypatch) -> None:
         load_config(None)
     with pytest.raises(ConfigError, match="does not exist"):
         load_config(str(tmp_path / "nope.toml"))
+
+
+def test_the_signing_key_can_come_from_a_key_file(tmp_path: Path) -> None:
+    """site.secret_key_file (relative to the config's folder) wins over the environment, so
+    links signed with it stay valid whatever the shell exports; a bad file is a clear error."""
+    key = "k" * 32
+    (tmp_path / "secret.key").write_text(key + "\n", encoding="utf-8")
+    text = '[site]\nsecret_key_file = "secret.key"\n'
+    env = {"NEWSLETTER_SECRET_KEY": "e" * 32}
+    assert parse_config(text, base_dir=tmp_path, env=env).require_secret_key() == key
+    assert parse_config(text, base_dir=tmp_path, env={}).require_secret_key() == key
+    assert parse_config("", base_dir=tmp_path, env=env).secret_key == "e" * 32
+    with pytest.raises(ConfigError, match=r"secret_key_file .*missing\.key cannot be read"):
+        parse_config('[site]\nsecret_key_file = "missing.key"\n', base_dir=tmp_path, env={})
+    (tmp_path / "short.key").write_text("abc\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="fewer than 16 characters"):
+        parse_config('[site]\nsecret_key_file = "short.key"\n', base_dir=tmp_path, env={})

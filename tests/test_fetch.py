@@ -350,3 +350,13 @@ def test_an_empty_today_on_hugging_face_is_not_news_when_yesterday_has_papers(
     assert "huggingface: 2 over 2 days" in summary.line()
     # items carry their own Daily Papers day (paper.submittedOnDailyAt)
     assert store.papers.get("2608.09888").hf_date == date(2026, 8, 11)  # type: ignore[union-attr]
+
+
+def test_a_failed_source_line_cuts_a_long_error_between_words() -> None:
+    from newsletter.sources.engine import SourceReport
+
+    error = "the server answered with a page that is not a feed: " + "unexpected words " * 12
+    line = SourceReport("arxiv_rss", errors=[error]).describe()
+    assert line.startswith("arxiv_rss: FAILED (the server answered") and line.endswith(" …)")
+    assert line.removesuffix(" …)").split()[-1] in error.split()  # a whole word, not a piece
+    assert len(line) <= len("arxiv_rss: FAILED ()") + 120

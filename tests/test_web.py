@@ -854,3 +854,87 @@ def test_preview_with_nothing_to_show(site: Site) -> None:
     assert r.status_code == 200 and "No digest today" in r.text
     assert "/manage/" in r.text
     assert site.client.get(site.token_path("preview", "preview", 777)).status_code == 410
+
+
+def test_view_in_browser_shows_the_digest_as_sent_on_its_date(site: Site) -> None:
+    """A dated preview link shows the ledger's picks for that date, not today's digest, and
+    points at the newer digest once one was sent."""
+    from zoneinfo import ZoneInfo
+
+    from newsletter import pipeline
+    from tests.render_factory import corpus, paper
+
+    today = site.clock().astimezone(ZoneInfo(site.cfg.digest.timezone)).date()
+    earlier = today - timedelta(days=2)
+    rows = corpus()[:8]
+    site.db.papers.upsert(
+        [paper(i, r, announced=earlier if i < 4 else today) for i, r in enumerate(rows)],
+        site.clock(),
+    )
+    sid = site.active()
+    words = [" ".join(rows[i]["title"].split()[:3]) for i in (0, 4)]
+    site.db.subscribers.set_interests(
+        sid, [Interest(InterestKind.KEYWORD, w) for w in words], site.clock()
+    )
+    ctx = pipeline.Context(site.db, site.cfg, clock=site.clock)
+    assert pipeline.send_daily(ctx, earlier).sent == 1
+    sent = site.db.sends.get(sid, earlier)
+    assert sent is not None and "2611.10000" in sent.paper_ids
+    sub = site.db.subscribers.get(sid)
+    assert sub is not None
+    dated = path_of(links.preview_url(site.cfg, sub, earlier))
+
+    page = site.client.get(dated)
+    assert page.status_code == 200
+    assert all(pid in page.text for pid in sent.paper_ids)
+    assert "2611.10004" not in page.text  # today's paper was not in that digest
+    assert "as it was sent" in page.text and "A newer digest" not in page.text
+
+    assert pipeline.send_daily(ctx, today).sent == 1
+    page = site.client.get(dated)
+    assert "A newer digest exists" in page.text
+    newer = path_of(links.preview_url(site.cfg, sub, today))
+    assert newer in page.text.replace("&amp;", "&")
+    assert "2611.10004" in site.client.get(newer).text
+
+    missing = site.client.get(path_of(links.preview_url(site.cfg, sub, earlier - timedelta(1))))
+    assert missing.status_code == 200 and "No digest was sent to you" in missing.text
+
+
+def test_preview_after_a_quiet_stretch_shows_the_newest_day_with_papers(site: Site) -> None:
+    """No paper in the window (the demo's data is from the past): the preview shows the newest
+    day that has papers and says so, and never blames the reader's interests."""
+    from zoneinfo import ZoneInfo
+
+    from tests.render_factory import corpus, paper
+
+    sid = site.active()
+    empty = site.client.get(site.token_path("preview", "preview", sid))
+    assert "No papers have been fetched yet" in empty.text and "widen" not in empty.text
+
+    today = site.clock().astimezone(ZoneInfo(site.cfg.digest.timezone)).date()
+    old = today - timedelta(days=10)
+    rows = corpus()[:8]
+    site.db.papers.upsert([paper(i, r, announced=old) for i, r in enumerate(rows)], site.clock())
+    words = rows[0]["title"].split()[:3]
+    site.db.subscribers.set_interests(
+        sid, [Interest(InterestKind.KEYWORD, " ".join(words))], site.clock()
+    )
+    r = site.client.get(site.token_path("preview", "preview", sid))
+    assert r.status_code == 200
+    assert "2611.10000" in r.text and "widen" not in r.text
+    assert "No new papers have arrived since" in r.text and "newest day with papers" in r.text
+
+
+def test_the_form_says_what_avoided_keywords_do_and_the_welcome_gives_true_advice(
+    site: Site,
+) -> None:
+    """Ranking leaves out papers with an avoided keyword (a hard rule), so the form says so;
+    a used confirmation link cannot manage anything, so the welcome points at the digests."""
+    form = site.client.get("/subscribe").text
+    assert "are left out of your digest" in form and "rank lower" not in form
+    site.subscribe("ann@example.org")
+    confirm = path_of(link_in(outbox(site.outbox)[0], "/confirm/"))
+    page = site.client.post(confirm).text
+    assert "keep the confirmation" not in page
+    assert "every digest ends with links to manage your preferences" in page

@@ -6,15 +6,19 @@ import sys
 import unicodedata
 
 import click
+import numpy as np
 
 from newsletter import pipeline
 from newsletter.cli.base import AppContext, cli, friendly_errors, parse_day, pass_app
+from newsletter.ranking.rank import ranker_options
+from newsletter.ranking.search import search_scores
 from newsletter.sources import SOURCE_NAMES
 from newsletter.sources.fetch import MAX_BACKFILL_DAYS
 
 # Characters a terminal acts on or that reorder what it shows: controls (C0, DEL, C1: escape
 # sequences), format characters (bidi overrides, zero-width) and line/paragraph separators.
 _UNSAFE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+SEARCH_POOL = 2000  # substring matches the ranker orders for `papers --search`
 
 
 def printable(text: str) -> str:
@@ -31,6 +35,11 @@ def printable(text: str) -> str:
     )
 
 
+def shorten(text: str, width: int) -> str:
+    """`text` cut to `width` characters at most, with an ellipsis when cut."""
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
+
+
 @cli.command()
 @click.option("--date", "day", default=None, help="Announcement date (YYYY-MM-DD).")
 @click.option("--search", default="", help="Text to look for in title, abstract or authors.")
@@ -38,8 +47,11 @@ def printable(text: str) -> str:
 @pass_app
 @friendly_errors
 def papers(app: AppContext, day: str | None, search: str, limit: int) -> None:
-    """List stored papers."""
-    found = app.store.papers.search(search, parse_day(day), limit)
+    """List stored papers (with --search: the most relevant first, as the ranker orders)."""
+    found = app.store.papers.search(search, parse_day(day), SEARCH_POOL if search else limit)
+    if search and found:
+        final, _ = search_scores(found, search, today=None, options=ranker_options("default"))
+        found = [found[int(i)] for i in np.argsort(-final, kind="stable")[:limit]]
     for p in found:
         stats = " ".join(
             x
@@ -51,7 +63,8 @@ def papers(app: AppContext, day: str | None, search: str, limit: int) -> None:
         )
         click.echo(
             f"{printable(p.id):<12} {p.announced or p.hf_date or ''!s:<10} "
-            f"{printable(p.primary_category):<8} {printable(p.title[:70])}  {stats}".rstrip()
+            f"{printable(p.primary_category):<8} {printable(shorten(p.title, 70))}  "
+            f"{stats}".rstrip()
         )
     click.echo(f"{len(found)} paper(s)")
 

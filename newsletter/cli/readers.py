@@ -14,7 +14,7 @@ import click
 from newsletter import inbound as inbound_mail
 from newsletter.cli.base import AppContext, cli, friendly_errors, pass_app
 from newsletter.config import EXAMPLE_CONFIG
-from newsletter.models import SubscriberStatus
+from newsletter.models import Interest, InterestKind, SubscriberStatus
 from newsletter.preferences import (
     InvalidPreferences,
     Preferences,
@@ -204,6 +204,20 @@ def inbound(app: AppContext, message: BinaryIO) -> None:
     sys.exit(outcome.status)
 
 
+# How `subscribers` marks an interest that is not a plain keyword, so an avoided word never
+# reads as a wanted one.
+_MARKS = {
+    InterestKind.NOT_KEYWORD: "not: ",
+    InterestKind.NOT_PAPER: "not like: ",
+    InterestKind.LIKE: "like: ",
+    InterestKind.CATEGORY: "category: ",
+}
+
+
+def _listed(interest: Interest) -> str:
+    return _MARKS.get(interest.kind, "") + interest.value
+
+
 @cli.command()
 @click.option("--status", type=click.Choice([s.value for s in SubscriberStatus]), default=None)
 @pass_app
@@ -216,7 +230,7 @@ def subscribers(app: AppContext, status: str | None) -> None:
         f"{'id':>5}  {'email':<32} {'status':<12} {'tz':<18} {'hour':>4} {'size':>4}  interests"
     )
     for s in subs:
-        what = ", ".join(i.value for i in interests.get(s.id, []))
+        what = ", ".join(_listed(i) for i in interests.get(s.id, []))
         click.echo(
             f"{s.id:>5}  {s.email:<32} {s.status:<12} {s.timezone:<18} "
             f"{s.delivery_hour:>4} {s.digest_size:>4}  {what[:60]}"

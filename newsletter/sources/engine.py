@@ -10,6 +10,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from textwrap import shorten
 
 import httpx
 
@@ -49,7 +50,7 @@ class SourceReport:
 
     def describe(self) -> str:
         if self.errors and not self.fetched:
-            return f"{self.name}: FAILED ({self.errors[0][:120]})"
+            return f"{self.name}: FAILED ({shorten(self.errors[0], 120, placeholder=' …')})"
         text = f"{self.name}: {self.fetched:,}"
         if len(self.days) == 1:
             text += f" for {self.days[0].isoformat()}"

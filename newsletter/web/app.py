@@ -49,6 +49,7 @@ from newsletter.web.core import CsrfError, WebContext
 from newsletter.web.feeds import feed_routes
 from newsletter.web.forms import parse_preferences
 from newsletter.web.manage import manage_routes
+from newsletter.web.outbox import outbox_routes
 from newsletter.web.security import SecurityHeadersMiddleware, security_headers
 from newsletter.web.site import site_routes
 
@@ -83,6 +84,7 @@ def create_app(
         *manage_routes(web),
         *site_routes(web),
         *feed_routes(web),
+        *outbox_routes(web),
         Route("/static/{name}", pages.static, methods=["GET", "HEAD"]),
         Route("/robots.txt", lambda _: PlainTextResponse(ROBOTS), methods=["GET", "HEAD"]),
         Route("/healthz", _healthz, methods=["GET", "HEAD"]),

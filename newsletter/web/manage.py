@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from datetime import date
+from html import escape
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -12,6 +15,7 @@ from starlette.routing import Route
 from newsletter import links, pipeline
 from newsletter.models import Subscriber, split_arxiv_id
 from newsletter.preferences import Preferences, preferences_of, timezone_choices
+from newsletter.render.views import long_date
 from newsletter.subscriptions import resubscribe_url
 from newsletter.tokens import TokenData, TokenError
 from newsletter.web.core import WebContext
@@ -196,27 +200,91 @@ class DigestPages:
     # ------------------------------------------------------------ preview
 
     def _render_digest(self, sub: Subscriber) -> tuple[str, str]:
-        """(html, "") for the digest due now, as `send` would send it, or ("", why none)."""
+        """(html, "") for the digest due now, as `send` would send it, or ("", why none).
+
+        When no paper arrived in the digest's window, it shows the newest day with papers
+        instead, and says so: an empty day is no reason to change one's interests.
+        """
         ctx = self.web.pipeline
         day = pipeline.digest_date(self.cfg, ctx.clock())
-        previews = pipeline.preview_digests(ctx, day, [sub])
+        shown = pipeline.preview_day(ctx, day)
+        if shown is None:
+            return "", "No papers have been fetched yet. Papers are fetched each morning."
+        previews = pipeline.preview_digests(ctx, shown, [sub])
         if not previews or not (previews[0].digest.picks or previews[0].digest.trending):
             reason = previews[0].digest.empty_reason if previews else ""
-            return "", reason or "No new papers match your interests today."
-        return previews[0].html, ""
+            return "", (reason or "No new papers match your interests today.") + (
+                " Papers are fetched each morning; try again later, or widen your interests."
+            )
+        if shown == day:
+            return previews[0].html, ""
+        note = (
+            f"No new papers have arrived since {escape(long_date(shown))}: this is the digest "
+            "you would have had that day, the newest day with papers."
+        )
+        return _with_note(previews[0].html, note), ""
 
     def preview(self, request: Request) -> Response:
         web = self.web
-        sub = web.subscriber(web.token(request, "preview"))
+        data = web.token(request, "preview")
+        sub = web.subscriber(data)
+        if "d" in data.extra:
+            return self._sent_preview(request, sub, str(data.extra["d"]))
         html, reason = self._render_digest(sub)
         if not html:
             return web.message(
                 request,
                 "No digest today",
-                f"{reason} Papers are fetched each morning; try again later, or widen your "
-                "interests.",
+                reason,
                 links=[(links.manage_url(self.cfg, sub), "Manage your preferences")],
             )
-        response = HTMLResponse(html, headers={"cache-control": "no-store"})
-        response.headers["content-security-policy"] = PREVIEW_CSP
-        return response
+        return _digest_response(html)
+
+    def _sent_preview(self, request: Request, sub: Subscriber, day_text: str) -> Response:
+        """The digest of one date as it was sent, with a note when a newer one went out."""
+        try:
+            day = date.fromisoformat(day_text)
+        except ValueError:
+            return self.web.message(request, "Link not valid", "This link has no valid date.", 400)
+        sent = pipeline.sent_digest(self.web.pipeline, sub, day)
+        if sent is None:
+            return self.web.message(
+                request,
+                "No digest on that date",
+                f"No digest was sent to you for {long_date(day)}.",
+                links=[
+                    (links.preview_url(self.cfg, sub), "Preview today's digest"),
+                    (links.manage_url(self.cfg, sub), "Manage your preferences"),
+                ],
+            )
+        latest = self.web.store.sends.recently_sent(sub.id, limit=1)
+        newer = latest[0].digest_date if latest and latest[0].digest_date > day else None
+        return _digest_response(_with_note(sent.html, self._sent_note(sub, day, newer)))
+
+    def _sent_note(self, sub: Subscriber, day: date, newer: date | None) -> str:
+        note = f"Your digest of {escape(long_date(day))}, as it was sent."
+        if newer is not None:
+            url = escape(links.preview_url(self.cfg, sub, newer), quote=True)
+            note += f' A newer digest exists: <a href="{url}">{escape(long_date(newer))}</a>.'
+        return note
+
+
+def _digest_response(html: str) -> HTMLResponse:
+    response = HTMLResponse(html, headers={"cache-control": "no-store"})
+    response.headers["content-security-policy"] = PREVIEW_CSP
+    return response
+
+
+_BODY_OPEN = re.compile(r"<body[^>]*>", re.IGNORECASE)
+
+
+def _with_note(html: str, note: str) -> str:
+    """`html` with a one-line note (already HTML) at the top of its body."""
+    banner = (
+        '<p role="note" class="sent-note" style="margin:0;padding:8px 12px;font:14px/1.4 '
+        'sans-serif;background:#fff8e1;color:#222;border-bottom:1px solid #e0d7b0">'
+        f"{note}</p>"
+    )
+    found = _BODY_OPEN.search(html)
+    at = found.end() if found else 0
+    return html[:at] + banner + html[at:]

@@ -846,6 +846,10 @@ def test_preview_of_a_first_digest_is_the_welcome_digest_that_send_sends(
     sent = body.get_payload(decode=True)
     # Byte for byte, once SMTP's CRLF line ends and the part's closing line break are undone.
     assert shown.content == sent.replace(b"\r\n", b"\n").removesuffix(b"\n")
+    # The e-mail's "view in browser" link opens that date's digest as it was sent.
+    as_sent = site.client.get(path_of(link_in(message, "/preview/")))
+    assert as_sent.status_code == 200 and "as it was sent" in as_sent.text
+    assert "2611.10000" in as_sent.text
 
 
 def test_preview_with_nothing_to_show(site: Site) -> None:

@@ -184,7 +184,7 @@ class Renderer:
             dropped=0,
             manage_url=links.manage_url(cfg, sub),
             unsubscribe_url=links.unsubscribe_url(cfg, sub),
-            preview_url=links.preview_url(cfg, sub),
+            preview_url=links.preview_url(cfg, sub, digest.date),
         )
         return context
 

@@ -5,14 +5,10 @@ manage, preview, unsubscribe."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from newsletter import links
@@ -21,7 +17,7 @@ from newsletter.demo import CONFIG, DEMO_DAY, READERS, run_demo
 from newsletter.models import SubscriberStatus
 from newsletter.store import Database
 from tests.conftest import free_port
-from tests.test_web_serve import _command
+from tests.web_support import running_serve
 
 
 @pytest.fixture
@@ -34,31 +30,8 @@ def demo_site(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     )
     run_demo(root, echo=lambda _line: None)
     env = {k: v for k, v in os.environ.items() if k != "NEWSLETTER_SECRET_KEY"}
-    proc = subprocess.Popen(
-        [*_command(), "--config", str(root / "config.toml"), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        out = proc.stdout.read().decode() if proc.stdout else ""
-        pytest.fail(f"newsletter serve on the demo did not start:\n{out}")
-    try:
+    with running_serve(root / "config.toml", port, env):
         yield base, root
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def _status(root: Path, email: str) -> str:

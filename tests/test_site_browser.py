@@ -8,30 +8,21 @@ Screenshots at 1280 and 375 px (and one in dark mode) are written to build/scree
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from newsletter.models import InterestKind, SubscriberStatus
 from newsletter.store import Database
 from tests.conftest import SECRET, SMTPSink, free_port
 from tests.site_support import fill
-from tests.web_support import link_in
+from tests.web_support import link_in, running_serve
 
 SHOTS = Path(__file__).resolve().parents[1] / "build" / "screenshots" / "site"
 WIDTHS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 375, "height": 740}}
-
-
-def _command() -> list[str]:
-    script = Path(sys.executable).parent / "newsletter"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "newsletter"]
 
 
 @pytest.fixture
@@ -49,31 +40,10 @@ def served(tmp_path: Path, smtp_server: SMTPSink) -> Iterator[tuple[str, Databas
     db = Database(tmp_path / "data" / "newsletter.db")
     fill(db)
     env = {**os.environ, "NEWSLETTER_SECRET_KEY": SECRET}
-    proc = subprocess.Popen(
-        [*_command(), "--config", str(config), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        pytest.fail("newsletter serve did not start:\n" + proc.stdout.read().decode())  # type: ignore[union-attr]
     try:
-        yield base, db
+        with running_serve(config, port, env) as base:
+            yield base, db
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
         db.close()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -24,14 +23,7 @@ from newsletter.models import SubscriberStatus
 from newsletter.render.renderer import RenderedEmail
 from newsletter.store import Database
 from tests.conftest import SECRET, free_port
-from tests.web_support import csrf_tokens, link_in, outbox, path_of, tamper
-
-
-def _command() -> list[str]:
-    script = Path(sys.executable).parent / "newsletter"
-    if script.exists():
-        return [str(script)]
-    return [sys.executable, "-c", "from newsletter.cli import main; main()"]
+from tests.web_support import csrf_tokens, link_in, outbox, path_of, running_serve, tamper
 
 
 @pytest.fixture
@@ -44,33 +36,9 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Config]]:
         encoding="utf-8",
     )
     env = {**os.environ, "NEWSLETTER_SECRET_KEY": SECRET}
-    proc = subprocess.Popen(
-        [*_command(), "--config", str(config_file), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        out = proc.stdout.read().decode() if proc.stdout else ""
-        pytest.fail(f"newsletter serve did not start:\n{out}")
     cfg = parse_config(config_file.read_text(), base_dir=tmp_path, env=env)
-    try:
+    with running_serve(config_file, port, env) as base:
         yield base, cfg
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def test_newsletter_serve_subscribe_confirm_one_click_and_tampered_token(

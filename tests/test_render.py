@@ -96,7 +96,7 @@ def test_digest_content_header_cards_trending_footer(renderer: Renderer) -> None
     trending = doc.cssselect("td.trend-list")[0].text_content()
     assert "Trending today" in out.html and digest.trending[0].paper.title[:40] in trending
     footer = doc.cssselect("td.footer")[0]
-    footer_links = {a.text_content(): a.get("href") for a in footer.iter("a")}
+    footer_links = {words(a): a.get("href") for a in footer.iter("a")}
     assert footer_links["Unsubscribe"].startswith("http://127.0.0.1:8000/unsubscribe/")
     assert footer_links["Manage preferences"].startswith("http://127.0.0.1:8000/manage/")
     assert "reader@example.org" in footer.text_content()

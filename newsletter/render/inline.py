@@ -53,7 +53,7 @@ def minify_css(css: str) -> str:
         return m.group(1) or m.group(2) or " "
 
     flat = _CSS_SPACE.sub(squeeze, _CSS_COMMENT.sub("", css)).strip()
-    return flat.replace(";}", "}")
+    return flat.replace(";}", "}").replace(" !important", "!important")
 
 
 def style_block(css: str) -> str:

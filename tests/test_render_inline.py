@@ -140,8 +140,10 @@ def test_style_block_is_the_whole_stylesheet_minified() -> None:
     # Class and tag selectors only: Gmail knows no attribute selectors and few pseudo-classes.
     selectors = [s for s in re.findall(r"([^{}]+)\{", minified) if not s.startswith("@")]
     assert len(selectors) > 30 and not [s for s in selectors if re.search(r"[\[:]", s)]
-    with pytest.raises(ConfigError, match="</style"):
-        style_block("p { color: red } </style><script>")
+    for bad in ("p { color: red } </style><script>", "p { color: red } {% endraw %}"):
+        with pytest.raises(ConfigError, match="must not contain"):
+            style_block(bad)
+    assert style_block("p{width:100%}") == "<style>p{width:100%}</style>"
 
 
 def test_a_property_is_inlined_or_in_the_style_block_never_both() -> None:

@@ -54,21 +54,101 @@ def eval_score(run_file: TextIO, qrels: str) -> None:
     click.echo(evaluate.format_table(evaluate.score_run(run, evaluate.load_qrels(Path(qrels)))))
 
 
+_PROFILES_HELP = "Profiles (JSONL); repeat to evaluate several sets together."
+_QRELS_HELP = "Judgments (JSON); repeat, one per profiles file."
+
+
 @eval_group.command(name="compare")
 @click.option("--corpus", required=True, type=click.Path(dir_okay=False), help="Papers (JSONL).")
-@click.option("--profiles", required=True, type=click.Path(dir_okay=False), help="JSONL.")
-@click.option("--qrels", required=True, type=click.Path(dir_okay=False), help="Judgments JSON.")
+@click.option(
+    "--profiles",
+    "profiles",
+    required=True,
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help=_PROFILES_HELP,
+)
+@click.option(
+    "--qrels",
+    "qrels",
+    required=True,
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help=_QRELS_HELP,
+)
 @click.option("--ranker", "rankers", multiple=True, help="Rankers to compare (default: all).")
+@click.option(
+    "--baseline",
+    "baselines",
+    multiple=True,
+    help="Outside baselines: bm25-plain, tfidf-cosine, sanity-svm (default: all).",
+)
+@click.option("--no-baselines", is_flag=True, help="Compare our rankers only.")
 @friendly_errors
-def eval_compare(corpus: str, profiles: str, qrels: str, rankers: tuple[str, ...]) -> None:
-    """Score the BM25 baseline, each ablation and the default ranker in one run."""
+def eval_compare(
+    corpus: str,
+    profiles: tuple[str, ...],
+    qrels: tuple[str, ...],
+    rankers: tuple[str, ...],
+    baselines: tuple[str, ...],
+    no_baselines: bool,
+) -> None:
+    """Score our rankers and the outside baselines in one run: means, worst profiles,
+    nDCG@10 per profile, and the profiles with liked papers with and without them."""
     from newsletter.ranking import evaluate
+    from newsletter.ranking.comparison import DEPTH, compare
+
+    if baselines and no_baselines:
+        raise click.UsageError("--baseline and --no-baselines exclude each other")
+    click.echo(
+        compare(
+            evaluate.load_corpus(Path(corpus)),
+            evaluate.load_profile_sets([Path(p) for p in profiles], DEPTH),
+            evaluate.load_qrels_sets([Path(q) for q in qrels]),
+            list(rankers) or None,
+            [] if no_baselines else (list(baselines) or None),
+        )
+    )
+
+
+@eval_group.command(name="loo")
+@click.option("--corpus", required=True, type=click.Path(dir_okay=False), help="Papers (JSONL).")
+@click.option(
+    "--profiles",
+    "profiles",
+    required=True,
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help=_PROFILES_HELP,
+)
+@click.option(
+    "--qrels",
+    "qrels",
+    required=True,
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help=_QRELS_HELP,
+)
+@click.option(
+    "--setting",
+    "settings",
+    multiple=True,
+    help="Settings to choose among (default: all in newsletter/ranking/loo.py).",
+)
+@friendly_errors
+def eval_loo(
+    corpus: str, profiles: tuple[str, ...], qrels: tuple[str, ...], settings: tuple[str, ...]
+) -> None:
+    """Leave-one-profile-out: score each profile with the ranker setting chosen on the others."""
+    from newsletter.ranking import evaluate
+    from newsletter.ranking.comparison import DEPTH
+    from newsletter.ranking.loo import leave_one_out
 
     click.echo(
-        evaluate.compare(
+        leave_one_out(
             evaluate.load_corpus(Path(corpus)),
-            evaluate.load_profiles(Path(profiles), 20),
-            evaluate.load_qrels(Path(qrels)),
-            list(rankers) or None,
+            evaluate.load_profile_sets([Path(p) for p in profiles], DEPTH),
+            evaluate.load_qrels_sets([Path(q) for q in qrels]),
+            list(settings) or None,
         )
     )

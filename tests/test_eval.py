@@ -278,6 +278,8 @@ def test_eval_compare_on_the_check_set_prints_baselines_and_likes_side_by_side()
     result = CliRunner().invoke(cli, [*args, "--qrels", CHECK_QRELS, "--ranker", "default"])
     assert result.exit_code == 0, result.output
     out = result.output
+    profiles = load_profiles(Path(CHECK_PROFILES), 20)
+    n, n_liked = len(profiles), sum(1 for p in profiles if p.liked)
     rows = summary_rows(out)
     assert set(rows) == {
         "default",
@@ -285,22 +287,24 @@ def test_eval_compare_on_the_check_set_prints_baselines_and_likes_side_by_side()
         "tfidf-cosine (baseline)",
         "sanity-svm (baseline)",
     }
-    assert rows["default"][0] == 28 and rows["sanity-svm (baseline)"][0] == 11
+    assert rows["default"][0] == n and rows["sanity-svm (baseline)"][0] == n_liked
     matrix = out.split("per profile, nDCG@10:\n")[1].split("\n\n")[0].splitlines()
     cells = {line.split()[0]: line.split()[1:] for line in matrix[1:-1]}
     assert matrix[0].split() == ["profile", "default", "bm25-plain", "tfidf-cosine", "sanity-svm"]
-    assert len(cells) == 28 and sum(1 for c in cells.values() if c[3] != "-") == 11
+    assert len(cells) == n and sum(1 for c in cells.values() if c[3] != "-") == n_liked
     default = {k: float(c[0]) for k, c in cells.items()}
-    assert rows["default"][1] == pytest.approx(sum(default.values()) / 28, abs=1e-4)
+    assert rows["default"][1] == pytest.approx(sum(default.values()) / n, abs=1e-4)
     assert rows["default"][2] == min(default, key=lambda k: (default[k], k))
-    likes = out.split("the 11 profiles with likes):\n")[1].split("\n\n")[0].splitlines()
+    likes = out.split(f"the {n_liked} profiles with likes):\n")[1].split("\n\n")[0].splitlines()
     per = [line.split() for line in likes[1:-2]]
-    assert len(per) == 11
+    assert len(per) == n_liked
     for key, before, after, delta, svm in per:
         assert float(after) == pytest.approx(default[key], abs=1e-4)
         assert float(delta) == pytest.approx(float(after) - float(before), abs=2e-4)
         assert float(svm) == pytest.approx(float(cells[key][3]), abs=1e-4)
-    assert re.match(r"likes raise nDCG@10 on \d+ of 11 profiles and lower it on \d+", likes[-1])
+    assert re.match(
+        rf"likes raise nDCG@10 on \d+ of {n_liked} profiles and lower it on \d+", likes[-1]
+    )
 
 
 def test_check_set_is_well_formed():

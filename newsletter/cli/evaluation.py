@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from newsletter.cli.base import cli, friendly_errors
+from newsletter.cli.base import F, cli, friendly_errors
+
+if TYPE_CHECKING:
+    from newsletter.models import Paper
+    from newsletter.ranking.profile import Profile
 
 
 @cli.group(name="eval")
@@ -54,28 +58,47 @@ def eval_score(run_file: TextIO, qrels: str) -> None:
     click.echo(evaluate.format_table(evaluate.score_run(run, evaluate.load_qrels(Path(qrels)))))
 
 
-_PROFILES_HELP = "Profiles (JSONL); repeat to evaluate several sets together."
-_QRELS_HELP = "Judgments (JSON); repeat, one per profiles file."
+def _judged_sets(func: F) -> F:
+    """--corpus, and --profiles / --qrels that repeat to evaluate several sets together."""
+    options = [
+        click.option(
+            "--corpus", required=True, type=click.Path(dir_okay=False), help="Papers (JSONL)."
+        ),
+        click.option(
+            "--profiles",
+            required=True,
+            multiple=True,
+            type=click.Path(dir_okay=False),
+            help="Profiles (JSONL); repeat to evaluate several sets together.",
+        ),
+        click.option(
+            "--qrels",
+            required=True,
+            multiple=True,
+            type=click.Path(dir_okay=False),
+            help="Judgments (JSON); repeat to add the judgments of more sets.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _load(
+    corpus: str, profiles: tuple[str, ...], qrels: tuple[str, ...]
+) -> tuple[list[Paper], list[Profile], dict[str, dict[str, int]]]:
+    from newsletter.ranking import evaluate
+    from newsletter.ranking.comparison import DEPTH
+
+    return (
+        evaluate.load_corpus(Path(corpus)),
+        evaluate.load_profile_sets([Path(p) for p in profiles], DEPTH),
+        evaluate.load_qrels_sets([Path(q) for q in qrels]),
+    )
 
 
 @eval_group.command(name="compare")
-@click.option("--corpus", required=True, type=click.Path(dir_okay=False), help="Papers (JSONL).")
-@click.option(
-    "--profiles",
-    "profiles",
-    required=True,
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help=_PROFILES_HELP,
-)
-@click.option(
-    "--qrels",
-    "qrels",
-    required=True,
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help=_QRELS_HELP,
-)
+@_judged_sets
 @click.option("--ranker", "rankers", multiple=True, help="Rankers to compare (default: all).")
 @click.option(
     "--baseline",
@@ -95,40 +118,16 @@ def eval_compare(
 ) -> None:
     """Score our rankers and the outside baselines in one run: means, worst profiles,
     nDCG@10 per profile, and the profiles with liked papers with and without them."""
-    from newsletter.ranking import evaluate
-    from newsletter.ranking.comparison import DEPTH, compare
+    from newsletter.ranking.comparison import compare
 
     if baselines and no_baselines:
         raise click.UsageError("--baseline and --no-baselines exclude each other")
-    click.echo(
-        compare(
-            evaluate.load_corpus(Path(corpus)),
-            evaluate.load_profile_sets([Path(p) for p in profiles], DEPTH),
-            evaluate.load_qrels_sets([Path(q) for q in qrels]),
-            list(rankers) or None,
-            [] if no_baselines else (list(baselines) or None),
-        )
-    )
+    outside = [] if no_baselines else (list(baselines) or None)
+    click.echo(compare(*_load(corpus, profiles, qrels), list(rankers) or None, outside))
 
 
 @eval_group.command(name="loo")
-@click.option("--corpus", required=True, type=click.Path(dir_okay=False), help="Papers (JSONL).")
-@click.option(
-    "--profiles",
-    "profiles",
-    required=True,
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help=_PROFILES_HELP,
-)
-@click.option(
-    "--qrels",
-    "qrels",
-    required=True,
-    multiple=True,
-    type=click.Path(dir_okay=False),
-    help=_QRELS_HELP,
-)
+@_judged_sets
 @click.option(
     "--setting",
     "settings",
@@ -140,15 +139,6 @@ def eval_loo(
     corpus: str, profiles: tuple[str, ...], qrels: tuple[str, ...], settings: tuple[str, ...]
 ) -> None:
     """Leave-one-profile-out: score each profile with the ranker setting chosen on the others."""
-    from newsletter.ranking import evaluate
-    from newsletter.ranking.comparison import DEPTH
     from newsletter.ranking.loo import leave_one_out
 
-    click.echo(
-        leave_one_out(
-            evaluate.load_corpus(Path(corpus)),
-            evaluate.load_profile_sets([Path(p) for p in profiles], DEPTH),
-            evaluate.load_qrels_sets([Path(q) for q in qrels]),
-            list(settings) or None,
-        )
-    )
+    click.echo(leave_one_out(*_load(corpus, profiles, qrels), list(settings) or None))

@@ -59,6 +59,7 @@ class _Words:
         for doc in self.docs:
             self.df.update(doc.keys())
         self.n = len(papers)
+        self.tfidf: tuple[dict[str, int], np.ndarray, np.ndarray] | None = None  # built once
 
 
 def bm25_scores(words: _Words, query: str, k1: float = 1.2, b: float = 0.75) -> np.ndarray:
@@ -97,9 +98,11 @@ def _smooth_idf(words: _Words, vocab: dict[str, int]) -> np.ndarray:
 
 def tfidf_cosine_scores(words: _Words, query: str) -> np.ndarray:
     """Cosine of the query's tf-idf vector with each paper's (smooth idf, sublinear tf)."""
-    vocab = {t: j for j, t in enumerate(words.df)}
-    idf = _smooth_idf(words, vocab)
-    docs = _tfidf_rows(words.docs, vocab, idf)
+    if words.tfidf is None:
+        vocab = {t: j for j, t in enumerate(words.df)}
+        idf = _smooth_idf(words, vocab)
+        words.tfidf = (vocab, idf, _tfidf_rows(words.docs, vocab, idf))
+    vocab, idf, docs = words.tfidf
     q = _tfidf_rows([Counter(words.analyzer.terms(query))], vocab, idf)[0]
     return np.asarray(docs @ q)
 
@@ -162,31 +165,30 @@ def linear_svm(x: np.ndarray, y: np.ndarray, c: float = SVM_C) -> np.ndarray:
     return f
 
 
+RankFn = Callable[[Sequence[Paper], Sequence[Profile], int], dict[str, list[str]]]
+
+
 @dataclass(frozen=True)
 class Baseline:
     """One outside ranker: `rank(papers, profiles, k)` gives ids best first per profile."""
 
     name: str
     needs_likes: bool
-    rank: Callable[[Sequence[Paper], Sequence[Profile], int], dict[str, list[str]]]
+    rank: RankFn
 
 
-def _bm25(papers: Sequence[Paper], profiles: Sequence[Profile], k: int) -> dict[str, list[str]]:
-    words = _Words(papers)
-    return {
-        str(p.key): _order(papers, bm25_scores(words, _interest(p)), p, k)
-        for p in profiles
-        if p.queries
-    }
+def _by_interest(score: Callable[[_Words, str], np.ndarray]) -> RankFn:
+    """A baseline that scores each profile's interest text with `score`."""
 
+    def rank(papers: Sequence[Paper], profiles: Sequence[Profile], k: int) -> dict[str, list[str]]:
+        words = _Words(papers)
+        return {
+            str(p.key): _order(papers, score(words, _interest(p)), p, k)
+            for p in profiles
+            if p.queries
+        }
 
-def _tfidf(papers: Sequence[Paper], profiles: Sequence[Profile], k: int) -> dict[str, list[str]]:
-    words = _Words(papers)
-    return {
-        str(p.key): _order(papers, tfidf_cosine_scores(words, _interest(p)), p, k)
-        for p in profiles
-        if p.queries
-    }
+    return rank
 
 
 def _svm(papers: Sequence[Paper], profiles: Sequence[Profile], k: int) -> dict[str, list[str]]:
@@ -205,8 +207,8 @@ def _svm(papers: Sequence[Paper], profiles: Sequence[Profile], k: int) -> dict[s
 BASELINES: dict[str, Baseline] = {
     b.name: b
     for b in (
-        Baseline("bm25-plain", False, _bm25),
-        Baseline("tfidf-cosine", False, _tfidf),
+        Baseline("bm25-plain", False, _by_interest(bm25_scores)),
+        Baseline("tfidf-cosine", False, _by_interest(tfidf_cosine_scores)),
         Baseline("sanity-svm", True, _svm),
     )
 }

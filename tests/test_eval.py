@@ -322,11 +322,19 @@ def test_check_set_is_well_formed():
         assert 2 in judged.values() and len(judged) >= 30
 
 
-def test_several_profile_sets_are_evaluated_together_and_clashes_refused():
+def test_several_profile_sets_are_evaluated_together_and_clashes_refused(tmp_path):
     args = ["eval", "compare", "--corpus", CORPUS, "--ranker", "bm25", "--no-baselines"]
-    both = [*args, "--profiles", PROFILES, "--profiles", PROFILES, "--qrels", QRELS]
+    copy = tmp_path / "copy.jsonl"
+    copy.write_text(Path(PROFILES).read_text())
+    both = [*args, "--profiles", PROFILES, "--profiles", str(copy), "--qrels", QRELS]
     result = CliRunner().invoke(cli, both)
-    assert result.exit_code == 1 and "profile 'fairness' is in both" in result.output
+    assert result.exit_code == 1, result.output
+    assert f"profile 'fairness' is in {PROFILES} and {copy}" in result.output
+    together = [*args, "--profiles", PROFILES, "--profiles", CHECK_PROFILES]
+    result = CliRunner().invoke(cli, [*together, "--qrels", QRELS, "--qrels", CHECK_QRELS])
+    assert result.exit_code == 0, result.output
+    n = len(load_profiles(Path(PROFILES), 20)) + len(load_profiles(Path(CHECK_PROFILES), 20))
+    assert summary_rows(result.output)["bm25"][0] == n
     result = CliRunner().invoke(cli, [*args, "--profiles", PROFILES, "--qrels", CHECK_QRELS])
     assert result.exit_code == 1 and "no profile has judgments" in result.output
     dev = [*args[:-1], "--profiles", PROFILES, "--qrels", QRELS]
@@ -334,3 +342,18 @@ def test_several_profile_sets_are_evaluated_together_and_clashes_refused():
     assert result.exit_code == 1 and "unknown baseline 'x'" in result.output
     result = CliRunner().invoke(cli, [*dev, "--baseline", "tfidf-cosine", "--no-baselines"])
     assert result.exit_code == 2 and "exclude each other" in result.output
+
+
+def test_compare_says_which_baselines_had_nothing_to_rank(tmp_path):
+    corpus = write_jsonl(tmp_path / "c.jsonl", TINY)
+    profiles = write_jsonl(tmp_path / "p.jsonl", [{"id": "l", "likes": ["spec"]}])
+    qrels = tmp_path / "q.json"
+    qrels.write_text(json.dumps({"l": {"kv": 2, "moe": 0}}))
+    args = ["eval", "compare", "--corpus", corpus, "--profiles", profiles, "--qrels", str(qrels)]
+    result = CliRunner().invoke(cli, [*args, "--ranker", "default"])
+    assert result.exit_code == 0, result.output
+    assert "bm25-plain: not run, no profile has interest text" in result.output
+    assert "tfidf-cosine: not run, no profile has interest text" in result.output
+    assert summary_rows(result.output)["sanity-svm (baseline)"][0] == 1
+    twice = CliRunner().invoke(cli, [*args[:4], "--profiles", profiles, *args[4:]])
+    assert twice.exit_code == 1 and f"profile 'l' is twice in {profiles}" in twice.output

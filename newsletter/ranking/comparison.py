@@ -155,6 +155,9 @@ def compare(
             notes.append(f"{b}: not run, it needs liked papers and no profile has any")
             continue
         run = baseline.rank(corpus, judged, DEPTH)
+        if not run:
+            notes.append(f"{b}: not run, no profile has interest text")
+            continue
         columns.append(Column(b, True, score_profiles(run, qrels, list(run))))
     if any(BASELINES[c.name].needs_likes for c in columns if c.baseline):
         notes.append("baselines that need liked papers rank only the profiles with likes")

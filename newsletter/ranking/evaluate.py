@@ -95,7 +95,8 @@ def load_profile_sets(paths: Sequence[Path], k: int) -> list[Profile]:
         for profile in load_profiles(path, k):
             key = str(profile.key)
             if key in seen:
-                raise EvalError(f"profile {key!r} is in both {seen[key]} and {path}")
+                where = f"twice in {path}" if seen[key] == path else f"in {seen[key]} and {path}"
+                raise EvalError(f"profile {key!r} is {where}")
             seen[key] = path
             out.append(profile)
     return out

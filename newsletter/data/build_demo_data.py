@@ -10,7 +10,8 @@ Writes, next to this script:
 - `demo_hf_daily_papers.json`: a Hugging Face `/api/daily_papers?date=DEMO_DAY` response in the
   shape of the recorded one (outer item with `paper`, `numComments`, `submittedBy`, ...).
 
-Titles and abstracts are real (the 604 papers of the ranking evaluation corpus). Everything else
+Titles and abstracts are real (the 604 papers of the ranking evaluation corpus, with the LaTeX it
+lost on the way put back: `corpus_repair.py`). Everything else
 is synthetic and deterministic: arXiv IDs (2611.9xxxx, a range arXiv has not reached, so no link
 points at a real, unrelated paper), authors, categories (from title keywords), upvotes, comments
 GitHub stars and the one-line AI summaries (a sentence of the abstract). See README.md in this
@@ -26,6 +27,8 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 from xml.sax.saxutils import escape
+
+from newsletter.data.corpus_repair import repaired
 
 HERE = Path(__file__).resolve().parent
 # The repository's copy of the evaluation corpus (run from a checkout).
@@ -288,7 +291,8 @@ def hf_item(rng: random.Random, paper: dict, authors: list[str], upvotes: int) -
 
 def build(corpus_path: Path, out_dir: Path) -> tuple[Path, Path]:
     rng = random.Random(SEED)
-    papers = [json.loads(line) for line in corpus_path.read_text(encoding="utf-8").splitlines()]
+    lines = corpus_path.read_text(encoding="utf-8").splitlines()
+    papers = [repaired(json.loads(line)) for line in lines]
     rng.shuffle(papers)
     feed_papers = papers[:FEED_NEW]
     replaced = papers[FEED_NEW : FEED_NEW + FEED_REPLACED]

@@ -16,7 +16,6 @@ import email.policy
 import html
 import mailbox
 import os
-import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from newsletter.delivery import SMTPMailer
 from newsletter.errors import DeliveryError
 from newsletter.models import Interest, InterestKind
 from newsletter.preferences import Preferences
+from newsletter.preview import file_stem
 from newsletter.store import Database
 from newsletter.subscriptions import Subscriptions
 
@@ -257,10 +257,6 @@ def local_smtp_server(maildir: Path) -> Iterator[int]:
 # ---------------------------------------------------------------- previews
 
 
-def _slug(address: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", address.lower()).strip("-")
-
-
 def received_messages(maildir: Path) -> dict[str, tuple[bytes, EmailMessage]]:
     """Messages in the demo Maildir by Message-ID: (raw bytes, parsed)."""
     box = mailbox.Maildir(maildir, create=True)
@@ -288,7 +284,7 @@ def write_previews(store: Database, maildir: Path, out: Path) -> list[tuple[str,
         if sub is None or sub.id not in sent or sent[sub.id] not in inbox:
             continue
         raw, msg = inbox[sent[sub.id]]
-        stem = _slug(reader.email)
+        stem = file_stem(sub)
         (out / f"{stem}.eml").write_bytes(raw)
         for part in msg.iter_parts():
             ext = {"text/html": "html", "text/plain": "txt"}.get(part.get_content_type())

@@ -306,7 +306,11 @@ def write_previews(store: Database, maildir: Path, out: Path) -> list[tuple[str,
         "<title>Demo digests</title><style>body{font:15px/1.5 system-ui,sans-serif;"
         "max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1f2937}"
         "table{border-collapse:collapse;width:100%}td{border-top:1px solid #e5e7eb;"
-        "padding:.6rem .5rem;vertical-align:top}a{color:#1d4ed8}small{color:#6b7280}</style>"
+        "padding:.6rem .5rem;vertical-align:top;overflow-wrap:anywhere}a{color:#1d4ed8}"
+        "small{color:#6b7280}"
+        # A phone stacks each reader's cells: three columns do not fit in 375 px.
+        "@media (max-width:40rem){table,tbody,tr,td{display:block}tr:first-child{display:none}"
+        "td{border:0;padding:.2rem 0}tr{border-top:1px solid #e5e7eb;padding:.6rem 0}}</style>"
         f"<h1>Demo digests for {DEMO_DAY:%a %d %b %Y}</h1>"
         "<p>Each subscriber's digest as the local SMTP server received it "
         f"({len(rows)} messages in <code>demo/maildir</code>).</p>"

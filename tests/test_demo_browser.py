@@ -93,3 +93,18 @@ def test_a_sent_demo_digest_in_the_browser_shows_its_picks(
     assert "as it was sent" in page.inner_text("body")
     shown = page.content()
     assert all(pid in shown for pid in sent.paper_ids)
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_the_demo_previews_index_fits_the_screen(browser: Any, tmp_path: Path, width: int) -> None:
+    """The index `make demo` writes: nothing scrolls sideways, on a phone or a desktop."""
+    result = run_demo(tmp_path / "demo", echo=lambda _line: None)
+    page = browser.new_page(viewport={"width": width, "height": 800})
+    page.goto((result.previews / "index.html").as_uri())
+    scroll, client = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert scroll <= client, f"{scroll} px of content in a {client} px wide window"
+    links_shown = page.eval_on_selector_all("a[href$='.html']", "els => els.length")
+    assert links_shown == len(READERS)
+    page.close()

@@ -162,6 +162,27 @@ CATEGORY_RULES = (
     ("cs.CL", r"\b(language|llms?|text|token|translation|dialogue|prompt|reasoning|nlp)"),
 )
 CROSS_FROM = ("stat.ML", "eess.IV", "eess.SP", "cs.AI", "math.OC")
+# Topics Hugging Face's list features that day (a real day's list covers the hot topics): the
+# demo readers' interests, so each of their digests can lead with trending papers that match.
+HF_TOPICS = (
+    "KV cache", "quantiz", "speculative decoding", "segmentation", "MRI", "speech", "audio",
+    "codec", "federated", "differential privacy", "state space", "Mamba", "spiking",
+)  # fmt: skip
+HF_PER_TOPIC = 2  # papers of each topic on the list, by title
+
+
+def hf_listed(rng: random.Random, feed_papers: list[dict]) -> list[dict]:
+    """The HF_FROM_FEED feed papers Hugging Face lists: HF_PER_TOPIC per topic of HF_TOPICS
+    (by title), the rest drawn at random, in random order (upvotes go by this order)."""
+    chosen: dict[str, dict] = {}
+    for topic in HF_TOPICS:
+        matching = [p for p in feed_papers if topic.lower() in p["title"].lower()]
+        for p in rng.sample(matching, min(HF_PER_TOPIC, len(matching))):
+            chosen.setdefault(p["arxiv_id"], p)
+    rest = [p for p in feed_papers if p["arxiv_id"] not in chosen]
+    listed = list(chosen.values()) + rng.sample(rest, HF_FROM_FEED - len(chosen))
+    rng.shuffle(listed)
+    return listed
 
 
 def categories_for(rng: random.Random, title: str, abstract: str) -> list[str]:
@@ -323,7 +344,7 @@ def build(corpus_path: Path, out_dir: Path) -> tuple[Path, Path]:
         items.append(rss_item(p, "replace" if n % 3 else "replace-cross", cats, authors))
     feed = build_feed(items)
 
-    listed = rng.sample(feed_papers, HF_FROM_FEED) + hf_only
+    listed = hf_listed(rng, feed_papers) + hf_only
     votes = sorted((int(rng.paretovariate(0.9) * 3) for _ in listed), reverse=True)
     hf = [hf_item(rng, p, meta[p["arxiv_id"]][1], v) for p, v in zip(listed, votes, strict=True)]
 

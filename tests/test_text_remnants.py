@@ -24,7 +24,7 @@ from click.testing import CliRunner
 from newsletter import delivery
 from newsletter.cli import cli
 from newsletter.data.corpus_repair import REPAIRS, repaired
-from newsletter.demo import DAILY_PAPERS, FEED
+from newsletter.demo import DAILY_PAPERS, DEMO_DAY, FEED
 from newsletter.models import Digest, Paper, Pick
 from newsletter.render.renderer import Renderer
 from newsletter.sources.arxiv_api import parse_page
@@ -38,6 +38,7 @@ from tests.render_factory import paper, subscriber
 REMNANT = re.compile(
     r"\\|\$(?!\d)|[{}]|\b(?:mathcal|mathbb|varepsilon|ldots|cdot|textbf|frac)\b|\dtimes\b"
 )
+NOW = datetime(2026, 11, 24, 8, tzinfo=UTC)
 CORPORA = (FIXTURES / "eval" / "corpus.jsonl", FIXTURES / "corpus_sample.jsonl")
 
 
@@ -127,7 +128,7 @@ def test_newsletter_papers_lists_titles_without_latex(tmp_path: Path) -> None:
     cfg = make_config(tmp_path)
     cfg.database_path.parent.mkdir(parents=True, exist_ok=True)
     with Database(cfg.database_path) as store:
-        store.papers.upsert(bundled_papers(), datetime(2026, 11, 24, tzinfo=UTC))
+        store.papers.upsert(bundled_papers(), NOW)
     result = CliRunner().invoke(
         cli,
         ["--config", str(config), "papers", "--limit", "5000"],
@@ -136,3 +137,43 @@ def test_newsletter_papers_lists_titles_without_latex(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "PixArt-α: Fast Training" in result.output
     assert not remnants(result.output), remnants(result.output)[:10]
+
+
+def test_the_public_site_shows_no_latex_from_the_demo_day(tmp_path: Path) -> None:
+    """Every day page of the demo day (cards with full abstracts) and the page of each paper
+    whose text the builder repaired, as the site renders them."""
+    from newsletter.web.app import create_app
+    from tests.web_support import TestClient
+
+    cfg = make_config(tmp_path)
+    feed = parse_feed(FEED.read_bytes()).papers
+    with Database(cfg.database_path) as store:
+        store.papers.upsert([*feed, *parse_daily(DAILY_PAPERS.read_bytes()).papers], NOW)
+    client = TestClient(create_app(cfg))
+    found: list[str] = []
+    pages = -(-len(feed) // 25)
+    for n in range(1, pages + 1):
+        r = client.get(f"/papers/{DEMO_DAY.isoformat()}", params={"page": n})
+        assert r.status_code == 200, n
+        found += remnants(_page_text(r.text))
+    corpus = {json.loads(line)["title"] for line in CORPORA[0].read_text().splitlines()}
+    repaired_titles = {
+        json.loads(line)["title"]
+        for line in CORPORA[0].read_text().splitlines()
+        if json.loads(line)["id"] in REPAIRS
+    }
+    assert repaired_titles <= corpus
+    for p in feed:
+        if p.title in repaired_titles:
+            r = client.get(f"/paper/{p.id}")
+            assert r.status_code == 200
+            found += remnants(_page_text(r.text))
+    assert not found, found[:10]
+
+
+def _page_text(html: str) -> str:
+    body = lxml.html.document_fromstring(html).find("body")
+    assert body is not None
+    for code in [*body.iter("script", "style"), *body.cssselect("pre.bibtex")]:
+        code.drop_tree()  # BibTeX is meant to have braces
+    return body.text_content()

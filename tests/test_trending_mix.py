@@ -3,6 +3,7 @@ checked by the one preferences rule, stored in its column, and used by the ranke
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -108,8 +109,12 @@ def test_subscribe_sets_the_mix_checked_by_the_same_rule(config_file: Path) -> N
     out = invoke(config_file, "subscribe", "a@example.org", "--trending", "trending")
     assert "nothing changed except the trending mix, set" in out
     assert stored_mix(db, 1) == "trending"
+    listing = invoke(config_file, "subscribers")
+    assert re.search(r"a@example\.org .* trending +x", listing), listing
+    assert re.search(r"b@example\.org .* personal +x", listing), listing
     invoke(config_file, "subscribe", "a@example.org", "--trending", "site")
     assert stored_mix(db, 1) == ""
+    assert re.search(r"a@example\.org .* site +x", invoke(config_file, "subscribers"))
 
     bad = CliRunner().invoke(
         cli,

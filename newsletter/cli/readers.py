@@ -245,12 +245,13 @@ def subscribers(app: AppContext, status: str | None) -> None:
     subs = app.store.subscribers.list(SubscriberStatus(status) if status else None)
     interests = app.store.subscribers.interests_for_many([s.id for s in subs])
     click.echo(
-        f"{'id':>5}  {'email':<32} {'status':<12} {'tz':<18} {'hour':>4} {'size':>4}  interests"
+        f"{'id':>5}  {'email':<32} {'status':<12} {'tz':<18} {'hour':>4} {'size':>4}  "
+        f"{'mix':<13} interests"
     )
     for s in subs:
         what = ", ".join(_listed(i) for i in interests.get(s.id, []))
         click.echo(
             f"{s.id:>5}  {s.email:<32} {s.status:<12} {s.timezone:<18} "
-            f"{s.delivery_hour:>4} {s.digest_size:>4}  {what[:60]}"
+            f"{s.delivery_hour:>4} {s.digest_size:>4}  {s.trending_mix or SITE_MIX:<13} {what[:60]}"
         )
     click.echo(f"{len(subs)} subscriber(s)")

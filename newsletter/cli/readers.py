@@ -30,6 +30,7 @@ OPTION_OF = {
     "negatives": "--not",
     "categories": "--category",
     "likes": "--like",
+    "authors": "--author",
     "timezone": "--timezone",
     "hour": "--hour",
     "size": "--size",
@@ -70,6 +71,7 @@ def flags_to_preferences(
     likes: tuple[str, ...],
     negatives: tuple[str, ...],
     delivery: tuple[str, str | None, int | None, int | None],
+    authors: tuple[str, ...] = (),
 ) -> Preferences:
     """The command-line flags in the shape the shared validation rule checks."""
     name, timezone, hour, size = delivery
@@ -80,6 +82,7 @@ def flags_to_preferences(
         negatives=[n.strip() for n in negatives],
         categories=[c.strip() for c in categories],
         likes=[raw.strip() for raw in likes],
+        authors=[a.strip() for a in authors],
         timezone=timezone or d.timezone,
         hour=d.hour if hour is None else hour,
         size=d.size if size is None else size,
@@ -133,6 +136,13 @@ def describe_signup(address: str, done: SignUp, confirmed: bool, wanted: int) ->
 @click.option(
     "--not", "negatives", multiple=True, metavar="TEXT", help="A keyword to avoid (repeatable)."
 )
+@click.option(
+    "--author",
+    "authors",
+    multiple=True,
+    metavar="NAME",
+    help='An author to follow, e.g. "Yann LeCun" or "LeCun, Y." (repeatable).',
+)
 @click.option("--timezone", default=None, help="IANA timezone, e.g. Europe/Berlin.")
 @click.option(
     "--hour", type=click.IntRange(0, 23), default=None, help="Local hour of delivery (0-23)."
@@ -153,15 +163,17 @@ def subscribe(
     categories: tuple[str, ...],
     likes: tuple[str, ...],
     negatives: tuple[str, ...],
+    authors: tuple[str, ...],
     timezone: str | None,
     hour: int | None,
     size: int | None,
     confirmed: bool,
 ) -> None:
-    """Add a subscriber and e-mail them the opt-in link (idempotent: says what it did)."""
+    """Add a subscriber and e-mail them the opt-in link (idempotent: says what it did; for a
+    known address, interests, followed authors and likes given here are added)."""
     address = normalize_address(email)
     prefs = flags_to_preferences(
-        app, interests, categories, likes, negatives, (name, timezone, hour, size)
+        app, interests, categories, likes, negatives, (name, timezone, hour, size), authors
     )
     try:
         done = app.subscriptions().add_by_operator(address, prefs, confirmed=confirmed)
@@ -211,6 +223,7 @@ _MARKS = {
     InterestKind.NOT_PAPER: "not like: ",
     InterestKind.LIKE: "like: ",
     InterestKind.CATEGORY: "category: ",
+    InterestKind.AUTHOR: "author: ",
 }
 
 

@@ -23,6 +23,16 @@ def _split_list(raw: str) -> list[str]:
     return list(items.values())
 
 
+def _split_names(raw: str) -> list[str]:
+    """One name a line (or ';' between them): a name may hold a comma ("LeCun, Yann")."""
+    items: dict[str, str] = {}
+    for part in re.split(r"[;\n]", raw):
+        item = " ".join(part.split())
+        if item:
+            items.setdefault(item.casefold(), item)
+    return list(items.values())
+
+
 def _int(raw: object, fallback: int) -> int:
     try:
         return int(str(raw).strip())
@@ -47,6 +57,7 @@ def parse_preferences(
         categories=list(dict.fromkeys(categories)),
         # "Get papers like this" on a paper page sends its ID along.
         likes=[x.strip() for x in form.getlist("likes")[:5] if isinstance(x, str) and x.strip()],
+        authors=_split_names(_text(form, "authors")),
         timezone=_text(form, "timezone").strip(),
         hour=_int(form.get("hour", ""), -1),
         size=_int(form.get("size", ""), 0),

@@ -14,6 +14,8 @@ import click
 from newsletter import inbound as inbound_mail
 from newsletter.cli.base import AppContext, cli, friendly_errors, pass_app
 from newsletter.config import EXAMPLE_CONFIG
+from newsletter.errors import LibraryError
+from newsletter.imports import import_likes
 from newsletter.models import Interest, InterestKind, SubscriberStatus
 from newsletter.preferences import (
     InvalidPreferences,
@@ -21,6 +23,7 @@ from newsletter.preferences import (
     address_for_lookup,
     normalize_address,
 )
+from newsletter.sources.library import MAX_LIBRARY_BYTES
 from newsletter.subscriptions import SignUp
 
 # Which option a `check_preferences` field came from, for click's "Invalid value for ..."
@@ -197,6 +200,28 @@ def unsubscribe(app: AppContext, email: str) -> None:
         click.echo(f"unsubscribed {address}.")
     else:
         click.echo(f"{address} was already unsubscribed.")
+
+
+@cli.command("import-likes")
+@click.argument("email")
+@click.argument("file", type=click.File("rb"))
+@pass_app
+@friendly_errors
+def import_likes_command(app: AppContext, email: str, file: BinaryIO) -> None:
+    """Like the arXiv papers of a BibTeX, RIS or Zotero CSL-JSON export (FILE, or - for stdin)
+    for the subscriber EMAIL; papers not stored yet are fetched from the arXiv API."""
+    address = address_for_lookup(email)
+    sub = app.store.subscribers.get_by_email(address)
+    if sub is None:
+        raise click.ClickException(f"{address} is not a subscriber")
+    data = file.read(MAX_LIBRARY_BYTES + 1)
+    try:
+        report = import_likes(app.context(), sub, data)
+    except LibraryError as exc:
+        raise click.ClickException(f"{file.name}: {exc}; nothing was imported") from None
+    click.echo(f"{address}: {report.line()}")
+    for line in report.details():
+        click.echo(f"  {line}")
 
 
 @cli.command()

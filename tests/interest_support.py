@@ -47,6 +47,16 @@ def paper(
     )
 
 
+# Stored papers the library fixtures name (real arXiv IDs and titles).
+DAY_PAPERS = [
+    paper("1706.03762", "Attention Is All You Need", date(2017, 6, 12), ["Ashish Vaswani"]),
+    paper("2005.14165", "Language Models are Few-Shot Learners", date(2020, 5, 28), ["T. Brown"]),
+    paper(
+        "1810.04805", "BERT: Pre-training of Deep Bidirectional Transformers", date(2018, 10, 11)
+    ),
+]
+
+
 def store_of(config: Path) -> Database:
     return Database(load_config(str(config)).database_path)
 

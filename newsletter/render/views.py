@@ -159,9 +159,10 @@ def count_labels(paper: Paper) -> tuple[str, ...]:
 
 
 def _figure_key(part: str) -> str:
-    """'▲ 1,042 upvotes' and '▲ 1042' alike → '▲1042' (the glyph and the number)."""
+    """'▲ 1,042 upvotes' and '▲ 1042' alike → '▲1042' (the glyph and the number); a longer
+    part says more than the count ('▲ 120, up from 8 yesterday') and is its own key."""
     words = part.replace(",", "").split()
-    return "".join(words[:2]) if len(words) >= 2 and words[0] in "▲💬★" else part
+    return "".join(words[:2]) if 2 <= len(words) <= 3 and words[0] in "▲💬★" else part
 
 
 def without_stats(reason: str, stats: tuple[str, ...]) -> str:

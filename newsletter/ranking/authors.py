@@ -12,6 +12,7 @@ the keys it accepts, and only subscribers who follow someone get a row.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -63,6 +64,7 @@ def _squash(token: str) -> str:
     return _LETTERS.sub("", token).replace("_", "")
 
 
+@functools.lru_cache(maxsize=65_536)  # a day's authors and follows repeat across batches
 def parse_name(raw: str) -> Name | None:
     """'Yann LeCun', 'Y. LeCun', 'LeCun, Yann', 'le cun, y.' → one `Name`; None without a
     surname (an empty or one-word name cannot be told apart from others)."""

@@ -150,6 +150,7 @@ def test_a_followed_authors_paper_arrives_with_the_reason(
     assert result.exit_code == 0, result.output
     got = {k: unwrap(v) for k, v in texts_by_recipient(smtp_server).items()}
     ann, bob, cy = got["ann@example.org"], got["bob@example.org"], got["cy@example.org"]
+    assert "Picked for: following Yann Le Cun · KV cache" in ann
     assert "Self-supervised world models" in ann and "Galaxy surveys" not in ann
     assert "Why: by Yann LeCun, whom you follow" in ann  # the follow's full first name
     assert "KV cache compression" in ann

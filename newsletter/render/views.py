@@ -241,7 +241,8 @@ def sections(cards: list[CardView], personal: bool) -> list[tuple[str, list[Card
 
 
 def interests_line(interests: tuple[Interest, ...]) -> str:
-    """The interests in one line: 'KV cache · cs.CL · like 2401.01234 · not: crypto'."""
+    """The interests in one line: 'KV cache · cs.CL · like 2401.01234 · following Yann LeCun ·
+    not: crypto'."""
     parts: list[str] = []
     for i in interests:
         value = shorten(one_line(i.value), 48)
@@ -249,6 +250,8 @@ def interests_line(interests: tuple[Interest, ...]) -> str:
             parts.append(value)
         elif i.kind == InterestKind.LIKE:
             parts.append(f"like {value}")
+        elif i.kind == InterestKind.AUTHOR:
+            parts.append(f"following {value}")
         elif i.kind == InterestKind.NOT_KEYWORD:
             parts.append(f"not: {value}")
     return " · ".join(parts)

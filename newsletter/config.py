@@ -116,6 +116,7 @@ class DigestConfig:
     category_mode: str = "boost"
     trending_weight: float = 0.25
     semantic_model: str = ""
+    traction_threshold: int = 50  # upvotes that bring back a paper quiet on its first day
 
 
 @dataclass(frozen=True)
@@ -300,6 +301,8 @@ def _validate(cfg: Config) -> None:
         raise ConfigError("digest.hour must be between 0 and 23")
     if not 1 <= cfg.digest.size <= 50:
         raise ConfigError("digest.size must be between 1 and 50")
+    if cfg.digest.traction_threshold < 0:
+        raise ConfigError("digest.traction_threshold cannot be negative (0 turns it off)")
     for key, tz in (
         ("digest.timezone", cfg.digest.timezone),
         ("schedule.fetch_timezone", cfg.schedule.fetch_timezone),

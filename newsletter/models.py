@@ -37,6 +37,7 @@ class InterestKind(StrEnum):
     LIKE = "like"  # a liked paper (arXiv ID): positive example
     NOT_KEYWORD = "not_keyword"  # a negative keyword
     NOT_PAPER = "not_paper"  # a disliked paper (arXiv ID): negative example
+    AUTHOR = "author"  # a followed author's name, e.g. "Yann LeCun"
 
 
 class SendStatus(StrEnum):

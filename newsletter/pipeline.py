@@ -36,6 +36,7 @@ from newsletter.ranking.profile import profile_from
 from newsletter.ranking.rank import rank as rank_papers
 from newsletter.ranking.rank import ranker_options
 from newsletter.ranking.semantic import load_encoder
+from newsletter.ranking.traction import find_rising
 from newsletter.render.renderer import RenderedEmail, Renderer
 from newsletter.sending import SendOptions, outgoing, send_targets
 from newsletter.sources.engine import FetchSummary, Progress
@@ -106,7 +107,8 @@ def build_digests(
 
     Reads the store once for everyone: the papers of the window, interests, votes, the send
     ledger. A subscriber's candidates are papers dated after their previous digest (at most
-    `digest.window_days` days back) that they have not received in an earlier digest; the
+    `digest.window_days` days back) that they have not received in an earlier digest, and
+    the window's papers that gained traction after their first day (`ranking.traction`); the
     ledger's sends for `day` itself are ignored, so a date already sent is rebuilt as it was
     sent (the preview shows what people received).
     """
@@ -140,8 +142,10 @@ def build_digests(
             )
         )
     known = {pid for p in profiles for pid in (*p.liked, *p.disliked)}
+    papers = store.papers.between(oldest + timedelta(days=1), day)
+    history = store.upvotes.history([p.id for p in papers], until=day)
     rankings = rank_papers(
-        store.papers.between(oldest + timedelta(days=1), day),
+        papers,
         profiles,
         today=day,
         options=ranker_options(
@@ -152,6 +156,7 @@ def build_digests(
         examples=store.papers.get_many(sorted(known)),
         trending_size=cfg.digest.trending_size,
         encoder=load_encoder(cfg.digest.semantic_model),
+        rising=find_rising(history, day, cfg.digest.traction_threshold),
     )
     return [
         Digest(s, day, r.picks, r.trending, tuple(interests.get(s.id, [])), r.empty_reason)

@@ -14,6 +14,8 @@ import click
 from newsletter import inbound as inbound_mail
 from newsletter.cli.base import AppContext, cli, friendly_errors, pass_app
 from newsletter.config import EXAMPLE_CONFIG
+from newsletter.errors import LibraryError
+from newsletter.imports import import_likes
 from newsletter.models import Interest, InterestKind, SubscriberStatus
 from newsletter.preferences import (
     SITE_MIX,
@@ -23,6 +25,7 @@ from newsletter.preferences import (
     address_for_lookup,
     normalize_address,
 )
+from newsletter.sources.library import MAX_LIBRARY_BYTES
 from newsletter.subscriptions import SignUp
 
 # Which option a `check_preferences` field came from, for click's "Invalid value for ..."
@@ -32,6 +35,7 @@ OPTION_OF = {
     "negatives": "--not",
     "categories": "--category",
     "likes": "--like",
+    "authors": "--author",
     "timezone": "--timezone",
     "hour": "--hour",
     "size": "--size",
@@ -74,6 +78,7 @@ def flags_to_preferences(
     negatives: tuple[str, ...],
     delivery: tuple[str, str | None, int | None, int | None],
     trending: str | None = None,
+    authors: tuple[str, ...] = (),
 ) -> Preferences:
     """The command-line flags in the shape the shared validation rule checks."""
     name, timezone, hour, size = delivery
@@ -84,6 +89,7 @@ def flags_to_preferences(
         negatives=[n.strip() for n in negatives],
         categories=[c.strip() for c in categories],
         likes=[raw.strip() for raw in likes],
+        authors=[a.strip() for a in authors],
         timezone=timezone or d.timezone,
         hour=d.hour if hour is None else hour,
         size=d.size if size is None else size,
@@ -140,6 +146,13 @@ def describe_signup(address: str, done: SignUp, confirmed: bool, wanted: int) ->
 @click.option(
     "--not", "negatives", multiple=True, metavar="TEXT", help="A keyword to avoid (repeatable)."
 )
+@click.option(
+    "--author",
+    "authors",
+    multiple=True,
+    metavar="NAME",
+    help='An author to follow, e.g. "Yann LeCun" or "LeCun, Y." (repeatable).',
+)
 @click.option("--timezone", default=None, help="IANA timezone, e.g. Europe/Berlin.")
 @click.option(
     "--hour", type=click.IntRange(0, 23), default=None, help="Local hour of delivery (0-23)."
@@ -168,16 +181,25 @@ def subscribe(
     categories: tuple[str, ...],
     likes: tuple[str, ...],
     negatives: tuple[str, ...],
+    authors: tuple[str, ...],
     timezone: str | None,
     hour: int | None,
     size: int | None,
     trending: str | None,
     confirmed: bool,
 ) -> None:
-    """Add a subscriber and e-mail them the opt-in link (idempotent: says what it did)."""
+    """Add a subscriber and e-mail them the opt-in link (idempotent: says what it did; for a
+    known address, interests, followed authors and likes given here are added)."""
     address = normalize_address(email)
     prefs = flags_to_preferences(
-        app, interests, categories, likes, negatives, (name, timezone, hour, size), trending
+        app,
+        interests,
+        categories,
+        likes,
+        negatives,
+        (name, timezone, hour, size),
+        trending,
+        authors,
     )
     try:
         done = app.subscriptions().add_by_operator(
@@ -205,6 +227,28 @@ def unsubscribe(app: AppContext, email: str) -> None:
         click.echo(f"{address} was already unsubscribed.")
 
 
+@cli.command("import-likes")
+@click.argument("email")
+@click.argument("file", type=click.File("rb"))
+@pass_app
+@friendly_errors
+def import_likes_command(app: AppContext, email: str, file: BinaryIO) -> None:
+    """Like the arXiv papers of a BibTeX, RIS or Zotero CSL-JSON export (FILE, or - for stdin)
+    for the subscriber EMAIL; papers not stored yet are fetched from the arXiv API."""
+    address = address_for_lookup(email)
+    sub = app.store.subscribers.get_by_email(address)
+    if sub is None:
+        raise click.ClickException(f"{address} is not a subscriber")
+    data = file.read(MAX_LIBRARY_BYTES + 1)
+    try:
+        report = import_likes(app.context(), sub, data)
+    except LibraryError as exc:
+        raise click.ClickException(f"{file.name}: {exc}; nothing was imported") from None
+    click.echo(f"{address}: {report.line()}")
+    for line in report.details():
+        click.echo(f"  {line}")
+
+
 @cli.command()
 @click.argument("message", type=click.File("rb"), default="-")
 @pass_app
@@ -229,6 +273,7 @@ _MARKS = {
     InterestKind.NOT_PAPER: "not like: ",
     InterestKind.LIKE: "like: ",
     InterestKind.CATEGORY: "category: ",
+    InterestKind.AUTHOR: "author: ",
 }
 
 

@@ -159,9 +159,10 @@ def count_labels(paper: Paper) -> tuple[str, ...]:
 
 
 def _figure_key(part: str) -> str:
-    """'▲ 1,042 upvotes' and '▲ 1042' alike → '▲1042' (the glyph and the number)."""
+    """'▲ 1,042 upvotes' and '▲ 1042' alike → '▲1042' (the glyph and the number); a longer
+    part says more than the count ('▲ 120, up from 8 yesterday') and is its own key."""
     words = part.replace(",", "").split()
-    return "".join(words[:2]) if len(words) >= 2 and words[0] in "▲💬★" else part
+    return "".join(words[:2]) if 2 <= len(words) <= 3 and words[0] in "▲💬★" else part
 
 
 def without_stats(reason: str, stats: tuple[str, ...]) -> str:
@@ -244,7 +245,8 @@ def sections(cards: list[CardView], personal: bool) -> list[tuple[str, list[Card
 
 
 def interests_line(interests: tuple[Interest, ...]) -> str:
-    """The interests in one line: 'KV cache · cs.CL · like 2401.01234 · not: crypto'."""
+    """The interests in one line: 'KV cache · cs.CL · like 2401.01234 · following Yann LeCun ·
+    not: crypto'."""
     parts: list[str] = []
     for i in interests:
         value = shorten(one_line(i.value), 48)
@@ -252,6 +254,8 @@ def interests_line(interests: tuple[Interest, ...]) -> str:
             parts.append(value)
         elif i.kind == InterestKind.LIKE:
             parts.append(f"like {value}")
+        elif i.kind == InterestKind.AUTHOR:
+            parts.append(f"following {value}")
         elif i.kind == InterestKind.NOT_KEYWORD:
             parts.append(f"not: {value}")
     return " · ".join(parts)

@@ -23,6 +23,9 @@ import numpy as np
 from scipy import sparse
 
 from newsletter.models import Paper
+from newsletter.ranking.acronyms import Acronyms
+from newsletter.ranking.coverage import discount_partial
+from newsletter.ranking.facets import facets
 from newsletter.ranking.profile import (
     BACKGROUND,
     Profile,
@@ -46,7 +49,13 @@ class RankOptions:
     prf_terms: int = 20  # words in each query's expansion
     prf_weight: float = 1.0
     other_queries: float = 0.1  # weight of a subscriber's other matching interests
+    facet_weight: float = 0.5  # soft AND over an interest's facets (0 = off)
+    facet_saturation: float = 0.5  # a facet scoring this much of its best counts as covered
+    facet_feedback: bool = True  # facets scored with pseudo-relevance feedback too
+    acronyms: bool = True  # acronyms and their long forms match each other
     like_weight: float = 1.0
+    like_pool: str = "max"  # a paper's similarity to the liked papers: "max" or "mean"
+    like_gate: float = 2.0  # power of the interest match that scales the likes' lift (0: none)
     dislike_weight: float = 1.0
     model_weight: float = 0.5
     category_mode: str = "boost"  # or "filter"
@@ -74,6 +83,7 @@ class Day:
     categories: dict[str, int]
     paper_categories: sparse.csr_matrix
     semantic: np.ndarray | None = None  # unit embeddings of the papers
+    acronyms: Acronyms = field(default_factory=Acronyms)  # learnt from the day's papers
     query_cache: dict[str, np.ndarray] = field(default_factory=dict)  # text -> scores
 
 
@@ -102,7 +112,13 @@ def _index_day(
     papers: tuple[Paper, ...], today: date | None, options: RankOptions, encoder: Encoder | None
 ) -> Day:
     """The per-day work, cached: a send ranks its subscribers in many batches."""
-    index = TextIndex([p.title for p in papers], [p.abstract for p in papers], options.index)
+    acronyms = Acronyms.learn(f"{p.title}\n{p.abstract}" for p in papers)
+    index = TextIndex(
+        [p.title for p in papers],
+        [p.abstract for p in papers],
+        options.index,
+        acronyms if options.acronyms else None,
+    )
     ordinals = None
     if today is not None:
         days = [paper_day(p, today) or today for p in papers]
@@ -132,6 +148,7 @@ def _index_day(
         categories=cats,
         paper_categories=paper_cats,
         semantic=encoder.encode([f"{p.title}. {p.abstract}" for p in papers]) if encoder else None,
+        acronyms=acronyms if options.acronyms else Acronyms({}),
     )
 
 
@@ -186,6 +203,21 @@ def _expand(scores: np.ndarray, day: Day, m: int, terms: int) -> np.ndarray:
     return scaled
 
 
+def _text_scores(
+    day: Day, texts: Sequence[str], opt: RankOptions, encoder: Encoder | None, *, feedback: bool
+) -> np.ndarray:
+    """BM25F of each text scaled by its best possible score, fused with the semantic encoder
+    and with pseudo-relevance feedback added when asked (one row per text)."""
+    qm, ideal = day.index.query_matrix(texts)
+    s: np.ndarray = (qm @ day.index.bm25_t).toarray().astype(np.float32)
+    s /= np.maximum(ideal, 1e-6)[:, None]
+    if encoder is not None and day.semantic is not None:
+        s = fuse_ranks(s, encoder.encode(list(texts)) @ day.semantic.T)
+    if feedback and opt.prf_docs > 0 and opt.prf_weight > 0:
+        s += opt.prf_weight * _expand(s, day, opt.prf_docs, opt.prf_terms)
+    return s
+
+
 def _query_scores(
     day: Day, texts: Sequence[str], opt: RankOptions, encoder: Encoder | None
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -199,13 +231,14 @@ def _query_scores(
     distinct = list(dict.fromkeys(texts))
     missing = [t for t in distinct if t not in cache]
     if missing:
-        qm, ideal = day.index.query_matrix(missing)
-        s = (qm @ day.index.bm25_t).toarray().astype(np.float32)
-        s /= np.maximum(ideal, 1e-6)[:, None]
-        if encoder is not None and day.semantic is not None:
-            s = fuse_ranks(s, encoder.encode(missing) @ day.semantic.T)
-        if opt.prf_docs > 0 and opt.prf_weight > 0:
-            s += opt.prf_weight * _expand(s, day, opt.prf_docs, opt.prf_terms)
+        s = _text_scores(day, missing, opt, encoder, feedback=True)
+        discount_partial(
+            s,
+            [facets(t, day.acronyms) for t in missing],
+            lambda t: _text_scores(day, t, opt, None, feedback=opt.facet_feedback),
+            weight=opt.facet_weight,
+            saturation=opt.facet_saturation,
+        )
         if len(cache) + len(missing) > QUERY_CACHE:
             cache.clear()
         cache.update(zip(missing, s, strict=True))
@@ -270,8 +303,7 @@ def score_batch(
     mats = build_matrices(profiles, day.index, day.example_row)
     rel = _query_relevance(day, mats, profiles, opt, encoder)
     if len(mats.liked_rows):
-        sims = day.example_sim[mats.liked_rows]
-        rel += opt.like_weight * _segment(sims, mats.liked_owner, n, "max")
+        _add_likes(day, mats, profiles, opt, rel)
     if len(mats.disliked_rows):
         sims = day.example_sim[mats.disliked_rows]
         rel -= opt.dislike_weight * _segment(sims, mats.disliked_owner, n, "max")
@@ -299,6 +331,27 @@ def score_batch(
     allowed &= ~weak
     np.copyto(final, -np.inf, where=~allowed)
     return final, rel, counts
+
+
+def _add_likes(
+    day: Day, mats: ProfileMatrices, profiles: Sequence[Profile], opt: RankOptions, rel: np.ndarray
+) -> None:
+    """Liked papers sharpen the interests: their similarity lifts a paper in proportion to how
+    well it already matches the subscriber's interests (relative to their best match), so
+    likes reorder the papers on topic instead of pulling in look-alikes that are off it.
+    Subscribers with likes and no interests get the similarity itself."""
+    who = np.unique(mats.liked_owner)
+    sims = day.example_sim[mats.liked_rows]
+    like = _segment(sims, mats.liked_owner, len(profiles), "max")[who]
+    if opt.like_pool == "mean":
+        total = _segment(sims, mats.liked_owner, len(profiles), "sum")[who]
+        like = total / np.bincount(mats.liked_owner)[who][:, None]
+    sub = rel[who]
+    top = sub.max(axis=1, keepdims=True)
+    gate = np.clip(np.divide(sub, top, out=np.zeros_like(sub), where=top > 0), 0, 1)
+    gate **= opt.like_gate
+    gate[top[:, 0] <= 0] = 1.0
+    rel[who] = sub + opt.like_weight * like * gate
 
 
 def _known_and_fresh(

@@ -51,7 +51,9 @@ _PLURAL = re.compile(r"\b([A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*?)s\b")
 _SPLIT = re.compile(r"[\s-]+")
 _WORDS = re.compile(r"[^\W_]+")
 _CAPS = re.compile(r"\b[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*\b")
-_MINOR = frozenset(["a", "an", "and", "as", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with"])
+_MINOR = frozenset(
+    ["a", "an", "and", "as", "at", "by", "for", "from", "in", "of", "on", "or", "the", "to", "with"]
+)
 MAX_PAIRS = 20_000
 
 

@@ -26,6 +26,7 @@ from newsletter.models import Paper
 from newsletter.ranking.acronyms import Acronyms
 from newsletter.ranking.coverage import discount_partial
 from newsletter.ranking.facets import facets
+from newsletter.ranking.likes import add_likes
 from newsletter.ranking.profile import (
     BACKGROUND,
     Profile,
@@ -303,7 +304,8 @@ def score_batch(
     mats = build_matrices(profiles, day.index, day.example_row)
     rel = _query_relevance(day, mats, profiles, opt, encoder)
     if len(mats.liked_rows):
-        _add_likes(day, mats, profiles, opt, rel)
+        sims = day.example_sim[mats.liked_rows]
+        add_likes(rel, sims, mats.liked_owner, opt.like_weight, opt.like_pool, opt.like_gate)
     if len(mats.disliked_rows):
         sims = day.example_sim[mats.disliked_rows]
         rel -= opt.dislike_weight * _segment(sims, mats.disliked_owner, n, "max")
@@ -331,27 +333,6 @@ def score_batch(
     allowed &= ~weak
     np.copyto(final, -np.inf, where=~allowed)
     return final, rel, counts
-
-
-def _add_likes(
-    day: Day, mats: ProfileMatrices, profiles: Sequence[Profile], opt: RankOptions, rel: np.ndarray
-) -> None:
-    """Liked papers sharpen the interests: their similarity lifts a paper in proportion to how
-    well it already matches the subscriber's interests (relative to their best match), so
-    likes reorder the papers on topic instead of pulling in look-alikes that are off it.
-    Subscribers with likes and no interests get the similarity itself."""
-    who = np.unique(mats.liked_owner)
-    sims = day.example_sim[mats.liked_rows]
-    like = _segment(sims, mats.liked_owner, len(profiles), "max")[who]
-    if opt.like_pool == "mean":
-        total = _segment(sims, mats.liked_owner, len(profiles), "sum")[who]
-        like = total / np.bincount(mats.liked_owner)[who][:, None]
-    sub = rel[who]
-    top = sub.max(axis=1, keepdims=True)
-    gate = np.clip(np.divide(sub, top, out=np.zeros_like(sub), where=top > 0), 0, 1)
-    gate **= opt.like_gate
-    gate[top[:, 0] <= 0] = 1.0
-    rel[who] = sub + opt.like_weight * like * gate
 
 
 def _known_and_fresh(

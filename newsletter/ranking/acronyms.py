@@ -140,20 +140,21 @@ class Acronyms:
 
     @functools.cached_property
     def _firsts(self) -> frozenset[str]:
-        return frozenset(k[0] for k in self.contractions)
+        """First words of the long forms, as written (singular or plural, lower case)."""
+        return frozenset(w for k in self.contractions for w in (k[0], k[0] + "s"))
 
     def found(self, text: str) -> tuple[list[str], list[str]]:
         """What a paper's text writes in one form only, in the other form: the acronyms of the
         long forms it spells out ("vision transformers" -> "vit"), and the long forms of the
         acronyms it uses ("ViT" -> "vision transformer"), each once."""
-        keys = _key(_WORDS.findall(text))
+        words = _WORDS.findall(text.lower())
         firsts, contractions, longest = self._firsts, self.contractions, self.longest
         shorts: dict[str, None] = {}
-        for i, k in enumerate(keys):
-            if k not in firsts:
-                continue
-            for n in range(min(longest, len(keys) - i), 1, -1):
-                short = contractions.get(keys[i : i + n])
+        # Most words start no long form: look only where one could start.
+        for i in [i for i, w in enumerate(words) if w in firsts]:
+            keys = _key(words[i : i + longest])
+            for n in range(len(keys), 1, -1):
+                short = contractions.get(keys[:n])
                 if short is not None:
                     shorts[short] = None
                     break

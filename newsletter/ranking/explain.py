@@ -142,9 +142,11 @@ class Explainer:
             index = self.day.index
             surface = index.analyzer.surface(text)
             words, phrases = [], []
+            complete = True  # every word of the interest is in some paper today
             for t in dict.fromkeys(index.analyzer.terms(text)):
                 j = index.vocab.get(t)
                 if j is None:
+                    complete = complete and " " in t
                     continue
                 if " " not in t:
                     words.append((-float(index.idf[j]), j, surface.get(t, t)))
@@ -165,7 +167,7 @@ class Explainer:
                 tuple((j, w, parts) for _, j, w, parts in phrases),
                 self._facets(text),
                 frozenset(j for j, w in ranked if acronyms.expansion(w) or _looks_acronym(w)),
-                len(ranked) == len({t for t in index.analyzer.terms(text) if " " not in t}),
+                complete,
             )
             self._queries[text] = q
         return q

@@ -170,6 +170,7 @@ class TextIndex:
     ) -> None:
         self.settings = settings
         self.acronyms = acronyms
+        self._long_terms: dict[str, list[str]] = {}  # long form -> its terms
         # Bigrams are always indexed (negative phrases need them); `bigram_weight` decides
         # whether queries use them.
         self.analyzer = Analyzer(stem=settings.stem, bigrams=True)
@@ -205,7 +206,10 @@ class TextIndex:
             shorts, longs = self.acronyms.found(text)
             out += [t for t in map(self.analyzer.term, shorts) if t]
             for long in longs:
-                out += self.analyzer.terms(long)
+                got = self._long_terms.get(long)
+                if got is None:
+                    got = self._long_terms[long] = self.analyzer.terms(long)
+                out += got
         return out
 
     def _top_terms(self, k: int) -> sparse.csr_matrix:

@@ -12,7 +12,12 @@ import numpy as np
 
 
 def add_likes(
-    rel: np.ndarray, sims: np.ndarray, owner: np.ndarray, weight: float, pool: str, gate: float
+    rel: np.ndarray,
+    sims: np.ndarray,
+    owner: np.ndarray,
+    weight: float,
+    pool: str,
+    gate: float,
 ) -> None:
     """Add the liked papers' lift to `rel` (subscribers x papers) in place.
 

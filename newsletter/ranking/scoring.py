@@ -26,6 +26,7 @@ from newsletter.models import Paper
 from newsletter.ranking.acronyms import Acronyms
 from newsletter.ranking.coverage import discount_partial
 from newsletter.ranking.facets import facets
+from newsletter.ranking.feedback import pseudo_feedback
 from newsletter.ranking.likes import add_likes
 from newsletter.ranking.profile import (
     BACKGROUND,
@@ -35,7 +36,7 @@ from newsletter.ranking.profile import (
     train_models,
 )
 from newsletter.ranking.semantic import Encoder, fuse_ranks
-from newsletter.ranking.textindex import IndexSettings, TextIndex, top_k_per_row
+from newsletter.ranking.textindex import IndexSettings, TextIndex
 from newsletter.ranking.trending import paper_day, trending_scores
 
 QUERY_CACHE = 20_000  # distinct interest texts whose scores are kept for the day
@@ -175,35 +176,6 @@ def _best_and_rest(values: np.ndarray, owner: np.ndarray, n: int, rest: float) -
     return out
 
 
-def _expand(scores: np.ndarray, day: Day, m: int, terms: int) -> np.ndarray:
-    """Pseudo-relevance feedback (RM3-style): score papers against each query's expansion.
-
-    The expansion is the `terms` heaviest words of the score-weighted mean tf-idf vector of
-    the query's top-m papers; it is scored with the same BM25F weights and scaled by its
-    best possible score, so it lifts papers on the topic that use other words for it.
-    """
-    m = min(m, scores.shape[1])
-    top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
-    w = np.maximum(np.take_along_axis(scores, top, axis=1), 0)
-    total = w.sum(axis=1, keepdims=True)
-    w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
-    rows = np.repeat(np.arange(scores.shape[0]), m)
-    weights = sparse.csr_matrix((w.ravel(), (rows, top.ravel())), shape=scores.shape)
-    pooled = (weights @ day.index.top_terms).tocsr()
-    pooled.sum_duplicates()
-    row = np.repeat(np.arange(pooled.shape[0]), np.diff(pooled.indptr))
-    keep = top_k_per_row(row, pooled.data, terms)
-    expansion = sparse.csr_matrix(
-        (pooled.data[keep], (row[keep], pooled.indices[keep])), shape=pooled.shape
-    )
-    mass = np.asarray(expansion.sum(axis=1)).ravel()
-    normalized = sparse.diags(1.0 / np.maximum(mass, 1e-9)) @ expansion
-    ideal = normalized @ day.index.idf
-    out = (normalized @ day.index.bm25_t).toarray().astype(np.float32)
-    scaled: np.ndarray = out / np.maximum(ideal, 1e-6)[:, None]
-    return scaled
-
-
 def _text_scores(
     day: Day, texts: Sequence[str], opt: RankOptions, encoder: Encoder | None, *, feedback: bool
 ) -> np.ndarray:
@@ -215,7 +187,7 @@ def _text_scores(
     if encoder is not None and day.semantic is not None:
         s = fuse_ranks(s, encoder.encode(list(texts)) @ day.semantic.T)
     if feedback and opt.prf_docs > 0 and opt.prf_weight > 0:
-        s += opt.prf_weight * _expand(s, day, opt.prf_docs, opt.prf_terms)
+        s += opt.prf_weight * pseudo_feedback(s, day.index, opt.prf_docs, opt.prf_terms)
     return s
 
 

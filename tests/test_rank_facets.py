@@ -4,6 +4,7 @@ reader's own words (ranked through the real pipeline and store, or `rank` on rea
 from __future__ import annotations
 
 import email
+import html
 import email.policy
 import mailbox
 import re
@@ -17,7 +18,7 @@ from newsletter.demo import READERS
 from newsletter.models import InterestKind, Paper
 from newsletter.ranking.acronyms import Acronyms
 from newsletter.ranking.evaluate import load_corpus, load_profiles, load_qrels, score_one
-from newsletter.ranking.facets import facets
+from newsletter.ranking.facets import facets, named_parts
 from newsletter.ranking.rank import RANKERS, rank
 from tests.test_rank import EVAL, NOW, corpus_paper, digest_for, kw, subscriber
 
@@ -57,6 +58,13 @@ def test_facets_are_the_topic_and_the_scope_of_an_interest() -> None:
     assert facets("selection, filtering and curation", a) == ()
     assert facets("medical imaging: CT, MRI, segmentation", a) == ()
     assert facets("KV cache compression", a) == ()
+    # A reason may still name the parts of a "topic: examples" interest.
+    assert named_parts("medical imaging: CT, MRI, segmentation", a) == (
+        "medical imaging",
+        "CT",
+        "MRI",
+        "segmentation",
+    )
 
 
 def test_a_paper_covering_both_facets_outranks_one_covering_only_the_topic(store, tmp_path):
@@ -163,12 +171,13 @@ def test_three_likes_lift_the_dev_profiles_and_drag_none_below_their_no_likes_sc
 
 # ---------------------------------------------------------------- reasons over the demo
 
-REASON = re.compile(r"Why: (matches|related to): (.*?)(?: · |$)", re.M)
+REASON = re.compile(r'<p class="reason"[^>]*>(matches|related to): (.*?)(?: · |</p>)', re.S)
 
 
 def _allowed(reader_interests) -> tuple[set[str], set[str]]:
-    """What a reason may name for one reader: their phrases, facets, acronyms and categories
-    (lower case), and the words of their phrases (any longer fragment is theirs too)."""
+    """What a reason may name for one reader: their phrases, facets or comma parts, acronyms
+    and categories (lower case), and the words of their phrases (a longer fragment made of
+    those words is theirs too)."""
     acr = Acronyms()
     phrases: set[str] = set()
     words: set[str] = set()
@@ -176,7 +185,7 @@ def _allowed(reader_interests) -> tuple[set[str], set[str]]:
         if i.kind not in (InterestKind.KEYWORD, InterestKind.TEXT, InterestKind.CATEGORY):
             continue
         phrases.add(i.value.lower())
-        phrases.update(f.lower() for f in facets(i.value, acr))
+        phrases.update(f.lower() for f in named_parts(i.value, acr))
         tokens = re.findall(r"[\w.-]+", i.value)
         phrases.update(t.lower() for t in tokens if sum(c.isupper() for c in t) >= 2)
         words.update(t.lower() for t in tokens)
@@ -185,7 +194,7 @@ def _allowed(reader_interests) -> tuple[set[str], set[str]]:
 
 def test_no_reason_in_any_demo_digest_names_a_bare_common_word(tmp_path: Path) -> None:
     """A "common word" is a single word that is neither a whole interest phrase of the reader,
-    nor one of its facets, nor an acronym or category the reader gave."""
+    nor one of its facets or comma parts, nor an acronym or category the reader gave."""
     result = CliRunner().invoke(
         cli, ["demo", "--dir", str(tmp_path / "demo")], env={"NEWSLETTER_SECRET_KEY": ""}
     )
@@ -196,15 +205,14 @@ def test_no_reason_in_any_demo_digest_names_a_bare_common_word(tmp_path: Path) -
     for key in box.iterkeys():
         msg = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
         reader = readers[msg["To"].addresses[0].addr_spec]
-        text = msg.get_body(("plain",)).get_content()
+        text = html.unescape(msg.get_body(("html",)).get_content())
         phrases, words = _allowed(reader.interests)
         for head, line in REASON.findall(text):
             if head == "related to":  # the reader's closest interest, shortened
                 start = line.strip().rstrip("…")
                 assert any(i.value.startswith(start) for i in reader.interests), repr(line)
                 continue
-            for item in line.split(", "):
-                item = item.strip()
+            for item in " ".join(line.split()).split(", "):
                 if item.startswith("like: "):
                     continue
                 named += 1

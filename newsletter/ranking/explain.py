@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from newsletter.models import Paper, Pick
-from newsletter.ranking.facets import facets
+from newsletter.ranking.facets import named_parts
 from newsletter.ranking.trending import figures
 
 if TYPE_CHECKING:
@@ -36,7 +36,7 @@ class _Query:
     ranked: tuple[tuple[int, str], ...]  # (term id, surface word), rarest word first
     whole: bool  # short enough to be named as a whole when all its words match
     phrases: tuple[tuple[int, str, frozenset[int]], ...] = ()  # (bigram id, "KV cache", word ids)
-    facets: tuple[tuple[str, frozenset[int]], ...] = ()  # ("vision transformers", word ids)
+    facets: tuple[tuple[str, frozenset[int]], ...] = ()  # its facets or parts, with word ids
     acronyms: frozenset[int] = frozenset()  # words the reader typed as acronyms ("ViT", "MRI")
     complete: bool = False  # every word of the interest occurs in today's papers
     hits: dict[int, tuple[str, ...]] = field(default_factory=dict, compare=False)  # paper ->
@@ -173,10 +173,11 @@ class Explainer:
         return q
 
     def _facets(self, text: str) -> tuple[tuple[str, frozenset[int]], ...]:
-        """The interest's facets with their word ids, the one with the rarest word first."""
+        """The interest's facets (or its comma parts) with their word ids, rarest word first."""
         assert self.day is not None
         idf = self.day.index.idf
-        found = [(f, ids) for f in facets(text, self.day.acronyms) if (ids := self._word_ids(f))]
+        parts = named_parts(text, self.day.acronyms)
+        found = [(f, ids) for f in parts if (ids := self._word_ids(f))]
         found.sort(key=lambda f: -max(float(idf[j]) for j in f[1]))
         return tuple(found)
 

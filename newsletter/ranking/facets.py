@@ -72,3 +72,14 @@ def facets(text: str, acronyms: Acronyms) -> tuple[str, ...]:
         for piece in _split_scope(part):
             groups += _split_acronym(piece, acronyms)
     return tuple(" ".join(g) for g in groups) if len(groups) > 1 else ()
+
+
+def named_parts(text: str, acronyms: Acronyms) -> tuple[str, ...]:
+    """The reader's own phrases a reason may name: the facets, or else the parts of the text
+    between commas, semicolons and a colon ("neural audio codecs", "text-to-speech")."""
+    found = facets(text, acronyms)
+    if found:
+        return found
+    pieces = [" ".join(t for t in _TOKEN.findall(p)) for p in re.split(r"[,;:]", text)]
+    pieces = [p for p in pieces if p]
+    return tuple(pieces) if len(pieces) > 1 else ()

@@ -4,8 +4,8 @@ reader's own words (ranked through the real pipeline and store, or `rank` on rea
 from __future__ import annotations
 
 import email
-import html
 import email.policy
+import html
 import mailbox
 import re
 from dataclasses import replace

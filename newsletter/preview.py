@@ -79,7 +79,7 @@ sent or recorded by previewing. Reload to render again.</p>
 <td>{{ p.subscriber.email }}</td>
 <td class="subject">{{ p.subject }}</td>
 <td>{{ p.picks }}{% if p.dropped %} ({{ p.dropped }} dropped to fit){% endif %}</td>
-<td>{{ "%.1f"|format(p.html|length / 1024) }} KB</td>
+<td>{{ "%.1f"|format(p.html.encode()|length / 1024) }} KB</td>
 <td><a href="{{ base }}{{ loop.index0 }}.html">HTML</a>
  · <a href="{{ base }}{{ loop.index0 }}.txt">text</a>
  · <a href="{{ base }}{{ loop.index0 }}.eml">.eml</a></td>

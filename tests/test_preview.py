@@ -154,7 +154,9 @@ def test_preview_server_lists_and_serves_digests(server: str) -> None:
     assert href.startswith(urllib.parse.urlsplit(server).path)
     with urllib.request.urlopen(urllib.parse.urljoin(server, href)) as resp:
         assert resp.headers["Content-Type"].startswith("text/html")
-        page = lxml.html.document_fromstring(resp.read().decode())
+        body = resp.read()
+        page = lxml.html.document_fromstring(body.decode())
+    assert rows[0].cssselect("td")[3].text_content() == f"{len(body) / 1024:.1f} KB"  # bytes
     assert page.cssselect("table.card")
     with urllib.request.urlopen(
         urllib.parse.urljoin(server, href.replace(".html", ".eml"))

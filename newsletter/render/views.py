@@ -287,6 +287,11 @@ def wrap(text: str, width: int = 78, indent: str = "", first: str | None = None)
     )
 
 
+def nowrap(label: str) -> str:
+    """A control's label that never breaks between its words ('Hugging Face', without CSS)."""
+    return label.replace(" ", "\u00a0")
+
+
 def link_lines(pairs: tuple[tuple[str, str], ...], indent: str = "", width: int = 78) -> str:
     """`link_line` for each (label, url), one per line (cached: a paper's links repeat)."""
     return _link_lines(pairs, indent, width)

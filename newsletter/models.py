@@ -95,6 +95,7 @@ class Subscriber:
     confirmed_at: datetime | None = None
     nonce: str = ""  # random per row: links carry it, so they die with the row
     legacy_links: bool = False  # the row predates nonces: links without one still work
+    trending_mix: str = ""  # more personal ↔ more trending ('' : the operator's setting)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from newsletter.delivery.lock import run_lock
 from newsletter.delivery.summary import SendSummary
 from newsletter.errors import NewsletterError
 from newsletter.models import Digest, Pick, SendStatus, Subscriber, SubscriberStatus
-from newsletter.preferences import address_for_lookup
+from newsletter.preferences import address_for_lookup, trending_weight
 from newsletter.ranking.profile import profile_from
 from newsletter.ranking.rank import rank as rank_papers
 from newsletter.ranking.rank import ranker_options
@@ -134,6 +134,9 @@ def build_digests(
                 since=max(prev, oldest) if prev else oldest,
                 since_label=label,
                 size=s.digest_size,
+                trending_weight=trending_weight(s.trending_mix, cfg.digest.trending_weight)
+                if s.trending_mix
+                else None,
             )
         )
     known = {pid for p in profiles for pid in (*p.liked, *p.disliked)}

@@ -25,6 +25,15 @@ MAX_NAME_CHARS = 100
 SIZE_RANGE = (1, 50)
 # Kept as they are when preferences are edited: they come from feedback or the CLI.
 KEPT_KINDS = (InterestKind.LIKE, InterestKind.NOT_PAPER)
+# A reader's blend of trending and relevance, most personal first; '' follows the operator.
+TRENDING_MIXES = {
+    "personal": "Most personal: only how well a paper matches my interests",
+    "more-personal": "More personal",
+    "": "The site's mix (default)",
+    "more-trending": "More trending",
+    "trending": "Most trending: what Hugging Face readers upvote and discuss",
+}
+SITE_MIX = "site"  # what the CLI calls the '' mix
 _CATEGORY = re.compile(r"[a-z-]+(\.[A-Za-z-]+)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -94,6 +103,7 @@ class Preferences:
     hour: int = 7
     size: int = 10
     name: str = ""
+    trending: str = ""  # a TRENDING_MIXES key
 
     @property
     def keywords_text(self) -> str:
@@ -153,7 +163,20 @@ def preferences_of(subscriber: Subscriber, interests: Sequence[Interest]) -> Pre
         hour=subscriber.delivery_hour,
         size=subscriber.digest_size,
         name=subscriber.name,
+        trending=subscriber.trending_mix,
     )
+
+
+def trending_weight(mix: str, site_weight: float) -> float:
+    """The trending weight a reader's mix stands for, around the operator's `site_weight`
+    (relevance × (1 + weight × trending)); the trending steps add some even when it is 0."""
+    steps = {
+        "personal": 0.0,
+        "more-personal": site_weight / 2,
+        "more-trending": max(2 * site_weight, site_weight + 0.5),
+        "trending": max(5 * site_weight, site_weight + 2.0),
+    }
+    return steps.get(mix, site_weight)
 
 
 @functools.cache
@@ -211,6 +234,12 @@ def _check_delivery(prefs: Preferences, errors: dict[str, str]) -> None:
     low, high = SIZE_RANGE
     if not low <= prefs.size <= high:
         errors["size"] = f"The digest size must be between {low} and {high} papers."
+    if prefs.trending not in TRENDING_MIXES:
+        names = ", ".join(k or SITE_MIX for k in TRENDING_MIXES)
+        errors["trending"] = (
+            f"Pick how personal your digest is, from the most personal to the most trending: "
+            f"{names} ({prefs.trending[:20]!r} is not one of them)."
+        )
 
 
 def check_preferences(

@@ -106,6 +106,32 @@ def test_demo_digests_are_light_and_preview_prints_their_size(tmp_path: Path) ->
         assert len(html.encode()) <= LIGHT_HTML_BYTES, msg["To"]
 
 
+def test_every_demo_digest_leads_with_trending_picks_that_match(tmp_path: Path) -> None:
+    """Readers with interests open on 'Trending in your topics': upvoted picks that match; the
+    reader without interests on the day's most trending; no section heading twice."""
+    import lxml.html
+
+    run(tmp_path)
+    box = mailbox.Maildir(tmp_path / "demo" / "maildir", create=False)
+    interests = {r.email: bool(r.interests) for r in READERS}
+    seen = set()
+    for key in box.iterkeys():
+        msg = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
+        address = msg["To"].addresses[0].addr_spec
+        doc = lxml.html.document_fromstring(msg.get_body(("html",)).get_content())
+        headings = [h.text_content() for h in doc.cssselect("h2.section-title")]
+        assert len(headings) == len(set(headings)), (address, headings)
+        first = doc.cssselect("table.card p.reason")[0].text_content()
+        assert "▲" in first, (address, first)
+        if interests[address]:
+            assert headings[0] == "Trending in your topics", (address, headings)
+            assert first.startswith(("matches: ", "like: ")), (address, first)
+        else:
+            assert headings[0] == "Most trending today", (address, headings)
+        seen.add(address)
+    assert seen == set(interests)
+
+
 def test_bundled_sample_day_is_what_the_builder_makes(tmp_path: Path) -> None:
     """The committed demo files are what the builder makes from the repo's copy of the corpus."""
     assert build_demo_data.DEFAULT_CORPUS == FIXTURES / "eval" / "corpus.jsonl"

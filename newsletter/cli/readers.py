@@ -16,6 +16,8 @@ from newsletter.cli.base import AppContext, cli, friendly_errors, pass_app
 from newsletter.config import EXAMPLE_CONFIG
 from newsletter.models import Interest, InterestKind, SubscriberStatus
 from newsletter.preferences import (
+    SITE_MIX,
+    TRENDING_MIXES,
     InvalidPreferences,
     Preferences,
     address_for_lookup,
@@ -34,6 +36,7 @@ OPTION_OF = {
     "hour": "--hour",
     "size": "--size",
     "name": "--name",
+    "trending": "--trending",
 }
 KEYWORD_WORDS = 4  # a longer --interest is a free-text description
 
@@ -70,6 +73,7 @@ def flags_to_preferences(
     likes: tuple[str, ...],
     negatives: tuple[str, ...],
     delivery: tuple[str, str | None, int | None, int | None],
+    trending: str | None = None,
 ) -> Preferences:
     """The command-line flags in the shape the shared validation rule checks."""
     name, timezone, hour, size = delivery
@@ -84,6 +88,7 @@ def flags_to_preferences(
         hour=d.hour if hour is None else hour,
         size=d.size if size is None else size,
         name=name,
+        trending="" if trending in (None, SITE_MIX) else trending.strip(),
     )
 
 
@@ -102,6 +107,8 @@ def describe_signup(address: str, done: SignUp, confirmed: bool, wanted: int) ->
             "again, only if they asked you to)."
         )
     added = f" except {done.added} new interest(s) added" if done.added else ""
+    if done.mix_changed:
+        added += " and the trending mix set" if added else " except the trending mix, set"
     mailed = f"; confirmation e-mail sent again to {address}" if done.mailed else ""
     return f"{address} is already subscribed ({before}); nothing changed{added}.{mailed}"
 
@@ -139,6 +146,14 @@ def describe_signup(address: str, done: SignUp, confirmed: bool, wanted: int) ->
 )
 @click.option("--size", type=click.IntRange(1, 50), default=None, help="Papers per digest.")
 @click.option(
+    "--trending",
+    default=None,
+    metavar="MIX",
+    help="More personal or more trending picks: "
+    + ", ".join(k or SITE_MIX for k in TRENDING_MIXES)
+    + f" (default {SITE_MIX}: the operator's trending_weight). Also changes a known reader's.",
+)
+@click.option(
     "--confirmed",
     is_flag=True,
     help="Activate now, without the opt-in e-mail (only for people who asked you directly).",
@@ -156,15 +171,18 @@ def subscribe(
     timezone: str | None,
     hour: int | None,
     size: int | None,
+    trending: str | None,
     confirmed: bool,
 ) -> None:
     """Add a subscriber and e-mail them the opt-in link (idempotent: says what it did)."""
     address = normalize_address(email)
     prefs = flags_to_preferences(
-        app, interests, categories, likes, negatives, (name, timezone, hour, size)
+        app, interests, categories, likes, negatives, (name, timezone, hour, size), trending
     )
     try:
-        done = app.subscriptions().add_by_operator(address, prefs, confirmed=confirmed)
+        done = app.subscriptions().add_by_operator(
+            address, prefs, confirmed=confirmed, set_trending=trending is not None
+        )
     except InvalidPreferences as exc:
         field, message = next(iter(exc.errors.items()))
         raise click.BadParameter(message, param_hint=OPTION_OF.get(field, field)) from None
@@ -227,12 +245,13 @@ def subscribers(app: AppContext, status: str | None) -> None:
     subs = app.store.subscribers.list(SubscriberStatus(status) if status else None)
     interests = app.store.subscribers.interests_for_many([s.id for s in subs])
     click.echo(
-        f"{'id':>5}  {'email':<32} {'status':<12} {'tz':<18} {'hour':>4} {'size':>4}  interests"
+        f"{'id':>5}  {'email':<32} {'status':<12} {'tz':<18} {'hour':>4} {'size':>4}  "
+        f"{'mix':<13} interests"
     )
     for s in subs:
         what = ", ".join(_listed(i) for i in interests.get(s.id, []))
         click.echo(
             f"{s.id:>5}  {s.email:<32} {s.status:<12} {s.timezone:<18} "
-            f"{s.delivery_hour:>4} {s.digest_size:>4}  {what[:60]}"
+            f"{s.delivery_hour:>4} {s.digest_size:>4}  {s.trending_mix or SITE_MIX:<13} {what[:60]}"
         )
     click.echo(f"{len(subs)} subscriber(s)")

@@ -44,6 +44,7 @@ class Profile:
     since: date | None = None  # only papers dated after this day
     since_label: str = ""  # "since your last digest on 2026-11-20" (for empty results)
     size: int = 10
+    trending_weight: float | None = None  # the reader's own; None: the ranker's option
 
     @property
     def has_interests(self) -> bool:
@@ -66,6 +67,7 @@ def profile_from(
     since: date | None = None,
     since_label: str = "",
     size: int = 10,
+    trending_weight: float | None = None,
 ) -> Profile:
     """Build a profile from stored interests and 👍/👎 votes (a later vote wins over a like)."""
     queries: list[tuple[str, float]] = []
@@ -102,6 +104,7 @@ def profile_from(
         since=since,
         since_label=since_label,
         size=size,
+        trending_weight=trending_weight,
     )
 
 

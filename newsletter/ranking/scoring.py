@@ -295,8 +295,7 @@ def score_batch(
     wants = np.array([p.has_interests for p in profiles], dtype=bool)
     if mats.model_weights is not None:
         wants[mats.model_row >= 0] = True
-    boost = (1.0 + opt.trending_weight * day.trend).astype(np.float32)
-    final = np.multiply(rel, boost[None, :], dtype=np.float32)
+    final = np.multiply(rel, _trending_boost(profiles, opt, day.trend), dtype=np.float32)
     if not wants.all():
         final[~wants] = day.trend[None, :]
     counts = {"fresh": fresh, "unsent": unsent, "allowed": allowed.copy()}
@@ -305,6 +304,18 @@ def score_batch(
     allowed &= ~weak
     np.copyto(final, -np.inf, where=~allowed)
     return final, rel, counts
+
+
+def _trending_boost(profiles: Sequence[Profile], opt: RankOptions, trend: np.ndarray) -> np.ndarray:
+    """1 + weight × trending: one row for all, or one per reader when a reader chose a mix."""
+    own = [p.trending_weight for p in profiles]
+    if all(w is None for w in own):
+        weights = np.full((1, 1), opt.trending_weight, dtype=np.float32)
+    else:
+        weights = np.array([opt.trending_weight if w is None else w for w in own], np.float32)
+        weights = weights[:, None]
+    boost: np.ndarray = (1.0 + weights * trend[None, :]).astype(np.float32)
+    return boost
 
 
 def _known_and_fresh(

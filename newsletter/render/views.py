@@ -231,11 +231,15 @@ def trending_first(picks: list[Pick]) -> list[Pick]:
 
 
 def sections(cards: list[CardView], personal: bool) -> list[tuple[str, list[CardView]]]:
-    """(heading, cards) for the trending picks and the new ones nobody has upvoted yet."""
-    where = "in your topics" if personal else "today"
+    """(heading, cards) for the trending picks and the new ones nobody has upvoted yet. Without
+    interests the picks are the day's most trending: named so, since the list of papers outside
+    the picks that follows them is "Trending today"."""
     hot = [c for c in cards if c.trending]
     new = [c for c in cards if not c.trending]
-    named = ((f"Trending {where}", hot), (f"New {where}", new))
+    if personal:
+        named = (("Trending in your topics", hot), ("New in your topics", new))
+    else:
+        named = (("Most trending today", hot), ("New today", new))
     return [(title, group) for title, group in named if group]
 
 

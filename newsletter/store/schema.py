@@ -226,9 +226,17 @@ def _m4_paper_search(db: sqlite_utils.Database) -> None:
 # `_m4_paper_search` reads nothing the steps before it add: it may follow any of them.
 
 
+def _m5_trending_mix(db: sqlite_utils.Database) -> None:
+    """A reader's own blend of trending and relevance ('' follows the operator's setting).
+
+    Plain portable DDL: the PostgreSQL backend runs the same statement."""
+    db.execute("ALTER TABLE subscribers ADD COLUMN trending_mix TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: list[Migration] = [
     _m1_initial,
     _m2_signup_requests,
     _m3_rate_limits_and_link_nonces,
     _m4_paper_search,
+    _m5_trending_mix,
 ]

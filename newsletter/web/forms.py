@@ -50,6 +50,7 @@ def parse_preferences(
         timezone=_text(form, "timezone").strip(),
         hour=_int(form.get("hour", ""), -1),
         size=_int(form.get("size", ""), 0),
+        trending=_text(form, "trending").strip(),
     )
     errors = check_preferences(prefs, allowed_categories, need_interest=True)
     # What the form shows again keeps only the categories it offers.

@@ -14,7 +14,12 @@ from starlette.routing import Route
 
 from newsletter import links, pipeline
 from newsletter.models import Subscriber, split_arxiv_id
-from newsletter.preferences import Preferences, preferences_of, timezone_choices
+from newsletter.preferences import (
+    TRENDING_MIXES,
+    Preferences,
+    preferences_of,
+    timezone_choices,
+)
 from newsletter.render.views import long_date
 from newsletter.subscriptions import resubscribe_url
 from newsletter.tokens import TokenData, TokenError
@@ -75,6 +80,7 @@ class DigestPages:
             saved=request.query_params.get("saved") == "1" and not errors,
             categories=self._categories(stored),
             timezones=timezone_choices(),
+            trending_mixes=TRENDING_MIXES,
             digests=self._recent_digests(sub),
             preview_url=links.preview_url(self.cfg, sub),
             unsubscribe_url=links.unsubscribe_url(self.cfg, sub),

@@ -10,6 +10,7 @@ import numpy as np
 
 from newsletter.models import Paper, Pick
 from newsletter.ranking.authors import followed_author
+from newsletter.ranking.facets import named_parts
 from newsletter.ranking.trending import figures
 
 if TYPE_CHECKING:
@@ -38,7 +39,15 @@ class _Query:
     ranked: tuple[tuple[int, str], ...]  # (term id, surface word), rarest word first
     whole: bool  # short enough to be named as a whole when all its words match
     phrases: tuple[tuple[int, str, frozenset[int]], ...] = ()  # (bigram id, "KV cache", word ids)
+    facets: tuple[tuple[str, frozenset[int]], ...] = ()  # its facets or parts, with word ids
+    acronyms: frozenset[int] = frozenset()  # words the reader typed as acronyms ("ViT", "MRI")
+    complete: bool = False  # every word of the interest occurs in today's papers
     hits: dict[int, tuple[str, ...]] = field(default_factory=dict, compare=False)  # paper ->
+
+
+def _looks_acronym(word: str) -> bool:
+    """ "MRI", "CT", "ViT": two capitals or more, as readers write acronyms."""
+    return sum(c.isupper() for c in word) >= 2
 
 
 def _join_phrases(phrases: list[str]) -> list[str]:
@@ -136,9 +145,11 @@ class Explainer:
             index = self.day.index
             surface = index.analyzer.surface(text)
             words, phrases = [], []
+            complete = True  # every word of the interest is in some paper today
             for t in dict.fromkeys(index.analyzer.terms(text)):
                 j = index.vocab.get(t)
                 if j is None:
+                    complete = complete and " " in t
                     continue
                 if " " not in t:
                     words.append((-float(index.idf[j]), j, surface.get(t, t)))
@@ -150,15 +161,35 @@ class Explainer:
             words.sort()
             phrases.sort()
             ranked = tuple((j, w) for _, j, w in words)
+            acronyms = self.day.acronyms
             q = _Query(
                 text,
                 frozenset(j for j, _ in ranked),
                 ranked,
                 len(text) <= 40,
                 tuple((j, w, parts) for _, j, w, parts in phrases),
+                self._facets(text),
+                frozenset(j for j, w in ranked if acronyms.expansion(w) or _looks_acronym(w)),
+                complete,
             )
             self._queries[text] = q
         return q
+
+    def _facets(self, text: str) -> tuple[tuple[str, frozenset[int]], ...]:
+        """The interest's facets (or its comma parts) with their word ids, rarest word first."""
+        assert self.day is not None
+        idf = self.day.index.idf
+        parts = named_parts(text, self.day.acronyms)
+        found = [(f, ids) for f in parts if (ids := self._word_ids(f))]
+        found.sort(key=lambda f: -max(float(idf[j]) for j in f[1]))
+        return tuple(found)
+
+    def _word_ids(self, text: str) -> frozenset[int]:
+        """Term ids of the words of `text`; empty when one of them is in no paper today."""
+        assert self.day is not None
+        vocab = self.day.index.vocab
+        ids = [vocab.get(t, -1) for t in self.day.index.analyzer.terms(text) if " " not in t]
+        return frozenset() if not ids or -1 in ids else frozenset(ids)
 
     def _terms(self, doc: int) -> frozenset[int]:
         got = self._doc_terms.get(doc)
@@ -171,22 +202,28 @@ class Explainer:
 
     @staticmethod
     def _query_match(q: _Query, terms: frozenset[int]) -> tuple[str, ...]:
-        """The interest itself when all its words are in the paper, else the two-word phrases
-        of it found in the paper ("KV cache") and then its rarest other words: 3 at most."""
+        """The reader's own words only, 3 at most: the interest itself when the paper has all its
+        words, else the facets of it the paper covers ("vision transformers"), the two-word
+        phrases of it found in the paper ("KV cache") and the acronyms of it the paper uses
+        ("MRI"). Never a lone common word ("image", "models")."""
         hit = q.ids & terms
         if not hit:
             return ()
-        if len(hit) == len(q.ids) and q.whole and len(hit) <= 4:
+        if q.complete and len(hit) == len(q.ids) and q.whole and len(hit) <= 4:
             return (q.text,)
-        found = [(phrase, parts) for j, phrase, parts in q.phrases if j in terms]
-        if not found:
-            return tuple([w for j, w in q.ranked if j in hit][:3])
+        shown: list[str] = []
+        covered: frozenset[int] = frozenset()
+        for facet, ids in q.facets:
+            if ids <= terms:
+                shown.append(facet)
+                covered |= ids
+        found = [(p, parts) for j, p, parts in q.phrases if j in terms and not parts <= covered]
         if len(found) == 1:
-            shown, covered = [found[0][0]], found[0][1]
-        else:
-            shown = _join_phrases([phrase for phrase, _ in found])
-            covered = frozenset().union(*(parts for _, parts in found))
-        shown += [w for j, w in q.ranked if j in hit and j not in covered]
+            shown.append(found[0][0])
+        elif found:
+            shown += _join_phrases([phrase for phrase, _ in found])
+        covered = covered.union(*(parts for _, parts in found))
+        shown += [w for j, w in q.ranked if j in hit and j in q.acronyms and j not in covered]
         return tuple(shown[:3])
 
     def matched(self, profile: Profile, doc: int, like: str = "") -> list[str]:
@@ -278,8 +315,16 @@ class Explainer:
             return f"by {by}, whom you follow{also}{tail}", tuple(matched)
         if matched:
             return "matches: " + ", ".join(matched) + tail, tuple(matched)
-        head = "related to papers you liked" if profile.liked else "related"
-        return head + tail, ()
+        if profile.liked and not queries:
+            return "related to papers you liked" + tail, ()
+        closest = self._closest(queries, doc)
+        return (f"related to: {_short(closest)}" if closest else "related") + tail, ()
+
+    def _closest(self, queries: list[_Query], doc: int) -> str:
+        """The interest sharing the most words with the paper (the reader's own phrase)."""
+        terms = self._terms(doc)
+        best = max(queries, key=lambda q: len(q.ids & terms), default=None)
+        return best.text if best is not None and best.ids & terms else ""
 
     def ranking(
         self,

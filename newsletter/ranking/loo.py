@@ -35,6 +35,13 @@ SETTINGS: dict[str, RankOptions] = {
     "no-mmr": replace(_BASE, mmr_lambda=1.0),
     "likes-0.5": replace(_BASE, like_weight=0.5),
     "likes-2": replace(_BASE, like_weight=2.0),
+    "no-facets": replace(_BASE, facet_weight=0.0),
+    "facets-0.25": replace(_BASE, facet_weight=0.25),
+    "facets-0.75": replace(_BASE, facet_weight=0.75),
+    "facet-saturation-0.8": replace(_BASE, facet_saturation=0.8),
+    "no-acronyms": replace(_BASE, acronyms=False),
+    "likes-ungated": replace(_BASE, like_gate=0.0),
+    "likes-gate-1": replace(_BASE, like_gate=1.0),
 }
 
 

@@ -47,6 +47,9 @@ RANKERS: dict[str, RankOptions] = {
     "no-bigrams": replace(_BASE, index=replace(_BASE.index, bigram_weight=0.0)),
     "no-prf": replace(_BASE, prf_docs=0),
     "no-mmr": replace(_BASE, mmr_lambda=1.0),
+    "no-facets": replace(_BASE, facet_weight=0.0),
+    "no-acronyms": replace(_BASE, acronyms=False),
+    "likes-ungated": replace(_BASE, like_gate=0.0),
 }
 
 

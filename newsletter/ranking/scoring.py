@@ -23,7 +23,12 @@ import numpy as np
 from scipy import sparse
 
 from newsletter.models import Paper
+from newsletter.ranking.acronyms import Acronyms
 from newsletter.ranking.authors import AuthorIndex, author_boost, index_authors
+from newsletter.ranking.coverage import discount_partial
+from newsletter.ranking.facets import facets
+from newsletter.ranking.feedback import pseudo_feedback
+from newsletter.ranking.likes import add_likes
 from newsletter.ranking.profile import (
     BACKGROUND,
     Profile,
@@ -32,7 +37,7 @@ from newsletter.ranking.profile import (
     train_models,
 )
 from newsletter.ranking.semantic import Encoder, fuse_ranks
-from newsletter.ranking.textindex import IndexSettings, TextIndex, top_k_per_row
+from newsletter.ranking.textindex import IndexSettings, TextIndex
 from newsletter.ranking.traction import Rise
 from newsletter.ranking.trending import paper_day, trending_scores
 
@@ -48,7 +53,13 @@ class RankOptions:
     prf_terms: int = 20  # words in each query's expansion
     prf_weight: float = 1.0
     other_queries: float = 0.1  # weight of a subscriber's other matching interests
+    facet_weight: float = 0.5  # soft AND over an interest's facets (0 = off)
+    facet_saturation: float = 0.5  # a facet scoring this much of its best counts as covered
+    facet_feedback: bool = True  # facets scored with pseudo-relevance feedback too
+    acronyms: bool = True  # acronyms and their long forms match each other
     like_weight: float = 1.0
+    like_pool: str = "max"  # a paper's similarity to the liked papers: "max" or "mean"
+    like_gate: float = 2.0  # power of the interest match that scales the likes' lift (0: none)
     dislike_weight: float = 1.0
     model_weight: float = 0.5
     category_mode: str = "boost"  # or "filter"
@@ -78,6 +89,7 @@ class Day:
     paper_categories: sparse.csr_matrix
     semantic: np.ndarray | None = None  # unit embeddings of the papers
     today: date | None = None
+    acronyms: Acronyms = field(default_factory=Acronyms)  # learnt from the day's papers
     query_cache: dict[str, np.ndarray] = field(default_factory=dict)  # text -> scores
     rising: dict[int, Rise] = field(default_factory=dict)  # paper -> its late rise
     _authors: AuthorIndex | None = None
@@ -118,7 +130,13 @@ def _index_day(
     papers: tuple[Paper, ...], today: date | None, options: RankOptions, encoder: Encoder | None
 ) -> Day:
     """The per-day work, cached: a send ranks its subscribers in many batches."""
-    index = TextIndex([p.title for p in papers], [p.abstract for p in papers], options.index)
+    acronyms = Acronyms.learn(f"{p.title}\n{p.abstract}" for p in papers)
+    index = TextIndex(
+        [p.title for p in papers],
+        [p.abstract for p in papers],
+        options.index,
+        acronyms if options.acronyms else None,
+    )
     ordinals = None
     if today is not None:
         days = [paper_day(p, today) or today for p in papers]
@@ -149,6 +167,7 @@ def _index_day(
         paper_categories=paper_cats,
         semantic=encoder.encode([f"{p.title}. {p.abstract}" for p in papers]) if encoder else None,
         today=today,
+        acronyms=acronyms if options.acronyms else Acronyms({}),
     )
 
 
@@ -174,33 +193,19 @@ def _best_and_rest(values: np.ndarray, owner: np.ndarray, n: int, rest: float) -
     return out
 
 
-def _expand(scores: np.ndarray, day: Day, m: int, terms: int) -> np.ndarray:
-    """Pseudo-relevance feedback (RM3-style): score papers against each query's expansion.
-
-    The expansion is the `terms` heaviest words of the score-weighted mean tf-idf vector of
-    the query's top-m papers; it is scored with the same BM25F weights and scaled by its
-    best possible score, so it lifts papers on the topic that use other words for it.
-    """
-    m = min(m, scores.shape[1])
-    top = np.argpartition(-scores, m - 1, axis=1)[:, :m]
-    w = np.maximum(np.take_along_axis(scores, top, axis=1), 0)
-    total = w.sum(axis=1, keepdims=True)
-    w = np.divide(w, total, out=np.zeros_like(w), where=total > 0)
-    rows = np.repeat(np.arange(scores.shape[0]), m)
-    weights = sparse.csr_matrix((w.ravel(), (rows, top.ravel())), shape=scores.shape)
-    pooled = (weights @ day.index.top_terms).tocsr()
-    pooled.sum_duplicates()
-    row = np.repeat(np.arange(pooled.shape[0]), np.diff(pooled.indptr))
-    keep = top_k_per_row(row, pooled.data, terms)
-    expansion = sparse.csr_matrix(
-        (pooled.data[keep], (row[keep], pooled.indices[keep])), shape=pooled.shape
-    )
-    mass = np.asarray(expansion.sum(axis=1)).ravel()
-    normalized = sparse.diags(1.0 / np.maximum(mass, 1e-9)) @ expansion
-    ideal = normalized @ day.index.idf
-    out = (normalized @ day.index.bm25_t).toarray().astype(np.float32)
-    scaled: np.ndarray = out / np.maximum(ideal, 1e-6)[:, None]
-    return scaled
+def _text_scores(
+    day: Day, texts: Sequence[str], opt: RankOptions, encoder: Encoder | None, *, feedback: bool
+) -> np.ndarray:
+    """BM25F of each text scaled by its best possible score, fused with the semantic encoder
+    and with pseudo-relevance feedback added when asked (one row per text)."""
+    qm, ideal = day.index.query_matrix(texts)
+    s: np.ndarray = (qm @ day.index.bm25_t).toarray().astype(np.float32)
+    s /= np.maximum(ideal, 1e-6)[:, None]
+    if encoder is not None and day.semantic is not None:
+        s = fuse_ranks(s, encoder.encode(list(texts)) @ day.semantic.T)
+    if feedback and opt.prf_docs > 0 and opt.prf_weight > 0:
+        s += opt.prf_weight * pseudo_feedback(s, day.index, opt.prf_docs, opt.prf_terms)
+    return s
 
 
 def _query_scores(
@@ -216,13 +221,14 @@ def _query_scores(
     distinct = list(dict.fromkeys(texts))
     missing = [t for t in distinct if t not in cache]
     if missing:
-        qm, ideal = day.index.query_matrix(missing)
-        s = (qm @ day.index.bm25_t).toarray().astype(np.float32)
-        s /= np.maximum(ideal, 1e-6)[:, None]
-        if encoder is not None and day.semantic is not None:
-            s = fuse_ranks(s, encoder.encode(missing) @ day.semantic.T)
-        if opt.prf_docs > 0 and opt.prf_weight > 0:
-            s += opt.prf_weight * _expand(s, day, opt.prf_docs, opt.prf_terms)
+        s = _text_scores(day, missing, opt, encoder, feedback=True)
+        discount_partial(
+            s,
+            [facets(t, day.acronyms) for t in missing],
+            lambda t: _text_scores(day, t, opt, None, feedback=opt.facet_feedback),
+            weight=opt.facet_weight,
+            saturation=opt.facet_saturation,
+        )
         if len(cache) + len(missing) > QUERY_CACHE:
             cache.clear()
         cache.update(zip(missing, s, strict=True))
@@ -288,7 +294,7 @@ def score_batch(
     rel = _query_relevance(day, mats, profiles, opt, encoder)
     if len(mats.liked_rows):
         sims = day.example_sim[mats.liked_rows]
-        rel += opt.like_weight * _segment(sims, mats.liked_owner, n, "max")
+        add_likes(rel, sims, mats.liked_owner, opt.like_weight, opt.like_pool, opt.like_gate)
     if len(mats.disliked_rows):
         sims = day.example_sim[mats.disliked_rows]
         rel -= opt.dislike_weight * _segment(sims, mats.disliked_owner, n, "max")

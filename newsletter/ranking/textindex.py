@@ -19,6 +19,8 @@ import numpy as np
 import snowballstemmer
 from scipy import sparse
 
+from newsletter.ranking.acronyms import Acronyms, singular
+
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 # English function words plus the boilerplate of abstracts: they carry no topic.
@@ -78,7 +80,7 @@ class Analyzer:
 
     def words(self, text: str) -> list[str | None]:
         """Normalised words in order; None marks a stop word (a phrase break)."""
-        return [self._norm(w) for w in _WORD.findall(text.lower())]
+        return [self._norm(w) for w in _WORD.findall(singular(text).lower())]
 
     def terms(self, text: str) -> list[str]:
         """Unigram terms, then bigram terms ("a b") of adjacent content words."""
@@ -91,7 +93,7 @@ class Analyzer:
     def surface(self, text: str) -> dict[str, str]:
         """Map each unigram term of `text` back to the first word it came from (for reasons)."""
         out: dict[str, str] = {}
-        for raw in _WORD.findall(text):
+        for raw in _WORD.findall(singular(text)):
             term = self._norm(raw.lower())
             if term is not None and term not in out:
                 out[term] = raw
@@ -160,14 +162,20 @@ class TextIndex:
     """BM25F weights and unit tf-idf vectors for one set of papers, over one vocabulary."""
 
     def __init__(
-        self, titles: Sequence[str], abstracts: Sequence[str], settings: IndexSettings
+        self,
+        titles: Sequence[str],
+        abstracts: Sequence[str],
+        settings: IndexSettings,
+        acronyms: Acronyms | None = None,
     ) -> None:
         self.settings = settings
+        self.acronyms = acronyms
+        self._long_terms: dict[str, list[str]] = {}  # long form -> its terms
         # Bigrams are always indexed (negative phrases need them); `bigram_weight` decides
         # whether queries use them.
         self.analyzer = Analyzer(stem=settings.stem, bigrams=True)
-        title_terms = [self.analyzer.terms(t) for t in titles]
-        body_terms = [self.analyzer.terms(a) for a in abstracts]
+        title_terms = [self.terms(t) for t in titles]
+        body_terms = [self.terms(a) for a in abstracts]
         self.vocab: dict[str, int] = {}
         title_tf = _count_matrix(title_terms, self.vocab, grow=True)
         body_tf = _count_matrix(body_terms, self.vocab, grow=True)
@@ -189,6 +197,20 @@ class TextIndex:
         self.bm25_t = self.bm25.T.tocsr()
         self.unit_t = self.unit.T.tocsr()
         self.top_terms = self._top_terms(TOP_TERMS)
+
+    def terms(self, text: str, *, paper: bool = True) -> list[str]:
+        """The analyser's terms; a paper's also hold the other form of each acronym or long
+        form it writes (once), so an interest typed either way matches it."""
+        out = self.analyzer.terms(text)
+        if paper and self.acronyms is not None:
+            shorts, longs = self.acronyms.found(text)
+            out += [t for t in map(self.analyzer.term, shorts) if t]
+            for long in longs:
+                got = self._long_terms.get(long)
+                if got is None:
+                    got = self._long_terms[long] = self.analyzer.terms(long)
+                out += got
+        return out
 
     def _top_terms(self, k: int) -> sparse.csr_matrix:
         """Each paper's k heaviest tf-idf words: feedback expansions are drawn from these."""
@@ -223,13 +245,13 @@ class TextIndex:
 
     def vectors(self, texts: Iterable[str]) -> sparse.csr_matrix:
         """Unit tf-idf vectors of outside texts (e.g. liked papers) in this index's vocabulary."""
-        terms = [self.analyzer.terms(t) for t in texts]
+        terms = [self.terms(t) for t in texts]
         return self.tfidf_unit(_count_matrix(terms, self.vocab, grow=False))
 
     def query_terms(self, text: str) -> dict[int, float]:
         """Term id -> query weight (repeats add up; bigrams weigh `bigram_weight`)."""
         out: dict[int, float] = {}
-        for t in self.analyzer.terms(text):
+        for t in self.terms(text, paper=False):
             j = self.vocab.get(t)
             if j is None:
                 continue
@@ -246,7 +268,7 @@ class TextIndex:
         ideal = np.zeros(len(texts), dtype=np.float32)
         default_idf = math.log1p((self.n_docs + 0.5) / 0.5)
         for i, text in enumerate(texts):
-            for t in self.analyzer.terms(text):
+            for t in self.terms(text, paper=False):
                 w = self.settings.bigram_weight if " " in t else 1.0
                 if w == 0:
                     continue

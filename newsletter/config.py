@@ -103,6 +103,8 @@ class SMTPConfig:
 @dataclass(frozen=True)
 class DeliveryConfig:
     method: str = "smtp"
+    build_processes: int = -1  # processes rendering and building messages: -1 one per CPU
+    build_from: int = 200  # runs with fewer digests build them in the sending process
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,13 @@ def _validate(cfg: Config) -> None:
         raise ConfigError(
             f'delivery.method is {method!r}: use "smtp" or "maildir:PATH" (e.g. maildir:outbox)'
         )
+    if cfg.delivery.build_processes < -1:
+        raise ConfigError(
+            "delivery.build_processes must be -1 (one per CPU), 0 (build in the sending "
+            "process) or a number of processes"
+        )
+    if cfg.delivery.build_from < 0:
+        raise ConfigError("delivery.build_from cannot be negative")
     if cfg.digest.category_mode not in {"boost", "filter"}:
         raise ConfigError('digest.category_mode must be "boost" or "filter"')
     if not 0 <= cfg.digest.hour <= 23:

@@ -9,7 +9,8 @@ mailer and the network edges tests replace), so no function here takes a long pa
 - `build_digests(ctx, day, subscribers)`: rank the window's papers for each subscriber.
 - `prepare(ctx, digest, first)`: render and build the exact bytes `send` hands to SMTP;
   preview, the web preview and send all go through it, so they cannot differ.
-- `send_daily(ctx, day, options)`: everyone due, exactly once (the ledger), under the run lock.
+- `send_daily(ctx, day, options)`: everyone due, exactly once (the ledger), under the run lock;
+  `send_batch` is its unit (one batch of due subscribers), `message_builders` its workers.
 - `run_daily(ctx)`: what cron runs: fetch, then send.
 """
 
@@ -26,6 +27,7 @@ from functools import cached_property
 import httpx
 
 from newsletter import delivery
+from newsletter.building import Builders, builders_for
 from newsletter.config import Config
 from newsletter.delivery.lock import run_lock
 from newsletter.delivery.summary import SendSummary
@@ -37,7 +39,7 @@ from newsletter.ranking.rank import rank as rank_papers
 from newsletter.ranking.rank import ranker_options
 from newsletter.ranking.semantic import load_encoder
 from newsletter.render.renderer import RenderedEmail, Renderer
-from newsletter.sending import SendOptions, outgoing, send_targets
+from newsletter.sending import SendOptions, Target, outgoing, send_targets
 from newsletter.sources.engine import FetchSummary, Progress
 from newsletter.sources.fetch import Fetcher
 from newsletter.store import Database
@@ -299,35 +301,63 @@ def send_daily(ctx: Context, day: date, options: SendOptions | None = None) -> S
     opts = options or SendOptions()
     ctx.cfg.require_secret_key()  # every digest carries signed links: fail before claiming any
     summary = SendSummary(day, dry_run=opts.dry_run)
-    ledger = delivery.Ledger(ctx.store, ctx.cfg, ctx.clock, on_bounce=ctx.subscriptions.bounce)
     if opts.dry_run:
         opts.resend = None
-        for _ in outgoing(
-            ctx, send_targets(ctx, day, summary, opts), day, ledger, summary, build_digests
-        ):
-            pass
+        targets = send_targets(ctx, day, summary, opts)
+        with message_builders(ctx, len(targets), dry_run=True) as builders:
+            send_batch(ctx, day, targets, summary, opts, builders)
         return summary
     with run_lock(ctx.cfg, "send"):
         run_id = ctx.store.runs.start("send", ctx.clock())
         try:
-            jobs = outgoing(
-                ctx, send_targets(ctx, day, summary, opts), day, ledger, summary, build_digests
-            )
-            report = delivery.deliver(
-                ctx.cfg,
-                ctx.get_mailer(),
-                jobs,
-                ledger,
-                sleep=ctx.sleep,
-                progress=opts.progress,
-                stop=opts.stop,
-            )
+            targets = send_targets(ctx, day, summary, opts)
+            with message_builders(ctx, len(targets)) as builders:
+                send_batch(ctx, day, targets, summary, opts, builders)
         except BaseException as exc:
             ctx.store.runs.finish(run_id, "aborted", f"stopped: {exc}", ctx.clock())
             raise
-        summary.add(report)
         ctx.store.runs.finish(run_id, summary.outcome, summary.line(), ctx.clock())
     return summary
+
+
+def message_builders(ctx: Context, digests: int, *, dry_run: bool = False) -> Builders:
+    """Where a run's messages are rendered and built: `delivery.build_processes` worker
+    processes for a run of at least `delivery.build_from` digests, else this process. Use it
+    as a context manager around one or more `send_batch` calls (the workers start once)."""
+    return builders_for(ctx.cfg, ctx.get_renderer(), digests, dry_run)
+
+
+def send_batch(
+    ctx: Context,
+    day: date,
+    targets: list[Target],
+    summary: SendSummary,
+    opts: SendOptions,
+    builders: Builders,
+) -> None:
+    """Rank, render, build, claim, send and record `targets` (subscribers due for `day`, each
+    with their ledger row), exactly once each, and fold what happened into `summary`.
+
+    The unit of a send: `send_daily` calls it once for everyone due; a caller that claims
+    batches of subscribers by other means calls it per batch, sharing one `builders`. Takes
+    no lock and writes no `runs` row: the caller does.
+    """
+    ledger = delivery.Ledger(ctx.store, ctx.cfg, ctx.clock, on_bounce=ctx.subscriptions.bounce)
+    jobs = outgoing(ctx, targets, day, ledger, summary, build_digests, builders)
+    if summary.dry_run:
+        for _ in jobs:
+            pass
+        return
+    report = delivery.deliver(
+        ctx.cfg,
+        ctx.get_mailer(),
+        jobs,
+        ledger,
+        sleep=ctx.sleep,
+        progress=opts.progress,
+        stop=opts.stop,
+    )
+    summary.add(report)
 
 
 def run_daily(

@@ -16,12 +16,15 @@ are in flight, so memory stays bounded however many subscribers are due.
 from __future__ import annotations
 
 import contextlib
+import copyreg
+import io
 import logging
 import multiprocessing
 import os
+import pickle
 import threading
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -29,11 +32,12 @@ from datetime import datetime
 from enum import StrEnum
 from multiprocessing.connection import Connection
 from types import TracebackType
+from typing import Any
 
 from newsletter import delivery
 from newsletter.config import Config
 from newsletter.errors import DeliveryError, NewsletterError
-from newsletter.models import Digest
+from newsletter.models import Digest, Interest, Paper, Pick, Subscriber
 from newsletter.render.renderer import Renderer
 
 log = logging.getLogger("newsletter.building")
@@ -116,6 +120,51 @@ class MessageBuilder:
 # ---------------------------------------------------------------- in the worker processes
 
 _worker: MessageBuilder | None = None
+_papers: dict[str, Paper] = {}
+
+
+def _by_fields(obj: Any) -> tuple[type, tuple[Any, ...]]:
+    """A frozen dataclass as its class and field values (pickle's generic way, through
+    `__reduce_ex__` and a state dict, is several times slower)."""
+    return type(obj), tuple(vars(obj).values())
+
+
+_DISPATCH = {
+    **copyreg.dispatch_table,
+    **dict.fromkeys((BuildRequest, Digest, Pick, Subscriber, Interest), _by_fields),
+}
+
+
+class _Pickler(pickle.Pickler):
+    """Writes a paper the workers already hold as its id, and the records around it by their
+    fields: the sending process pickles every request, and pickling whole papers (abstracts,
+    summaries) for each digest cost it as much as rendering one costs a worker."""
+
+    def __init__(self, file: io.BytesIO, papers: dict[str, Paper]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.dispatch_table = _DISPATCH
+        self.papers = papers
+        self.same: dict[int, bool] = {}  # id(paper) -> the workers hold it as it is
+
+    def persistent_id(self, obj: object) -> str | None:
+        if type(obj) is not Paper:
+            return None
+        same = self.same.get(id(obj))
+        if same is None:
+            held = self.papers.get(obj.id)
+            same = self.same[id(obj)] = held is obj or held == obj  # else: sent whole
+        return obj.id if same else None
+
+
+class _Unpickler(pickle.Unpickler):
+    def persistent_load(self, pid: object) -> Paper:
+        return _papers[str(pid)]
+
+
+def _dumps(requests: list[BuildRequest], papers: dict[str, Paper]) -> bytes:
+    out = io.BytesIO()
+    _Pickler(out, papers).dump(requests)
+    return out.getvalue()
 
 
 def _start_worker(
@@ -125,8 +174,10 @@ def _start_worker(
     max_html_bytes: int,
     dry_run: bool,
     lifeline: Connection,
+    papers: list[Paper],
 ) -> None:
     global _worker
+    _papers.update((p.id, p) for p in papers)
     threading.Thread(target=_exit_with, args=(lifeline,), daemon=True).start()
     renderer = kind(cfg, inline_per_email=inline_per_email, max_html_bytes=max_html_bytes)
     _worker = MessageBuilder(cfg, renderer, dry_run)
@@ -142,8 +193,9 @@ def _exit_with(lifeline: Connection) -> None:
     os._exit(1)
 
 
-def _build_in_worker(requests: list[BuildRequest]) -> list[Built]:
+def _build_in_worker(pickled: bytes) -> list[Built]:
     assert _worker is not None, "the worker was not initialised"
+    requests: list[BuildRequest] = _Unpickler(io.BytesIO(pickled)).load()
     return _worker.build_many(requests)
 
 
@@ -194,8 +246,14 @@ class ProcessBuilders(Builders):
     no copy of the sending threads), replacing the pool when a worker dies."""
 
     def __init__(
-        self, cfg: Config, renderer: Renderer, processes: int, dry_run: bool = False
+        self,
+        cfg: Config,
+        renderer: Renderer,
+        processes: int,
+        dry_run: bool = False,
+        papers: Sequence[Paper] = (),
     ) -> None:
+        """`papers`: the run's candidate papers, handed to each worker once."""
         self.cfg = cfg
         self.processes = processes
         self._mp = multiprocessing.get_context("forkserver")
@@ -209,7 +267,9 @@ class ProcessBuilders(Builders):
             renderer.max_html_bytes,
             dry_run,
             lifeline,
+            list(papers),
         )
+        self._papers = {p.id: p for p in papers}
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -226,7 +286,8 @@ class ProcessBuilders(Builders):
         restarts = 0
 
         def submit(batch: list[BuildRequest]) -> None:
-            pending.append((batch, self._pool.submit(_build_in_worker, batch)))
+            blob = _dumps(batch, self._papers)
+            pending.append((batch, self._pool.submit(_build_in_worker, blob)))
 
         for _ in range(self.processes * IN_FLIGHT):
             batch = next(batches, None)
@@ -267,10 +328,17 @@ class ProcessBuilders(Builders):
         self._lifeline.close()
 
 
-def builders_for(cfg: Config, renderer: Renderer, digests: int, dry_run: bool) -> Builders:
-    """Worker processes when the run is large enough to gain from them, else this process."""
+def builders_for(
+    cfg: Config,
+    renderer: Renderer,
+    digests: int,
+    dry_run: bool,
+    papers: Callable[[], Sequence[Paper]],
+) -> Builders:
+    """Worker processes when the run is large enough to gain from them, else this process.
+    `papers` gives the run's candidate papers (read only when workers are used)."""
     wanted = cfg.delivery.build_processes
     processes = (os.cpu_count() or 1) if wanted < 0 else wanted
     if processes <= 0 or digests < max(cfg.delivery.build_from, 1):
         return Builders(MessageBuilder(cfg, renderer, dry_run))
-    return ProcessBuilders(cfg, renderer, processes, dry_run)
+    return ProcessBuilders(cfg, renderer, processes, dry_run, papers())

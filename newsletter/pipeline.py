@@ -16,6 +16,7 @@ mailer and the network edges tests replace), so no function here takes a long pa
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import zoneinfo
@@ -32,7 +33,7 @@ from newsletter.config import Config
 from newsletter.delivery.lock import run_lock
 from newsletter.delivery.summary import SendSummary
 from newsletter.errors import NewsletterError
-from newsletter.models import Digest, Pick, SendStatus, Subscriber, SubscriberStatus
+from newsletter.models import Digest, Paper, Pick, SendStatus, Subscriber, SubscriberStatus
 from newsletter.preferences import address_for_lookup
 from newsletter.ranking.profile import profile_from
 from newsletter.ranking.rank import rank as rank_papers
@@ -119,6 +120,7 @@ def build_digests(
     ids = [s.id for s in subs]
     window = max(cfg.digest.window_days, 1)
     oldest = day - timedelta(days=window)
+    candidates = window_papers(ctx, day)
     interests = store.subscribers.interests_for_many(ids)
     votes = store.subscribers.feedback_for_many(ids)
     received = store.sends.sent_paper_ids(ids, before=day)
@@ -140,7 +142,7 @@ def build_digests(
         )
     known = {pid for p in profiles for pid in (*p.liked, *p.disliked)}
     rankings = rank_papers(
-        store.papers.between(oldest + timedelta(days=1), day),
+        candidates,
         profiles,
         today=day,
         options=ranker_options(
@@ -156,6 +158,12 @@ def build_digests(
         Digest(s, day, r.picks, r.trending, tuple(interests.get(s.id, [])), r.empty_reason)
         for s, r in zip(subs, rankings, strict=True)
     ]
+
+
+def window_papers(ctx: Context, day: date) -> list[Paper]:
+    """The papers a digest for `day` picks from: those of its `digest.window_days` days."""
+    oldest = day - timedelta(days=max(ctx.cfg.digest.window_days, 1))
+    return ctx.store.papers.between(oldest + timedelta(days=1), day)
 
 
 # ---------------------------------------------------------------- render
@@ -304,14 +312,14 @@ def send_daily(ctx: Context, day: date, options: SendOptions | None = None) -> S
     if opts.dry_run:
         opts.resend = None
         targets = send_targets(ctx, day, summary, opts)
-        with message_builders(ctx, len(targets), dry_run=True) as builders:
+        with message_builders(ctx, day, len(targets), dry_run=True) as builders:
             send_batch(ctx, day, targets, summary, opts, builders)
         return summary
     with run_lock(ctx.cfg, "send"):
         run_id = ctx.store.runs.start("send", ctx.clock())
         try:
             targets = send_targets(ctx, day, summary, opts)
-            with message_builders(ctx, len(targets)) as builders:
+            with message_builders(ctx, day, len(targets)) as builders:
                 send_batch(ctx, day, targets, summary, opts, builders)
         except BaseException as exc:
             ctx.store.runs.finish(run_id, "aborted", f"stopped: {exc}", ctx.clock())
@@ -320,11 +328,12 @@ def send_daily(ctx: Context, day: date, options: SendOptions | None = None) -> S
     return summary
 
 
-def message_builders(ctx: Context, digests: int, *, dry_run: bool = False) -> Builders:
-    """Where a run's messages are rendered and built: `delivery.build_processes` worker
-    processes for a run of at least `delivery.build_from` digests, else this process. Use it
-    as a context manager around one or more `send_batch` calls (the workers start once)."""
-    return builders_for(ctx.cfg, ctx.get_renderer(), digests, dry_run)
+def message_builders(ctx: Context, day: date, digests: int, *, dry_run: bool = False) -> Builders:
+    """Where a run's messages for `day` are rendered and built: `delivery.build_processes`
+    worker processes for a run of at least `delivery.build_from` digests, else this process.
+    Use it as a context manager around one or more `send_batch` calls (workers start once)."""
+    papers = functools.partial(window_papers, ctx, day)
+    return builders_for(ctx.cfg, ctx.get_renderer(), digests, dry_run, papers)
 
 
 def send_batch(

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import hmac
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +76,22 @@ def _serializer(secret: str, purpose: str) -> URLSafeTimedSerializer:
 # (itsdangerous' defaults: compact JSON, "django-concat" key derivation, "." separators), so
 # `read_token` verifies these tokens as before and tests compare the two outputs.
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_PLAIN = re.compile(r"[\x20-\x21\x23-\x5b\x5d-\x7e]*").fullmatch  # JSON writes these as is
+
+
+def _compact_json(payload: dict[str, Any]) -> str:
+    """`_JSON(payload)`, written directly for the usual tokens: int and plain-string values."""
+    parts = []
+    for key, value in payload.items():
+        if not _PLAIN(key):
+            return _JSON(payload)
+        if type(value) is int:
+            parts.append(f'"{key}":{value}')
+        elif type(value) is str and _PLAIN(value):
+            parts.append(f'"{key}":"{value}"')
+        else:
+            return _JSON(payload)
+    return "{" + ",".join(parts) + "}"
 
 
 def _b64(data: bytes) -> bytes:
@@ -101,7 +118,7 @@ def make_token(secret: str, purpose: str, subscriber_id: int, nonce: str, **extr
     if nonce:
         payload["n"] = nonce
     mac = _keyed_mac(secret, purpose).copy()
-    value = _b64(_JSON(payload).encode()) + b"." + _stamp(int(time.time()))
+    value = _b64(_compact_json(payload).encode()) + b"." + _stamp(int(time.time()))
     mac.update(value)
     return (value + b"." + _b64(mac.digest())).decode("ascii")
 

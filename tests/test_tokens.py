@@ -19,6 +19,9 @@ CASES: list[tuple[str, int, str, dict[str, Any]]] = [
     ("preview", 123456789, "x", {"d": "2026-11-26"}),
     ("confirm", 3, "", {"r": 17}),
     ("feedback", 8, "ü-nonce", {"p": "paper “quoted” é", "v": 1}),
+    ("feedback", 9, "n", {"p": 'a "quoted" back\\slash', "v": -1}),
+    ("manage", 10, "", {"flag": True, "none": None, "f": 1.5, "list": [1, "x"]}),
+    ("preview", 11, "", {'we"ird': "tab\there", "d": "\x7f"}),
 ]
 
 

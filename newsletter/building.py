@@ -22,6 +22,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import signal
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -178,6 +179,10 @@ def _start_worker(
 ) -> None:
     global _worker
     _papers.update((p.id, p) for p in papers)
+    # Ctrl-C reaches the whole process group; the sending process handles it (it stops
+    # between messages, then closes the pool). SIGTERM stays fatal: a broken pool ends its
+    # remaining workers with it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with, args=(lifeline,), daemon=True).start()
     renderer = kind(cfg, inline_per_email=inline_per_email, max_html_bytes=max_html_bytes)
     _worker = MessageBuilder(cfg, renderer, dry_run)

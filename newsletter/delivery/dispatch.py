@@ -5,7 +5,8 @@ The only module that talks SMTP.
 Exactly once, through faults
 ----------------------------
 Every (subscriber, digest date) has one row in the `sends` ledger. Before a message goes out,
-its row is *claimed* (status `claimed`, with the message's Message-ID); after the server's
+its row is *claimed* (status `claimed`, with the message's Message-ID; up to `CLAIM_BATCH`
+rows in one commit, before any of them is queued for a connection); after the server's
 `250` it is marked `sent` with the Message-ID and the picked paper IDs. A rerun for the same
 date skips `sent` rows and claims everything else again, so a crash at any point (even
 `kill -9`) neither skips anyone nor sends a second digest to anyone whose row says `sent`.

@@ -17,12 +17,11 @@ import hashlib
 import hmac
 import json
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 from itsdangerous.encoding import base64_encode
 
 from newsletter.errors import ConfigError, NewsletterError
@@ -107,6 +106,10 @@ def _keyed_mac(secret: str, purpose: str) -> hmac.HMAC:
     return hmac.new(key, digestmod=hashlib.sha1)
 
 
+# itsdangerous' own clock (int(time.time())), read where its signers read it
+_CLOCK = TimestampSigner("only its clock is used")
+
+
 @functools.lru_cache(maxsize=4)
 def _stamp(seconds: int) -> bytes:
     return _b64(seconds.to_bytes(8, "big").lstrip(b"\x00"))
@@ -118,7 +121,7 @@ def make_token(secret: str, purpose: str, subscriber_id: int, nonce: str, **extr
     if nonce:
         payload["n"] = nonce
     mac = _keyed_mac(secret, purpose).copy()
-    value = _b64(_compact_json(payload).encode()) + b"." + _stamp(int(time.time()))
+    value = _b64(_compact_json(payload).encode()) + b"." + _stamp(_CLOCK.get_timestamp())
     mac.update(value)
     return (value + b"." + _b64(mac.digest())).decode("ascii")
 

@@ -118,6 +118,7 @@ class DigestConfig:
     category_mode: str = "boost"
     trending_weight: float = 0.25
     semantic_model: str = ""
+    traction_threshold: int = 50  # upvotes that bring back a paper quiet on its first day
 
 
 @dataclass(frozen=True)
@@ -285,30 +286,38 @@ def _validate_sources(s: SourcesConfig) -> None:
         raise ConfigError("sources.arxiv_api_delay_seconds cannot be negative")
 
 
+def _validate_delivery(d: DeliveryConfig) -> None:
+    """[delivery] checks: the method, the building processes."""
+    if d.method != "smtp" and not (
+        d.method.startswith("maildir:") and len(d.method) > len("maildir:")
+    ):
+        raise ConfigError(
+            f'delivery.method is {d.method!r}: use "smtp" or "maildir:PATH" (e.g. maildir:outbox)'
+        )
+    if d.build_processes < -1:
+        raise ConfigError(
+            "delivery.build_processes must be -1 (one per CPU), 0 (build in the sending "
+            "process) or a number of processes"
+        )
+    if d.build_from < 0:
+        raise ConfigError("delivery.build_from cannot be negative")
+
+
 def _validate(cfg: Config) -> None:
     _validate_sources(cfg.sources)
     if cfg.smtp.security not in {"starttls", "ssl", "none"}:
         raise ConfigError(
             f'smtp.security is {cfg.smtp.security!r}: use "starttls", "ssl" or "none"'
         )
-    method = cfg.delivery.method
-    if method != "smtp" and not (method.startswith("maildir:") and len(method) > len("maildir:")):
-        raise ConfigError(
-            f'delivery.method is {method!r}: use "smtp" or "maildir:PATH" (e.g. maildir:outbox)'
-        )
-    if cfg.delivery.build_processes < -1:
-        raise ConfigError(
-            "delivery.build_processes must be -1 (one per CPU), 0 (build in the sending "
-            "process) or a number of processes"
-        )
-    if cfg.delivery.build_from < 0:
-        raise ConfigError("delivery.build_from cannot be negative")
+    _validate_delivery(cfg.delivery)
     if cfg.digest.category_mode not in {"boost", "filter"}:
         raise ConfigError('digest.category_mode must be "boost" or "filter"')
     if not 0 <= cfg.digest.hour <= 23:
         raise ConfigError("digest.hour must be between 0 and 23")
     if not 1 <= cfg.digest.size <= 50:
         raise ConfigError("digest.size must be between 1 and 50")
+    if cfg.digest.traction_threshold < 0:
+        raise ConfigError("digest.traction_threshold cannot be negative (0 turns it off)")
     for key, tz in (
         ("digest.timezone", cfg.digest.timezone),
         ("schedule.fetch_timezone", cfg.schedule.fetch_timezone),

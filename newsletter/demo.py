@@ -16,7 +16,6 @@ import email.policy
 import html
 import mailbox
 import os
-import re
 import secrets
 import threading
 from collections.abc import Callable, Iterator
@@ -35,6 +34,7 @@ from newsletter.delivery import SMTPMailer
 from newsletter.errors import DeliveryError
 from newsletter.models import Interest, InterestKind
 from newsletter.preferences import Preferences
+from newsletter.preview import file_stem
 from newsletter.store import Database
 from newsletter.subscriptions import Subscriptions
 
@@ -257,10 +257,6 @@ def local_smtp_server(maildir: Path) -> Iterator[int]:
 # ---------------------------------------------------------------- previews
 
 
-def _slug(address: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", address.lower()).strip("-")
-
-
 def received_messages(maildir: Path) -> dict[str, tuple[bytes, EmailMessage]]:
     """Messages in the demo Maildir by Message-ID: (raw bytes, parsed)."""
     box = mailbox.Maildir(maildir, create=True)
@@ -288,7 +284,7 @@ def write_previews(store: Database, maildir: Path, out: Path) -> list[tuple[str,
         if sub is None or sub.id not in sent or sent[sub.id] not in inbox:
             continue
         raw, msg = inbox[sent[sub.id]]
-        stem = _slug(reader.email)
+        stem = file_stem(sub)
         (out / f"{stem}.eml").write_bytes(raw)
         for part in msg.iter_parts():
             ext = {"text/html": "html", "text/plain": "txt"}.get(part.get_content_type())
@@ -310,7 +306,11 @@ def write_previews(store: Database, maildir: Path, out: Path) -> list[tuple[str,
         "<title>Demo digests</title><style>body{font:15px/1.5 system-ui,sans-serif;"
         "max-width:60rem;margin:2rem auto;padding:0 1rem;color:#1f2937}"
         "table{border-collapse:collapse;width:100%}td{border-top:1px solid #e5e7eb;"
-        "padding:.6rem .5rem;vertical-align:top}a{color:#1d4ed8}small{color:#6b7280}</style>"
+        "padding:.6rem .5rem;vertical-align:top;overflow-wrap:anywhere}a{color:#1d4ed8}"
+        "small{color:#6b7280}"
+        # A phone stacks each reader's cells: three columns do not fit in 375 px.
+        "@media (max-width:40rem){table,tbody,tr,td{display:block}tr:first-child{display:none}"
+        "td{border:0;padding:.2rem 0}tr{border-top:1px solid #e5e7eb;padding:.6rem 0}}</style>"
         f"<h1>Demo digests for {DEMO_DAY:%a %d %b %Y}</h1>"
         "<p>Each subscriber's digest as the local SMTP server received it "
         f"({len(rows)} messages in <code>demo/maildir</code>).</p>"

@@ -32,3 +32,7 @@ class InvalidAddressError(NewsletterError):
 
 class LockedError(NewsletterError):
     """Another run holds the send lock."""
+
+
+class LibraryError(NewsletterError):
+    """A library export to import likes from is unreadable or too large; names line or entry."""

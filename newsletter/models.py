@@ -37,6 +37,7 @@ class InterestKind(StrEnum):
     LIKE = "like"  # a liked paper (arXiv ID): positive example
     NOT_KEYWORD = "not_keyword"  # a negative keyword
     NOT_PAPER = "not_paper"  # a disliked paper (arXiv ID): negative example
+    AUTHOR = "author"  # a followed author's name, e.g. "Yann LeCun"
 
 
 class SendStatus(StrEnum):
@@ -95,6 +96,7 @@ class Subscriber:
     confirmed_at: datetime | None = None
     nonce: str = ""  # random per row: links carry it, so they die with the row
     legacy_links: bool = False  # the row predates nonces: links without one still work
+    trending_mix: str = ""  # more personal ↔ more trending ('' : the operator's setting)
 
 
 @dataclass(frozen=True)

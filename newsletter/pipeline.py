@@ -34,11 +34,12 @@ from newsletter.delivery.lock import run_lock
 from newsletter.delivery.summary import SendSummary
 from newsletter.errors import NewsletterError
 from newsletter.models import Digest, Paper, Pick, SendStatus, Subscriber, SubscriberStatus
-from newsletter.preferences import address_for_lookup
+from newsletter.preferences import address_for_lookup, trending_weight
 from newsletter.ranking.profile import profile_from
 from newsletter.ranking.rank import rank as rank_papers
 from newsletter.ranking.rank import ranker_options
 from newsletter.ranking.semantic import load_encoder
+from newsletter.ranking.traction import find_rising
 from newsletter.render.renderer import RenderedEmail, Renderer
 from newsletter.sending import SendOptions, Target, outgoing, send_targets
 from newsletter.sources.engine import FetchSummary, Progress
@@ -109,7 +110,8 @@ def build_digests(
 
     Reads the store once for everyone: the papers of the window, interests, votes, the send
     ledger. A subscriber's candidates are papers dated after their previous digest (at most
-    `digest.window_days` days back) that they have not received in an earlier digest; the
+    `digest.window_days` days back) that they have not received in an earlier digest, and
+    the window's papers that gained traction after their first day (`ranking.traction`); the
     ledger's sends for `day` itself are ignored, so a date already sent is rebuilt as it was
     sent (the preview shows what people received).
     """
@@ -120,7 +122,7 @@ def build_digests(
     ids = [s.id for s in subs]
     window = max(cfg.digest.window_days, 1)
     oldest = day - timedelta(days=window)
-    candidates = window_papers(ctx, day)
+    papers = window_papers(ctx, day)
     interests = store.subscribers.interests_for_many(ids)
     votes = store.subscribers.feedback_for_many(ids)
     received = store.sends.sent_paper_ids(ids, before=day)
@@ -138,11 +140,15 @@ def build_digests(
                 since=max(prev, oldest) if prev else oldest,
                 since_label=label,
                 size=s.digest_size,
+                trending_weight=trending_weight(s.trending_mix, cfg.digest.trending_weight)
+                if s.trending_mix
+                else None,
             )
         )
     known = {pid for p in profiles for pid in (*p.liked, *p.disliked)}
+    history = store.upvotes.history([p.id for p in papers], until=day)
     rankings = rank_papers(
-        candidates,
+        papers,
         profiles,
         today=day,
         options=ranker_options(
@@ -153,6 +159,7 @@ def build_digests(
         examples=store.papers.get_many(sorted(known)),
         trending_size=cfg.digest.trending_size,
         encoder=load_encoder(cfg.digest.semantic_model),
+        rising=find_rising(history, day, cfg.digest.traction_threshold),
     )
     return [
         Digest(s, day, r.picks, r.trending, tuple(interests.get(s.id, [])), r.empty_reason)

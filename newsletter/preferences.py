@@ -17,14 +17,25 @@ from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import InvalidAddressError, NewsletterError
 from newsletter.models import Interest, InterestKind, Subscriber, split_arxiv_id
+from newsletter.ranking.authors import parse_name
 
 MAX_KEYWORDS = 30
 MAX_KEYWORD_CHARS = 100
 MAX_DESCRIPTION_CHARS = 2000
 MAX_NAME_CHARS = 100
+MAX_AUTHORS = 30
 SIZE_RANGE = (1, 50)
 # Kept as they are when preferences are edited: they come from feedback or the CLI.
 KEPT_KINDS = (InterestKind.LIKE, InterestKind.NOT_PAPER)
+# A reader's blend of trending and relevance, most personal first; '' follows the operator.
+TRENDING_MIXES = {
+    "personal": "Most personal: only how well a paper matches my interests",
+    "more-personal": "More personal",
+    "": "The site's mix (default)",
+    "more-trending": "More trending",
+    "trending": "Most trending: what Hugging Face readers upvote and discuss",
+}
+SITE_MIX = "site"  # what the CLI calls the '' mix
 _CATEGORY = re.compile(r"[a-z-]+(\.[A-Za-z-]+)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -90,10 +101,12 @@ class Preferences:
     negatives: list[str] = field(default_factory=list)
     categories: list[str] = field(default_factory=list)
     likes: list[str] = field(default_factory=list)  # arXiv IDs
+    authors: list[str] = field(default_factory=list)  # followed authors, e.g. "Yann LeCun"
     timezone: str = "UTC"
     hour: int = 7
     size: int = 10
     name: str = ""
+    trending: str = ""  # a TRENDING_MIXES key
 
     @property
     def keywords_text(self) -> str:
@@ -103,6 +116,10 @@ class Preferences:
     def negatives_text(self) -> str:
         return ", ".join(self.negatives)
 
+    @property
+    def authors_text(self) -> str:
+        return "\n".join(self.authors)  # one a line: names may hold commas ("LeCun, Yann")
+
     def interests(self, previous: Sequence[Interest] = ()) -> list[Interest]:
         """The interests these preferences stand for; kept kinds and weights carry over."""
         wanted: list[tuple[InterestKind, str]] = [
@@ -110,6 +127,7 @@ class Preferences:
             *((InterestKind.TEXT, p) for p in paragraphs(self.description)),
             *((InterestKind.CATEGORY, c) for c in self.categories),
             *((InterestKind.NOT_KEYWORD, n) for n in self.negatives),
+            *((InterestKind.AUTHOR, " ".join(a.split())) for a in self.authors),
             *((InterestKind.LIKE, _paper_id(p)) for p in self.likes),
         ]
         return carry_over([Interest(k, v) for k, v in wanted], previous)
@@ -149,11 +167,25 @@ def preferences_of(subscriber: Subscriber, interests: Sequence[Interest]) -> Pre
         description="\n\n".join(values(InterestKind.TEXT)),
         negatives=values(InterestKind.NOT_KEYWORD),
         categories=values(InterestKind.CATEGORY),
+        authors=values(InterestKind.AUTHOR),
         timezone=subscriber.timezone,
         hour=subscriber.delivery_hour,
         size=subscriber.digest_size,
         name=subscriber.name,
+        trending=subscriber.trending_mix,
     )
+
+
+def trending_weight(mix: str, site_weight: float) -> float:
+    """The trending weight a reader's mix stands for, around the operator's `site_weight`
+    (relevance × (1 + weight × trending)); the trending steps add some even when it is 0."""
+    steps = {
+        "personal": 0.0,
+        "more-personal": site_weight / 2,
+        "more-trending": max(2 * site_weight, site_weight + 0.5),
+        "trending": max(5 * site_weight, site_weight + 2.0),
+    }
+    return steps.get(mix, site_weight)
 
 
 @functools.cache
@@ -190,6 +222,23 @@ def _check_lists(prefs: Preferences, errors: dict[str, str]) -> None:
             errors[key] = f"Please list at most {MAX_KEYWORDS} {label}s."
 
 
+def _check_authors(prefs: Preferences, errors: dict[str, str]) -> None:
+    """A followed author needs a given name (or initial) and a surname, on one line."""
+    if len(prefs.authors) > MAX_AUTHORS:
+        errors["authors"] = f"Please follow at most {MAX_AUTHORS} authors."
+    for raw in prefs.authors:
+        shown = raw.strip()[:40]
+        if _CONTROL.search(raw) or len(raw) > MAX_NAME_CHARS:
+            errors["authors"] = (
+                f"Each author's name must be one line of at most {MAX_NAME_CHARS} characters."
+            )
+        elif parse_name(raw) is None:
+            errors["authors"] = (
+                f"{shown!r} is not a full name: write a first name (or initial) and a surname, "
+                "such as Yann LeCun, Y. LeCun or LeCun, Yann."
+            )
+
+
 def _check_categories(
     prefs: Preferences, allowed: Sequence[str] | None, errors: dict[str, str]
 ) -> None:
@@ -211,6 +260,12 @@ def _check_delivery(prefs: Preferences, errors: dict[str, str]) -> None:
     low, high = SIZE_RANGE
     if not low <= prefs.size <= high:
         errors["size"] = f"The digest size must be between {low} and {high} papers."
+    if prefs.trending not in TRENDING_MIXES:
+        names = ", ".join(k or SITE_MIX for k in TRENDING_MIXES)
+        errors["trending"] = (
+            f"Pick how personal your digest is, from the most personal to the most trending: "
+            f"{names} ({prefs.trending[:20]!r} is not one of them)."
+        )
 
 
 def check_preferences(
@@ -233,6 +288,7 @@ def check_preferences(
             f"(it has {len(prefs.description)})."
         )
     _check_categories(prefs, allowed_categories, errors)
+    _check_authors(prefs, errors)
     for raw in prefs.likes:
         try:
             split_arxiv_id(raw)
@@ -242,9 +298,10 @@ def check_preferences(
     if _CONTROL.search(prefs.name) or len(prefs.name) > MAX_NAME_CHARS:
         errors["name"] = f"The name must be one line of at most {MAX_NAME_CHARS} characters."
     wants = prefs.keywords or prefs.description or prefs.categories or prefs.likes
-    if need_interest and not wants:
+    if need_interest and not (wants or prefs.authors):
         errors.setdefault(
             "keywords",
-            "Tell us what to look for: at least one keyword, a description or a category.",
+            "Tell us what to look for: at least one keyword, a description, a category or an "
+            "author to follow.",
         )
     return errors

@@ -38,17 +38,30 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; base
 
 
 def file_stem(subscriber: Subscriber) -> str:
-    """A safe file name for a subscriber: the address with anything odd replaced by '_'."""
-    stem = re.sub(r"[^A-Za-z0-9@._+-]", "_", subscriber.email).strip(".") or "subscriber"
-    return f"{stem[:120]}"
+    """The one name a subscriber's digest files get (`preview --out`, the demo's previews, a
+    downloaded .eml): the address in lower case, each run of other characters a '-'
+    ('ada.l@example.org' → 'ada-l-example-org'), safe in any file system and URL."""
+    return re.sub(r"[^a-z0-9]+", "-", subscriber.email.lower()).strip("-")[:120] or "subscriber"
+
+
+def file_stems(subscribers: Sequence[Subscriber]) -> list[str]:
+    """`file_stem` of each, made unique: a later subscriber whose address gives a stem already
+    taken ('a.b@x.org', 'a-b@x.org') gets its id appended, so no preview overwrites another."""
+    taken: set[str] = set()
+    stems = []
+    for s in subscribers:
+        stem = file_stem(s)
+        stem = f"{stem}-{s.id}" if stem in taken else stem
+        taken.add(stem)
+        stems.append(stem)
+    return stems
 
 
 def write_previews(previews: Sequence[DigestPreview], out_dir: Path) -> list[Path]:
-    """Write .html, .txt and .eml per subscriber; returns the .html paths."""
+    """Write .html, .txt and .eml per subscriber; returns the .html paths, in order."""
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
-    for p in previews:
-        stem = file_stem(p.subscriber)
+    for p, stem in zip(previews, file_stems([p.subscriber for p in previews]), strict=True):
         (out_dir / f"{stem}.html").write_text(p.html, encoding="utf-8")
         (out_dir / f"{stem}.txt").write_text(p.text, encoding="utf-8")
         (out_dir / f"{stem}.eml").write_bytes(p.eml)
@@ -79,7 +92,7 @@ sent or recorded by previewing. Reload to render again.</p>
 <td>{{ p.subscriber.email }}</td>
 <td class="subject">{{ p.subject }}</td>
 <td>{{ p.picks }}{% if p.dropped %} ({{ p.dropped }} dropped to fit){% endif %}</td>
-<td>{{ "%.1f"|format(p.html|length / 1024) }} KB</td>
+<td>{{ "%.1f"|format(p.html.encode()|length / 1024) }} KB</td>
 <td><a href="{{ base }}{{ loop.index0 }}.html">HTML</a>
  · <a href="{{ base }}{{ loop.index0 }}.txt">text</a>
  · <a href="{{ base }}{{ loop.index0 }}.eml">.eml</a></td>

@@ -61,6 +61,7 @@ class SignUp:
     mailed: bool  # the opt-in e-mail went out
     added: int = 0  # interests added to a known subscriber
     request: int | None = None  # the sign-up request its confirmation e-mail must name
+    mix_changed: bool = False  # a known subscriber's trending mix changed
 
 
 class Confirmation(StrEnum):
@@ -200,11 +201,14 @@ class Subscriptions:
                 subs.restart_pending(existing.id, now)
         return SignUp(existing, created=False, changed=False, mailed=False, request=request.id)
 
-    def add_by_operator(self, email: str, prefs: Preferences, *, confirmed: bool) -> SignUp:
+    def add_by_operator(
+        self, email: str, prefs: Preferences, *, confirmed: bool, set_trending: bool = False
+    ) -> SignUp:
         """`newsletter subscribe`: a new address gets the opt-in e-mail (or, with `confirmed`,
         which is only for people who asked the operator directly, is active at once). A known
-        address keeps its settings and gains the interests it lacked; a pending one is sent the
-        opt-in e-mail again; an unsubscribed or bounced one changes only when `confirmed`."""
+        address keeps its settings and gains the interests it lacked (and, with `set_trending`,
+        takes `prefs.trending`); a pending one is sent the opt-in e-mail again; an unsubscribed
+        or bounced one changes only when `confirmed`."""
         errors = check_preferences(prefs)
         if errors:
             raise InvalidPreferences(errors)
@@ -224,15 +228,19 @@ class Subscriptions:
         known = {(i.kind, i.value) for i in subs.interests_for(existing.id)}
         fresh = [i for i in prefs.interests() if (i.kind, i.value) not in known]
         activate = confirmed and existing.status != SubscriberStatus.ACTIVE
+        mix = set_trending and prefs.trending != existing.trending_mix
         with self.store.transaction():
             if fresh:
                 subs.add_interests(existing.id, fresh, now)
             if activate:
                 subs.set_status(existing.id, SubscriberStatus.ACTIVE, now)
+            if mix:
+                subs.update(existing.id, now, trending_mix=prefs.trending)
         mailed = existing.status == SubscriberStatus.PENDING and not confirmed
         if mailed:
             self.send_confirmation(existing)
-        return SignUp(existing, False, bool(fresh) or activate, mailed, added=len(fresh))
+        changed = bool(fresh) or activate or mix
+        return SignUp(existing, False, changed, mailed, added=len(fresh), mix_changed=mix)
 
     def _add(self, address: str, prefs: Preferences, status: SubscriberStatus) -> Subscriber:
         now = self.clock()
@@ -247,8 +255,10 @@ class Subscriptions:
                 delivery_hour=prefs.hour,
                 digest_size=prefs.size,
             )
+            if prefs.trending:
+                subs.update(sub.id, now, trending_mix=prefs.trending)
             subs.set_interests(sub.id, prefs.interests(), now)
-        return sub
+        return subs.get(sub.id) or sub
 
     def _request(self, subscriber: Subscriber, request_id: int | None) -> SignupRequest | None:
         """The sign-up request of `subscriber` a link names, unless it is gone or expired."""
@@ -359,6 +369,7 @@ class Subscriptions:
                 timezone=prefs.timezone,
                 delivery_hour=prefs.hour,
                 digest_size=prefs.size,
+                trending_mix=prefs.trending,
             )
             subs.set_interests(subscriber.id, prefs.interests(previous), now)
 

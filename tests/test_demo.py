@@ -76,6 +76,62 @@ def test_demo_digests_show_a_tldr_where_hugging_face_gave_a_summary(tmp_path: Pa
     assert shown >= len(READERS)  # every reader sees at least one on average
 
 
+LIGHT_HTML_BYTES = 30 * 1024  # issue 15: a digest's HTML stays far from Gmail's ~102 KB clip
+
+
+def test_demo_digests_are_light_and_preview_prints_their_size(tmp_path: Path) -> None:
+    """Every demo reader's digest, as `preview --all` renders it and as the demo sent it (their
+    first, the welcome digest), is at most 30 KB of HTML; `preview` prints each size."""
+    from newsletter.demo import DEMO_DAY
+
+    run(tmp_path)
+    demo, out = tmp_path / "demo", tmp_path / "sizes"
+    args = ["preview", "--all", "--date", DEMO_DAY.isoformat(), "--out", str(out)]
+    result = CliRunner().invoke(
+        cli,
+        ["--config", str(demo / "config.toml"), *args],
+        env={"NEWSLETTER_SECRET_KEY": "", "NEWSLETTER_CONFIG": ""},
+    )
+    assert result.exit_code == 0, result.output
+    printed = re.findall(r"^(\S+)\.html/\.txt/\.eml .*?, ([\d.]+) KB HTML", result.output, re.M)
+    assert len(printed) == len(READERS), result.output
+    for stem, kb in printed:
+        size = len(Path(f"{stem}.html").read_bytes())
+        assert kb == f"{size / 1024:.1f}", stem  # the size printed is the file's
+        assert size <= LIGHT_HTML_BYTES, f"{stem}.html is {size:,} bytes"
+    box = mailbox.Maildir(demo / "maildir", create=False)
+    for key in box.iterkeys():
+        msg = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
+        html = msg.get_body(("html",)).get_content()  # type: ignore[union-attr]
+        assert len(html.encode()) <= LIGHT_HTML_BYTES, msg["To"]
+
+
+def test_every_demo_digest_leads_with_trending_picks_that_match(tmp_path: Path) -> None:
+    """Readers with interests open on 'Trending in your topics': upvoted picks that match; the
+    reader without interests on the day's most trending; no section heading twice."""
+    import lxml.html
+
+    run(tmp_path)
+    box = mailbox.Maildir(tmp_path / "demo" / "maildir", create=False)
+    interests = {r.email: bool(r.interests) for r in READERS}
+    seen = set()
+    for key in box.iterkeys():
+        msg = email.message_from_bytes(box.get_bytes(key), policy=email.policy.default)
+        address = msg["To"].addresses[0].addr_spec
+        doc = lxml.html.document_fromstring(msg.get_body(("html",)).get_content())
+        headings = [h.text_content() for h in doc.cssselect("h2.section-title")]
+        assert len(headings) == len(set(headings)), (address, headings)
+        first = doc.cssselect("table.card p.reason")[0].text_content()
+        assert "▲" in first, (address, first)
+        if interests[address]:
+            assert headings[0] == "Trending in your topics", (address, headings)
+            assert first.startswith(("matches: ", "like: ")), (address, first)
+        else:
+            assert headings[0] == "Most trending today", (address, headings)
+        seen.add(address)
+    assert seen == set(interests)
+
+
 def test_bundled_sample_day_is_what_the_builder_makes(tmp_path: Path) -> None:
     """The committed demo files are what the builder makes from the repo's copy of the corpus."""
     assert build_demo_data.DEFAULT_CORPUS == FIXTURES / "eval" / "corpus.jsonl"

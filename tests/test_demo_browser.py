@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import lxml.html
 import pytest
 
-from newsletter import links
 from newsletter.config import parse_config
-from newsletter.demo import CONFIG, DEMO_DAY, READERS, run_demo
+from newsletter.demo import CONFIG, DEMO_DAY, READERS, received_messages, run_demo
 from newsletter.models import SubscriberStatus
 from newsletter.store import Database
 from tests.conftest import free_port
@@ -86,10 +86,35 @@ def test_a_sent_demo_digest_in_the_browser_shows_its_picks(
         assert sub is not None
         sent = db.sends.get(sub.id, DEMO_DAY)
     assert sent is not None and sent.paper_ids
+    received = next(
+        msg
+        for _raw, msg in received_messages(root / "maildir").values()
+        if msg["To"].addresses[0].addr_spec == sub.email
+    )
+    html = received.get_body(("html",)).get_content()  # type: ignore[union-attr]
+    view = next(
+        a.get("href")
+        for a in lxml.html.document_fromstring(html).iter("a")
+        if a.text_content().strip() == "View in browser"
+    )
+    assert view.startswith(f"{base}/preview/")  # the e-mail links point at the site just started
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    view = links.preview_url(cfg, sub, DEMO_DAY)
-    assert view.startswith(base)  # the demo e-mails' links point at the site just started
     page.goto(view)
     assert "as it was sent" in page.inner_text("body")
     shown = page.content()
     assert all(pid in shown for pid in sent.paper_ids)
+
+
+@pytest.mark.parametrize("width", [375, 1280])
+def test_the_demo_previews_index_fits_the_screen(browser: Any, tmp_path: Path, width: int) -> None:
+    """The index `make demo` writes: nothing scrolls sideways, on a phone or a desktop."""
+    result = run_demo(tmp_path / "demo", echo=lambda _line: None)
+    page = browser.new_page(viewport={"width": width, "height": 800})
+    page.goto((result.previews / "index.html").as_uri())
+    scroll, client = page.evaluate(
+        "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+    )
+    assert scroll <= client, f"{scroll} px of content in a {client} px wide window"
+    links_shown = page.eval_on_selector_all("a[href$='.html']", "els => els.length")
+    assert links_shown == len(READERS)
+    page.close()

@@ -69,6 +69,11 @@ def config_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
+def stem(address: str) -> str:
+    """The file name `preview --out` and the demo give a reader's digest: 'kv-example-org'."""
+    return address.replace("@", "-").replace(".", "-")
+
+
 def invoke(config: Path, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--config", str(config), *args], env=ENV)
 
@@ -85,18 +90,18 @@ def test_preview_all_writes_html_text_and_eml_and_records_nothing(
         assert store.sends.on(DAY) == []
         subs = {s.email: s for s in store.subscribers.list()}
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        f"{a}.{ext}" for a in READERS for ext in ("eml", "html", "txt")
+        f"{stem(a)}.{ext}" for a in READERS for ext in ("eml", "html", "txt")
     )
     for address in READERS:
-        html = (out / f"{address}.html").read_text(encoding="utf-8")
+        html = (out / f"{stem(address)}.html").read_text(encoding="utf-8")
         assert len(html.encode()) < MAX_HTML_BYTES
         doc = lxml.html.document_fromstring(html)
         assert not doc.cssselect("script")
         cards = doc.cssselect("table.card")
         assert cards and all(c.get("style") for c in cards)
         assert all(a.get("href").startswith("https://") for a in doc.iter("a"))
-        text = (out / f"{address}.txt").read_text(encoding="utf-8")
-        raw = (out / f"{address}.eml").read_bytes()
+        text = (out / f"{stem(address)}.txt").read_text(encoding="utf-8")
+        raw = (out / f"{stem(address)}.eml").read_bytes()
         assert b"\r\n" in raw and max(len(line) for line in raw.split(b"\r\n")) <= 998
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         assert msg.get_content_type() == "multipart/alternative"
@@ -112,16 +117,36 @@ def test_preview_one_address_and_bad_input(config_path: Path, tmp_path: Path) ->
     result = invoke(config_path, "preview", "KV@example.org", "--out", str(out))
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in out.iterdir()) == [
-        "kv@example.org.eml",
-        "kv@example.org.html",
-        "kv@example.org.txt",
-    ]
+        "kv-example-org.eml",
+        "kv-example-org.html",
+        "kv-example-org.txt",
+    ]  # the names the demo's previews have
     missing = invoke(config_path, "preview", "nobody@example.org", "--out", str(out))
     assert missing.exit_code == 1 and "nobody@example.org is not a subscriber" in missing.output
     neither = invoke(config_path, "preview")
     assert neither.exit_code == 2 and "EMAIL, --all" in neither.output
     bad_date = invoke(config_path, "preview", "--all", "--date", "26/11/2026")
     assert bad_date.exit_code == 2 and "YYYY-MM-DD" in bad_date.output
+
+
+def test_two_addresses_with_one_file_name_do_not_overwrite(
+    config_path: Path, tmp_path: Path
+) -> None:
+    cfg = load_config(str(config_path))
+    with Database(cfg.database_path) as store:
+        ids = []
+        for address in ("k.v@example.org", "k-v@example.org"):
+            sub, _ = store.subscribers.add(address, NOW, status=SubscriberStatus.ACTIVE)
+            store.subscribers.add_interests(sub.id, [Interest(InterestKind.KEYWORD, "KV")], NOW)
+            ids.append(sub.id)
+    out = tmp_path / "clash"
+    result = invoke(config_path, "preview", "--all", "--date", DAY.isoformat(), "--out", str(out))
+    assert result.exit_code == 0, result.output
+    for name, address in (("k-v-example-org", "k.v"), (f"k-v-example-org-{ids[1]}", "k-v")):
+        raw = (out / f"{name}.eml").read_bytes()
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        assert msg["To"].addresses[0].addr_spec == f"{address}@example.org"  # type: ignore[union-attr]
+        assert f"{out / name}.html/.txt/.eml" in result.output
 
 
 @pytest.fixture
@@ -154,7 +179,9 @@ def test_preview_server_lists_and_serves_digests(server: str) -> None:
     assert href.startswith(urllib.parse.urlsplit(server).path)
     with urllib.request.urlopen(urllib.parse.urljoin(server, href)) as resp:
         assert resp.headers["Content-Type"].startswith("text/html")
-        page = lxml.html.document_fromstring(resp.read().decode())
+        body = resp.read()
+        page = lxml.html.document_fromstring(body.decode())
+    assert rows[0].cssselect("td")[3].text_content() == f"{len(body) / 1024:.1f} KB"  # bytes
     assert page.cssselect("table.card")
     with urllib.request.urlopen(
         urllib.parse.urljoin(server, href.replace(".html", ".eml"))

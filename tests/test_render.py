@@ -24,27 +24,40 @@ def dom(html: str) -> lxml.html.HtmlElement:
     return lxml.html.document_fromstring(html)
 
 
+def words(el: lxml.html.HtmlElement) -> str:
+    """An element's text as a reader sees it (a control's no-break spaces read as spaces)."""
+    return " ".join(el.text_content().split())
+
+
 @pytest.fixture
 def renderer(tmp_path: Path) -> Renderer:
     return Renderer(make_config(tmp_path))
 
 
-def test_digest_cards_are_inlined_absolute_and_script_free(renderer: Renderer) -> None:
+def test_digest_cards_are_styled_absolute_and_script_free(renderer: Renderer) -> None:
     out = renderer.digest(make_digest(5, 3))
     doc = dom(out.html)
     cards = doc.cssselect("table.card")
     assert len(cards) == 5
-    for c in cards:
-        assert "border" in c.get("style", "")
-        for el in c.cssselect("td.card-cell, h3.card-title, a.card-link, p.excerpt, a.pill"):
-            assert el.get("style"), f"<{el.tag} class={el.get('class')}> has no inline style"
+    for c in cards:  # what a client without <style> needs is inline: the card's box...
+        assert "border:1px solid" in c.get("style", "") and c.get("cellpadding") == "16"
+        assert "color:" in c.cssselect("a.card-link")[0].get("style", "")
+        assert all("color:" in a.get("style", "") for a in c.cssselect("a.pill, a.vote"))
+    container = doc.cssselect("table.container")[0].get("style", "")
+    assert "width:100%" in container and "max-width:600px" in container
+    assert "font-size:14px" in doc.cssselect("table.outer")[0].get("style", "")
     hrefs = [a.get("href") for a in doc.iter("a")]
     assert hrefs and all(h.startswith(("https://", "http://127.0.0.1:8000/")) for h in hrefs)
     assert not doc.cssselect("script, link, iframe, form, object, embed")
     assert all(img.get("alt") for img in doc.iter("img"))
     assert "@import" not in out.html and "fonts.googleapis" not in out.html
-    style = " ".join(s.text_content() for s in doc.iter("style"))
-    assert "prefers-color-scheme: dark" in style and "max-width: 620px" in style
+    # ...and the rest is one <style> block in <head>, the phone and dark rules included.
+    blocks = doc.cssselect("style")
+    assert len(blocks) == 1 and blocks[0].getparent().tag == "head"
+    style = blocks[0].text_content()
+    assert "prefers-color-scheme:dark" in style and "max-width:620px" in style
+    for rule in (".card{", ".excerpt{", ".pill{", ".tldr{", ".footer-text{"):
+        assert rule in style, rule
     assert doc.cssselect('meta[name="color-scheme"]')
 
 
@@ -64,7 +77,7 @@ def test_digest_content_header_cards_trending_footer(renderer: Renderer) -> None
     # Why it matches, then its counts, each once (the ranker's '▲ 120' is not repeated).
     reason = first.cssselect("p.reason")[0].text_content()
     assert reason == "matches: KV cache, quantization · ▲ 120 upvotes · ★ 1,500 stars"
-    pills = {a.text_content(): a.get("href") for a in first.cssselect("a.pill")}
+    pills = {words(a): a.get("href") for a in first.cssselect("a.pill")}
     assert pills == {
         "arXiv": f"https://arxiv.org/abs/{p0.id}",
         "PDF": f"https://arxiv.org/pdf/{p0.id}",
@@ -72,7 +85,7 @@ def test_digest_content_header_cards_trending_footer(renderer: Renderer) -> None
         "Code": "https://github.com/example/repo-0",
     }
     # Paper 2 is arXiv-only without code: neither an HF nor a code link.
-    third = {a.text_content() for a in doc.cssselect("table.card")[2].cssselect("a.pill")}
+    third = {words(a) for a in doc.cssselect("table.card")[2].cssselect("a.pill")}
     assert third == {"arXiv", "PDF", "Code"}
     votes = [a.get("href") for a in first.cssselect("a.vote")]
     data = [read_token(SECRET, "feedback", v.rsplit("/", 1)[1]) for v in votes]
@@ -83,7 +96,7 @@ def test_digest_content_header_cards_trending_footer(renderer: Renderer) -> None
     trending = doc.cssselect("td.trend-list")[0].text_content()
     assert "Trending today" in out.html and digest.trending[0].paper.title[:40] in trending
     footer = doc.cssselect("td.footer")[0]
-    footer_links = {a.text_content(): a.get("href") for a in footer.iter("a")}
+    footer_links = {words(a): a.get("href") for a in footer.iter("a")}
     assert footer_links["Unsubscribe"].startswith("http://127.0.0.1:8000/unsubscribe/")
     assert footer_links["Manage preferences"].startswith("http://127.0.0.1:8000/manage/")
     assert "reader@example.org" in footer.text_content()
@@ -182,7 +195,7 @@ def test_25_maximal_picks_stay_under_the_size_guard(tmp_path: Path) -> None:
     assert len(out.html.encode()) <= MAX_HTML_BYTES
     doc = dom(out.html)
     assert len(doc.cssselect("table.card")) + out.dropped == 25
-    assert all(c.get("style") for c in doc.cssselect("table.card"))
+    assert all("border" in c.get("style", "") for c in doc.cssselect("table.card"))
 
 
 def test_size_guard_shortens_then_drops_and_logs(
@@ -336,7 +349,7 @@ def test_hugging_face_summary_is_a_tldr_line_above_the_excerpt(renderer: Rendere
     ]
     classes = [el.get("class") for el in first if el.tag == "p"]
     assert classes.index("tldr") == classes.index("excerpt") - 1
-    assert tldr[0].get("style")  # inlined like the rest of the card
+    assert ".tldr{" in dom(out.html).cssselect("style")[0].text_content()
     assert not cards[1].cssselect("p.tldr")
     text = out.text
     assert "    TL;DR: A one-line summary with α-scaling & <b>no</b> markup." in text
@@ -368,8 +381,8 @@ def test_every_control_and_count_carries_words_and_no_count_is_zero(renderer: Re
             assert re.search(r"[A-Za-z]{3}", a.text_content()), a.text_content()
         glyphs = re.compile(r"[▲💬★👍👎]")
         for el in doc.iter("p", "span", "a"):
-            for m in glyphs.finditer(el.text_content()):
-                after = el.text_content()[m.end() :][:20]
+            for m in glyphs.finditer(words(el)):
+                after = words(el)[m.end() :][:20]
                 assert re.match(r" ([\d,]+ )?[A-Za-z]", after), el.text_content()
         assert "▲ 42 upvotes · 💬 1 comment · ★ 1,310 stars" in out.text
 
@@ -400,6 +413,6 @@ def test_trending_matches_lead_then_new_ones_nobody_has_upvoted(renderer: Render
     assert text.index(papers[3].title[:30]) < text.index("NEW IN YOUR TOPICS")
     assert "Why: matches: KV cache, quantization · ▲ 12 upvotes" in text
     # A reader without interests gets the same split, named for the day instead.
-    bare = renderer.digest(replace(digest, interests=()))
+    bare = renderer.digest(replace(digest, interests=(), trending=(digest.picks[0],)))
     titles = [h.text_content() for h in dom(bare.html).cssselect("h2.section-title")]
-    assert titles == ["Trending today", "New today"]
+    assert titles == ["Most trending today", "New today", "Trending today"]  # no heading twice

@@ -1,15 +1,18 @@
-"""Inlining the CSS once per template gives the same e-mail as premailer on every e-mail."""
+"""Styling once per template gives the same e-mail as premailer on every e-mail; the <style>
+block is the whole stylesheet, and no property is both inlined and in the block."""
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 import lxml.html
 import pytest
 
+from newsletter.config import REPO_TEMPLATES
 from newsletter.errors import ConfigError
-from newsletter.render.inline import flatten, inline_template, mask, unmask
+from newsletter.render.inline import compact, flatten, inline_template, mask, style_block, unmask
 from newsletter.render.renderer import Renderer
 from tests.conftest import make_config
 from tests.render_factory import corpus, make_digest, paper, subscriber
@@ -112,3 +115,73 @@ def test_jinja_survives_premailer_and_misuse_is_reported() -> None:
     masked, originals = mask('<p style="{{ s }}">x</p>')
     with pytest.raises(ConfigError, match="premailer dropped the Jinja tag"):
         unmask(masked.replace("JV00000J", ""), originals, "bad.html")
+
+
+def _rules(css: str) -> list[str]:
+    """The stylesheet's rules as cssutils serialises them, comments left out."""
+    import cssutils
+
+    cssutils.log.setLevel(logging.CRITICAL)
+    sheet = cssutils.CSSParser(validate=False).parseString(css)
+    return [r.cssText for r in sheet if r.type != r.COMMENT]
+
+
+def test_style_block_is_the_whole_stylesheet_minified() -> None:
+    css = (REPO_TEMPLATES / "email" / "email.css").read_text(encoding="utf-8")
+    block = style_block(css)
+    assert block.startswith("<style>") and block.endswith("</style>")
+    minified = block[len("<style>") : -len("</style>")]
+    assert _rules(minified) == _rules(css)  # nothing lost or changed, comments aside
+    assert "and (max-width:620px)" in minified  # `and(` would be a function: the query dead
+    assert _rules(minified.replace("padding:0;", "", 1)) != _rules(css)  # the check sees loss
+    assert "/*" not in minified and "\n" not in minified
+    assert len(minified) < len(css) * 0.8
+    assert len(block.encode()) < 16 * 1024  # Gmail is reported to drop a larger <style>
+    # Class and tag selectors only: Gmail knows no attribute selectors and few pseudo-classes.
+    selectors = [s for s in re.findall(r"([^{}]+)\{", minified) if not s.startswith("@")]
+    assert len(selectors) > 30 and not [s for s in selectors if re.search(r"[\[:]", s)]
+    for bad in ("p { color: red } </style><script>", "p { color: red } {% endraw %}"):
+        with pytest.raises(ConfigError, match="must not contain"):
+            style_block(bad)
+    assert style_block("p{width:100%}") == "<style>p{width:100%}</style>"
+
+
+def test_a_property_is_inlined_or_in_the_style_block_never_both() -> None:
+    """An inline value beats a class rule, so the same property for the same selector in the
+    <style> block would be dead; only !important overrides (phone, dark) may repeat one."""
+    import cssutils
+
+    cssutils.log.setLevel(logging.CRITICAL)
+
+    def props(name: str) -> dict[str, set[str]]:
+        text = (REPO_TEMPLATES / "email" / name).read_text(encoding="utf-8")
+        out: dict[str, set[str]] = {}
+        for rule in cssutils.CSSParser(validate=False).parseString(text):
+            if rule.type == rule.STYLE_RULE:  # top level only: not inside @media
+                for sel in rule.selectorList:
+                    out.setdefault(sel.selectorText, set()).update(p.name for p in rule.style)
+        return out
+
+    inline, block = props("email-inline.css"), props("email.css")
+    assert inline and block
+    for selector, names in inline.items():
+        assert not names & block.get(selector, set()), selector
+    assert not {"margin", "line-height", "border-radius"} & inline[".card"]  # looks stay out
+
+
+def test_compact_drops_indentation_and_keeps_every_line_break() -> None:
+    source = "<tr>\n    <td>\n      <p>a\n      b</p>  \n\n    </td>\n</tr>\n"
+    assert compact(source) == "<tr>\n<td>\n<p>a\nb</p>\n</td>\n</tr>\n"
+
+
+def test_templates_dir_without_the_inline_stylesheet_is_a_clear_error(tmp_path: Path) -> None:
+    import shutil
+    from dataclasses import replace
+
+    own = tmp_path / "mine"
+    shutil.copytree(REPO_TEMPLATES / "email", own / "email")
+    (own / "email" / "email-inline.css").unlink()
+    cfg = make_config(tmp_path)
+    cfg = replace(cfg, site=replace(cfg.site, templates_dir=str(own)))
+    with pytest.raises(ConfigError, match=r"email-inline\.css"):
+        Renderer(cfg)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from newsletter.cli.base import cli, friendly_errors
+from newsletter.cli.base import F, cli, friendly_errors
+
+if TYPE_CHECKING:
+    from newsletter.models import Paper
+    from newsletter.ranking.profile import Profile
 
 
 @cli.group(name="eval")
@@ -54,21 +58,87 @@ def eval_score(run_file: TextIO, qrels: str) -> None:
     click.echo(evaluate.format_table(evaluate.score_run(run, evaluate.load_qrels(Path(qrels)))))
 
 
-@eval_group.command(name="compare")
-@click.option("--corpus", required=True, type=click.Path(dir_okay=False), help="Papers (JSONL).")
-@click.option("--profiles", required=True, type=click.Path(dir_okay=False), help="JSONL.")
-@click.option("--qrels", required=True, type=click.Path(dir_okay=False), help="Judgments JSON.")
-@click.option("--ranker", "rankers", multiple=True, help="Rankers to compare (default: all).")
-@friendly_errors
-def eval_compare(corpus: str, profiles: str, qrels: str, rankers: tuple[str, ...]) -> None:
-    """Score the BM25 baseline, each ablation and the default ranker in one run."""
-    from newsletter.ranking import evaluate
+def _judged_sets(func: F) -> F:
+    """--corpus, and --profiles / --qrels that repeat to evaluate several sets together."""
+    options = [
+        click.option(
+            "--corpus", required=True, type=click.Path(dir_okay=False), help="Papers (JSONL)."
+        ),
+        click.option(
+            "--profiles",
+            required=True,
+            multiple=True,
+            type=click.Path(dir_okay=False),
+            help="Profiles (JSONL); repeat to evaluate several sets together.",
+        ),
+        click.option(
+            "--qrels",
+            required=True,
+            multiple=True,
+            type=click.Path(dir_okay=False),
+            help="Judgments (JSON); repeat to add the judgments of more sets.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
-    click.echo(
-        evaluate.compare(
-            evaluate.load_corpus(Path(corpus)),
-            evaluate.load_profiles(Path(profiles), 20),
-            evaluate.load_qrels(Path(qrels)),
-            list(rankers) or None,
-        )
+
+def _load(
+    corpus: str, profiles: tuple[str, ...], qrels: tuple[str, ...]
+) -> tuple[list[Paper], list[Profile], dict[str, dict[str, int]]]:
+    from newsletter.ranking import evaluate
+    from newsletter.ranking.comparison import DEPTH
+
+    return (
+        evaluate.load_corpus(Path(corpus)),
+        evaluate.load_profile_sets([Path(p) for p in profiles], DEPTH),
+        evaluate.load_qrels_sets([Path(q) for q in qrels]),
     )
+
+
+@eval_group.command(name="compare")
+@_judged_sets
+@click.option("--ranker", "rankers", multiple=True, help="Rankers to compare (default: all).")
+@click.option(
+    "--baseline",
+    "baselines",
+    multiple=True,
+    help="Outside baselines: bm25-plain, tfidf-cosine, sanity-svm (default: all).",
+)
+@click.option("--no-baselines", is_flag=True, help="Compare our rankers only.")
+@friendly_errors
+def eval_compare(
+    corpus: str,
+    profiles: tuple[str, ...],
+    qrels: tuple[str, ...],
+    rankers: tuple[str, ...],
+    baselines: tuple[str, ...],
+    no_baselines: bool,
+) -> None:
+    """Score our rankers and the outside baselines in one run: means, worst profiles,
+    nDCG@10 per profile, and the profiles with liked papers with and without them."""
+    from newsletter.ranking.comparison import compare
+
+    if baselines and no_baselines:
+        raise click.UsageError("--baseline and --no-baselines exclude each other")
+    outside = [] if no_baselines else (list(baselines) or None)
+    click.echo(compare(*_load(corpus, profiles, qrels), list(rankers) or None, outside))
+
+
+@eval_group.command(name="loo")
+@_judged_sets
+@click.option(
+    "--setting",
+    "settings",
+    multiple=True,
+    help="Settings to choose among (default: all in newsletter/ranking/loo.py).",
+)
+@friendly_errors
+def eval_loo(
+    corpus: str, profiles: tuple[str, ...], qrels: tuple[str, ...], settings: tuple[str, ...]
+) -> None:
+    """Leave-one-profile-out: score each profile with the ranker setting chosen on the others."""
+    from newsletter.ranking.loo import leave_one_out
+
+    click.echo(leave_one_out(*_load(corpus, profiles, qrels), list(settings) or None))

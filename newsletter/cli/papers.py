@@ -12,6 +12,7 @@ from newsletter import pipeline
 from newsletter.cli.base import AppContext, cli, friendly_errors, parse_day, pass_app
 from newsletter.ranking.rank import ranker_options
 from newsletter.ranking.search import search_scores
+from newsletter.render.views import readable
 from newsletter.sources import SOURCE_NAMES
 from newsletter.sources.fetch import MAX_BACKFILL_DAYS
 
@@ -63,7 +64,7 @@ def papers(app: AppContext, day: str | None, search: str, limit: int) -> None:
         )
         click.echo(
             f"{printable(p.id):<12} {p.announced or p.hf_date or ''!s:<10} "
-            f"{printable(p.primary_category):<8} {printable(shorten(p.title, 70))}  "
+            f"{printable(p.primary_category):<8} {printable(shorten(readable(p.title), 70))}  "
             f"{stats}".rstrip()
         )
     click.echo(f"{len(found)} paper(s)")

@@ -14,13 +14,18 @@ import click
 from newsletter import inbound as inbound_mail
 from newsletter.cli.base import AppContext, cli, friendly_errors, pass_app
 from newsletter.config import EXAMPLE_CONFIG
+from newsletter.errors import LibraryError
+from newsletter.imports import import_likes
 from newsletter.models import Interest, InterestKind, SubscriberStatus
 from newsletter.preferences import (
+    SITE_MIX,
+    TRENDING_MIXES,
     InvalidPreferences,
     Preferences,
     address_for_lookup,
     normalize_address,
 )
+from newsletter.sources.library import MAX_LIBRARY_BYTES
 from newsletter.subscriptions import SignUp
 
 # Which option a `check_preferences` field came from, for click's "Invalid value for ..."
@@ -30,10 +35,12 @@ OPTION_OF = {
     "negatives": "--not",
     "categories": "--category",
     "likes": "--like",
+    "authors": "--author",
     "timezone": "--timezone",
     "hour": "--hour",
     "size": "--size",
     "name": "--name",
+    "trending": "--trending",
 }
 KEYWORD_WORDS = 4  # a longer --interest is a free-text description
 
@@ -70,6 +77,8 @@ def flags_to_preferences(
     likes: tuple[str, ...],
     negatives: tuple[str, ...],
     delivery: tuple[str, str | None, int | None, int | None],
+    trending: str | None = None,
+    authors: tuple[str, ...] = (),
 ) -> Preferences:
     """The command-line flags in the shape the shared validation rule checks."""
     name, timezone, hour, size = delivery
@@ -80,10 +89,12 @@ def flags_to_preferences(
         negatives=[n.strip() for n in negatives],
         categories=[c.strip() for c in categories],
         likes=[raw.strip() for raw in likes],
+        authors=[a.strip() for a in authors],
         timezone=timezone or d.timezone,
         hour=d.hour if hour is None else hour,
         size=d.size if size is None else size,
         name=name,
+        trending="" if trending in (None, SITE_MIX) else trending.strip(),
     )
 
 
@@ -102,6 +113,8 @@ def describe_signup(address: str, done: SignUp, confirmed: bool, wanted: int) ->
             "again, only if they asked you to)."
         )
     added = f" except {done.added} new interest(s) added" if done.added else ""
+    if done.mix_changed:
+        added += " and the trending mix set" if added else " except the trending mix, set"
     mailed = f"; confirmation e-mail sent again to {address}" if done.mailed else ""
     return f"{address} is already subscribed ({before}); nothing changed{added}.{mailed}"
 
@@ -133,11 +146,26 @@ def describe_signup(address: str, done: SignUp, confirmed: bool, wanted: int) ->
 @click.option(
     "--not", "negatives", multiple=True, metavar="TEXT", help="A keyword to avoid (repeatable)."
 )
+@click.option(
+    "--author",
+    "authors",
+    multiple=True,
+    metavar="NAME",
+    help='An author to follow, e.g. "Yann LeCun" or "LeCun, Y." (repeatable).',
+)
 @click.option("--timezone", default=None, help="IANA timezone, e.g. Europe/Berlin.")
 @click.option(
     "--hour", type=click.IntRange(0, 23), default=None, help="Local hour of delivery (0-23)."
 )
 @click.option("--size", type=click.IntRange(1, 50), default=None, help="Papers per digest.")
+@click.option(
+    "--trending",
+    default=None,
+    metavar="MIX",
+    help="More personal or more trending picks: "
+    + ", ".join(k or SITE_MIX for k in TRENDING_MIXES)
+    + f" (default {SITE_MIX}: the operator's trending_weight). Also changes a known reader's.",
+)
 @click.option(
     "--confirmed",
     is_flag=True,
@@ -153,18 +181,30 @@ def subscribe(
     categories: tuple[str, ...],
     likes: tuple[str, ...],
     negatives: tuple[str, ...],
+    authors: tuple[str, ...],
     timezone: str | None,
     hour: int | None,
     size: int | None,
+    trending: str | None,
     confirmed: bool,
 ) -> None:
-    """Add a subscriber and e-mail them the opt-in link (idempotent: says what it did)."""
+    """Add a subscriber and e-mail them the opt-in link (idempotent: says what it did; for a
+    known address, interests, followed authors and likes given here are added)."""
     address = normalize_address(email)
     prefs = flags_to_preferences(
-        app, interests, categories, likes, negatives, (name, timezone, hour, size)
+        app,
+        interests,
+        categories,
+        likes,
+        negatives,
+        (name, timezone, hour, size),
+        trending,
+        authors,
     )
     try:
-        done = app.subscriptions().add_by_operator(address, prefs, confirmed=confirmed)
+        done = app.subscriptions().add_by_operator(
+            address, prefs, confirmed=confirmed, set_trending=trending is not None
+        )
     except InvalidPreferences as exc:
         field, message = next(iter(exc.errors.items()))
         raise click.BadParameter(message, param_hint=OPTION_OF.get(field, field)) from None
@@ -185,6 +225,28 @@ def unsubscribe(app: AppContext, email: str) -> None:
         click.echo(f"unsubscribed {address}.")
     else:
         click.echo(f"{address} was already unsubscribed.")
+
+
+@cli.command("import-likes")
+@click.argument("email")
+@click.argument("file", type=click.File("rb"))
+@pass_app
+@friendly_errors
+def import_likes_command(app: AppContext, email: str, file: BinaryIO) -> None:
+    """Like the arXiv papers of a BibTeX, RIS or Zotero CSL-JSON export (FILE, or - for stdin)
+    for the subscriber EMAIL; papers not stored yet are fetched from the arXiv API."""
+    address = address_for_lookup(email)
+    sub = app.store.subscribers.get_by_email(address)
+    if sub is None:
+        raise click.ClickException(f"{address} is not a subscriber")
+    data = file.read(MAX_LIBRARY_BYTES + 1)
+    try:
+        report = import_likes(app.context(), sub, data)
+    except LibraryError as exc:
+        raise click.ClickException(f"{file.name}: {exc}; nothing was imported") from None
+    click.echo(f"{address}: {report.line()}")
+    for line in report.details():
+        click.echo(f"  {line}")
 
 
 @cli.command()
@@ -211,6 +273,7 @@ _MARKS = {
     InterestKind.NOT_PAPER: "not like: ",
     InterestKind.LIKE: "like: ",
     InterestKind.CATEGORY: "category: ",
+    InterestKind.AUTHOR: "author: ",
 }
 
 
@@ -227,12 +290,13 @@ def subscribers(app: AppContext, status: str | None) -> None:
     subs = app.store.subscribers.list(SubscriberStatus(status) if status else None)
     interests = app.store.subscribers.interests_for_many([s.id for s in subs])
     click.echo(
-        f"{'id':>5}  {'email':<32} {'status':<12} {'tz':<18} {'hour':>4} {'size':>4}  interests"
+        f"{'id':>5}  {'email':<32} {'status':<12} {'tz':<18} {'hour':>4} {'size':>4}  "
+        f"{'mix':<13} interests"
     )
     for s in subs:
         what = ", ".join(_listed(i) for i in interests.get(s.id, []))
         click.echo(
             f"{s.id:>5}  {s.email:<32} {s.status:<12} {s.timezone:<18} "
-            f"{s.delivery_hour:>4} {s.digest_size:>4}  {what[:60]}"
+            f"{s.delivery_hour:>4} {s.digest_size:>4}  {s.trending_mix or SITE_MIX:<13} {what[:60]}"
         )
     click.echo(f"{len(subs)} subscriber(s)")

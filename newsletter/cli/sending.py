@@ -14,7 +14,7 @@ from newsletter.cli.papers import FetchProgress
 from newsletter.delivery import DeliveryReport
 from newsletter.delivery.summary import SendSummary
 from newsletter.pipeline import DigestPreview
-from newsletter.preview import file_stem, preview_server, write_previews
+from newsletter.preview import preview_server, write_previews
 from newsletter.store import Database
 
 
@@ -95,9 +95,9 @@ def preview(
     chosen = pipeline.find_subscribers(ctx, emails) if emails else None
     previews = pipeline.preview_digests(ctx, digest_date, chosen)
     target = Path(out_dir) if out_dir else cfg.path(cfg.storage.data_dir) / "previews"
-    write_previews(previews, target)
-    for p in previews:
-        click.echo(f"{target / file_stem(p.subscriber)}.html/.txt/.eml  {_describe_preview(p)}")
+    written = write_previews(previews, target)
+    for p, path in zip(previews, written, strict=True):
+        click.echo(f"{path.with_suffix('')}.html/.txt/.eml  {_describe_preview(p)}")
     click.echo(f"{len(previews)} preview(s) in {target} (nothing was sent or recorded)")
 
 

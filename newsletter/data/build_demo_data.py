@@ -10,7 +10,8 @@ Writes, next to this script:
 - `demo_hf_daily_papers.json`: a Hugging Face `/api/daily_papers?date=DEMO_DAY` response in the
   shape of the recorded one (outer item with `paper`, `numComments`, `submittedBy`, ...).
 
-Titles and abstracts are real (the 604 papers of the ranking evaluation corpus). Everything else
+Titles and abstracts are real (the 604 papers of the ranking evaluation corpus, with the LaTeX it
+lost on the way put back: `corpus_repair.py`). Everything else
 is synthetic and deterministic: arXiv IDs (2611.9xxxx, a range arXiv has not reached, so no link
 points at a real, unrelated paper), authors, categories (from title keywords), upvotes, comments
 GitHub stars and the one-line AI summaries (a sentence of the abstract). See README.md in this
@@ -26,6 +27,8 @@ import re
 from datetime import date, timedelta
 from pathlib import Path
 from xml.sax.saxutils import escape
+
+from newsletter.data.corpus_repair import repaired
 
 HERE = Path(__file__).resolve().parent
 # The repository's copy of the evaluation corpus (run from a checkout).
@@ -159,6 +162,27 @@ CATEGORY_RULES = (
     ("cs.CL", r"\b(language|llms?|text|token|translation|dialogue|prompt|reasoning|nlp)"),
 )
 CROSS_FROM = ("stat.ML", "eess.IV", "eess.SP", "cs.AI", "math.OC")
+# Topics Hugging Face's list features that day (a real day's list covers the hot topics): the
+# demo readers' interests, so each of their digests can lead with trending papers that match.
+HF_TOPICS = (
+    "KV cache", "quantiz", "speculative decoding", "segmentation", "MRI", "speech", "audio",
+    "codec", "federated", "differential privacy", "state space", "Mamba", "spiking",
+)  # fmt: skip
+HF_PER_TOPIC = 2  # papers of each topic on the list, by title
+
+
+def hf_listed(rng: random.Random, feed_papers: list[dict]) -> list[dict]:
+    """The HF_FROM_FEED feed papers Hugging Face lists: HF_PER_TOPIC per topic of HF_TOPICS
+    (by title), the rest drawn at random, in random order (upvotes go by this order)."""
+    chosen: dict[str, dict] = {}
+    for topic in HF_TOPICS:
+        matching = [p for p in feed_papers if topic.lower() in p["title"].lower()]
+        for p in rng.sample(matching, min(HF_PER_TOPIC, len(matching))):
+            chosen.setdefault(p["arxiv_id"], p)
+    rest = [p for p in feed_papers if p["arxiv_id"] not in chosen]
+    listed = list(chosen.values()) + rng.sample(rest, HF_FROM_FEED - len(chosen))
+    rng.shuffle(listed)
+    return listed
 
 
 def categories_for(rng: random.Random, title: str, abstract: str) -> list[str]:
@@ -288,7 +312,8 @@ def hf_item(rng: random.Random, paper: dict, authors: list[str], upvotes: int) -
 
 def build(corpus_path: Path, out_dir: Path) -> tuple[Path, Path]:
     rng = random.Random(SEED)
-    papers = [json.loads(line) for line in corpus_path.read_text(encoding="utf-8").splitlines()]
+    lines = corpus_path.read_text(encoding="utf-8").splitlines()
+    papers = [repaired(json.loads(line)) for line in lines]
     rng.shuffle(papers)
     feed_papers = papers[:FEED_NEW]
     replaced = papers[FEED_NEW : FEED_NEW + FEED_REPLACED]
@@ -319,7 +344,7 @@ def build(corpus_path: Path, out_dir: Path) -> tuple[Path, Path]:
         items.append(rss_item(p, "replace" if n % 3 else "replace-cross", cats, authors))
     feed = build_feed(items)
 
-    listed = rng.sample(feed_papers, HF_FROM_FEED) + hf_only
+    listed = hf_listed(rng, feed_papers) + hf_only
     votes = sorted((int(rng.paretovariate(0.9) * 3) for _ in listed), reverse=True)
     hf = [hf_item(rng, p, meta[p["arxiv_id"]][1], v) for p, v in zip(listed, votes, strict=True)]
 

@@ -10,14 +10,14 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from newsletter.errors import NewsletterError
 from newsletter.models import Paper
 from newsletter.ranking.profile import Profile
-from newsletter.ranking.rank import RANKERS, rank, ranker_options
+from newsletter.ranking.rank import RANKERS, RankOptions, rank, ranker_options
 from newsletter.ranking.semantic import Encoder
 
 
@@ -87,6 +87,67 @@ def load_profiles(path: Path, k: int) -> list[Profile]:
     return out
 
 
+def load_profile_sets(paths: Sequence[Path], k: int) -> list[Profile]:
+    """Profiles from several files together (e.g. the dev and the check set); ids must differ."""
+    out: list[Profile] = []
+    seen: dict[str, Path] = {}
+    for path in paths:
+        for profile in load_profiles(path, k):
+            key = str(profile.key)
+            if key in seen:
+                where = f"twice in {path}" if seen[key] == path else f"in {seen[key]} and {path}"
+                raise EvalError(f"profile {key!r} is {where}")
+            seen[key] = path
+            out.append(profile)
+    return out
+
+
+def load_qrels_sets(paths: Sequence[Path]) -> dict[str, dict[str, int]]:
+    """Judgments from several files together; a profile may be judged in one file only."""
+    out: dict[str, dict[str, int]] = {}
+    seen: dict[str, Path] = {}
+    for path in paths:
+        for key, judged in load_qrels(path).items():
+            if key in seen:
+                raise EvalError(f"profile {key!r} is judged in both {seen[key]} and {path}")
+            seen[key] = path
+            out[key] = judged
+    return out
+
+
+def judged_profiles(
+    profiles: Sequence[Profile], qrels: Mapping[str, Mapping[str, int]]
+) -> list[Profile]:
+    """The profiles that have judgments (a comparison scores only those)."""
+    out = [p for p in profiles if str(p.key) in qrels]
+    if not out:
+        raise EvalError("no profile has judgments: the profile ids and the qrels keys differ")
+    return out
+
+
+def without_likes(profiles: Sequence[Profile]) -> list[Profile]:
+    """The same profiles without their liked papers, which stay out of the ranking (so a run
+    with and one without likes choose among the same papers)."""
+    return [
+        replace(p, liked=(), exclude=p.exclude | frozenset(p.liked)) if p.liked else p
+        for p in profiles
+    ]
+
+
+def ranked_ids(
+    corpus: Sequence[Paper],
+    profiles: Sequence[Profile],
+    options: RankOptions,
+    encoder: Encoder | None = None,
+) -> dict[str, list[str]]:
+    """Paper ids in pick order per profile, ranked by the digest ranker with `options`."""
+    rankings = rank(corpus, profiles, options=options, encoder=encoder)
+    return {
+        str(p.key): [pick.paper.id for pick in r.picks]
+        for p, r in zip(profiles, rankings, strict=True)
+    }
+
+
 def run_lines(
     corpus: Sequence[Paper],
     profiles: Sequence[Profile],
@@ -96,10 +157,9 @@ def run_lines(
     """Rank the corpus for each profile with the digest ranker; yield run lines."""
     if ranker not in RANKERS:
         raise EvalError(f"unknown ranker {ranker!r}: choose from {', '.join(RANKERS)}")
-    rankings = rank(corpus, profiles, options=ranker_options(ranker), encoder=encoder)
-    for profile, ranking in zip(profiles, rankings, strict=True):
-        for r, pick in enumerate(ranking.picks, 1):
-            yield f"{profile.key}\t{pick.paper.id}\t{r}"
+    for key, ids in ranked_ids(corpus, profiles, ranker_options(ranker), encoder).items():
+        for r, pid in enumerate(ids, 1):
+            yield f"{key}\t{pid}\t{r}"
 
 
 def load_run(path: Path, text: str | None = None) -> dict[str, list[str]]:
@@ -176,32 +236,4 @@ def format_table(scores: Mapping[str, Scores]) -> str:
         lines.append(f"{p:<{width}}  {s.ndcg10:7.4f} {s.p10:6.3f} {s.r20:6.3f}")
     m = mean(scores.values())
     lines.append(f"{'MEAN':<{width}}  {m.ndcg10:7.4f} {m.p10:6.3f} {m.r20:6.3f}")
-    return "\n".join(lines)
-
-
-def compare(
-    corpus: Sequence[Paper],
-    profiles: Sequence[Profile],
-    qrels: Mapping[str, Mapping[str, int]],
-    rankers: Sequence[str] | None = None,
-) -> str:
-    """Mean scores of several rankers measured in one process, then the per-profile table of
-    the last one (the default ranker when comparing all)."""
-    names = list(rankers) if rankers else [n for n in RANKERS if n != "default"] + ["default"]
-    unknown = [n for n in names if n not in RANKERS]
-    if unknown:
-        raise EvalError(f"unknown ranker {unknown[0]!r}: choose from {', '.join(RANKERS)}")
-    width = max(len(n) for n in names)
-    lines = [f"{'ranker':<{width}}  nDCG@10   P@10   R@20  min nDCG@10"]
-    per_profile: dict[str, Scores] = {}
-    for name in names:
-        run: dict[str, list[str]] = {}
-        for line in run_lines(corpus, profiles, name):
-            key, pid, _ = line.split("\t")
-            run.setdefault(key, []).append(pid)
-        per_profile = score_run(run, qrels)
-        m = mean(per_profile.values())
-        low = min((s.ndcg10 for s in per_profile.values()), default=0.0)
-        lines.append(f"{name:<{width}}  {m.ndcg10:7.4f} {m.p10:6.3f} {m.r20:6.3f}  {low:11.4f}")
-    lines += ["", f"per profile ({names[-1]}):", format_table(per_profile)]
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from newsletter.models import Paper, Pick
+from newsletter.ranking.authors import followed_author
 from newsletter.ranking.trending import figures
 
 if TYPE_CHECKING:
@@ -19,7 +20,9 @@ if TYPE_CHECKING:
 
     # What a reason is cached under: the subscriber's interests (queries, categories, any likes)
     # and, within those, the paper (or the liked title and the paper).
-    _InterestsKey: TypeAlias = tuple[tuple[tuple[str, float], ...], tuple[str, ...], bool]
+    _InterestsKey: TypeAlias = tuple[
+        tuple[tuple[str, float], ...], tuple[str, ...], bool, tuple[str, ...]
+    ]
     _PaperKey: TypeAlias = int | tuple[str, int]
     _Reason: TypeAlias = tuple[str, tuple[str, ...]]
 
@@ -238,7 +241,12 @@ class Explainer:
         got = self._figure_cache.get(doc)
         if got is None:
             assert self.day is not None
-            got = self._figure_cache[doc] = tuple(figures(self.day.papers[doc]))
+            got = tuple(figures(self.day.papers[doc]))
+            rise = self.day.rising.get(doc)
+            if rise is not None and self.day.today is not None:
+                # "▲ 120, up from 8 yesterday" in place of "▲ 120"
+                got = (rise.figure(self.day.today), *(f for f in got if not f.startswith("▲")))
+            self._figure_cache[doc] = got
         return got
 
     def trending_pick(self, doc: int) -> Pick:
@@ -263,6 +271,11 @@ class Explainer:
         if tail is None:
             figs = self._figures(doc)
             tail = self._tails[doc] = "".join(" · " + f for f in figs)
+        assert self.day is not None
+        by = followed_author(self.day.authors, doc, profile.authors) if profile.authors else ""
+        if by:
+            also = " · matches: " + ", ".join(matched) if matched else ""
+            return f"by {by}, whom you follow{also}{tail}", tuple(matched)
         if matched:
             return "matches: " + ", ".join(matched) + tail, tuple(matched)
         head = "related to papers you liked" if profile.liked else "related"
@@ -283,7 +296,7 @@ class Explainer:
         else:
             likes = self._similar_likes(profile, [d for d, _ in picks]) if profile.liked else []
             # Subscribers who share interests share reasons: (interests, paper) is cached.
-            base = (profile.queries, profile.categories, bool(profile.liked))
+            base = (profile.queries, profile.categories, bool(profile.liked), profile.authors)
             shared = self._reasons.get(base)
             if shared is None:
                 shared = ([self._query(t) for t, _ in profile.queries], {})

@@ -40,14 +40,16 @@ class Profile:
     liked: tuple[str, ...] = ()  # paper ids: liked papers and 👍
     disliked: tuple[str, ...] = ()  # paper ids: papers marked "not this" and 👎
     negative: tuple[str, ...] = ()  # negative keywords: papers matching them are dropped
+    authors: tuple[str, ...] = ()  # followed authors' names, as the reader wrote them
     exclude: frozenset[str] = frozenset()  # papers already received
     since: date | None = None  # only papers dated after this day
     since_label: str = ""  # "since your last digest on 2026-11-20" (for empty results)
     size: int = 10
+    trending_weight: float | None = None  # the reader's own; None: the ranker's option
 
     @property
     def has_interests(self) -> bool:
-        return bool(self.queries or self.categories or self.liked)
+        return bool(self.queries or self.categories or self.liked or self.authors)
 
 
 def _paper_id(raw: str) -> str:
@@ -66,6 +68,7 @@ def profile_from(
     since: date | None = None,
     since_label: str = "",
     size: int = 10,
+    trending_weight: float | None = None,
 ) -> Profile:
     """Build a profile from stored interests and 👍/👎 votes (a later vote wins over a like)."""
     queries: list[tuple[str, float]] = []
@@ -73,6 +76,7 @@ def profile_from(
     liked: dict[str, None] = {}
     disliked: dict[str, None] = {}
     negative: list[str] = []
+    authors: list[str] = []
     for i in interests:
         value = i.value.strip()
         if not value:
@@ -87,6 +91,8 @@ def profile_from(
             disliked[_paper_id(value)] = None
         elif i.kind == InterestKind.NOT_KEYWORD:
             negative.append(value)
+        elif i.kind == InterestKind.AUTHOR:
+            authors.append(value)
     for f in feedback:
         pid = _paper_id(f.paper_id)
         (liked if f.vote > 0 else disliked)[pid] = None
@@ -98,10 +104,12 @@ def profile_from(
         liked=tuple(liked),
         disliked=tuple(disliked),
         negative=tuple(negative),
+        authors=tuple(dict.fromkeys(authors)),
         exclude=exclude,
         since=since,
         since_label=since_label,
         size=size,
+        trending_weight=trending_weight,
     )
 
 

@@ -25,6 +25,7 @@ from newsletter.ranking.profile import Profile
 from newsletter.ranking.scoring import Day, RankOptions, prepare_day, score_batch
 from newsletter.ranking.semantic import Encoder
 from newsletter.ranking.textindex import IndexSettings
+from newsletter.ranking.traction import Rise
 
 __all__ = ["RANKERS", "RankOptions", "Ranking", "rank", "ranker_options"]
 
@@ -170,8 +171,10 @@ def rank(
     examples: Mapping[str, Paper] = {},
     trending_size: int = 0,
     encoder: Encoder | None = None,
+    rising: Mapping[str, Rise] = {},
 ) -> list[Ranking]:
-    """Rank `papers` for every profile; `examples` holds liked/disliked papers by id.
+    """Rank `papers` for every profile; `examples` holds liked/disliked papers by id, `rising`
+    the papers that gained traction after their first day (`traction.find_rising`).
 
     Subscribers are scored in batches; while the reasons of one batch are written (Python),
     the next batch is scored in a helper thread (numpy and scipy release the GIL; the
@@ -181,7 +184,7 @@ def rank(
         return []
     if not papers:
         return [Ranking(empty_reason=Explainer.no_papers(p)) for p in profiles]
-    day = prepare_day(papers, today, options, examples, encoder)
+    day = prepare_day(papers, today, options, examples, encoder, rising)
     explainer = Explainer(day, examples)
     batches = [profiles[s : s + CHUNK] for s in range(0, len(profiles), CHUNK)]
     pair_sim = redundancy(day.sim, options.mmr_floor) if options.mmr_lambda < 1 else day.sim

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import sparse
 
 from newsletter.models import Paper
+from newsletter.ranking.authors import AuthorIndex, author_boost, index_authors
 from newsletter.ranking.profile import (
     BACKGROUND,
     Profile,
@@ -32,6 +33,7 @@ from newsletter.ranking.profile import (
 )
 from newsletter.ranking.semantic import Encoder, fuse_ranks
 from newsletter.ranking.textindex import IndexSettings, TextIndex, top_k_per_row
+from newsletter.ranking.traction import Rise
 from newsletter.ranking.trending import paper_day, trending_scores
 
 QUERY_CACHE = 20_000  # distinct interest texts whose scores are kept for the day
@@ -51,6 +53,7 @@ class RankOptions:
     model_weight: float = 0.5
     category_mode: str = "boost"  # or "filter"
     category_boost: float = 0.15
+    author_boost: float = 0.6  # a followed author's paper: about a strong interest match
     trending_weight: float = 0.25
     mmr_lambda: float = 0.7  # 1.0 = no diversification
     mmr_floor: float = 0.4  # similarity below this is not counted as redundancy
@@ -74,7 +77,17 @@ class Day:
     categories: dict[str, int]
     paper_categories: sparse.csr_matrix
     semantic: np.ndarray | None = None  # unit embeddings of the papers
+    today: date | None = None
     query_cache: dict[str, np.ndarray] = field(default_factory=dict)  # text -> scores
+    rising: dict[int, Rise] = field(default_factory=dict)  # paper -> its late rise
+    _authors: AuthorIndex | None = None
+
+    @property
+    def authors(self) -> AuthorIndex:
+        """The papers' authors by normalised name, built when a subscriber follows someone."""
+        if self._authors is None:
+            self._authors = index_authors(self.papers)
+        return self._authors
 
 
 def prepare_day(
@@ -83,8 +96,10 @@ def prepare_day(
     options: RankOptions,
     examples: Mapping[str, Paper] = {},
     encoder: Encoder | None = None,
+    rising: Mapping[str, Rise] = {},
 ) -> Day:
-    """Index the day's papers (and the outside papers subscribers liked or disliked)."""
+    """Index the day's papers (and the outside papers subscribers liked or disliked); papers
+    in `rising` stay candidates for readers who saw their first day (traction.py)."""
     day = _index_day(tuple(papers), today, options, encoder)
     outside = [p for pid, p in examples.items() if pid not in day.position]
     extra = day.index.vectors(f"{p.title}\n{p.abstract}" for p in outside)
@@ -94,6 +109,7 @@ def prepare_day(
         examples=sparse.vstack([day.index.unit, extra]).tocsr(),
         example_sim=np.vstack([day.sim, (extra @ day.index.unit_t).toarray()]),
         example_row=dict(day.position) | {p.id: n + i for i, p in enumerate(outside)},
+        rising={day.position[pid]: r for pid, r in rising.items() if pid in day.position},
     )
 
 
@@ -132,6 +148,7 @@ def _index_day(
         categories=cats,
         paper_categories=paper_cats,
         semantic=encoder.encode([f"{p.title}. {p.abstract}" for p in papers]) if encoder else None,
+        today=today,
     )
 
 
@@ -283,14 +300,15 @@ def score_batch(
     allowed, fresh, unsent = _known_and_fresh(day, profiles)
     if any(p.categories for p in profiles) and day.categories:
         _category_term(day, profiles, opt, rel, allowed)
+    if any(p.authors for p in profiles):
+        author_boost(day.authors, [p.authors for p in profiles], opt.author_boost, rel)
     if mats.negative.shape[0]:
         hits = (mats.negative @ day.index.presence.T).toarray() >= mats.negative_need[:, None]
         allowed &= _segment(hits.astype(np.float32), mats.negative_owner, n, "max") == 0
     wants = np.array([p.has_interests for p in profiles], dtype=bool)
     if mats.model_weights is not None:
         wants[mats.model_row >= 0] = True
-    boost = (1.0 + opt.trending_weight * day.trend).astype(np.float32)
-    final = np.multiply(rel, boost[None, :], dtype=np.float32)
+    final = np.multiply(rel, _trending_boost(profiles, opt, day.trend), dtype=np.float32)
     if not wants.all():
         final[~wants] = day.trend[None, :]
     counts = {"fresh": fresh, "unsent": unsent, "allowed": allowed.copy()}
@@ -299,6 +317,18 @@ def score_batch(
     allowed &= ~weak
     np.copyto(final, -np.inf, where=~allowed)
     return final, rel, counts
+
+
+def _trending_boost(profiles: Sequence[Profile], opt: RankOptions, trend: np.ndarray) -> np.ndarray:
+    """1 + weight × trending: one row for all, or one per reader when a reader chose a mix."""
+    own = [p.trending_weight for p in profiles]
+    if all(w is None for w in own):
+        weights = np.full((1, 1), opt.trending_weight, dtype=np.float32)
+    else:
+        weights = np.array([opt.trending_weight if w is None else w for w in own], np.float32)
+        weights = weights[:, None]
+    boost: np.ndarray = (1.0 + weights * trend[None, :]).astype(np.float32)
+    return boost
 
 
 def _known_and_fresh(
@@ -313,6 +343,8 @@ def _known_and_fresh(
             [p.since.toordinal() if p.since else -(2**62) for p in profiles], dtype=np.int64
         )
         allowed &= day.day[None, :] > since[:, None]
+        if day.rising:
+            allowed[:, list(day.rising)] = True  # gained traction after their first day
     fresh = allowed.sum(axis=1)
     # Papers already received, and those they named as liked or disliked: they know them.
     pos = day.position

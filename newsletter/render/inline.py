@@ -1,4 +1,9 @@
-"""Inline an e-mail template's CSS once, on the template's own markup, instead of once per e-mail.
+"""Style an e-mail template once, on the template's own markup, instead of once per e-mail.
+
+An e-mail gets two stylesheets (see docs/email-markup.md): the few properties a client without
+`<style>` support needs are inlined as style attributes (`email-inline.css`), and the rest goes
+once into a minified `<style>` block in `<head>` (`email.css`), for the clients that read one.
+The template's indentation is dropped first (`compact`): some 2 KB of every digest.
 
 premailer parses HTML, so Jinja syntax is first hidden from it: `{% ... %}` tags outside an
 HTML tag become `<!--JB00001J-->` comments (the parser keeps comments where they are, even
@@ -26,8 +31,48 @@ _SUPER = re.compile(r"\{\{-?\s*super\(\)\s*-?\}\}")
 _COMMENT = re.compile(r"\{#.*?#\}", re.DOTALL)
 _JINJA = re.compile(r"\{%.*?%\}|\{\{.*?\}\}", re.DOTALL)
 _PLACEHOLDER = re.compile(r"<!--JB(\d{5})J-->|J[BV](\d{5})J")
+_INDENT = re.compile(r"[ \t]*\n\s*")
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+_CSS_SPACE = re.compile(r"\s*([{};,>])\s*|(:)\s*|\s+")
+_HEAD_END = re.compile(r"</head\s*>", re.IGNORECASE)
 
 Loader = Callable[[str], str]
+
+
+def compact(source: str) -> str:
+    """An HTML template without its indentation and blank lines (every line break stays one, so
+    text reads the same; e-mail templates have no `<pre>` whose spaces would matter)."""
+    return _INDENT.sub("\n", source)
+
+
+def minify_css(css: str) -> str:
+    """The stylesheet without comments and optional white space (`and (` in a media query keeps
+    its space: `and(` would be a function)."""
+
+    def squeeze(m: re.Match[str]) -> str:
+        return m.group(1) or m.group(2) or " "
+
+    flat = _CSS_SPACE.sub(squeeze, _CSS_COMMENT.sub("", css)).strip()
+    return flat.replace(";}", "}").replace(" !important", "!important")
+
+
+def style_block(css: str) -> str:
+    """`<style>` with the minified stylesheet, for `<head>`."""
+    bad = re.search(r"</style|\{%", css, re.IGNORECASE)  # '100%}' is fine inside {% raw %}
+    if bad:
+        raise ConfigError(
+            f"email.css must not contain {bad.group(0)!r}: it would end the <style> block or the "
+            "{% raw %} it is compiled in"
+        )
+    return f"<style>{minify_css(css)}</style>"
+
+
+def with_style_block(html: str, block: str) -> str:
+    """The document with `block` at the end of its `<head>`."""
+    found = _HEAD_END.search(html)
+    if found is None:
+        raise ConfigError("an e-mail template needs a <head> for its <style> block")
+    return f"{html[: found.start()]}{block}{html[found.start() :]}"
 
 
 def premailer_inline(html: str, css: str) -> str:
@@ -145,7 +190,14 @@ def unmask(html: str, originals: list[str], name: str) -> str:
     return restored
 
 
-def inline_template(name: str, source: str, css: str) -> str:
-    """A flattened template source with the stylesheet inlined into its markup."""
+def style_email(html: str, inline_css: str, block: str) -> str:
+    """A rendered e-mail styled: `inline_css` inlined, then the `<style>` block added (the
+    per-e-mail reference path that the cached templates are compared with)."""
+    return with_style_block(premailer_inline(html, inline_css), block)
+
+
+def inline_template(name: str, source: str, inline_css: str, block: str = "") -> str:
+    """A flattened template source styled like `style_email` does, before it is filled in."""
     masked, originals = mask(source)
-    return unmask(premailer_inline(masked, css), originals, name)
+    styled = unmask(premailer_inline(masked, inline_css), originals, name)
+    return with_style_block(styled, "{% raw %}" + block + "{% endraw %}") if block else styled

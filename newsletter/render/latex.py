@@ -1,7 +1,11 @@
 """Make the LaTeX found in arXiv titles and abstracts readable as plain Unicode text.
 
 `$\\alpha$` → α, `\\textbf{x}` → x, `x^{2}` → x², `\\mathbb{R}` → ℝ. What cannot be mapped is
-left as text (never raised on, never dropped), so a paper with odd markup still reads.
+left as text (never raised on, never dropped), so a paper with odd markup still reads: a
+command nobody defined shows its argument (`\\textsl{x}`: most are formatting) or, with none,
+its name without the backslash (`\\methodabbr`, an author's macro).
+A dollar opens math only as pandoc reads it: `$x$`, with no space inside either dollar and no
+digit right after the closing one, so prices (`$5 and $10`, `$1.59/F1 point`) stay prices.
 The result is plain text: escaping for HTML is the template's job. The work is linear in the
 length of the text whatever it holds (unclosed groups, deep nesting), since a feed can send
 anything and digests are rendered while the send lock is held.
@@ -44,7 +48,9 @@ SYMBOLS = {
     "max": "max", "min": "min", "arg": "arg", "argmax": "argmax", "argmin": "argmin",
     "lim": "lim", "sup": "sup", "inf": "inf", "det": "det", "dim": "dim", "ker": "ker",
     "Pr": "Pr", "LaTeX": "LaTeX", "TeX": "TeX", "left": "", "right": "", "big": "",
-    "Big": "", "bigg": "", "Bigg": "", "displaystyle": "", "textstyle": "", "noindent": "",
+    "Big": "", "bigg": "", "Bigg": "", "bigl": "", "bigr": "", "Bigl": "", "Bigr": "",
+    "biggl": "", "biggr": "", "lvert": "|", "rvert": "|", "vert": "|", "lVert": "‖",
+    "rVert": "‖", "Vert": "‖", "displaystyle": "", "textstyle": "", "noindent": "",
     "newline": " ", "linebreak": " ", "smallskip": "", "medskip": "", "bigskip": "",
     "em": "", "it": "", "bf": "", "rm": "", "sl": "", "sf": "", "tt": "", "sc": "",
 }  # fmt: skip
@@ -86,10 +92,17 @@ MAX_DEPTH = 32  # groups nested deeper than this are shown as written (bounded w
 _COMMAND = re.compile(r"\\([A-Za-z]+)\*?")
 _ESCAPED = re.compile(r"\\([%&_#$${}])")
 _ACCENT = re.compile(r"\\([`'\"^~])\s*\{?([A-Za-z])\}?|\\(c)\{([A-Za-z])\}")
-_SCRIPT = re.compile(r"([\^_])(\{([^{}]*)\}|\\?[A-Za-z0-9+\-*]+)")
+# Unbraced, a script is one character as TeX reads it (`\\partial_E\\ln` is ∂_E ln), or a
+# signed number (`n^-1`, `10^-3`: what text that lost its braces meant).
+_SCRIPT = re.compile(r"([\^_])(\{([^{}]*)\}|[+\-]?\d+|\\?[A-Za-z*])")
 _BRACED_SCRIPT = re.compile(r"([\^_])\{([^{}]*)\}")
 _MATH_OPENER = re.compile(r"\$|\\[(\[]")
+_OPENERS = {"lvert", "lVert", "langle", "lceil", "lfloor"}
+# Commands that are ours to read even when their arguments are missing: shown as written then.
+_KNOWN = UNWRAP | DROP | _TWO_ARGS | set(ALPHABETS) | {"sqrt"}
 _BRACE = re.compile(r"[{}]")
+_SHORT_FRACTION = re.compile(r" *([A-Za-z0-9]) *([A-Za-z0-9])(?![A-Za-z0-9])")
+_TOKEN = re.compile(r" *([A-Za-z0-9])(?![A-Za-z0-9])")
 _SPACES = re.compile(r"[ \t\r\n]+")
 
 
@@ -154,39 +167,69 @@ class _Commands:
         """Append what the command matched by `m` reads as; return where the text after its
         arguments starts."""
         name, pos = m.group(1), m.end()
-        if name in _TWO_ARGS:
-            first = self.group(pos, hi)
-            second = self.group(first[1] + 1, hi) if first is not None else None
-            if first is not None and second is not None:
-                if name == "href":  # \href{url}{label}
-                    url = self.text[first[0] : first[1]]
-                    out.append(f"{self.converted(second, depth)} ({url})")
-                else:
-                    top, bottom = self.converted(first, depth), self.converted(second, depth)
-                    out.append(f"{_paren(top)}/{_paren(bottom)}")
-                return second[1] + 1
-            if name != "href":  # a fraction without its two groups stays as written
-                out.append(m.group(0))
-                return pos
+        if name in _TWO_ARGS and (end := self.two_args(m, hi, depth, out)) is not None:
+            return end
         arg = self.group(pos, hi)
-        if arg is not None:
-            end = arg[1] + 1
-            if name in ALPHABETS:
-                letters = ALPHABETS[name]
-                body = self.converted(arg, depth)
-                out.append(_ALPHABET_LETTERS[name].sub(lambda c: letters[c.group()], body))
-                return end
-            if name == "sqrt":
-                out.append("√" + _paren(self.converted(arg, depth)))
-                return end
-            if name in UNWRAP:
-                self.convert(arg[0], arg[1], depth + 1, out)
-                return end
-            if name in DROP:
-                return end
-        elif name in UNWRAP and not self.text.startswith("{", pos):
+        if arg is not None and (end := self.one_arg(name, arg, depth, out)) is not None:
+            return end
+        if arg is None and name in UNWRAP and not self.text.startswith("{", pos):
             return pos  # used as a switch, "{\\emph word}": the word is what shows
-        out.append(GREEK.get(name) or SYMBOLS.get(name, m.group(0)))
+        if (name in ALPHABETS or name == "sqrt") and (token := _TOKEN.match(self.text, pos, hi)):
+            letter = token.group(1)  # "\\mathcal O", "\\sqrt T": one character is the argument
+            out.append("√" + letter if name == "sqrt" else ALPHABETS[name].get(letter, letter))
+            return token.end()
+        return self.bare(m, hi, out)
+
+    def two_args(self, m: re.Match[str], hi: int, depth: int, out: list[str]) -> int | None:
+        """A fraction or a link; None for a link without its two groups."""
+        name, pos = m.group(1), m.end()
+        first = self.group(pos, hi)
+        second = self.group(first[1] + 1, hi) if first is not None else None
+        if first is not None and second is not None:
+            if name == "href":  # \\href{url}{label}
+                url = self.text[first[0] : first[1]]
+                out.append(f"{self.converted(second, depth)} ({url})")
+            else:
+                top, bottom = self.converted(first, depth), self.converted(second, depth)
+                out.append(f"{_paren(top)}/{_paren(bottom)}")
+            return second[1] + 1
+        if name == "href":
+            return None
+        short = _SHORT_FRACTION.match(self.text, pos, hi)  # "\\tfrac12" is 1/2
+        out.append(f"{short.group(1)}/{short.group(2)}" if short else m.group(0))
+        return short.end() if short else pos  # other fractions without groups stay
+
+    def one_arg(self, name: str, arg: tuple[int, int], depth: int, out: list[str]) -> int | None:
+        """A command with its {argument}; None when the argument is not the command's."""
+        end = arg[1] + 1
+        unknown = name not in _KNOWN and name not in SYMBOLS and name not in GREEK
+        if name in ALPHABETS:
+            letters = ALPHABETS[name]
+            body = self.converted(arg, depth)
+            out.append(_ALPHABET_LETTERS[name].sub(lambda c: letters[c.group()], body))
+        elif name == "sqrt":
+            out.append("√" + _paren(self.converted(arg, depth)))
+        elif name in UNWRAP or (unknown and arg[1] > arg[0]):
+            self.convert(arg[0], arg[1], depth + 1, out)  # unknown: formatting, most likely
+        elif unknown:
+            out.append(name)  # \\methodabbr{}: an author's macro, named
+        elif name not in DROP:
+            return None
+        return end
+
+    def bare(self, m: re.Match[str], hi: int, out: list[str]) -> int:
+        """A command read without arguments: a symbol, a letter, or its name."""
+        name, pos = m.group(1), m.end()
+        known = GREEK.get(name) or SYMBOLS.get(name)
+        if known is None:
+            out.append(m.group(0) if name in _KNOWN else name)
+            return pos
+        if known.isalpha() and len(known) > 1 and out and out[-1][-1:].isalnum():
+            known = " " + known  # "\\partial_E\\ln w" reads "∂_E ln w", not "∂_Eln w"
+        out.append(known)
+        if name in _OPENERS:  # "\\lvert E\\rvert" reads "|E|"
+            while pos < hi and self.text[pos] == " ":
+                pos += 1
         return pos
 
 
@@ -223,12 +266,16 @@ def _math_spans(text: str) -> str:
             at = seen[closer] = text.find(closer, start)
         return at
 
+    def dollar_opens(p: int, q: int) -> bool:  # the next dollar closes: no spaces inside, no
+        inside = not text[p + 1].isspace() and not text[q - 1].isspace()  # digit after it
+        return inside and not text[q + 1 : q + 2].isdigit()
+
     while (m := _MATH_OPENER.search(text, scan)) is not None:
         p, span = m.start(), None
         if text[p] == "$":
             if text.startswith("$$", p) and (q := closer_at("$$", p + 3)) >= 0:
                 span = (p + 2, q, q + 2)
-            elif (q := closer_at("$", p + 2)) >= 0:
+            elif (q := closer_at("$", p + 1)) > p + 1 and dollar_opens(p, q):
                 span = (p + 1, q, q + 1)
         elif (q := closer_at("\\)" if text[p + 1] == "(" else "\\]", p + 3)) >= 0:
             span = (p + 2, q, q + 2)
@@ -241,6 +288,15 @@ def _math_spans(text: str) -> str:
     return "".join(out)
 
 
+_LITERALS = re.compile("[\x00-\x02]")
+_LOST_DOLLAR = re.compile(r"(?<!\\)\\(?=\d)")  # no LaTeX command starts with a digit
+_SPACING = re.compile(r"\\[ ,;:!]")  # control space, thin, medium, thick, negative space
+
+
+def _literal(m: re.Match[str]) -> str:
+    return "${}"[ord(m.group())]
+
+
 def latex_to_text(text: str) -> str:
     """Readable Unicode for LaTeX-ish text from a feed; never raises, never loses plain text.
 
@@ -248,13 +304,16 @@ def latex_to_text(text: str) -> str:
     """
     if not text or ("\\" not in text and "$" not in text and "{" not in text and "--" not in text):
         return _SPACES.sub(" ", text or "").strip()
-    text = text.replace("\\$", "\x00")  # a literal dollar is not a math delimiter
+    # Literal dollars and braces are no delimiters (and braces survive math).
+    text = text.replace("\\$", "\x00").replace("\\{", "\x01").replace("\\}", "\x02")
+    text = _LOST_DOLLAR.sub("\x00", text)  # "\\38": a price whose dollar a site stripped
     text = _ACCENT.sub(lambda m: (m.group(2) or m.group(4)) + ACCENTS[m.group(1) or "c"], text)
     text = _commands(_math_spans(text))
     text = _BRACED_SCRIPT.sub(lambda m: _script(m.group(1), m.group(2)), text)
-    text = _ESCAPED.sub(r"\1", text).replace("\\\\", " ").replace("\\ ", " ")
+    text = _ESCAPED.sub(r"\1", text).replace("\\\\", " ")
+    text = _SPACING.sub(lambda m: "" if m.group() == "\\!" else " ", text)
     text = text.replace("---", "—").replace("--", "–").replace("``", "“").replace("''", "”")
     text = re.sub(r"(?<![/\\])~", " ", text)  # ~ is a non-breaking space (kept in URLs)
     text = re.sub(r"(?<![\\A-Za-z])\{([^{}$\\]*)\}", r"\1", text)  # stray grouping braces
-    text = unicodedata.normalize("NFC", text.replace("\x00", "$"))  # o + ̈ → ö
+    text = unicodedata.normalize("NFC", _LITERALS.sub(_literal, text))  # o + ̈ → ö
     return _SPACES.sub(" ", text).strip()

@@ -1,14 +1,15 @@
-"""Render e-mails: Jinja2 (autoescape, StrictUndefined) on templates with CSS inlined once.
+"""Render e-mails: Jinja2 (autoescape, StrictUndefined) on templates styled once.
 
-`Renderer(cfg)` builds the environment once. The first time a template is used its stylesheet
-(`templates/email/email.css`) is inlined into the template's own markup (see `inline.py`) and
-the result is compiled and cached, so each e-mail costs one Jinja2 render. Every message has an
-HTML part and a plain-text part from its own template, and the digest HTML is kept under
-`MAX_HTML_BYTES` (Gmail clips at about 102 KB): excerpts are shortened first, then items dropped
-from the end (trending before picks). A card shows at most a bounded amount of each feed field
-(`views.CARD_TITLE_CHARS` and its neighbours), so one oversized paper is shortened rather than
-pushing the others out; a digest in which not one pick fits is marked `nothing_fits`, and the
-send run skips it with that reason instead of mailing an empty digest.
+`Renderer(cfg)` builds the environment once. The first time a template is used it is compacted,
+the few properties every client needs (`templates/email/email-inline.css`) are inlined into its
+own markup and the rest of the styling (`email.css`) is added as one `<style>` block (see
+`inline.py`); the result is compiled and cached, so each e-mail costs one Jinja2 render. Every
+message has an HTML part and a plain-text part from its own template, and the digest HTML is
+kept under `MAX_HTML_BYTES` (Gmail clips at about 102 KB): excerpts are shortened first, then
+items dropped from the end (trending before picks). A card shows at most a bounded amount of
+each feed field (`views.CARD_TITLE_CHARS` and its neighbours), so one oversized paper is
+shortened rather than pushing the others out; a digest in which not one pick fits is marked
+`nothing_fits`, and the send run skips it with that reason instead of mailing an empty digest.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from newsletter import links
 from newsletter.config import Config
 from newsletter.errors import ConfigError
 from newsletter.models import Digest, Pick, Subscriber
-from newsletter.render.inline import flatten, inline_template, premailer_inline
+from newsletter.render.inline import compact, flatten, inline_template, style_block, style_email
 from newsletter.render.views import (
     CardView,
     card,
@@ -34,6 +35,7 @@ from newsletter.render.views import (
     link_line,
     link_lines,
     long_date,
+    nowrap,
     one_line,
     preheader,
     sections,
@@ -46,7 +48,8 @@ from newsletter.render.views import (
 log = logging.getLogger(__name__)
 
 MAX_HTML_BYTES = 100_000
-STYLESHEET = "email/email.css"
+STYLESHEET = "email/email.css"  # the <style> block
+INLINE_STYLESHEET = "email/email-inline.css"  # inlined as style attributes
 SUBJECT_FIELDS = "{date}, {top_title}, {count}, {name}"
 
 
@@ -80,6 +83,12 @@ class Renderer:
                 f"no e-mail stylesheet at {root / STYLESHEET}: site.templates_dir must point at a "
                 "folder with email/ templates (copy the project's templates/ folder)"
             )
+        if not (root / INLINE_STYLESHEET).is_file():
+            raise ConfigError(
+                f"no {root / INLINE_STYLESHEET}: e-mails now inline only the properties in that "
+                f"file and send {STYLESHEET} as a <style> block; copy email-inline.css from the "
+                "project's templates/email/ and drop those properties from your email.css"
+            )
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(root)),
             autoescape=jinja2.select_autoescape(("html", "htm", "xml"), default_for_string=True),
@@ -88,9 +97,10 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=True,
         )
-        self.env.filters.update(wrap=wrap, num=lambda n: f"{n:,}")
+        self.env.filters.update(wrap=wrap, num=lambda n: f"{n:,}", nowrap=nowrap)
         self.env.globals.update(link_line=link_line, link_lines=link_lines)
-        self.css = self._source(STYLESHEET)
+        self.inline_css = self._source(INLINE_STYLESHEET)
+        self.style_block = style_block(self._source(STYLESHEET))
         self._html: dict[str, jinja2.Template] = {}
         self._check_subject_template()
 
@@ -109,9 +119,9 @@ class Renderer:
         template = self._html.get(name)
         if template is None:
             path = f"email/{name}.html"
-            source = flatten(path, self._source)
+            source = compact(flatten(path, self._source))
             if not self.inline_per_email:
-                source = inline_template(path, source, self.css)
+                source = inline_template(path, source, self.inline_css, self.style_block)
             code = self.env.compile(source, name=path, filename=path)
             template = jinja2.Template.from_code(self.env, code, self.env.make_globals(None))
             self._html[name] = template
@@ -120,7 +130,7 @@ class Renderer:
     def _render(self, name: str, context: dict[str, Any]) -> tuple[str, str]:
         html = self.html_template(name).render(context)
         if self.inline_per_email:
-            html = premailer_inline(html, self.css)
+            html = style_email(html, self.inline_css, self.style_block)
         text = self.env.get_template(f"email/{name}.txt").render(context)
         return html, text
 

@@ -159,9 +159,10 @@ def count_labels(paper: Paper) -> tuple[str, ...]:
 
 
 def _figure_key(part: str) -> str:
-    """'▲ 1,042 upvotes' and '▲ 1042' alike → '▲1042' (the glyph and the number)."""
+    """'▲ 1,042 upvotes' and '▲ 1042' alike → '▲1042' (the glyph and the number); a longer
+    part says more than the count ('▲ 120, up from 8 yesterday') and is its own key."""
     words = part.replace(",", "").split()
-    return "".join(words[:2]) if len(words) >= 2 and words[0] in "▲💬★" else part
+    return "".join(words[:2]) if 2 <= len(words) <= 3 and words[0] in "▲💬★" else part
 
 
 def without_stats(reason: str, stats: tuple[str, ...]) -> str:
@@ -231,16 +232,21 @@ def trending_first(picks: list[Pick]) -> list[Pick]:
 
 
 def sections(cards: list[CardView], personal: bool) -> list[tuple[str, list[CardView]]]:
-    """(heading, cards) for the trending picks and the new ones nobody has upvoted yet."""
-    where = "in your topics" if personal else "today"
+    """(heading, cards) for the trending picks and the new ones nobody has upvoted yet. Without
+    interests the picks are the day's most trending: named so, since the list of papers outside
+    the picks that follows them is "Trending today"."""
     hot = [c for c in cards if c.trending]
     new = [c for c in cards if not c.trending]
-    named = ((f"Trending {where}", hot), (f"New {where}", new))
+    if personal:
+        named = (("Trending in your topics", hot), ("New in your topics", new))
+    else:
+        named = (("Most trending today", hot), ("New today", new))
     return [(title, group) for title, group in named if group]
 
 
 def interests_line(interests: tuple[Interest, ...]) -> str:
-    """The interests in one line: 'KV cache · cs.CL · like 2401.01234 · not: crypto'."""
+    """The interests in one line: 'KV cache · cs.CL · like 2401.01234 · following Yann LeCun ·
+    not: crypto'."""
     parts: list[str] = []
     for i in interests:
         value = shorten(one_line(i.value), 48)
@@ -248,6 +254,8 @@ def interests_line(interests: tuple[Interest, ...]) -> str:
             parts.append(value)
         elif i.kind == InterestKind.LIKE:
             parts.append(f"like {value}")
+        elif i.kind == InterestKind.AUTHOR:
+            parts.append(f"following {value}")
         elif i.kind == InterestKind.NOT_KEYWORD:
             parts.append(f"not: {value}")
     return " · ".join(parts)
@@ -285,6 +293,11 @@ def wrap(text: str, width: int = 78, indent: str = "", first: str | None = None)
         break_long_words=False,
         break_on_hyphens=False,
     )
+
+
+def nowrap(label: str) -> str:
+    """A control's label that never breaks between its words ('Hugging Face', without CSS)."""
+    return label.replace(" ", "\u00a0")
 
 
 def link_lines(pairs: tuple[tuple[str, str], ...], indent: str = "", width: int = 78) -> str:

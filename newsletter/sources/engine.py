@@ -7,6 +7,7 @@ that fails is logged with its URL, recorded in `fetch_state`, and the others car
 from __future__ import annotations
 
 import logging
+import zoneinfo
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -125,6 +126,11 @@ class FetchRun:
         self.on_progress = on_progress
         self.summary = FetchSummary()
 
+    @property
+    def local_day(self) -> date:
+        """The run's day where digests are dated (digest.timezone)."""
+        return self.now.astimezone(zoneinfo.ZoneInfo(self.cfg.digest.timezone)).date()
+
     def report(self, name: str) -> SourceReport:
         for r in self.summary.sources:
             if r.name == name:
@@ -234,6 +240,8 @@ class FetchRun:
                         self.unchanged(report, page_url)
                         continue
                     self.land(report, parsed)
+                    # Today's count per paper: the history a late rise is seen in.
+                    self.store.upvotes.record(parsed.papers, self.local_day)
                     self.succeeded(report, page_url, len(parsed.papers), fetched)
                     count += len(parsed.papers)
             except (FeedError, ValueError) as exc:

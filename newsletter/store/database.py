@@ -17,6 +17,7 @@ from newsletter.store.papers import Papers
 from newsletter.store.runs import Runs
 from newsletter.store.sends import Sends
 from newsletter.store.subscribers import Subscribers
+from newsletter.store.upvotes import UpvoteHistory
 
 
 def is_busy(exc: BaseException) -> bool:
@@ -36,8 +37,9 @@ def is_busy(exc: BaseException) -> bool:
 class Database:
     """A SQLite file holding papers, subscribers, interests, feedback, sends and fetch state.
 
-    `papers`, `subscribers`, `sends`, `runs` and `limits` are its repositories. The connection is in
-    autocommit mode: each statement commits on its own unless inside `transaction()`.
+    `papers`, `subscribers`, `sends`, `runs`, `limits` and `upvotes` are its repositories.
+    The connection is in autocommit mode: each statement commits on its own unless inside
+    `transaction()`.
     """
 
     def __init__(self, path: str | Path, *, busy_timeout: float = 30.0) -> None:
@@ -60,6 +62,7 @@ class Database:
         self.runs = Runs(self)
         self.sends = Sends(self)
         self.subscribers = Subscribers(self)
+        self.upvotes = UpvoteHistory(self)
 
     @property
     def conn(self) -> sqlite3.Connection:

@@ -226,9 +226,32 @@ def _m4_paper_search(db: sqlite_utils.Database) -> None:
 # `_m4_paper_search` reads nothing the steps before it add: it may follow any of them.
 
 
+def _m5_trending_mix(db: sqlite_utils.Database) -> None:
+    """A reader's own blend of trending and relevance ('' follows the operator's setting).
+
+    Plain portable DDL: the PostgreSQL backend runs the same statement."""
+    db.execute("ALTER TABLE subscribers ADD COLUMN trending_mix TEXT NOT NULL DEFAULT ''")
+
+
+def _m6_upvote_history(db: sqlite_utils.Database) -> None:
+    """One Hugging Face upvote count per paper per day it was seen, so a paper that gains
+    traction after its first day is noticed (ranking/traction.py). Plain SQL that PostgreSQL
+    runs as written; IF NOT EXISTS, so the step may run under another number."""
+    db.execute("""
+        CREATE TABLE IF NOT EXISTS upvote_history (
+            paper_id TEXT NOT NULL,
+            day TEXT NOT NULL,
+            upvotes INTEGER NOT NULL,
+            PRIMARY KEY (paper_id, day)
+        )""")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_upvote_history_day ON upvote_history (day)")
+
+
 MIGRATIONS: list[Migration] = [
     _m1_initial,
     _m2_signup_requests,
     _m3_rate_limits_and_link_nonces,
     _m4_paper_search,
+    _m5_trending_mix,
+    _m6_upvote_history,
 ]

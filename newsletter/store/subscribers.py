@@ -31,12 +31,15 @@ Column = str | int | date | datetime | None
 
 _COLUMNS = (
     "id, email, name, status, timezone, delivery_hour, digest_size, created_at, confirmed_at,"
-    " nonce, legacy_links"
+    " nonce, legacy_links, trending_mix"
 )
 _UPDATABLE = frozenset(
-    {"name", "status", "timezone", "delivery_hour", "digest_size", "confirmed_at", "hard_failures"}
+    {
+        *("name", "status", "timezone", "delivery_hour", "digest_size", "confirmed_at"),
+        *("hard_failures", "trending_mix"),
+    }
 )
-SubscriberRow = tuple[int, str, str, str, str, int, int, str | None, str | None, str, int]
+SubscriberRow = tuple[int, str, str, str, str, int, int, str | None, str | None, str, int, str]
 # Sign-up requests kept per subscriber: each confirmation e-mail names one. Enough that a burst
 # of sign-ups by someone else (the subscribe rate limit bounds it) rarely pushes out the owner's.
 MAX_REQUESTS = 20
@@ -47,7 +50,9 @@ def _when(value: str | None) -> datetime | None:
 
 
 def _subscriber(row: SubscriberRow) -> Subscriber:
-    sid, email, name, status, timezone, hour, size, created_at, confirmed_at, nonce, legacy = row
+    sid, email, name, status, timezone, hour, size, created_at, confirmed_at, nonce, legacy, mix = (
+        row
+    )
     return Subscriber(
         id=sid,
         email=email,
@@ -60,6 +65,7 @@ def _subscriber(row: SubscriberRow) -> Subscriber:
         confirmed_at=_when(confirmed_at),
         nonce=nonce,
         legacy_links=bool(legacy),
+        trending_mix=mix,
     )
 
 
@@ -140,7 +146,7 @@ class Subscribers:
 
     def update(self, subscriber_id: int, now: datetime, **changes: Column) -> None:
         """Change columns of one subscriber (status, timezone, delivery_hour, digest_size, name,
-        confirmed_at, hard_failures)."""
+        confirmed_at, hard_failures, trending_mix)."""
         bad = set(changes) - _UPDATABLE
         if bad:
             raise ValueError(f"cannot update subscriber column(s): {sorted(bad)}")

@@ -13,10 +13,10 @@ from newsletter.preferences import Preferences, check_preferences
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
-def _split_list(raw: str) -> list[str]:
+def _split_list(raw: str, separators: str = r"[,;\n]") -> list[str]:
     """'a, b; c' → ['a', 'b', 'c']: whitespace folded, case-insensitive duplicates dropped."""
     items: dict[str, str] = {}
-    for part in re.split(r"[,;\n]", raw):
+    for part in re.split(separators, raw):
         item = " ".join(part.split())
         if item:
             items.setdefault(item.casefold(), item)
@@ -47,9 +47,12 @@ def parse_preferences(
         categories=list(dict.fromkeys(categories)),
         # "Get papers like this" on a paper page sends its ID along.
         likes=[x.strip() for x in form.getlist("likes")[:5] if isinstance(x, str) and x.strip()],
+        # One name a line (or ';' between): a name may hold a comma ("LeCun, Yann").
+        authors=_split_list(_text(form, "authors"), r"[;\n]"),
         timezone=_text(form, "timezone").strip(),
         hour=_int(form.get("hour", ""), -1),
         size=_int(form.get("size", ""), 0),
+        trending=_text(form, "trending").strip(),
     )
     errors = check_preferences(prefs, allowed_categories, need_interest=True)
     # What the form shows again keeps only the categories it offers.

@@ -13,13 +13,20 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from newsletter import links, pipeline
+from newsletter.imports import ImportReport
 from newsletter.models import Subscriber, split_arxiv_id
-from newsletter.preferences import Preferences, preferences_of, timezone_choices
+from newsletter.preferences import (
+    TRENDING_MIXES,
+    Preferences,
+    preferences_of,
+    timezone_choices,
+)
 from newsletter.render.views import long_date
 from newsletter.subscriptions import resubscribe_url
 from newsletter.tokens import TokenData, TokenError
 from newsletter.web.core import WebContext
 from newsletter.web.forms import parse_preferences
+from newsletter.web.library import LibraryUpload
 from newsletter.web.security import PREVIEW_CSP
 
 RECENT_DIGESTS = 7
@@ -27,7 +34,9 @@ RECENT_DIGESTS = 7
 
 def manage_routes(web: WebContext) -> list[Route]:
     pages = DigestPages(web)
+    upload = LibraryUpload(web, pages.manage_page)
     return [
+        Route("/manage/{token}/import", upload.endpoint, methods=["POST"]),
         Route("/manage/{token}", pages.manage, methods=["GET", "HEAD"]),
         Route("/manage/{token}", web.with_form(pages.save), methods=["POST"]),
         Route("/manage/{token}/pause", web.with_form(pages.pause), methods=["POST"]),
@@ -53,13 +62,16 @@ class DigestPages:
         """The operator's categories plus any the subscriber has (e.g. added with the CLI)."""
         return tuple(dict.fromkeys((*self.cfg.sources.arxiv_categories, *prefs.categories)))
 
-    def _manage_page(
+    def manage_page(
         self,
         request: Request,
         sub: Subscriber,
         prefs: Preferences | None = None,
         errors: dict[str, str] | None = None,
         status: int = 200,
+        *,
+        imported: ImportReport | None = None,
+        library_error: str = "",
     ) -> Response:
         store = self.web.store
         stored = preferences_of(sub, store.subscribers.interests_for(sub.id))
@@ -75,10 +87,13 @@ class DigestPages:
             saved=request.query_params.get("saved") == "1" and not errors,
             categories=self._categories(stored),
             timezones=timezone_choices(),
+            trending_mixes=TRENDING_MIXES,
             digests=self._recent_digests(sub),
             preview_url=links.preview_url(self.cfg, sub),
             unsubscribe_url=links.unsubscribe_url(self.cfg, sub),
             resubscribe_url=resubscribe_url(self.cfg, sub),
+            imported=imported,
+            library_error=library_error,
         )
 
     def _recent_digests(self, sub: Subscriber) -> list[dict[str, Any]]:
@@ -108,7 +123,7 @@ class DigestPages:
 
     def manage(self, request: Request) -> Response:
         sub = self.web.subscriber(self.web.token(request, "manage"))
-        return self._manage_page(request, sub)
+        return self.manage_page(request, sub)
 
     def save(self, request: Request, form: FormData) -> Response:
         web = self.web
@@ -117,7 +132,7 @@ class DigestPages:
         stored = preferences_of(sub, web.store.subscribers.interests_for(sub.id))
         prefs, errors = parse_preferences(form, self._categories(stored))
         if errors:
-            return self._manage_page(request, sub, prefs, errors, 400)
+            return self.manage_page(request, sub, prefs, errors, 400)
         web.subscriptions.save_preferences(sub, prefs)
         return web.redirect(f"/manage/{request.path_params['token']}?saved=1")
 

@@ -13,11 +13,14 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import re
 import secrets
 from collections.abc import MutableMapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from newsletter.sources.library import MAX_LIBRARY_BYTES
 
 # Pages never need inline script; the one optional script (timezone prefill) is same-origin.
 PAGE_CSP = (
@@ -30,6 +33,20 @@ PREVIEW_CSP = (
     "form-action 'none'; base-uri 'none'; frame-ancestors 'none'"
 )
 MAX_BODY_BYTES = 64 * 1024
+# The manage page's library upload: an export up to MAX_LIBRARY_BYTES and the form around it.
+MAX_UPLOAD_BYTES = MAX_LIBRARY_BYTES + 64 * 1024
+_UPLOAD_PATH = re.compile(r"/manage/[^/]+/import")
+_UPLOAD_TOO_LARGE = (
+    f"The file is too large: at most {MAX_LIBRARY_BYTES // 1024 // 1024} MB can be imported at "
+    "once. Export a part of your library (e.g. one collection) and import that."
+)
+
+
+def body_limit(path: str) -> tuple[int, str]:
+    """The most a request to `path` may send, and what a larger one is told."""
+    if _UPLOAD_PATH.fullmatch(path):
+        return MAX_UPLOAD_BYTES, _UPLOAD_TOO_LARGE
+    return MAX_BODY_BYTES, "Request too large."
 
 
 class BodyTooLarge(Exception):
@@ -71,8 +88,9 @@ class SecurityHeadersMiddleware:
             return
         request_headers = dict(scope.get("headers", []))
         length = request_headers.get(b"content-length", b"0")
-        if length.isdigit() and int(length) > MAX_BODY_BYTES:
-            await self._too_large(send)
+        cap, refusal = body_limit(str(scope.get("path", "")))
+        if length.isdigit() and int(length) > cap:
+            await self._too_large(send, refusal)
             return
         has_body = b"transfer-encoding" in request_headers or length not in (b"", b"0")
         received, body_read, started = 0, not has_body, False
@@ -82,7 +100,7 @@ class SecurityHeadersMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > MAX_BODY_BYTES:
+                if received > cap:
                     raise BodyTooLarge
                 body_read = body_read or not message.get("more_body", False)
             return message
@@ -99,7 +117,7 @@ class SecurityHeadersMiddleware:
         except BodyTooLarge:
             if started:
                 raise
-            await self._too_large(send)
+            await self._too_large(send, refusal)
 
     def _with_headers(self, start: Message, *, close: bool) -> Message:
         headers = list(start.get("headers", []))
@@ -109,8 +127,8 @@ class SecurityHeadersMiddleware:
             headers.append((b"connection", b"close"))
         return {**start, "headers": headers}
 
-    async def _too_large(self, send: Send) -> None:
-        body = b"Request too large."
+    async def _too_large(self, send: Send, refusal: str) -> None:
+        body = refusal.encode()
         await send(
             {
                 "type": "http.response.start",

@@ -55,7 +55,8 @@ schedule: $(STAMP) ## Run the APScheduler daemon (alternative to cron)
 status: $(STAMP) ## Show subscribers, fetches, sends and failures
 	$(BIN)/newsletter --config $(CONFIG) status
 
-bench: $(STAMP) ## Print ranking, rendering, sending, fetch and public-site benchmarks
+bench: $(STAMP) ## Print ranking, rendering, sending, fetch and site benchmarks (installs smtp-sink as root)
+	@sh scripts/ensure-smtp-sink
 	$(BIN)/python -m newsletter.bench
 
 clean: ## Remove .venv, caches and demo output

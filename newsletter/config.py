@@ -103,6 +103,8 @@ class SMTPConfig:
 @dataclass(frozen=True)
 class DeliveryConfig:
     method: str = "smtp"
+    build_processes: int = -1  # processes rendering and building messages: -1 one per CPU
+    build_from: int = 200  # runs with fewer digests build them in the sending process
 
 
 @dataclass(frozen=True)
@@ -284,17 +286,30 @@ def _validate_sources(s: SourcesConfig) -> None:
         raise ConfigError("sources.arxiv_api_delay_seconds cannot be negative")
 
 
+def _validate_delivery(d: DeliveryConfig) -> None:
+    """[delivery] checks: the method, the building processes."""
+    if d.method != "smtp" and not (
+        d.method.startswith("maildir:") and len(d.method) > len("maildir:")
+    ):
+        raise ConfigError(
+            f'delivery.method is {d.method!r}: use "smtp" or "maildir:PATH" (e.g. maildir:outbox)'
+        )
+    if d.build_processes < -1:
+        raise ConfigError(
+            "delivery.build_processes must be -1 (one per CPU), 0 (build in the sending "
+            "process) or a number of processes"
+        )
+    if d.build_from < 0:
+        raise ConfigError("delivery.build_from cannot be negative")
+
+
 def _validate(cfg: Config) -> None:
     _validate_sources(cfg.sources)
     if cfg.smtp.security not in {"starttls", "ssl", "none"}:
         raise ConfigError(
             f'smtp.security is {cfg.smtp.security!r}: use "starttls", "ssl" or "none"'
         )
-    method = cfg.delivery.method
-    if method != "smtp" and not (method.startswith("maildir:") and len(method) > len("maildir:")):
-        raise ConfigError(
-            f'delivery.method is {method!r}: use "smtp" or "maildir:PATH" (e.g. maildir:outbox)'
-        )
+    _validate_delivery(cfg.delivery)
     if cfg.digest.category_mode not in {"boost", "filter"}:
         raise ConfigError('digest.category_mode must be "boost" or "filter"')
     if not 0 <= cfg.digest.hour <= 23:

@@ -9,12 +9,14 @@ mailer and the network edges tests replace), so no function here takes a long pa
 - `build_digests(ctx, day, subscribers)`: rank the window's papers for each subscriber.
 - `prepare(ctx, digest, first)`: render and build the exact bytes `send` hands to SMTP;
   preview, the web preview and send all go through it, so they cannot differ.
-- `send_daily(ctx, day, options)`: everyone due, exactly once (the ledger), under the run lock.
+- `send_daily(ctx, day, options)`: everyone due, exactly once (the ledger), under the run lock;
+  `send_batch` is its unit (one batch of due subscribers), `message_builders` its workers.
 - `run_daily(ctx)`: what cron runs: fetch, then send.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import zoneinfo
@@ -26,11 +28,12 @@ from functools import cached_property
 import httpx
 
 from newsletter import delivery
+from newsletter.building import Builders, builders_for
 from newsletter.config import Config
 from newsletter.delivery.lock import run_lock
 from newsletter.delivery.summary import SendSummary
 from newsletter.errors import NewsletterError
-from newsletter.models import Digest, Pick, SendStatus, Subscriber, SubscriberStatus
+from newsletter.models import Digest, Paper, Pick, SendStatus, Subscriber, SubscriberStatus
 from newsletter.preferences import address_for_lookup, trending_weight
 from newsletter.ranking.profile import profile_from
 from newsletter.ranking.rank import rank as rank_papers
@@ -38,7 +41,7 @@ from newsletter.ranking.rank import ranker_options
 from newsletter.ranking.semantic import load_encoder
 from newsletter.ranking.traction import find_rising
 from newsletter.render.renderer import RenderedEmail, Renderer
-from newsletter.sending import SendOptions, outgoing, send_targets
+from newsletter.sending import SendOptions, Target, outgoing, send_targets
 from newsletter.sources.engine import FetchSummary, Progress
 from newsletter.sources.fetch import Fetcher
 from newsletter.store import Database
@@ -119,6 +122,7 @@ def build_digests(
     ids = [s.id for s in subs]
     window = max(cfg.digest.window_days, 1)
     oldest = day - timedelta(days=window)
+    papers = window_papers(ctx, day)
     interests = store.subscribers.interests_for_many(ids)
     votes = store.subscribers.feedback_for_many(ids)
     received = store.sends.sent_paper_ids(ids, before=day)
@@ -142,7 +146,6 @@ def build_digests(
             )
         )
     known = {pid for p in profiles for pid in (*p.liked, *p.disliked)}
-    papers = store.papers.between(oldest + timedelta(days=1), day)
     history = store.upvotes.history([p.id for p in papers], until=day)
     rankings = rank_papers(
         papers,
@@ -162,6 +165,12 @@ def build_digests(
         Digest(s, day, r.picks, r.trending, tuple(interests.get(s.id, [])), r.empty_reason)
         for s, r in zip(subs, rankings, strict=True)
     ]
+
+
+def window_papers(ctx: Context, day: date) -> list[Paper]:
+    """The papers a digest for `day` picks from: those of its `digest.window_days` days."""
+    oldest = day - timedelta(days=max(ctx.cfg.digest.window_days, 1))
+    return ctx.store.papers.between(oldest + timedelta(days=1), day)
 
 
 # ---------------------------------------------------------------- render
@@ -307,35 +316,64 @@ def send_daily(ctx: Context, day: date, options: SendOptions | None = None) -> S
     opts = options or SendOptions()
     ctx.cfg.require_secret_key()  # every digest carries signed links: fail before claiming any
     summary = SendSummary(day, dry_run=opts.dry_run)
-    ledger = delivery.Ledger(ctx.store, ctx.cfg, ctx.clock, on_bounce=ctx.subscriptions.bounce)
     if opts.dry_run:
         opts.resend = None
-        for _ in outgoing(
-            ctx, send_targets(ctx, day, summary, opts), day, ledger, summary, build_digests
-        ):
-            pass
+        targets = send_targets(ctx, day, summary, opts)
+        with message_builders(ctx, day, len(targets), dry_run=True) as builders:
+            send_batch(ctx, day, targets, summary, opts, builders)
         return summary
     with run_lock(ctx.cfg, "send"):
         run_id = ctx.store.runs.start("send", ctx.clock())
         try:
-            jobs = outgoing(
-                ctx, send_targets(ctx, day, summary, opts), day, ledger, summary, build_digests
-            )
-            report = delivery.deliver(
-                ctx.cfg,
-                ctx.get_mailer(),
-                jobs,
-                ledger,
-                sleep=ctx.sleep,
-                progress=opts.progress,
-                stop=opts.stop,
-            )
+            targets = send_targets(ctx, day, summary, opts)
+            with message_builders(ctx, day, len(targets)) as builders:
+                send_batch(ctx, day, targets, summary, opts, builders)
         except BaseException as exc:
             ctx.store.runs.finish(run_id, "aborted", f"stopped: {exc}", ctx.clock())
             raise
-        summary.add(report)
         ctx.store.runs.finish(run_id, summary.outcome, summary.line(), ctx.clock())
     return summary
+
+
+def message_builders(ctx: Context, day: date, digests: int, *, dry_run: bool = False) -> Builders:
+    """Where a run's messages for `day` are rendered and built: `delivery.build_processes`
+    worker processes for a run of at least `delivery.build_from` digests, else this process.
+    Use it as a context manager around one or more `send_batch` calls (workers start once)."""
+    papers = functools.partial(window_papers, ctx, day)
+    return builders_for(ctx.cfg, ctx.get_renderer(), digests, dry_run, papers)
+
+
+def send_batch(
+    ctx: Context,
+    day: date,
+    targets: list[Target],
+    summary: SendSummary,
+    opts: SendOptions,
+    builders: Builders,
+) -> None:
+    """Rank, render, build, claim, send and record `targets` (subscribers due for `day`, each
+    with their ledger row), exactly once each, and fold what happened into `summary`.
+
+    The unit of a send: `send_daily` calls it once for everyone due; a caller that claims
+    batches of subscribers by other means calls it per batch, sharing one `builders`. Takes
+    no lock and writes no `runs` row: the caller does.
+    """
+    ledger = delivery.Ledger(ctx.store, ctx.cfg, ctx.clock, on_bounce=ctx.subscriptions.bounce)
+    jobs = outgoing(ctx, targets, day, ledger, summary, build_digests, builders)
+    if summary.dry_run:
+        for _ in jobs:
+            pass
+        return
+    report = delivery.deliver(
+        ctx.cfg,
+        ctx.get_mailer(),
+        jobs,
+        ledger,
+        sleep=ctx.sleep,
+        progress=opts.progress,
+        stop=opts.stop,
+    )
+    summary.add(report)
 
 
 def run_daily(

@@ -4,7 +4,6 @@ runs them in order)."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -13,10 +12,10 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from newsletter import delivery
+from newsletter.building import Builders, BuildRequest, Built, Outcome
 from newsletter.delivery.summary import SendSummary
 from newsletter.errors import DeliveryError, NewsletterError
 from newsletter.models import Digest, Send, SendStatus, Subscriber, SubscriberStatus
-from newsletter.render.renderer import RenderedEmail
 
 if TYPE_CHECKING:
     from newsletter.pipeline import Context
@@ -99,83 +98,88 @@ def outgoing(
     ledger: delivery.Ledger,
     summary: SendSummary,
     build: BuildDigests,
+    builders: Builders,
 ) -> Iterator[delivery.Outgoing]:
-    """Rank, render and build each message lazily, in chunks, while earlier ones are sent."""
+    """Rank in chunks, then render and build each message (`builders`: in worker processes or
+    here), lazily and in order, while earlier ones are sent."""
+    rows = {sub.id: row for sub, row in targets}
+    for req, built in builders.map(_requests(ctx, targets, day, ledger, summary, build)):
+        job = settle(req, built, rows.get(req.digest.subscriber.id), ledger, summary)
+        if job is not None:
+            yield job
+
+
+def _requests(
+    ctx: Context,
+    targets: list[Target],
+    day: date,
+    ledger: delivery.Ledger,
+    summary: SendSummary,
+    build: BuildDigests,
+) -> Iterator[BuildRequest]:
+    """The digests to build, ranked a chunk at a time; empty ones are recorded as skipped."""
     rows = {sub.id: row for sub, row in targets}
     earlier = ctx.store.sends.last_sent_dates(day)
-    renderer = ctx.get_renderer()
     for chunk in delivery.iter_chunks([sub for sub, _ in targets], SEND_CHUNK):
         digests = {d.subscriber.id: d for d in build(ctx, day, chunk)}
         for sub in chunk:
             digest = digests.get(sub.id)
             if digest is None or not digest.picks:
-                reason = (digest.empty_reason if digest else "") or "no new papers matched"
-                summary.nothing_new += 1
-                summary.empty.append((sub.email, reason))
-                if not summary.dry_run:
-                    ledger.skipped(sub, day, reason)
+                reason = digest.empty_reason if digest else ""
+                _nothing_new(sub, day, reason, ledger, summary)
                 continue
-            render = functools.partial(
-                renderer.for_digest, digest, first=digest.subscriber.id not in earlier
+            row = rows.get(sub.id)
+            message_id = (row.message_id if row else "") or delivery.message_id_for(
+                ctx.cfg, sub.id, day
             )
-            job = build_job(ctx, digest, rows.get(sub.id), render, ledger, summary)
-            if job is not None:
-                yield job
+            yield BuildRequest(digest, sub.id not in earlier, message_id, ledger.clock())
 
 
-def build_job(
-    ctx: Context,
-    digest: Digest,
+def _nothing_new(
+    sub: Subscriber, day: date, reason: str, ledger: delivery.Ledger, summary: SendSummary
+) -> None:
+    reason = reason or "no new papers matched"
+    summary.nothing_new += 1
+    summary.empty.append((sub.email, reason))
+    if not summary.dry_run:
+        ledger.skipped(sub, day, reason)
+
+
+def settle(
+    req: BuildRequest,
+    built: Built,
     row: Send | None,
-    render: Callable[[], RenderedEmail],
     ledger: delivery.Ledger,
     summary: SendSummary,
 ) -> delivery.Outgoing | None:
-    """One digest rendered and built into the bytes to send; None when it cannot be (recorded
-    in the ledger and the summary: a refused address fails, a rendering error is retried)."""
-    cfg, sub, day = ctx.cfg, digest.subscriber, digest.date
-    message_id = (row.message_id if row else "") or delivery.message_id_for(cfg, sub.id, day)
+    """The message to send, or None when there is none (recorded in the ledger and the
+    summary: an empty digest is skipped, a refused address fails, a rendering error is
+    retried by the next run)."""
+    digest = req.digest
+    sub, day = digest.subscriber, digest.date
     prior = row.attempts if row else 0
-    job = delivery.Outgoing(sub, day, message_id, b"", cfg.email.from_address, (), prior)
-    try:
-        rendered = render()
-        if rendered.nothing_fits:  # never mail a digest whose picks were all left out
-            reason = "no pick fits under the e-mail size limit"
-            summary.nothing_new += 1
-            summary.empty.append((sub.email, reason))
-            if not summary.dry_run:
-                ledger.skipped(sub, day, reason)
-            return None
-        if summary.dry_run:
-            summary.planned.append((sub.email, rendered.subject, len(digest.picks)))
-            return None
-        job.paper_ids = digest.paper_ids[: len(digest.paper_ids) - rendered.dropped]
-        job.raw = delivery.render_bytes(
-            cfg,
-            sub,
-            rendered,
-            message_id=message_id,
-            digest_date=day,
-            now=ledger.clock(),
-            signer=ctx.signer,
-        )
+    job = delivery.Outgoing(
+        sub, day, req.message_id, built.raw, ledger.cfg.email.from_address, built.paper_ids, prior
+    )
+    if built.outcome == Outcome.BUILT:
         return job
-    except delivery.RefusedMessage as exc:
-        reason = f"not sent: {exc}"
+    if built.outcome == Outcome.FATAL:
+        raise NewsletterError(built.reason)  # e.g. the configuration: stop, as for everyone
+    if built.outcome == Outcome.PLANNED:
+        summary.planned.append((sub.email, built.subject, len(digest.picks)))
+    elif built.outcome == Outcome.EMPTY:
+        _nothing_new(sub, day, built.reason, ledger, summary)
+    elif built.outcome == Outcome.REFUSED:
         if not summary.dry_run:
             ledger.claim(job)
-            if ledger.failed(sub, day, reason, job.prior_attempts):
+            if ledger.failed(sub, day, built.reason, prior):
                 summary.bounced.append(sub.email)
         summary.failed += 1
-        summary.failures.append((sub.email, reason))
-    except NewsletterError:
-        raise  # a run-level problem (e.g. the configuration): stop, as for everyone
-    except Exception as exc:  # a rendering bug must not stop everyone else's digest
-        log.exception("could not render the digest for %s", sub.email)
-        reason = f"could not render the digest: {exc}"
+        summary.failures.append((sub.email, built.reason))
+    else:
         if not summary.dry_run:
             ledger.claim(job)
-            ledger.retry(job, reason, job.prior_attempts)
+            ledger.retry(job, built.reason, prior)
         summary.retry += 1
-        summary.retries.append((sub.email, reason))
+        summary.retries.append((sub.email, built.reason))
     return None

@@ -54,6 +54,9 @@ def test_secrets_come_from_the_environment() -> None:
         ("[sources]\ntimeout_seconds = 0\n", "sources.timeout_seconds must be more than 0"),
         ('[sources]\ncontact_email = "a@b.org\\nX: y"\n', "must be one line"),
         ("[sources\n", "is not valid TOML"),
+        ("[delivery]\nbuild_processes = -2\n", "delivery.build_processes must be -1"),
+        ('[delivery]\nbuild_processes = "auto"\n', "delivery.build_processes must be a whole"),
+        ("[delivery]\nbuild_from = -1\n", "delivery.build_from cannot be negative"),
     ],
 )
 def test_bad_settings_name_the_key(toml: str, message: str) -> None:

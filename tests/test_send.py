@@ -18,6 +18,7 @@ from newsletter.cli import cli
 from newsletter.config import load_config
 from newsletter.demo import DEMO_DAY, offline_transport
 from newsletter.models import Interest, InterestKind, SendStatus, SubscriberStatus
+from newsletter.render.renderer import Renderer
 from newsletter.sources.fetch import Fetcher
 from newsletter.store import Database
 from tests.conftest import SECRET, SMTPSink
@@ -40,6 +41,8 @@ def write_config(tmp_path: Path, port: int, extra: str = "") -> Path:
         'postal_address = "1 Test Street"\n'
         '[email]\nmessage_id_domain = "test.example.org"\n'
         'unsubscribe_mailto = "unsubscribe@example.org"\n'
+        # every send here builds its messages in worker processes, however small the run
+        "[delivery]\nbuild_processes = 2\nbuild_from = 1\n"
         f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n'
         "max_attempts = 2\nretry_backoff_seconds = 0.01\n" + extra,
         encoding="utf-8",
@@ -273,18 +276,21 @@ def test_run_fetches_then_sends_and_a_rerun_sends_nothing(
     assert len(smtp_server.received) == 2
 
 
+class BrokenForGrace(Renderer):
+    """Fault injection around the real renderer (at module level: the building processes
+    import it by name)."""
+
+    def welcome(self, digest):  # type: ignore[no-untyped-def]
+        if digest.subscriber.email == "grace@example.org":
+            raise RuntimeError("template exploded")
+        return super().welcome(digest)
+
+
 def test_a_digest_that_cannot_be_rendered_is_retried_and_the_rest_go_out(
     config: Path, smtp_server: SMTPSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
     from newsletter.delivery import mailer_from_config
-    from newsletter.render.renderer import Renderer
-
-    class BrokenForGrace(Renderer):  # fault injection around the real renderer
-        def welcome(self, digest):  # type: ignore[no-untyped-def]
-            if digest.subscriber.email == "grace@example.org":
-                raise RuntimeError("template exploded")
-            return super().welcome(digest)
 
     cfg = load_config(str(config))
     with Database(cfg.database_path) as store:

@@ -1,4 +1,5 @@
-"""kill -9 in the middle of a send, then rerun: one digest per subscriber, nobody skipped."""
+"""kill -9 in the middle of a send (of the sending process, then rerun; or of a process
+building messages): one digest per subscriber, nobody skipped."""
 
 from __future__ import annotations
 
@@ -14,10 +15,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiosmtpd.controller import Controller
 
+from newsletter import pipeline
 from newsletter.config import load_config
+from newsletter.delivery import mailer_from_config
 from newsletter.models import SendStatus
+from newsletter.render.renderer import Renderer
 from newsletter.store import Database
 from tests.conftest import SECRET, free_port
 from tests.test_send import DAY, DEMO_DAY, seed, write_config
@@ -99,3 +104,54 @@ def test_kill_9_mid_batch_then_rerun_delivers_one_digest_each(tmp_path: Path) ->
     with Database(cfg.database_path) as store:
         rows = store.sends.on(DEMO_DAY)
     assert len(rows) == len(READERS) and all(r.status == SendStatus.SENT for r in rows)
+
+
+class KillsItsWorkerOnce(Renderer):
+    """Renders as usual, except that the first building process to reach reader05's digest
+    kills itself with SIGKILL (once per run: it takes the marker file away first)."""
+
+    def for_digest(self, digest, *, first):  # type: ignore[no-untyped-def]
+        marker = Path(self.cfg.database_path).parent / "kill-a-worker"
+        if digest.subscriber.email == "reader05@example.org":
+            try:
+                marker.unlink()
+            except FileNotFoundError:
+                pass
+            else:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return super().for_digest(digest, first=first)
+
+
+def test_kill_9_of_a_building_process_loses_no_digest_and_sends_none_twice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
+    sink = SlowSink()
+    sink.delay = 0.0
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port, decode_data=False)
+    controller.start()
+    try:
+        config = write_config(tmp_path, port, "connections = 2\n")
+        seed(config, READERS)
+        cfg = load_config(str(config))
+        marker = Path(cfg.database_path).parent / "kill-a-worker"
+        marker.touch()
+        with Database(cfg.database_path) as store:
+            ctx = pipeline.Context(store, cfg, mailer=mailer_from_config(cfg))
+            ctx.renderer = KillsItsWorkerOnce(cfg)
+            summary = pipeline.send_daily(ctx, DEMO_DAY)
+            assert not marker.exists()  # a building process did kill itself
+            assert (summary.sent, summary.retry, summary.failed) == (len(READERS), 0, 0)
+            again = pipeline.send_daily(ctx, DEMO_DAY)
+            assert (again.sent, again.already_sent) == (0, len(READERS))
+            rows = store.sends.on(DEMO_DAY)
+    finally:
+        controller.stop()
+    by_rcpt: dict[str, list[str]] = {}
+    for rcpt, message_id in sink.received:
+        by_rcpt.setdefault(rcpt, []).append(message_id)
+    assert sorted(by_rcpt) == sorted(READERS)
+    assert all(len(ids) == 1 for ids in by_rcpt.values())  # exactly one digest each
+    assert len(rows) == len(READERS) and all(r.status == SendStatus.SENT for r in rows)
+    assert {r.message_id for r in rows} == {ids[0] for ids in by_rcpt.values()}

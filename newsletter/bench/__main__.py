@@ -9,6 +9,11 @@ SECTIONS = ("fetch", "rank", "render", "send", "latex", "site")
 
 
 def main(argv: list[str]) -> int:
+    """Sections by name; options after `send` (e.g. `send --subscribers 100000`) go to it."""
+    options: list[str] = []
+    if "send" in argv:
+        at = argv.index("send")
+        argv, options = argv[: at + 1], argv[at + 1 :]
     wanted = argv or list(SECTIONS)
     for name in wanted:
         if name not in SECTIONS:
@@ -16,7 +21,10 @@ def main(argv: list[str]) -> int:
             return 2
         module = importlib.import_module(f"newsletter.bench.{name}")
         print(f"== {name} ==", flush=True)
-        module.run()
+        if name == "send":
+            module.run(options)
+        else:
+            module.run()
     return 0
 
 

@@ -5,7 +5,8 @@ The only module that talks SMTP.
 Exactly once, through faults
 ----------------------------
 Every (subscriber, digest date) has one row in the `sends` ledger. Before a message goes out,
-its row is *claimed* (status `claimed`, with the message's Message-ID); after the server's
+its row is *claimed* (status `claimed`, with the message's Message-ID; up to `CLAIM_BATCH`
+rows in one commit, before any of them is queued for a connection); after the server's
 `250` it is marked `sent` with the Message-ID and the picked paper IDs. A rerun for the same
 date skips `sent` rows and claims everything else again, so a crash at any point (even
 `kill -9`) neither skips anyone nor sends a second digest to anyone whose row says `sent`.
@@ -50,6 +51,9 @@ SWITCH_INTERVAL = 0.0005  # seconds; see _Dispatcher.run
 # Built messages waiting for a connection (~60 KB each): enough to keep the connections busy
 # while the next batch of subscribers is ranked.
 QUEUE_DEPTH = 256
+# Messages claimed in one ledger commit. A claim only has to precede the message's DATA, and
+# a claimed message that never went out is simply claimed and sent again by the next run.
+CLAIM_BATCH = 16
 
 
 class SendRate:
@@ -211,14 +215,10 @@ class _Dispatcher:
         for t in self.threads:
             t.start()
         try:
-            for job in jobs:
+            for batch in _batched(jobs, CLAIM_BATCH):
                 self._check_halt()
-                if self.stop.is_set():
+                if self.stop.is_set() or not self._claim_and_queue(batch):
                     break
-                if not self.ledger.claim(job):
-                    self._count(already_sent=1)
-                    continue
-                self._put(job)
         except KeyboardInterrupt:
             self._abort("interrupted")
             raise
@@ -229,6 +229,22 @@ class _Dispatcher:
                 t.join()
             sys.setswitchinterval(switch)
         return self.report
+
+    def _claim_and_queue(self, batch: list[Outgoing]) -> bool:
+        """Claim a batch in one commit and queue what may go out; False once the run stops."""
+        oks = self.ledger.claim_many(batch)
+        claimed = [job for job, ok in zip(batch, oks, strict=True) if ok]
+        if len(claimed) < len(batch):
+            self._count(already_sent=len(batch) - len(claimed))
+        for i, job in enumerate(claimed):
+            self._check_halt()
+            if self.stop.is_set():  # claimed but never attempted: left for the next run
+                reason = f"not attempted: the run stopped ({self.report.aborted})"
+                for left in claimed[i:]:
+                    self._leave(left, reason)
+                return False
+            self._put(job)
+        return True
 
     def _put(self, item: Outgoing | None) -> None:
         """Queue a message (or a stop marker) unless no sending thread is left to take it."""
@@ -260,6 +276,18 @@ def deliver(
     does on SIGTERM) ends the run the same way between messages: none is cut in half.
     """
     return _Dispatcher(cfg, mailer, ledger, sleep, progress, halt=stop).run(jobs)
+
+
+def _batched(jobs: Iterable[Outgoing], size: int) -> Iterator[list[Outgoing]]:
+    """Lists of up to `size` jobs, each yielded as soon as it is full (or the jobs end)."""
+    batch: list[Outgoing] = []
+    for job in jobs:
+        batch.append(job)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
 
 
 def iter_chunks(items: Sequence[Subscriber], size: int) -> Iterator[list[Subscriber]]:

@@ -8,7 +8,7 @@ consecutive permanent failures).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
@@ -54,6 +54,13 @@ class Ledger:
         with self.lock:
             return self.store.sends.claim(
                 job.subscriber.id, job.digest_date, job.message_id, self.clock()
+            )
+
+    def claim_many(self, jobs: Sequence[Outgoing]) -> list[bool]:
+        """Claim a batch of messages in one commit; for each, whether it may go out."""
+        with self.lock:
+            return self.store.sends.claim_many(
+                [(j.subscriber.id, j.digest_date, j.message_id) for j in jobs], self.clock()
             )
 
     def sent(self, job: Outgoing, attempts: int) -> None:

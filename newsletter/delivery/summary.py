@@ -61,7 +61,7 @@ class SendSummary:
         self.retries += report.retries
         self.bounced += report.bounced
         self.left += report.left
-        self.aborted = report.aborted
+        self.aborted = self.aborted or report.aborted
 
     @property
     def exit_code(self) -> int:

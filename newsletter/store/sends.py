@@ -114,6 +114,12 @@ class Sends:
             )
             return True
 
+    def claim_many(self, claims: Sequence[tuple[int, date, str]], now: datetime) -> list[bool]:
+        """`claim` for several (subscriber, date, Message-ID) in one transaction: one commit
+        for a batch of messages about to go out."""
+        with self._database.transaction():
+            return [self.claim(sid, day, message_id, now) for sid, day, message_id in claims]
+
     def _update(
         self, subscriber_id: int, digest_date: date, now: datetime, **values: str | int | None
     ) -> None:

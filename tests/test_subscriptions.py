@@ -138,13 +138,13 @@ def test_a_signup_for_a_known_address_is_one_transaction(tmp_path: Path) -> None
     with Database(cfg.database_path) as store:
         people = Subscriptions(store, cfg, lambda: NOW)
         sub = people.register("cy@example.org", Preferences(keywords=["graphs"])).subscriber
-        store.db.execute(
+        store.conn.execute(
             "CREATE TRIGGER no_restart BEFORE UPDATE OF created_at ON subscribers"
             " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
         )
         with pytest.raises(sqlite3.IntegrityError):
             people.register("cy@example.org", Preferences(keywords=["trees"]))
-        count = store.db.execute("SELECT count(*) FROM signup_requests").fetchone()[0]
+        count = store.conn.execute("SELECT count(*) FROM signup_requests").fetchone()[0]
         assert count == 0 and store.subscribers.get(sub.id) == sub
 
 
@@ -157,7 +157,7 @@ def test_a_confirmation_applies_its_preferences_and_activates_in_one_transaction
         sub = people.register("di@example.org", Preferences(keywords=["graphs"])).subscriber
         people.unsubscribe(sub)
         request = people.register("di@example.org", Preferences(keywords=["trees"])).request
-        store.db.execute(
+        store.conn.execute(
             "CREATE TRIGGER no_activation BEFORE UPDATE OF status ON subscribers"
             " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
         )
@@ -167,7 +167,7 @@ def test_a_confirmation_applies_its_preferences_and_activates_in_one_transaction
             people.confirm(left, request)
         assert [i.value for i in store.subscribers.interests_for(sub.id)] == ["graphs"]
         assert store.subscribers.signup_request(request or 0) is not None  # still usable
-        store.db.execute("DROP TRIGGER no_activation")
+        store.conn.execute("DROP TRIGGER no_activation")
         assert people.confirm(left, request) == Confirmation.CONFIRMS
         assert [i.value for i in store.subscribers.interests_for(sub.id)] == ["trees"]
 

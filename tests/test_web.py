@@ -46,13 +46,13 @@ class Clock:
 class Site:
     """One app on a fresh database and outbox, a browser-like client, and a DB reader."""
 
-    def __init__(self, tmp_path: Path, extra_toml: str = "") -> None:
-        self.cfg = make_config(tmp_path, OUTBOX + extra_toml)
+    def __init__(self, tmp_path: Path, extra_toml: str = "", database: str = "") -> None:
+        self.cfg = make_config(tmp_path, OUTBOX + extra_toml, database or "data/newsletter.db")
         self.clock = Clock()
         self.app = create_app(self.cfg, now=self.clock)
         self.client = TestClient(self.app, raise_server_exceptions=False)
         self.outbox = tmp_path / "outbox"
-        self.db = Database(self.cfg.database_path)
+        self.db = Database(self.cfg.database)
 
     def form_token(self, path: str = "/subscribe", index: int = 0) -> str:
         return csrf_tokens(self.client.get(path).text)[index]
@@ -104,8 +104,8 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    s = Site(tmp_path)
+def site(tmp_path: Path, database_target: str) -> Iterator[Site]:
+    s = Site(tmp_path, database=database_target)
     yield s
     s.client.close()
     s.db.close()
@@ -766,7 +766,7 @@ def test_not_found_method_not_allowed_and_server_error_pages(site: Site) -> None
     r = site.client.put("/")
     assert r.status_code == 405 and "Not allowed here" in r.text and "allow" in r.headers
     path = site.token_path("manage", "manage", 1)
-    site.db.db.execute("ALTER TABLE subscribers RENAME TO broken")  # a damaged database
+    site.db.conn.execute("ALTER TABLE subscribers RENAME TO broken")  # a damaged database
     r = site.client.get(path)
     assert r.status_code == 500 and "Something went wrong" in r.text
     assert r.headers["x-frame-options"] == "DENY"

@@ -174,7 +174,7 @@ def run() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             cfg = _config(root, port, connections)
-            with Database(cfg.database_path) as store:
+            with Database(cfg.database, password=cfg.database_password) as store:
                 t0 = time.perf_counter()
                 _populate(store, cfg, n)
                 print(

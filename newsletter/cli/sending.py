@@ -227,7 +227,7 @@ def demo(directory: str, preview: bool, port: int) -> None:
     result = run_demo(Path(directory), echo=click.echo)
     if preview:
         cfg = demo_config(Path(directory))
-        with Database(cfg.database_path) as store:
+        with Database(cfg.database, password=cfg.database_password) as store:
             serve_preview_index(pipeline.Context(store, cfg), DEMO_DAY, port)
     if result.exit_code:
         sys.exit(result.exit_code)

@@ -100,7 +100,7 @@ class Daemon:
             now = self.clock()
             log.info("fetch: starting")
             try:
-                with Database(self.cfg.database_path) as store:
+                with Database(self.cfg.database, password=self.cfg.database_password) as store:
                     summary = self._fetch(store, self.cfg, now)
                 self._report("fetch", describe_summary(summary), summary)
             except NewsletterError as exc:
@@ -116,7 +116,10 @@ class Daemon:
                 return
             now = self.clock()
             try:
-                with self._lock(self.cfg), Database(self.cfg.database_path) as store:
+                with (
+                    self._lock(self.cfg),
+                    Database(self.cfg.database, password=self.cfg.database_password) as store,
+                ):
                     self._send_due(store, now)
             except LockedError as exc:
                 log.warning("send: skipped this pass: %s", exc)
@@ -173,7 +176,7 @@ class Daemon:
         if self.options.fetch_every is not None:
             return True
         now = self.clock()
-        with Database(self.cfg.database_path) as store:
+        with Database(self.cfg.database, password=self.cfg.database_password) as store:
             last = store.runs.last_successful("fetch")
         slot = last_scheduled_fetch(now, self._fetch_times, self.cfg.schedule.fetch_timezone)
         return last is None or last.started_at < slot

@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the project with its dev tools
 
-test: $(STAMP) ## Run the test suite (installs Debian's chromium first when missing, as root)
+test: $(STAMP) ## Run the test suite (installs Debian's chromium and postgresql first when missing, as root)
 	@sh scripts/ensure-chromium
+	@sh scripts/ensure-postgres
 	$(BIN)/python -m pytest -q
 
 # All three checks report before the target fails.

@@ -25,7 +25,7 @@ from functools import cached_property
 
 import httpx
 
-from newsletter import delivery
+from newsletter import delivery, send_workers
 from newsletter.config import Config
 from newsletter.delivery.lock import run_lock
 from newsletter.delivery.summary import SendSummary
@@ -307,6 +307,8 @@ def send_daily(ctx: Context, day: date, options: SendOptions | None = None) -> S
         ):
             pass
         return summary
+    if send_workers.shares_work(ctx, opts):  # many workers, one queue: no local lock
+        return send_workers.send_shared(ctx, day, opts, summary, ledger, build_digests)
     with run_lock(ctx.cfg, "send"):
         run_id = ctx.store.runs.start("send", ctx.clock())
         try:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from newsletter.errors import ConfigError
+
 PASSWORD_ENV = "NEWSLETTER_DATABASE_PASSWORD"
 
 
@@ -18,6 +20,16 @@ PASSWORD_ENV = "NEWSLETTER_DATABASE_PASSWORD"
 class StorageConfig:
     data_dir: str = "data"
     database: str = "data/newsletter.db"
+    # Send workers sharing a PostgreSQL store (docs/postgresql.md): subscribers a worker takes
+    # at a time, and how long they stay its own before another worker may take them.
+    send_batch: int = 100
+    send_lease_seconds: int = 600
+
+    def __post_init__(self) -> None:
+        if self.send_batch < 1:
+            raise ConfigError("storage.send_batch must be at least 1")
+        if self.send_lease_seconds < 10:
+            raise ConfigError("storage.send_lease_seconds must be at least 10")
 
     def target(self, resolve: Callable[[str], Path]) -> str | Path:
         """The PostgreSQL URL as written, or the SQLite file's path resolved by `resolve`."""

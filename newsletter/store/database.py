@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from newsletter.store import schema
+from newsletter.store.claims import Claims
 from newsletter.store.dialect import (
     POSTGRES_DIALECT,
     SQLITE_DIALECT,
@@ -70,6 +71,7 @@ class Database:
             self.dialect = SQLITE_DIALECT
             self.conn = self._open_sqlite(target, busy_timeout)
         self.migrate()
+        self.claims = Claims(self)
         self.papers = Papers(self)
         self.limits = RateLimits(self)
         self.runs = Runs(self)
@@ -102,7 +104,7 @@ class Database:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self, *, exclusive: bool = True) -> Iterator[None]:
         """Run the block as one write transaction: all of it is committed, or none of it.
 
         BEGIN IMMEDIATE takes the write lock up front, so a read inside the block cannot be
@@ -117,7 +119,8 @@ class Database:
             return
         if self.postgres:
             conn.execute("BEGIN")
-            conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
+            if exclusive:
+                conn.execute(f"SELECT pg_advisory_xact_lock({WRITE_LOCK})")
         else:
             conn.execute("BEGIN IMMEDIATE")
         try:

@@ -261,9 +261,43 @@ def _m4_paper_search(db: Migrator) -> None:
 # `_m4_paper_search` reads nothing the steps before it add: it may follow any of them.
 
 
+def _reserved_5(db: Migrator) -> None:
+    """Numbered for a step on another branch (it replaces this one when merged)."""
+
+
+def _reserved_6(db: Migrator) -> None:
+    """Numbered for a step on another branch (it replaces this one when merged)."""
+
+
+def _m7_send_claims(db: Migrator) -> None:
+    """The day's work shared by send workers (store/claims.py): one row per subscriber per
+    digest date, taken by one worker for a lease, then done; and the workers' heartbeats.
+    Plain DDL: it reads nothing the steps before it add (5 and 6 may come between)."""
+    db.execute("""
+        CREATE TABLE IF NOT EXISTS send_queue (
+            digest_date TEXT NOT NULL,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            state TEXT NOT NULL DEFAULT 'queued',
+            worker TEXT, lease_until REAL, takes INTEGER NOT NULL DEFAULT 0,
+            queued_at TEXT, claimed_at TEXT, done_at TEXT,
+            PRIMARY KEY (digest_date, subscriber_id)
+        )""")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_send_queue_state ON send_queue (digest_date, state)")
+    db.execute("""
+        CREATE TABLE IF NOT EXISTS send_workers (
+            worker TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,
+            digest_date TEXT, started_at TEXT NOT NULL, heartbeat_at REAL NOT NULL,
+            finished_at TEXT, sent INTEGER NOT NULL DEFAULT 0
+        )""")
+
+
 MIGRATIONS: list[Migration] = [
     _m1_initial,
     _m2_signup_requests,
     _m3_rate_limits_and_link_nonces,
     _m4_paper_search,
+    # 5 and 6 come from other branches: at the merge their steps replace these two.
+    _reserved_5,
+    _reserved_6,
+    _m7_send_claims,
 ]

@@ -5,7 +5,9 @@ concept, each sharing this one connection.
 
 from __future__ import annotations
 
+import fcntl
 import sqlite3
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -130,6 +132,32 @@ class Database:
             if conn.in_transaction:  # some errors already rolled the transaction back
                 conn.execute("ROLLBACK")
             raise
+
+    @contextmanager
+    def advisory_lock(self, name: str) -> Iterator[bool]:
+        """A lock every process sharing this database sees, held for the block; yields whether
+        this process got it (it never waits). PostgreSQL: a session advisory lock (a killed
+        process's session ends, and the lock with it); SQLite: `flock` on a file beside the
+        database (released by the kernel when the process dies)."""
+        if self.postgres:
+            key = zlib.crc32(name.encode())
+            got = bool(self.conn.execute("SELECT pg_try_advisory_lock(?)", [key]).fetchone()[0])
+            try:
+                yield got
+            finally:
+                if got:
+                    self.conn.execute("SELECT pg_advisory_unlock(?)", [key])
+            return
+        with open(f"{self.path}.{name}.lock", "a+", encoding="utf-8") as handle:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
     @property
     def schema_version(self) -> int:

@@ -197,7 +197,7 @@ def send(
 def _send_with_workers(ctx: pipeline.Context, day: date, workers: int, narrowed: bool) -> None:
     if not ctx.store.postgres:
         raise click.UsageError(
-            "--workers needs a PostgreSQL store ([storage] database = \"postgresql://...\"): "
+            '--workers needs a PostgreSQL store ([storage] database = "postgresql://..."): '
             "on SQLite one process sends (see docs/postgresql.md)"
         )
     if narrowed:

@@ -184,6 +184,7 @@ def ledger_for(store: Database, cfg: Config, clock: Callable[[], datetime] | Non
 
 # Test modules whose `store` and `config` run on both backends (the rest stay on SQLite).
 BOTH_BACKENDS = {
+    "test_claims",
     "test_store",
     "test_store_ids",
     "test_store_limits",

@@ -96,6 +96,15 @@ class Database:
     def postgres(self) -> bool:
         return self.dialect.postgres
 
+    @property
+    def location(self) -> str:
+        """Where the data lives, for people: the file, or the URL without its password."""
+        if self.postgres:
+            from newsletter.store.postgres import redact
+
+            return redact(self.url)
+        return str(self.path)
+
     def close(self) -> None:
         self.conn.close()
 

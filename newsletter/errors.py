@@ -32,3 +32,7 @@ class InvalidAddressError(NewsletterError):
 
 class LockedError(NewsletterError):
     """Another run holds the send lock."""
+
+
+class DatabaseUnavailable(NewsletterError):
+    """The database server cannot be reached (PostgreSQL down, wrong URL or password)."""

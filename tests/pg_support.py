@@ -112,13 +112,14 @@ class PostgresServer:
         with psycopg.connect(self.url(), autocommit=True) as conn:
             conn.execute(sql)  # type: ignore[arg-type]
 
-    def new_database(self) -> str:
-        """A fresh, migrated database (cloned from the template); returns its URL."""
+    def new_database(self, *, empty: bool = False) -> str:
+        """A fresh, migrated database (cloned from the template), or with `empty` one with no
+        tables at all; returns its URL."""
         with self._lock:
             if not self.template:
                 self._make_template()
             name = f"test_{next(self._names)}"
-        self.admin(f"CREATE DATABASE {name} TEMPLATE {self.template}")
+        self.admin(f"CREATE DATABASE {name} TEMPLATE {'template0' if empty else self.template}")
         return self.url(name)
 
     def _make_template(self) -> None:

@@ -53,12 +53,18 @@ class Database:
     """
 
     def __init__(
-        self, target: str | Path, *, busy_timeout: float = 30.0, password: str = ""
+        self,
+        target: str | Path,
+        *,
+        busy_timeout: float = 30.0,
+        password: str = "",
+        migrate: bool = True,
     ) -> None:
         """Open (and migrate) the database: a `postgresql://` URL (with `password`, when the
         URL and libpq's usual sources lack one), or a SQLite file path. `busy_timeout` is how
         many seconds a SQLite statement waits for another connection's write lock before
-        raising `sqlite3.OperationalError`."""
+        raising `sqlite3.OperationalError`. `migrate=False` opens without upgrading the schema
+        (for `newsletter migrate`, which reports the versions)."""
         self.conn: Connection
         if is_postgres_url(target):
             from newsletter.store.postgres import PgConnection
@@ -72,7 +78,8 @@ class Database:
             self.path = Path(target)
             self.dialect = SQLITE_DIALECT
             self.conn = self._open_sqlite(target, busy_timeout)
-        self.migrate()
+        if migrate:
+            self.migrate()
         self.claims = Claims(self)
         self.papers = Papers(self)
         self.limits = RateLimits(self)

@@ -16,6 +16,7 @@ import psycopg
 from psycopg import pq
 from psycopg_pool import ConnectionPool
 
+from newsletter.errors import DatabaseUnavailable
 from newsletter.store.dialect import POSTGRES_DIALECT
 
 _POOLS: dict[tuple[str, str], ConnectionPool] = {}
@@ -47,8 +48,10 @@ def _pool(url: str, password: str) -> ConnectionPool:
                 pool.open(wait=True, timeout=CONNECT_TIMEOUT)
             except Exception as exc:
                 pool.close()
-                raise psycopg.OperationalError(
-                    f"cannot connect to PostgreSQL at {redact(url)}: {exc}"
+                raise DatabaseUnavailable(
+                    f"cannot connect to PostgreSQL at {redact(url)} within {CONNECT_TIMEOUT:g} s"
+                    " (is the server up, and the URL, user and password right? The password"
+                    " comes from NEWSLETTER_DATABASE_PASSWORD, PGPASSWORD or ~/.pgpass)"
                 ) from exc
             _POOLS[key] = pool
         return pool

@@ -56,7 +56,7 @@ schedule: $(STAMP) ## Run the APScheduler daemon (alternative to cron)
 status: $(STAMP) ## Show subscribers, fetches, sends and failures
 	$(BIN)/newsletter --config $(CONFIG) status
 
-bench: $(STAMP) ## Print ranking, rendering, sending, fetch and public-site benchmarks
+bench: $(STAMP) ## Print ranking, rendering, sending, fetch, public-site and send-worker benchmarks
 	$(BIN)/python -m newsletter.bench
 
 clean: ## Remove .venv, caches and demo output

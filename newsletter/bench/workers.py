@@ -5,8 +5,8 @@ each run sends the whole day from a fresh clone of that database with `newslette
 --workers K`'s code path (`send_workers.run_workers`: K processes, one shared queue) to Postfix's
 `smtp-sink` (aiosmtpd in a separate process when smtp-sink is absent). Prints messages per
 second for each K (from the first worker's start of sending to the last one's end, and the
-wall time with process start-up) and the ratio to one worker. Rates on a loaded machine are noisy; the
-ratios, measured in one run, are what to compare.
+wall time with process start-up) and the ratio to one worker. Rates on a loaded machine are
+noisy; the ratios, measured in one run, are what to compare.
 
     python -m newsletter.bench workers        # or: make bench
     NEWSLETTER_BENCH_WORKERS=1000 python -m newsletter.bench workers   # a quicker run

@@ -62,10 +62,10 @@ class Runs:
 
     def start(self, kind: str, now: datetime) -> int:
         """Record that a run of `kind` started; returns its id for `finish`."""
-        row = self._conn.execute(
+        (row,) = self._conn.execute(
             "INSERT INTO runs (kind, started_at) VALUES (?, ?) RETURNING id",
             [kind, now.isoformat()],
-        ).fetchone()
+        ).fetchall()  # read to the end: SQLite ends the statement (and its write) there
         return int(row[0])
 
     def finish(self, run_id: int, outcome: str, summary: str, now: datetime) -> None:

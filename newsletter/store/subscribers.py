@@ -115,7 +115,7 @@ class Subscribers:
                     *(at, confirmed, at, secrets.token_hex(8)),
                 ],
             )
-            sub = self.get(int(cur.fetchone()[0]))
+            sub = self.get(int(cur.fetchall()[0][0]))
         assert sub is not None
         return sub, True
 
@@ -237,7 +237,7 @@ class Subscribers:
                     digest_size,
                     wanted,
                 ],
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             self._conn.execute(
                 "DELETE FROM signup_requests WHERE subscriber_id = ? AND id NOT IN"
                 " (SELECT id FROM signup_requests WHERE subscriber_id = ? ORDER BY id DESC"

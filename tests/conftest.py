@@ -229,3 +229,13 @@ def database_target(backend: str, tmp_path: Path, request: pytest.FixtureRequest
     url = server.new_database()
     yield url
     server.drop_database(url)
+
+
+@pytest.fixture
+def pg_url(postgres_server: Any) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for a PostgreSQL-only test (skips without one)."""
+    if isinstance(postgres_server, str):
+        pytest.skip(postgres_server)
+    url = postgres_server.new_database()
+    yield url
+    postgres_server.drop_database(url)

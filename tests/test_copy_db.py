@@ -21,15 +21,6 @@ from tests.test_store_ids import _first_release_file
 NOW = datetime(2026, 11, 24, 6, 0, tzinfo=UTC)
 
 
-@pytest.fixture
-def pg_url(postgres_server: Any) -> Any:
-    if isinstance(postgres_server, str):
-        pytest.skip(postgres_server)
-    url = postgres_server.new_database()
-    yield url
-    postgres_server.drop_database(url)
-
-
 def _installation(tmp_path: Path) -> Path:
     """A SQLite installation with a row in every table, and a deleted subscriber's id."""
     cfg = make_config(tmp_path)

@@ -12,8 +12,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from newsletter.store import Database
 from tests.conftest import SECRET, SMTPSink
 from tests.test_schedule_daemon import (
@@ -33,15 +31,6 @@ class _SlowFeeds(_FeedServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         time.sleep(1.0)
         super().finish_request(request, client_address)
-
-
-@pytest.fixture
-def pg_url(postgres_server: Any) -> Any:
-    if isinstance(postgres_server, str):
-        pytest.skip(postgres_server)
-    url = postgres_server.new_database()
-    yield url
-    postgres_server.drop_database(url)
 
 
 def test_two_daemons_on_one_database_fetch_once_and_send_once(

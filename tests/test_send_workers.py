@@ -7,10 +7,11 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiosmtpd.controller import Controller
 
 from newsletter.config import load_config
@@ -23,15 +24,6 @@ from tests.test_send_crash import NEWSLETTER, SlowSink
 READERS = {f"reader{i:03d}@example.org": (f"Reader {i}", ["quantization"]) for i in range(300)}
 # Short leases so the test waits seconds, not the default ten minutes, for a dead worker's rows.
 SHARED = "[storage]\nsend_batch = 20\nsend_lease_seconds = 10\n"
-
-
-@pytest.fixture
-def pg_url(postgres_server: Any) -> Any:
-    if isinstance(postgres_server, str):
-        pytest.skip(postgres_server)
-    url = postgres_server.new_database()
-    yield url
-    postgres_server.drop_database(url)
 
 
 def _config(tmp_path: Path, port: int, url: str) -> Path:
@@ -72,14 +64,22 @@ def _held_by(config: Path, pid: int) -> int:
         return sum(w.holding for w in store.claims.workers() if w.pid == pid)
 
 
-def test_kill_9_one_of_three_workers_mid_batch(tmp_path: Path, pg_url: str) -> None:
+@contextmanager
+def _sink(tmp_path: Path, pg_url: str, delay: float) -> Iterator[tuple[SlowSink, Path]]:
+    """A real aiosmtpd sink answering after `delay` s, and a seeded config sending to it."""
     sink = SlowSink()
-    sink.delay = 0.01
+    sink.delay = delay
     port = free_port()
     controller = Controller(sink, hostname="127.0.0.1", port=port, decode_data=False)
     controller.start()
     try:
-        config = _config(tmp_path, port, pg_url)
+        yield sink, _config(tmp_path, port, pg_url)
+    finally:
+        controller.stop()
+
+
+def test_kill_9_one_of_three_workers_mid_batch(tmp_path: Path, pg_url: str) -> None:
+    with _sink(tmp_path, pg_url, 0.01) as (sink, config):
         workers = [_start(config) for _ in range(3)]
         victim = workers[0]
         deadline = time.monotonic() + 120
@@ -93,8 +93,6 @@ def test_kill_9_one_of_three_workers_mid_batch(tmp_path: Path, pg_url: str) -> N
         victim.communicate(timeout=30)
         outputs = [w.communicate(timeout=240)[0] for w in workers[1:]]
         assert [w.returncode for w in workers[1:]] == [0, 0], outputs
-    finally:
-        controller.stop()
 
     by_rcpt = _by_reader(sink)
     assert sorted(by_rcpt) == sorted(READERS)  # nobody skipped, the dead worker's batch too
@@ -112,18 +110,10 @@ def test_kill_9_one_of_three_workers_mid_batch(tmp_path: Path, pg_url: str) -> N
 
 
 def test_workers_option_shares_the_day_on_one_machine(tmp_path: Path, pg_url: str) -> None:
-    sink = SlowSink()
-    sink.delay = 0.0
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port, decode_data=False)
-    controller.start()
-    try:
-        config = _config(tmp_path, port, pg_url)
+    with _sink(tmp_path, pg_url, 0.0) as (sink, config):
         run = _start(config, "--workers", "3")
         output, _ = run.communicate(timeout=240)
         assert run.returncode == 0, output
-    finally:
-        controller.stop()
     assert "3 workers sent 300 digests" in output
     assert output.count("worker ") >= 3
     assert len(sink.received) == len(READERS)

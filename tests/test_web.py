@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -103,12 +104,21 @@ class Site:
         return str(sub.status)
 
 
+@contextmanager
+def open_site(tmp_path: Path, extra_toml: str = "", database: str = "") -> Iterator[Site]:
+    """A `Site`, closed (client and reader) at the end."""
+    s = Site(tmp_path, extra_toml, database)
+    try:
+        yield s
+    finally:
+        s.client.close()
+        s.db.close()
+
+
 @pytest.fixture
 def site(tmp_path: Path, database_target: str) -> Iterator[Site]:
-    s = Site(tmp_path, database=database_target)
-    yield s
-    s.client.close()
-    s.db.close()
+    with open_site(tmp_path, database=database_target) as s:
+        yield s
 
 
 # ---------------------------------------------------------------- the form and headers

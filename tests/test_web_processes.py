@@ -5,24 +5,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import httpx
-import pytest
 
 from newsletter.models import SubscriberStatus
 from newsletter.store import Database
 from tests.conftest import SECRET, free_port
 from tests.web_support import csrf_tokens, link_in, outbox, path_of, running_serve
-
-
-@pytest.fixture
-def pg_url(postgres_server: Any) -> Any:
-    if isinstance(postgres_server, str):
-        pytest.skip(postgres_server)
-    url = postgres_server.new_database()
-    yield url
-    postgres_server.drop_database(url)
 
 
 def _form(email: str, token: str) -> dict[str, str]:

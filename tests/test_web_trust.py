@@ -17,24 +17,20 @@ from newsletter.web.app import create_app
 from newsletter.web.core import BUSY_TIMEOUT
 from newsletter.web.security import client_network, mailbox_key
 from tests.test_store_ids import _first_release_file
-from tests.test_web import Site
+from tests.test_web import Site, open_site
 from tests.web_support import TestClient, csrf_tokens, old_token, outbox, path_of
 
 
 @pytest.fixture
 def sqlite_site(tmp_path: Path) -> Iterator[Site]:
-    s = Site(tmp_path)
-    yield s
-    s.client.close()
-    s.db.close()
+    with open_site(tmp_path) as s:
+        yield s
 
 
 @pytest.fixture
 def site(tmp_path: Path, database_target: str) -> Iterator[Site]:
-    s = Site(tmp_path, database=database_target)
-    yield s
-    s.client.close()
-    s.db.close()
+    with open_site(tmp_path, database=database_target) as s:
+        yield s
 
 
 def _sign_up(site: Site, address: str, client: str, app: object = None) -> int:

@@ -20,8 +20,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP) ## Create .venv and install the project with its dev tools
 
-test: $(STAMP) ## Run the test suite (installs Debian's chromium first when missing, as root)
+test: $(STAMP) ## Run the test suite (installs Debian's chromium and postgresql first when missing, as root)
 	@sh scripts/ensure-chromium
+	@sh scripts/ensure-postgres
 	$(BIN)/python -m pytest -q
 
 # All three checks report before the target fails.
@@ -55,7 +56,7 @@ schedule: $(STAMP) ## Run the APScheduler daemon (alternative to cron)
 status: $(STAMP) ## Show subscribers, fetches, sends and failures
 	$(BIN)/newsletter --config $(CONFIG) status
 
-bench: $(STAMP) ## Print ranking, rendering, sending, fetch and site benchmarks (installs smtp-sink as root)
+bench: $(STAMP) ## Print ranking, rendering, sending, fetch, public-site and send-worker benchmarks (installs smtp-sink as root)
 	@sh scripts/ensure-smtp-sink
 	$(BIN)/python -m newsletter.bench
 

@@ -1,7 +1,7 @@
 """Load `config.toml` plus environment overrides into frozen dataclasses.
 
 Lookup order for the file: `--config`, then `NEWSLETTER_CONFIG`, then `./config.toml`.
-Secrets: `NEWSLETTER_SMTP_PASSWORD`; `NEWSLETTER_SECRET_KEY` or the file site.secret_key_file.
+Secrets: NEWSLETTER_SMTP_PASSWORD, NEWSLETTER_DATABASE_PASSWORD, NEWSLETTER_SECRET_KEY (or a file).
 Every problem is one `ConfigError` that names the key and the fix.
 """
 
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.errors import ConfigError
+from newsletter.storage_config import PASSWORD_ENV, StorageConfig
 from newsletter.tokens import signing_key
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -39,12 +40,6 @@ EXAMPLE_CONFIG = _first_existing(
     PACKAGE_DIR.parent / "config.example.toml",
     Path(sys.prefix) / "share" / "newsletter" / "config.example.toml",
 )
-
-
-@dataclass(frozen=True)
-class StorageConfig:
-    data_dir: str = "data"
-    database: str = "data/newsletter.db"
 
 
 @dataclass(frozen=True)
@@ -153,6 +148,7 @@ class Config:
     base_dir: str = "."
     secret_key: str = field(default="", repr=False)
     smtp_password: str = field(default="", repr=False)
+    database_password: str = field(default="", repr=False)
 
     def path(self, value: str) -> Path:
         """Resolve a path from the config relative to the config file's folder."""
@@ -162,6 +158,11 @@ class Config:
     @property
     def database_path(self) -> Path:
         return self.path(self.storage.database)
+
+    @property
+    def database(self) -> str | Path:
+        """What `store.Database` opens: a PostgreSQL URL or the SQLite file's path."""
+        return self.storage.target(self.path)
 
     @property
     def templates_dir(self) -> Path:
@@ -181,7 +182,7 @@ class Config:
 _SECTIONS = {
     f.name: f.type
     for f in dataclasses.fields(Config)
-    if f.name not in {"base_dir", "secret_key", "smtp_password"}
+    if f.name not in {"base_dir", "secret_key", "smtp_password", "database_password"}
 }
 
 
@@ -382,6 +383,7 @@ def parse_config(
         base_dir=str(base_dir),
         secret_key=signing_key(sections.get("site", SiteConfig()).secret_key_file, base_dir, env),
         smtp_password=env.get("NEWSLETTER_SMTP_PASSWORD", ""),
+        database_password=env.get(PASSWORD_ENV, ""),
     )
     _validate(cfg)
     return cfg

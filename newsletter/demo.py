@@ -328,7 +328,7 @@ def run_demo(root: Path, *, echo: Callable[[str], None] = print) -> DemoResult:
     """Run the demo in `root` (created if needed); safe to run again."""
     cfg = demo_config(root)
     maildir, previews = root / "maildir", root / "previews"
-    with Database(cfg.database_path) as store:
+    with Database(cfg.database, password=cfg.database_password) as store:
         offline = pipeline.Context(
             store, cfg, clock=lambda: DEMO_NOW, transport=offline_transport()
         )

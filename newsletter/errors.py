@@ -36,3 +36,7 @@ class LockedError(NewsletterError):
 
 class LibraryError(NewsletterError):
     """A library export to import likes from is unreadable or too large; names line or entry."""
+
+
+class DatabaseUnavailable(NewsletterError):
+    """The database server cannot be reached (PostgreSQL down, wrong URL or password)."""

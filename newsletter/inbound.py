@@ -17,7 +17,6 @@ from __future__ import annotations
 import email.policy
 import logging
 import re
-import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -27,6 +26,7 @@ from urllib.parse import unquote_plus
 
 from newsletter.errors import NewsletterError
 from newsletter.models import SubscriberStatus
+from newsletter.store.errors import DATABASE_ERRORS
 from newsletter.subscriptions import Subscriptions
 from newsletter.tokens import TokenError, read_token
 
@@ -50,6 +50,9 @@ HOW_TO = (
     'send "unsubscribe <token>" as the subject, as the List-Unsubscribe mailto: of a digest '
     "does, or use the unsubscribe link at the bottom of any digest"
 )
+
+# What a bad message or an unavailable store does: answered, logged, nothing lost.
+_HANDLED: tuple[type[Exception], ...] = (NewsletterError, OSError, *DATABASE_ERRORS)
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ def receive(raw: bytes, open_subscriptions: Callable[[], Subscriptions]) -> Outc
         )
     try:
         return _unsubscribe(open_subscriptions(), token, machine)
-    except (NewsletterError, sqlite3.Error, OSError) as exc:
+    except _HANDLED as exc:
         log.info("inbound unsubscribe deferred: %s", exc)
         return Outcome(EX_TEMPFAIL, f"deferred: cannot unsubscribe now ({exc}); try again later")
 

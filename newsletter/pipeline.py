@@ -27,7 +27,7 @@ from functools import cached_property
 
 import httpx
 
-from newsletter import delivery
+from newsletter import delivery, send_workers
 from newsletter.building import Builders, builders_for
 from newsletter.config import Config
 from newsletter.delivery.lock import run_lock
@@ -322,6 +322,8 @@ def send_daily(ctx: Context, day: date, options: SendOptions | None = None) -> S
         with message_builders(ctx, day, len(targets), dry_run=True) as builders:
             send_batch(ctx, day, targets, summary, opts, builders)
         return summary
+    if send_workers.shares_work(ctx, opts):  # many workers, one queue: no local lock
+        return send_workers.send_shared(ctx, day, opts, summary)
     with run_lock(ctx.cfg, "send"):
         run_id = ctx.store.runs.start("send", ctx.clock())
         try:
@@ -350,20 +352,21 @@ def send_batch(
     summary: SendSummary,
     opts: SendOptions,
     builders: Builders,
-) -> None:
+) -> delivery.DeliveryReport | None:
     """Rank, render, build, claim, send and record `targets` (subscribers due for `day`, each
     with their ledger row), exactly once each, and fold what happened into `summary`.
 
     The unit of a send: `send_daily` calls it once for everyone due; a caller that claims
     batches of subscribers by other means calls it per batch, sharing one `builders`. Takes
-    no lock and writes no `runs` row: the caller does.
+    no lock and writes no `runs` row: the caller does. Returns the delivery's report (None
+    for a dry run), whose `aborted` says the server could not be reached.
     """
     ledger = delivery.Ledger(ctx.store, ctx.cfg, ctx.clock, on_bounce=ctx.subscriptions.bounce)
     jobs = outgoing(ctx, targets, day, ledger, summary, build_digests, builders)
     if summary.dry_run:
         for _ in jobs:
             pass
-        return
+        return None
     report = delivery.deliver(
         ctx.cfg,
         ctx.get_mailer(),
@@ -374,6 +377,7 @@ def send_batch(
         stop=opts.stop,
     )
     summary.add(report)
+    return report
 
 
 def run_daily(

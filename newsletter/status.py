@@ -45,6 +45,8 @@ class StatusReport:
     bounced: list[dict[str, Any]]
     bounced_total: int
     fetch_state: list[dict[str, Any]]
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    queue: dict[str, Any] | None = None  # the latest digest date's shared send queue
     problems: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -78,6 +80,8 @@ class StatusReport:
             "failed": self.failed,
             "bounced": self.bounced,
             "fetch_state": self.fetch_state,
+            "workers": self.workers,
+            "queue": self.queue,
         }
 
 
@@ -153,6 +157,40 @@ def _sources(states: list[FetchState]) -> list[dict[str, Any]]:
     return list(out.values())
 
 
+def _workers(store: Database, now: datetime) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """The send workers seen lately (each with the rows it holds and its earliest lease) and
+    the shared queue of the latest digest date (None: no worker has shared one)."""
+    epoch = now.timestamp()
+    workers = []
+    for w in store.claims.workers():
+        if w.finished_at:
+            state = "finished"
+        elif w.holding and w.lease_until is not None and w.lease_until < epoch:
+            state = "lease expired"
+        else:
+            state = "sending" if w.holding else "waiting"
+        workers.append(
+            {
+                "worker": w.worker,
+                "digest_date": w.digest_date,
+                "state": state,
+                "sent": w.sent,
+                "holding": w.holding,
+                "lease_until": _iso(_epoch(w.lease_until)),
+                "last_seen": _iso(_epoch(w.heartbeat_at)),
+                "finished_at": w.finished_at or None,
+            }
+        )
+    day = store.claims.latest_date()
+    if day is None:
+        return workers, None
+    return workers, {"digest_date": day.isoformat(), **store.claims.counts(day, epoch)._asdict()}
+
+
+def _epoch(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
 def gather_status(store: Database, cfg: Config, now: datetime) -> StatusReport:
     """Collect the report at `now` (aware); "today" for papers is arXiv's day (fetch timezone)."""
     papers_day = now.astimezone(zoneinfo.ZoneInfo(cfg.schedule.fetch_timezone)).date()
@@ -164,7 +202,7 @@ def gather_status(store: Database, cfg: Config, now: datetime) -> StatusReport:
     bounced, bounced_total = store.subscribers.bounced(LIST_LIMIT)
     report = StatusReport(
         generated_at=now,
-        database=str(store.path),
+        database=store.location,
         subscribers={str(s): n for s, n in store.subscribers.counts().items()},
         papers_day=papers_day,
         papers_today=dict(sorted(store.papers.counts_by_source(papers_day).items())),
@@ -184,6 +222,7 @@ def gather_status(store: Database, cfg: Config, now: datetime) -> StatusReport:
         bounced_total=bounced_total,
         fetch_state=_sources(store.runs.fetch_states()),
     )
+    report.workers, report.queue = _workers(store, now)
     report.problems = find_problems(report, now)
     return report
 
@@ -211,6 +250,11 @@ def find_problems(report: StatusReport, now: datetime) -> list[str]:
         problems.append(f"{len(report.stale_claims)} send(s) interrupted mid-run (stale claims)")
     if report.failed_total:
         problems.append(f"{report.failed_total} send(s) failed permanently")
+    if report.queue and report.queue["expired"]:
+        problems.append(
+            f"{report.queue['expired']} subscriber(s) held by a worker whose lease ran out"
+            " (it died?): the next worker to run takes them, under the same Message-IDs"
+        )
     return problems
 
 
@@ -304,6 +348,30 @@ def _sources_section(report: StatusReport) -> list[str]:
     return ["Sources:", *(_table(rows) or ["  never fetched"])]
 
 
+def _workers_section(report: StatusReport) -> list[str]:
+    if not report.workers and report.queue is None:
+        return []  # a single-process (SQLite) installation: nothing shared to show
+    rows = [
+        [
+            w["worker"],
+            w["state"],
+            f"sent {w['sent']}",
+            f"holds {w['holding']}",
+            f"lease to {_when(w['lease_until'])}" if w["holding"] else "",
+            f"seen {_when(w['last_seen'])}",
+        ]
+        for w in report.workers
+    ]
+    lines = ["Send workers:", *(_table(rows) or ["  none seen"])]
+    if report.queue:
+        q = report.queue
+        lines.append(
+            f"  queue for {q['digest_date']}: {q['queued']} queued · {q['claimed']} claimed ·"
+            f" {q['expired']} lease expired · {q['done']} done"
+        )
+    return lines
+
+
 def format_status(report: StatusReport) -> str:
     """The human-readable status block."""
     lines = _head(report) + _runs_section(report)
@@ -317,6 +385,7 @@ def format_status(report: StatusReport) -> str:
         [[b["email"], _when(b["bounced_at"]), _short(b["last_error"])] for b in report.bounced]
     )
     lines += _sources_section(report)
+    lines += _workers_section(report)
     lines.append("Problems: " + ("none" if not report.problems else f"{len(report.problems)}"))
     lines += [f"  - {p}" for p in report.problems]
     return "\n".join(lines)

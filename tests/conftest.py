@@ -28,10 +28,13 @@ DROP = "<drop the connection>"
 CHROMIUM_INSTALL = "sudo apt-get install chromium"
 
 
-def make_config(tmp_path: Path, extra_toml: str = "", **env: str) -> Config:
-    """A Config rooted in tmp_path; extra_toml is appended (whole [section]s)."""
+def make_config(
+    tmp_path: Path, extra_toml: str = "", database: str = "data/newsletter.db", **env: str
+) -> Config:
+    """A Config rooted in tmp_path; extra_toml is appended (whole [section]s). `database` is a
+    path or a PostgreSQL URL (the `database_target` fixture gives either)."""
     text = (
-        '[storage]\ndata_dir = "data"\ndatabase = "data/newsletter.db"\n'
+        f'[storage]\ndata_dir = "data"\ndatabase = "{database}"\n'
         '[site]\nbase_url = "http://127.0.0.1:8000"\nname = "Test Digest"\n'
         'postal_address = "1 Test Street"\n' + extra_toml
     )
@@ -39,13 +42,14 @@ def make_config(tmp_path: Path, extra_toml: str = "", **env: str) -> Config:
 
 
 @pytest.fixture
-def config(tmp_path: Path) -> Config:
-    return make_config(tmp_path)
+def config(tmp_path: Path, database_target: str) -> Config:
+    """A Config on the test's database (a SQLite file, or PostgreSQL: see BOTH_BACKENDS)."""
+    return make_config(tmp_path, database=database_target)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Database]:
-    s = Database(tmp_path / "test.db")
+def store(database_target: str) -> Iterator[Database]:
+    s = Database(database_target)
     yield s
     s.close()
 
@@ -174,3 +178,64 @@ def ledger_for(store: Database, cfg: Config, clock: Callable[[], datetime] | Non
     """The send ledger as `send_daily` builds it (bounces go through Subscriptions)."""
     now = clock or (lambda: datetime.now(UTC))
     return Ledger(store, cfg, now, Subscriptions(store, cfg, now).bounce)
+
+
+# ------------------------------------------------------------ PostgreSQL
+
+# Test modules whose `store` and `config` run on both backends (the rest stay on SQLite).
+BOTH_BACKENDS = {
+    "test_claims",
+    "test_store",
+    "test_store_ids",
+    "test_store_limits",
+    "test_deliver",
+    "test_send",
+    "test_subscriptions",
+    "test_web",
+    "test_web_trust",
+}
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run the `backend`-using tests of BOTH_BACKENDS modules on SQLite and on PostgreSQL."""
+    module = metafunc.module.__name__.rsplit(".", 1)[-1]
+    if "backend" in metafunc.fixturenames and module in BOTH_BACKENDS:
+        metafunc.parametrize("backend", ["sqlite", "postgres"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """One real PostgreSQL server for the session (tests/pg_support.py), or the skip reason."""
+    from tests.pg_support import running_postgres
+
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def database_target(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """Where this test's database lives: a SQLite file, or a fresh PostgreSQL database."""
+    if backend == "sqlite":
+        yield str(tmp_path / "data" / "newsletter.db")
+        return
+    server = request.getfixturevalue("postgres_server")
+    if isinstance(server, str):
+        pytest.skip(server)
+    url = server.new_database()
+    yield url
+    server.drop_database(url)
+
+
+@pytest.fixture
+def pg_url(postgres_server: Any) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for a PostgreSQL-only test (skips without one)."""
+    if isinstance(postgres_server, str):
+        pytest.skip(postgres_server)
+    url = postgres_server.new_database()
+    yield url
+    postgres_server.drop_database(url)

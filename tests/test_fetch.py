@@ -216,10 +216,10 @@ def test_cross_lists_follow_the_config(tmp_path: Path) -> None:
 def test_a_repeat_fetch_changes_nothing(store: Database, cfg: Config) -> None:
     server = Server(hf=hf_listing("2504.17837"))
     run(store, cfg, server, day=date(2025, 4, 28))
-    rows = store.db.execute("SELECT * FROM papers ORDER BY id").fetchall()
+    rows = store.conn.execute("SELECT * FROM papers ORDER BY id").fetchall()
     again = run(store, cfg, server, day=date(2025, 4, 28), now=NOW.replace(hour=12))
     assert again.added == again.updated == 0 and again.unchanged == 5
-    assert store.db.execute("SELECT * FROM papers ORDER BY id").fetchall() == rows
+    assert store.conn.execute("SELECT * FROM papers ORDER BY id").fetchall() == rows
 
 
 def test_fresher_upvotes_update_the_row(store: Database, cfg: Config) -> None:

@@ -8,10 +8,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import sqlite_utils
 
 from newsletter.models import Interest, InterestKind, Paper, SendStatus, SubscriberStatus
 from newsletter.store import Database, merge_papers, schema
+from newsletter.store.errors import INTEGRITY_ERRORS
 from tests.conftest import ledger_for, make_config
 
 T0 = datetime(2025, 4, 28, 5, 0, tzinfo=UTC)
@@ -135,10 +135,10 @@ def test_duplicates_in_one_batch_merge(store: Database) -> None:
 def test_unchanged_batch_is_not_rewritten(store: Database, tmp_path: Path) -> None:
     papers = [replace(ARXIV, id=f"2504.{10000 + i}") for i in range(600)]
     assert store.papers.upsert(papers, T0).added == 600
-    before = store.db.execute("SELECT * FROM papers ORDER BY id").fetchall()
+    before = store.conn.execute("SELECT * FROM papers ORDER BY id").fetchall()
     result = store.papers.upsert(papers, T1)
     assert (result.added, result.updated, result.unchanged) == (0, 0, 600)
-    assert store.db.execute("SELECT * FROM papers ORDER BY id").fetchall() == before
+    assert store.conn.execute("SELECT * FROM papers ORDER BY id").fetchall() == before
 
 
 def test_email_is_unique_case_insensitively(store: Database) -> None:
@@ -147,8 +147,8 @@ def test_email_is_unique_case_insensitively(store: Database) -> None:
     again, created_again = store.subscribers.add("ada@example.ORG", T1)
     assert not created_again and again.id == first.id and again.email == "Ada@Example.org"
     assert store.subscribers.get_by_email("ADA@EXAMPLE.ORG") == first
-    with pytest.raises(sqlite3.IntegrityError):
-        store.db.execute("INSERT INTO subscribers (email) VALUES ('ADA@example.org')")
+    with pytest.raises(INTEGRITY_ERRORS):
+        store.conn.execute("INSERT INTO subscribers (email) VALUES ('ADA@example.org')")
 
 
 def test_subscriber_round_trip(store: Database) -> None:
@@ -170,11 +170,11 @@ def test_migrations_set_user_version_and_run_once(tmp_path: Path, monkeypatch) -
     path = tmp_path / "m.db"
     with Database(path) as s:
         assert s.schema_version == len(schema.MIGRATIONS)
-        assert s.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert s.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         s.papers.upsert([ARXIV], T0)
     calls: list[int] = []
 
-    def add_column(db: sqlite_utils.Database) -> None:
+    def add_column(db: schema.Migrator) -> None:
         calls.append(1)
         db.execute("ALTER TABLE papers ADD COLUMN note TEXT")
 
@@ -182,7 +182,7 @@ def test_migrations_set_user_version_and_run_once(tmp_path: Path, monkeypatch) -
     with Database(path) as s:
         assert s.schema_version == len(schema.MIGRATIONS)
         assert s.papers.get(ARXIV.id) is not None  # data survived
-        assert "note" in s.db["papers"].columns_dict
+        assert "note" in [r[1] for r in s.conn.execute("PRAGMA table_info(papers)").fetchall()]
     with Database(path) as s:
         assert s.schema_version == len(schema.MIGRATIONS)
     assert calls == [1]

@@ -8,10 +8,9 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import sqlite_utils
-
 from newsletter.models import Interest, InterestKind, SubscriberStatus
 from newsletter.store import Database, schema
+from newsletter.store.dialect import SQLITE_DIALECT
 
 T0 = datetime(2025, 4, 28, 5, 0, tzinfo=UTC)
 OLD_COLUMNS = "id, email, name, status, timezone, delivery_hour, digest_size, created_at"
@@ -32,7 +31,7 @@ def test_a_deleted_subscribers_id_is_never_given_to_the_next_one(store: Database
 def _first_release_file(path: Path) -> None:
     """A database as the first release left it: migration 1 only, with real rows."""
     conn = sqlite3.connect(path, isolation_level=None)
-    db = sqlite_utils.Database(conn)
+    db = schema.Migrator(conn, SQLITE_DIALECT)
     schema.MIGRATIONS[0](db)
     db.execute("PRAGMA user_version = 1")
     db.execute("CREATE INDEX idx_subscribers_status ON subscribers (status)")  # an operator's

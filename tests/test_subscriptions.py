@@ -24,10 +24,10 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 ENV = {"NEWSLETTER_SECRET_KEY": SECRET, "NEWSLETTER_CONFIG": ""}
 
 
-def write_config(tmp_path: Path, port: int) -> Path:
+def write_config(tmp_path: Path, port: int, database: str = "data/newsletter.db") -> Path:
     path = tmp_path / "config.toml"
     path.write_text(
-        '[storage]\ndata_dir = "data"\ndatabase = "data/newsletter.db"\n'
+        f'[storage]\ndata_dir = "data"\ndatabase = "{database}"\n'
         '[site]\nbase_url = "https://papers.example.org"\nname = "Test Digest"\n'
         'postal_address = "1 Test Street"\n'
         f'[smtp]\nhost = "127.0.0.1"\nport = {port}\nsecurity = "none"\n',
@@ -43,12 +43,12 @@ def subscribe(config: Path, *args: str) -> str:
 
 
 def test_cli_subscribe_sends_the_opt_in_email_and_its_link_confirms(
-    tmp_path: Path, smtp_server: SMTPSink, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, database_target: str, smtp_server: SMTPSink, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from newsletter.web.app import create_app
 
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
-    config = write_config(tmp_path, smtp_server.port)
+    config = write_config(tmp_path, smtp_server.port, database_target)
     said = subscribe(config, "x@example.org", "--interest", "graph neural networks")
     assert "subscribed x@example.org (pending)" in said
     assert "confirmation e-mail sent to x@example.org" in said
@@ -57,7 +57,7 @@ def test_cli_subscribe_sends_the_opt_in_email_and_its_link_confirms(
     assert smtp_server.received[0]["to"] == ["x@example.org"]
     link = link_in(message, "/confirm/")
     cfg = load_config(str(config))
-    with Database(cfg.database_path) as store:
+    with Database(cfg.database) as store:
         (sub,) = store.subscribers.list()
         assert sub.status == SubscriberStatus.PENDING
         token = path_of(link).removeprefix("/confirm/")
@@ -70,8 +70,10 @@ def test_cli_subscribe_sends_the_opt_in_email_and_its_link_confirms(
         assert store.subscribers.get(sub.id).status == SubscriberStatus.ACTIVE  # type: ignore[union-attr]
 
 
-def test_cli_subscribe_confirmed_sends_nothing(tmp_path: Path, smtp_server: SMTPSink) -> None:
-    config = write_config(tmp_path, smtp_server.port)
+def test_cli_subscribe_confirmed_sends_nothing(
+    tmp_path: Path, database_target: str, smtp_server: SMTPSink
+) -> None:
+    config = write_config(tmp_path, smtp_server.port, database_target)
     assert "(active)" in subscribe(config, "y@example.org", "--confirmed")
     assert smtp_server.messages() == []
 
@@ -88,9 +90,11 @@ def test_cli_and_web_share_one_validation_rule() -> None:
     assert set(check_preferences(empty, need_interest=True)) == {"keywords"}
 
 
-def test_every_status_change_goes_through_subscriptions(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path, '[delivery]\nmethod = "maildir:outbox"\n')
-    with Database(cfg.database_path) as store:
+def test_every_status_change_goes_through_subscriptions(
+    tmp_path: Path, database_target: str
+) -> None:
+    cfg = make_config(tmp_path, '[delivery]\nmethod = "maildir:outbox"\n', database_target)
+    with Database(cfg.database) as store:
         people = Subscriptions(store, cfg, lambda: NOW)
         signup = people.register("Ann@Example.org", Preferences(keywords=["graphs"]))
         sub = signup.subscriber
@@ -121,9 +125,11 @@ def test_every_status_change_goes_through_subscriptions(tmp_path: Path) -> None:
         assert status() == SubscriberStatus.BOUNCED
 
 
-def test_a_never_confirmed_resubscribe_waits_for_the_opt_in(tmp_path: Path) -> None:
-    cfg = make_config(tmp_path)
-    with Database(cfg.database_path) as store:
+def test_a_never_confirmed_resubscribe_waits_for_the_opt_in(
+    tmp_path: Path, database_target: str
+) -> None:
+    cfg = make_config(tmp_path, database=database_target)
+    with Database(cfg.database) as store:
         people = Subscriptions(store, cfg, lambda: NOW)
         sub = people.register("bo@example.org", Preferences(keywords=["graphs"])).subscriber
         assert people.unsubscribe(sub)
@@ -138,13 +144,13 @@ def test_a_signup_for_a_known_address_is_one_transaction(tmp_path: Path) -> None
     with Database(cfg.database_path) as store:
         people = Subscriptions(store, cfg, lambda: NOW)
         sub = people.register("cy@example.org", Preferences(keywords=["graphs"])).subscriber
-        store.db.execute(
+        store.conn.execute(
             "CREATE TRIGGER no_restart BEFORE UPDATE OF created_at ON subscribers"
             " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
         )
         with pytest.raises(sqlite3.IntegrityError):
             people.register("cy@example.org", Preferences(keywords=["trees"]))
-        count = store.db.execute("SELECT count(*) FROM signup_requests").fetchone()[0]
+        count = store.conn.execute("SELECT count(*) FROM signup_requests").fetchone()[0]
         assert count == 0 and store.subscribers.get(sub.id) == sub
 
 
@@ -157,7 +163,7 @@ def test_a_confirmation_applies_its_preferences_and_activates_in_one_transaction
         sub = people.register("di@example.org", Preferences(keywords=["graphs"])).subscriber
         people.unsubscribe(sub)
         request = people.register("di@example.org", Preferences(keywords=["trees"])).request
-        store.db.execute(
+        store.conn.execute(
             "CREATE TRIGGER no_activation BEFORE UPDATE OF status ON subscribers"
             " BEGIN SELECT RAISE(ABORT, 'disk full'); END"
         )
@@ -167,38 +173,40 @@ def test_a_confirmation_applies_its_preferences_and_activates_in_one_transaction
             people.confirm(left, request)
         assert [i.value for i in store.subscribers.interests_for(sub.id)] == ["graphs"]
         assert store.subscribers.signup_request(request or 0) is not None  # still usable
-        store.db.execute("DROP TRIGGER no_activation")
+        store.conn.execute("DROP TRIGGER no_activation")
         assert people.confirm(left, request) == Confirmation.CONFIRMS
         assert [i.value for i in store.subscribers.interests_for(sub.id)] == ["trees"]
 
 
 @pytest.mark.parametrize("raw", ["", "no-at-sign", "a@b@c", "x@example.org\r\nBcc: y@z"])
-def test_the_address_rule_refuses_with_the_reason(tmp_path: Path, raw: str) -> None:
+def test_the_address_rule_refuses_with_the_reason(
+    tmp_path: Path, database_target: str, raw: str
+) -> None:
     from newsletter.errors import InvalidAddressError
 
-    cfg = make_config(tmp_path)
-    with Database(cfg.database_path) as store, pytest.raises(InvalidAddressError):
+    cfg = make_config(tmp_path, database=database_target)
+    with Database(cfg.database) as store, pytest.raises(InvalidAddressError):
         Subscriptions(store, cfg, lambda: NOW).register(raw, Preferences(keywords=["graphs"]))
 
 
 def test_cli_refuses_an_address_the_mailer_cannot_write_and_stores_nothing(
-    tmp_path: Path, smtp_server: SMTPSink
+    tmp_path: Path, database_target: str, smtp_server: SMTPSink
 ) -> None:
-    config = write_config(tmp_path, smtp_server.port)
+    config = write_config(tmp_path, smtp_server.port, database_target)
     args = ["--config", str(config), "subscribe", "jörg@example.com", "--interest", "graphs"]
     result = CliRunner().invoke(cli, args, env=ENV)
     assert result.exit_code == 1
     assert "the part before the @ contains 'ö'" in result.output and "SMTPUTF8" in result.output
-    with Database(load_config(str(config)).database_path) as store:
+    with Database(load_config(str(config)).database) as store:
         assert store.subscribers.list() == []
     assert smtp_server.messages() == []
 
 
 def test_an_address_stored_before_the_rule_can_still_be_unsubscribed(
-    tmp_path: Path, smtp_server: SMTPSink
+    tmp_path: Path, database_target: str, smtp_server: SMTPSink
 ) -> None:
-    config = write_config(tmp_path, smtp_server.port)
-    with Database(load_config(str(config)).database_path) as store:
+    config = write_config(tmp_path, smtp_server.port, database_target)
+    with Database(load_config(str(config)).database) as store:
         store.subscribers.add("jörg@example.com", NOW, status=SubscriberStatus.ACTIVE)
     args = ["--config", str(config), "unsubscribe", "jörg@example.com"]
     result = CliRunner().invoke(cli, args, env=ENV)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,13 +47,13 @@ class Clock:
 class Site:
     """One app on a fresh database and outbox, a browser-like client, and a DB reader."""
 
-    def __init__(self, tmp_path: Path, extra_toml: str = "") -> None:
-        self.cfg = make_config(tmp_path, OUTBOX + extra_toml)
+    def __init__(self, tmp_path: Path, extra_toml: str = "", database: str = "") -> None:
+        self.cfg = make_config(tmp_path, OUTBOX + extra_toml, database or "data/newsletter.db")
         self.clock = Clock()
         self.app = create_app(self.cfg, now=self.clock)
         self.client = TestClient(self.app, raise_server_exceptions=False)
         self.outbox = tmp_path / "outbox"
-        self.db = Database(self.cfg.database_path)
+        self.db = Database(self.cfg.database)
 
     def form_token(self, path: str = "/subscribe", index: int = 0) -> str:
         return csrf_tokens(self.client.get(path).text)[index]
@@ -103,12 +104,21 @@ class Site:
         return str(sub.status)
 
 
+@contextmanager
+def open_site(tmp_path: Path, extra_toml: str = "", database: str = "") -> Iterator[Site]:
+    """A `Site`, closed (client and reader) at the end."""
+    s = Site(tmp_path, extra_toml, database)
+    try:
+        yield s
+    finally:
+        s.client.close()
+        s.db.close()
+
+
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    s = Site(tmp_path)
-    yield s
-    s.client.close()
-    s.db.close()
+def site(tmp_path: Path, database_target: str) -> Iterator[Site]:
+    with open_site(tmp_path, database=database_target) as s:
+        yield s
 
 
 # ---------------------------------------------------------------- the form and headers
@@ -766,7 +776,7 @@ def test_not_found_method_not_allowed_and_server_error_pages(site: Site) -> None
     r = site.client.put("/")
     assert r.status_code == 405 and "Not allowed here" in r.text and "allow" in r.headers
     path = site.token_path("manage", "manage", 1)
-    site.db.db.execute("ALTER TABLE subscribers RENAME TO broken")  # a damaged database
+    site.db.conn.execute("ALTER TABLE subscribers RENAME TO broken")  # a damaged database
     r = site.client.get(path)
     assert r.status_code == 500 and "Something went wrong" in r.text
     assert r.headers["x-frame-options"] == "DENY"

@@ -17,16 +17,20 @@ from newsletter.web.app import create_app
 from newsletter.web.core import BUSY_TIMEOUT
 from newsletter.web.security import client_network, mailbox_key
 from tests.test_store_ids import _first_release_file
-from tests.test_web import Site
+from tests.test_web import Site, open_site
 from tests.web_support import TestClient, csrf_tokens, old_token, outbox, path_of
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    s = Site(tmp_path)
-    yield s
-    s.client.close()
-    s.db.close()
+def sqlite_site(tmp_path: Path) -> Iterator[Site]:
+    with open_site(tmp_path) as s:
+        yield s
+
+
+@pytest.fixture
+def site(tmp_path: Path, database_target: str) -> Iterator[Site]:
+    with open_site(tmp_path, database=database_target) as s:
+        yield s
 
 
 def _sign_up(site: Site, address: str, client: str, app: object = None) -> int:
@@ -159,7 +163,8 @@ def _wait_for(check: object, seconds: float = 15.0) -> bool:
     return False
 
 
-def test_one_click_while_the_database_is_locked_is_answered_and_lands(site: Site) -> None:
+def test_one_click_while_the_database_is_locked_is_answered_and_lands(sqlite_site: Site) -> None:
+    site = sqlite_site  # SQLite's file lock: PostgreSQL has none
     sid = site.active()
     lock = WriteLock(site.cfg.database_path)
     try:
@@ -177,7 +182,8 @@ def test_one_click_while_the_database_is_locked_is_answered_and_lands(site: Site
     assert len(outbox(site.outbox)) == 1  # the notice, sent by the queue before it forgot it
 
 
-def test_a_queued_unsubscribe_lands_at_the_next_start(site: Site) -> None:
+def test_a_queued_unsubscribe_lands_at_the_next_start(sqlite_site: Site) -> None:
+    site = sqlite_site  # SQLite's file lock: PostgreSQL has none
     sid = site.active()
     web = site.app.state.web
     lock = WriteLock(site.cfg.database_path)
@@ -191,7 +197,8 @@ def test_a_queued_unsubscribe_lands_at_the_next_start(site: Site) -> None:
     assert _wait_for(lambda: site.status(sid) == "unsubscribed")
 
 
-def test_a_page_that_cannot_get_the_write_lock_says_busy(site: Site) -> None:
+def test_a_page_that_cannot_get_the_write_lock_says_busy(sqlite_site: Site) -> None:
+    site = sqlite_site  # SQLite's file lock: PostgreSQL has none
     sid = site.active()
     path = site.token_path("manage", "manage", sid)
     token = csrf_tokens(site.client.get(path).text)[0]  # the pause button's form

@@ -219,7 +219,7 @@ def run(argv: list[str] | None = None) -> None:
             root = Path(tmp)
             (root / "data").mkdir()
             cfg = _config(root, sink.port, 1)
-            with Database(cfg.database_path) as store:
+            with Database(cfg.database, password=cfg.database_password) as store:
                 t0 = time.perf_counter()
                 _populate(store, cfg, n)
                 print(

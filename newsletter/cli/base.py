@@ -42,7 +42,7 @@ class AppContext:
     @property
     def store(self) -> Database:
         if self._store is None:
-            self._store = Database(self.config.database_path)
+            self._store = Database(self.config.database, password=self.config.database_password)
         return self._store
 
     def context(self) -> pipeline.Context:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from newsletter import pipeline
+from newsletter import pipeline, send_workers
 from newsletter.cli.base import AppContext, cli, echo_some, friendly_errors, parse_day, pass_app
 from newsletter.cli.papers import FetchProgress
 from newsletter.delivery import DeliveryReport
@@ -152,6 +152,14 @@ def print_send(summary: SendSummary) -> None:
     default=None,
     help="Send this subscriber's digest again, even if it was sent (a new Message-ID).",
 )
+@click.option(
+    "--workers",
+    "-w",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Send workers on this machine sharing the day's work (PostgreSQL store only).",
+)
 @pass_app
 @friendly_errors
 def send(
@@ -161,6 +169,7 @@ def send(
     only: tuple[str, ...],
     limit: int | None,
     resend: str | None,
+    workers: int,
 ) -> None:
     """Send the day's digests: each subscriber at most once per date, so reruns are safe.
 
@@ -169,6 +178,9 @@ def send(
     """
     ctx = app.context()
     digest_date = parse_day(day) or pipeline.digest_date(app.config, ctx.clock())
+    if workers > 1:
+        _send_with_workers(ctx, digest_date, workers, dry_run or bool(only or limit or resend))
+        return
     progress = SendProgress()
     options = pipeline.SendOptions(
         dry_run=dry_run, only=list(only) or None, limit=limit, resend=resend, progress=progress
@@ -180,6 +192,25 @@ def send(
     print_send(summary)
     if summary.exit_code:
         sys.exit(summary.exit_code)
+
+
+def _send_with_workers(ctx: pipeline.Context, day: date, workers: int, narrowed: bool) -> None:
+    if not ctx.store.postgres:
+        raise click.UsageError(
+            '--workers needs a PostgreSQL store ([storage] database = "postgresql://..."): '
+            "on SQLite one process sends (see docs/postgresql.md)"
+        )
+    if narrowed:
+        raise click.UsageError("--workers shares the whole day: leave out --dry-run/--to/--limit")
+    ctx.cfg.require_secret_key()
+    summaries = send_workers.run_workers(ctx.cfg, day, workers)
+    for number, summary in enumerate(summaries, start=1):
+        click.echo(f"worker {number}:")
+        print_send(summary)
+    click.echo(f"{workers} workers sent {sum(s.sent for s in summaries):,} digests")
+    code = max((s.exit_code for s in summaries), default=0)
+    if code:
+        sys.exit(code)
 
 
 @cli.command()
@@ -227,7 +258,7 @@ def demo(directory: str, preview: bool, port: int) -> None:
     result = run_demo(Path(directory), echo=click.echo)
     if preview:
         cfg = demo_config(Path(directory))
-        with Database(cfg.database_path) as store:
+        with Database(cfg.database, password=cfg.database_password) as store:
             serve_preview_index(pipeline.Context(store, cfg), DEMO_DAY, port)
     if result.exit_code:
         sys.exit(result.exit_code)

@@ -7,6 +7,7 @@ same time.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -38,6 +39,7 @@ from newsletter.schedule.due import (
     parse_fetch_times,
 )
 from newsletter.store import Database
+from newsletter.store.dialect import is_postgres_url
 
 log = logging.getLogger("newsletter.schedule")
 
@@ -98,9 +100,16 @@ class Daemon:
             if self.stop.is_set():
                 return
             now = self.clock()
-            log.info("fetch: starting")
             try:
-                with Database(self.cfg.database_path) as store:
+                with (
+                    Database(self.cfg.database, password=self.cfg.database_password) as store,
+                    store.advisory_lock("fetch") as mine,
+                ):
+                    skip = self._fetch_skip(store, now, mine)
+                    if skip:
+                        log.info("fetch: skipped: %s", skip)
+                        return
+                    log.info("fetch: starting")
                     summary = self._fetch(store, self.cfg, now)
                 self._report("fetch", describe_summary(summary), summary)
             except NewsletterError as exc:
@@ -116,7 +125,10 @@ class Daemon:
                 return
             now = self.clock()
             try:
-                with self._lock(self.cfg), Database(self.cfg.database_path) as store:
+                with (
+                    self._lock(self.cfg),
+                    Database(self.cfg.database, password=self.cfg.database_password) as store,
+                ):
                     self._send_due(store, now)
             except LockedError as exc:
                 log.warning("send: skipped this pass: %s", exc)
@@ -169,11 +181,27 @@ class Daemon:
                 self.fetch_job()
         self.send_job()
 
+    def _fetch_skip(self, store: Database, now: datetime, mine: bool) -> str:
+        """Why this process must not fetch now ("" when it should): the schedule's fetch runs
+        once across every daemon sharing the database (on one machine or many)."""
+        if not mine:
+            return "another process sharing the database is fetching"
+        last = store.runs.last_successful("fetch")
+        if last is None:
+            return ""
+        if self.options.fetch_every is not None:
+            since = now - timedelta(seconds=self.options.fetch_every / 2)
+        else:
+            since = last_scheduled_fetch(now, self._fetch_times, self.cfg.schedule.fetch_timezone)
+        if last.started_at >= since:
+            return f"another process fetched at {last.started_at:%H:%M:%S} UTC"
+        return ""
+
     def _fetch_is_stale(self) -> bool:
         if self.options.fetch_every is not None:
             return True
         now = self.clock()
-        with Database(self.cfg.database_path) as store:
+        with Database(self.cfg.database, password=self.cfg.database_password) as store:
             last = store.runs.last_successful("fetch")
         slot = last_scheduled_fetch(now, self._fetch_times, self.cfg.schedule.fetch_timezone)
         return last is None or last.started_at < slot
@@ -321,6 +349,10 @@ def _pipeline_send(
 
 
 def _send_lock(cfg: Config) -> AbstractContextManager[object]:
+    """The local send lock; none on PostgreSQL, where daemons on any machine share the day's
+    queue (store/claims.py) instead of taking turns."""
     from newsletter.delivery.lock import run_lock
 
+    if is_postgres_url(cfg.database):
+        return contextlib.nullcontext()
     return run_lock(cfg, "schedule (send pass)")

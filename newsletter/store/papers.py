@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from newsletter.models import Paper
+from newsletter.store import search
 
 if TYPE_CHECKING:
     from newsletter.store.database import Database
@@ -35,6 +36,12 @@ _PAPER_FIELDS = [f.name for f in fields(Paper)]
 _COLUMNS = ", ".join(_PAPER_FIELDS)
 # Bound parameters per `IN (...)` list, well under SQLite's limit.
 _CHUNK = 500
+_ROW_COLUMNS = [*_PAPER_FIELDS, "primary_category"]
+_UPSERT = (
+    f"INSERT INTO papers ({', '.join(_ROW_COLUMNS)}) VALUES ({', '.join('?' * len(_ROW_COLUMNS))})"
+    " ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _ROW_COLUMNS if c != "id")
+)
 
 
 def _paper_to_row(p: Paper) -> dict[str, Any]:
@@ -176,7 +183,7 @@ class Papers:
                 rows.append(_paper_to_row(replace(merged, updated=now)))
                 updated.add(pid)
             if rows:
-                self._database.db.table("papers").upsert_all(rows, pk="id", batch_size=500)
+                self._conn.executemany(_UPSERT, [[row[c] for c in _ROW_COLUMNS] for row in rows])
         unchanged = len(incoming) - len(added) - len(updated)
         return UpsertResult(
             len(added), len(updated), unchanged, frozenset(added), frozenset(updated)
@@ -235,7 +242,7 @@ class Papers:
         """The most recent arXiv announcement or Hugging Face listing day stored."""
         row = self._conn.execute(
             "SELECT max(d) FROM (SELECT max(announced) AS d FROM papers"
-            " UNION ALL SELECT max(hf_date) FROM papers)"
+            " UNION ALL SELECT max(hf_date) FROM papers) AS days"
         ).fetchone()
         return date.fromisoformat(row[0]) if row and row[0] else None
 
@@ -262,7 +269,7 @@ class Papers:
         row = self._conn.execute(
             f"SELECT {agg}(d) FROM (SELECT {agg}(announced) AS d FROM papers"
             f" WHERE announced {op} ? UNION ALL SELECT {agg}(hf_date) FROM papers"
-            f" WHERE hf_date {op} ?)",
+            f" WHERE hf_date {op} ?) AS days",
             [day.isoformat()] * 2,
         ).fetchone()
         return _day(row[0]) if row else None
@@ -287,29 +294,28 @@ class Papers:
         best_of: int = 5_000,
         newest: bool = False,
     ) -> tuple[list[str], int]:
-        """IDs of up to `limit` papers matching an FTS5 `query`, and how many match (counted
+        """IDs of up to `limit` papers matching a full-text `query`, and how many match (counted
         up to `best_of` + 1).
 
-        When at most `best_of` papers match, the `limit` best by FTS5's BM25 come back; above
-        that (or with `newest`), ranking every match would take seconds, so the newest `limit`
-        come back instead.
+        When at most `best_of` papers match, the `limit` best (by FTS5's BM25 on SQLite,
+        `ts_rank` on PostgreSQL: see `store/search.py`) come back; above that (or with
+        `newest`), ranking every match would take seconds, so the newest `limit` come back.
         `query` is FTS5 syntax: build it from quoted terms, never from raw input.
         """
-        where, params = "papers_fts MATCH ?", [query]
+        where: list[str] = []
+        params: list[object] = []
         if start or end:
             extra, more = _in_range(start, end, "p.")
-            where, params = f"{where} AND {extra}", params + more
+            where, params = [extra], params + more
         if category:
             extra, more = _category(category, "p.")
-            where, params = f"{where} AND {extra}", params + more
-        source = f"FROM papers_fts JOIN papers p ON p.rowid = papers_fts.rowid WHERE {where}"
-        total = int(
-            self._conn.execute(
-                f"SELECT count(*) FROM (SELECT 1 {source} LIMIT ?)", [*params, best_of + 1]
-            ).fetchone()[0]
+            where, params = [*where, extra], params + more
+        return search.match(
+            self._conn,
+            self._database.dialect.postgres,
+            query,
+            (" AND ".join(where), params),
+            limit=limit,
+            best_of=best_of,
+            newest=newest,
         )
-        order = "rank" if total <= best_of and not newest else "papers_fts.rowid DESC"
-        rows = self._conn.execute(
-            f"SELECT p.id {source} ORDER BY {order} LIMIT ?", [*params, limit]
-        ).fetchall()
-        return [r[0] for r in rows], total

@@ -62,10 +62,11 @@ class Runs:
 
     def start(self, kind: str, now: datetime) -> int:
         """Record that a run of `kind` started; returns its id for `finish`."""
-        cur = self._conn.execute(
-            "INSERT INTO runs (kind, started_at) VALUES (?, ?)", [kind, now.isoformat()]
-        )
-        return int(cur.lastrowid or 0)
+        (row,) = self._conn.execute(
+            "INSERT INTO runs (kind, started_at) VALUES (?, ?) RETURNING id",
+            [kind, now.isoformat()],
+        ).fetchall()  # read to the end: SQLite ends the statement (and its write) there
+        return int(row[0])
 
     def finish(self, run_id: int, outcome: str, summary: str, now: datetime) -> None:
         self._conn.execute(
@@ -119,27 +120,26 @@ class Runs:
         count: int,
     ) -> None:
         """Remember a good answer: its validators and item count; clears the last error."""
-        self._database.db.table("fetch_state").upsert(
-            {
-                "url": url,
-                "source": source,
-                "etag": etag,
-                "last_modified": last_modified,
-                "last_success": now.isoformat(),
-                "last_count": count,
-                "last_error": None,
-            },
-            pk="url",
+        self._upsert_state(
+            url,
+            source,
+            etag=etag,
+            last_modified=last_modified,
+            last_success=now.isoformat(),
+            last_count=count,
+            last_error=None,
         )
 
     def record_fetch_error(self, url: str, source: str, error: str, now: datetime) -> None:
         """Remember a failure; the validators and the last success stay."""
-        self._database.db.table("fetch_state").upsert(
-            {
-                "url": url,
-                "source": source,
-                "last_error": error,
-                "last_error_at": now.isoformat(),
-            },
-            pk="url",
+        self._upsert_state(url, source, last_error=error, last_error_at=now.isoformat())
+
+    def _upsert_state(self, url: str, source: str, **values: str | int | None) -> None:
+        """Insert the URL's state, or change only the given columns of the one stored."""
+        columns = ["url", "source", *values]
+        self._conn.execute(
+            f"INSERT INTO fetch_state ({', '.join(columns)})"
+            f" VALUES ({', '.join('?' * len(columns))}) ON CONFLICT (url) DO UPDATE SET "
+            + ", ".join(f"{c} = excluded.{c}" for c in columns[1:]),
+            [url, source, *values.values()],
         )

@@ -1,60 +1,83 @@
-"""The schema, as an ordered list of migrations; `PRAGMA user_version` counts those applied.
+"""The schema, as an ordered list of migrations, the same for SQLite and PostgreSQL.
 
 A migration is never edited once released: a change to the schema is a new step at the end,
-so every existing database file reaches the same schema.
+so every existing database reaches the same schema. SQLite counts the steps applied in
+`PRAGMA user_version`, PostgreSQL in the `newsletter_schema` table.
+
+Steps are written in SQLite's SQL and run through a `Migrator`, whose `execute` rewrites DDL
+for PostgreSQL (`dialect.Dialect.ddl`): a plain `CREATE TABLE` or `ALTER TABLE ... ADD COLUMN`
+step runs on both unchanged. Where the two cannot share a statement, the step asks
+`db.dialect.postgres`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
-import sqlite_utils
+from newsletter.store.dialect import Dialect
+from newsletter.store.search import pg_document
 
-Migration = Callable[[sqlite_utils.Database], None]
+
+class _Conn(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ..., /) -> Any: ...
 
 
-def _m1_initial(db: sqlite_utils.Database) -> None:
+class Migrator:
+    """What a migration step runs its statements through."""
+
+    def __init__(self, conn: _Conn, dialect: Dialect) -> None:
+        self.conn = conn
+        self.dialect = dialect
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(self.dialect.ddl(sql), params)
+
+
+Migration = Callable[[Migrator], None]
+
+
+def _m1_initial(db: Migrator) -> None:
     _create_papers(db)
     _create_subscribers(db)
     _create_sends_and_runs(db)
 
 
-def _create_papers(db: sqlite_utils.Database) -> None:
-    db.table("papers").create(
-        {
-            "id": str,
-            "version": int,
-            "title": str,
-            "abstract": str,
-            "authors": str,
-            "categories": str,
-            "primary_category": str,
-            "announce_type": str,
-            "announced": str,
-            "published": str,
-            "abs_url": str,
-            "pdf_url": str,
-            "upvotes": int,
-            "comments": int,
-            "github_repo": str,
-            "github_stars": int,
-            "ai_keywords": str,
-            "ai_summary": str,
-            "hf_date": str,
-            "sources": str,
-            "journal_ref": str,
-            "doi": str,
-            "first_seen": str,
-            "updated": str,
-        },
-        pk="id",
-    )
-    db.table("papers").create_index(["announced"])
-    db.table("papers").create_index(["hf_date"])
+def _create_papers(db: Migrator) -> None:
+    """Papers keyed by arXiv ID (the columns sqlite_utils created here before: same table)."""
+    db.execute("""
+        CREATE TABLE papers (
+            id TEXT PRIMARY KEY,
+            version INTEGER,
+            title TEXT,
+            abstract TEXT,
+            authors TEXT,
+            categories TEXT,
+            primary_category TEXT,
+            announce_type TEXT,
+            announced TEXT,
+            published TEXT,
+            abs_url TEXT,
+            pdf_url TEXT,
+            upvotes INTEGER,
+            comments INTEGER,
+            github_repo TEXT,
+            github_stars INTEGER,
+            ai_keywords TEXT,
+            ai_summary TEXT,
+            hf_date TEXT,
+            sources TEXT,
+            journal_ref TEXT,
+            doi TEXT,
+            first_seen TEXT,
+            updated TEXT
+        )""")
+    db.execute("CREATE INDEX idx_papers_announced ON papers (announced)")
+    db.execute("CREATE INDEX idx_papers_hf_date ON papers (hf_date)")
 
 
-def _create_subscribers(db: sqlite_utils.Database) -> None:
+def _create_subscribers(db: Migrator) -> None:
     """Subscribers with their interests and feedback."""
     db.execute("""
         CREATE TABLE subscribers (
@@ -68,6 +91,9 @@ def _create_subscribers(db: sqlite_utils.Database) -> None:
             hard_failures INTEGER NOT NULL DEFAULT 0,
             created_at TEXT, confirmed_at TEXT, updated_at TEXT
         )""")
+    if db.dialect.postgres:  # NOCASE's job: one address, whatever its case
+        db.execute("ALTER TABLE subscribers DROP CONSTRAINT subscribers_email_key")
+        db.execute("CREATE UNIQUE INDEX idx_subscribers_email_nocase ON subscribers (lower(email))")
     db.execute("""
         CREATE TABLE interests (
             id INTEGER PRIMARY KEY,
@@ -85,7 +111,7 @@ def _create_subscribers(db: sqlite_utils.Database) -> None:
         )""")
 
 
-def _create_sends_and_runs(db: sqlite_utils.Database) -> None:
+def _create_sends_and_runs(db: Migrator) -> None:
     """The send ledger, fetch state and runs."""
     db.execute("""
         CREATE TABLE sends (
@@ -112,7 +138,7 @@ def _create_sends_and_runs(db: sqlite_utils.Database) -> None:
         )""")
 
 
-def _m2_signup_requests(db: sqlite_utils.Database) -> None:
+def _m2_signup_requests(db: Migrator) -> None:
     """Sign-ups waiting for the owner's confirmation, with the settings they would apply: whoever
     types a known address into the form may not own it, so nothing stored changes until the
     link mailed to that address is used. AUTOINCREMENT: a link never names a later request."""
@@ -127,13 +153,13 @@ def _m2_signup_requests(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_signup_requests_subscriber ON signup_requests (subscriber_id)")
 
 
-def _m3_rate_limits_and_link_nonces(db: sqlite_utils.Database) -> None:
+def _m3_rate_limits_and_link_nonces(db: Migrator) -> None:
     _create_rate_hits(db)
     _subscriber_ids_never_reused(db)
     _subscriber_link_nonces(db)
 
 
-def _create_rate_hits(db: sqlite_utils.Database) -> None:
+def _create_rate_hits(db: Migrator) -> None:
     """One row per counted event (a sign-up, a confirmation e-mail) per limit key, so every
     process sharing the file sees the same counts and a restart forgets none."""
     db.execute("""
@@ -144,14 +170,17 @@ def _create_rate_hits(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX idx_rate_hits_at ON rate_hits (at)")
 
 
-def _subscriber_ids_never_reused(db: sqlite_utils.Database) -> None:
+def _subscriber_ids_never_reused(db: Migrator) -> None:
     """Rebuild `subscribers` with AUTOINCREMENT, keeping every row, id, index and trigger.
 
     Without it SQLite hands the highest deleted id (an expired sign-up's) to the next row, and
     a link minted for the deleted row would act on the new one. The new table is made from the
     stored CREATE statement, so columns added by earlier migrations survive. `Database.migrate`
     turns foreign keys off, so dropping the old table does not cascade into child rows.
+    PostgreSQL's identity columns never hand out an id twice: nothing to rebuild there.
     """
+    if db.dialect.postgres:
+        return
     table_sql = db.execute(
         "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'subscribers'"
     ).fetchone()[0]
@@ -178,7 +207,7 @@ def _subscriber_ids_never_reused(db: sqlite_utils.Database) -> None:
         db.execute(sql)
 
 
-def _subscriber_link_nonces(db: sqlite_utils.Database) -> None:
+def _subscriber_link_nonces(db: Migrator) -> None:
     """Every link names its subscriber's nonce, so it dies with the row it was minted for.
 
     Rows that exist now get a nonce and `legacy_links = 1`: links already sent (which carry no
@@ -186,17 +215,23 @@ def _subscriber_link_nonces(db: sqlite_utils.Database) -> None:
     """
     db.execute("ALTER TABLE subscribers ADD COLUMN nonce TEXT NOT NULL DEFAULT ''")
     db.execute("ALTER TABLE subscribers ADD COLUMN legacy_links INTEGER NOT NULL DEFAULT 0")
-    db.execute("UPDATE subscribers SET nonce = lower(hex(randomblob(8))), legacy_links = 1")
+    db.execute(f"UPDATE subscribers SET nonce = {db.dialect.random_hex(8)}, legacy_links = 1")
 
 
-def _m4_paper_search(db: sqlite_utils.Database) -> None:
+def _m4_paper_search(db: Migrator) -> None:
     """Full-text search over titles, abstracts and authors, kept in step by triggers.
 
     The index holds no copy of the text (`content=papers`): the triggers write the same
     statement's old and new values, so it changes in the transaction that changes a paper.
     Existing databases are indexed by the `rebuild` at the end. Every statement may run twice
     (IF NOT EXISTS, a rebuild), so a file that met this step under another number is fine.
+    PostgreSQL indexes the same text as a tsvector (GIN), which needs no triggers.
     """
+    if db.dialect.postgres:
+        db.execute(
+            f"CREATE INDEX IF NOT EXISTS idx_papers_search ON papers USING GIN ({pg_document()})"
+        )
+        return
     db.execute("""
         CREATE VIRTUAL TABLE IF NOT EXISTS papers_fts USING fts5(
             title, abstract, authors, content='papers', content_rowid='rowid',
@@ -226,14 +261,14 @@ def _m4_paper_search(db: sqlite_utils.Database) -> None:
 # `_m4_paper_search` reads nothing the steps before it add: it may follow any of them.
 
 
-def _m5_trending_mix(db: sqlite_utils.Database) -> None:
+def _m5_trending_mix(db: Migrator) -> None:
     """A reader's own blend of trending and relevance ('' follows the operator's setting).
 
     Plain portable DDL: the PostgreSQL backend runs the same statement."""
     db.execute("ALTER TABLE subscribers ADD COLUMN trending_mix TEXT NOT NULL DEFAULT ''")
 
 
-def _m6_upvote_history(db: sqlite_utils.Database) -> None:
+def _m6_upvote_history(db: Migrator) -> None:
     """One Hugging Face upvote count per paper per day it was seen, so a paper that gains
     traction after its first day is noticed (ranking/traction.py). Plain SQL that PostgreSQL
     runs as written; IF NOT EXISTS, so the step may run under another number."""
@@ -247,6 +282,28 @@ def _m6_upvote_history(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX IF NOT EXISTS idx_upvote_history_day ON upvote_history (day)")
 
 
+def _m7_send_claims(db: Migrator) -> None:
+    """The day's work shared by send workers (store/claims.py): one row per subscriber per
+    digest date, taken by one worker for a lease, then done; and the workers' heartbeats.
+    Plain DDL: it reads nothing the steps before it add (5 and 6 may come between)."""
+    db.execute("""
+        CREATE TABLE IF NOT EXISTS send_queue (
+            digest_date TEXT NOT NULL,
+            subscriber_id INTEGER NOT NULL REFERENCES subscribers(id) ON DELETE CASCADE,
+            state TEXT NOT NULL DEFAULT 'queued',
+            worker TEXT, lease_until REAL, takes INTEGER NOT NULL DEFAULT 0,
+            queued_at TEXT, claimed_at TEXT, done_at TEXT,
+            PRIMARY KEY (digest_date, subscriber_id)
+        )""")
+    db.execute("CREATE INDEX IF NOT EXISTS idx_send_queue_state ON send_queue (digest_date, state)")
+    db.execute("""
+        CREATE TABLE IF NOT EXISTS send_workers (
+            worker TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT NULL,
+            digest_date TEXT, started_at TEXT NOT NULL, heartbeat_at REAL NOT NULL,
+            finished_at TEXT, sent INTEGER NOT NULL DEFAULT 0
+        )""")
+
+
 MIGRATIONS: list[Migration] = [
     _m1_initial,
     _m2_signup_requests,
@@ -254,4 +311,5 @@ MIGRATIONS: list[Migration] = [
     _m4_paper_search,
     _m5_trending_mix,
     _m6_upvote_history,
+    _m7_send_claims,
 ]

@@ -90,29 +90,23 @@ class Sends:
 
         A row left `claimed` by a crashed run, or marked `retry`/`skipped`, is claimed again
         (keeping its Message-ID, so a receiving system can drop a duplicate).
+        One statement, atomic on both backends: no write lock is taken, so workers sharing a
+        PostgreSQL store claim their messages side by side.
         """
         day, at = digest_date.isoformat(), now.isoformat()
-        with self._database.transaction():
-            row = self._conn.execute(
-                "SELECT id, status FROM sends WHERE subscriber_id = ? AND digest_date = ?",
-                [subscriber_id, day],
-            ).fetchone()
-            if row is None:
-                self._conn.execute(
-                    "INSERT INTO sends (subscriber_id, digest_date, status, attempts, message_id,"
-                    " claimed_at, updated_at) VALUES (?,?,?,?,?,?,?)",
-                    [subscriber_id, day, str(SendStatus.CLAIMED), 0, message_id, at, at],
-                )
-                return True
-            send_id, status = row
-            if status in (SendStatus.SENT, SendStatus.FAILED):
-                return False
-            self._conn.execute(
-                "UPDATE sends SET status = ?, claimed_at = ?, updated_at = ?,"
-                " message_id = COALESCE(message_id, ?) WHERE id = ?",
-                [str(SendStatus.CLAIMED), at, at, message_id, send_id],
-            )
-            return True
+        rows = self._conn.execute(
+            "INSERT INTO sends (subscriber_id, digest_date, status, attempts, message_id,"
+            " claimed_at, updated_at) VALUES (?,?,?,?,?,?,?)"
+            " ON CONFLICT (subscriber_id, digest_date) DO UPDATE SET status = excluded.status,"
+            " claimed_at = excluded.claimed_at, updated_at = excluded.updated_at,"
+            " message_id = COALESCE(sends.message_id, excluded.message_id)"
+            " WHERE sends.status NOT IN (?, ?) RETURNING id",
+            [
+                *(subscriber_id, day, str(SendStatus.CLAIMED), 0, message_id, at, at),
+                *(str(SendStatus.SENT), str(SendStatus.FAILED)),
+            ],
+        ).fetchall()  # read to the end: SQLite ends the statement (and its write) there
+        return bool(rows)
 
     def claim_many(self, claims: Sequence[tuple[int, date, str]], now: datetime) -> list[bool]:
         """`claim` for several (subscriber, date, Message-ID) in one transaction: one commit
@@ -138,8 +132,9 @@ class Sends:
         attempts: int,
         now: datetime,
     ) -> None:
-        """The server accepted the message: record what was sent; the failure streak ends."""
-        with self._database.transaction():
+        """The server accepted the message: record what was sent; the failure streak ends.
+        Two updates by key: their row locks suffice (no global write lock on PostgreSQL)."""
+        with self._database.transaction(exclusive=False):
             self._update(
                 subscriber_id,
                 digest_date,

@@ -115,13 +115,13 @@ class Subscribers:
             cur = self._conn.execute(
                 "INSERT INTO subscribers (email, name, status, timezone, delivery_hour,"
                 " digest_size, created_at, confirmed_at, updated_at, nonce)"
-                " VALUES (?,?,?,?,?,?,?,?,?,?)",
+                " VALUES (?,?,?,?,?,?,?,?,?,?) RETURNING id",
                 [
                     *(email, name, str(status), timezone, delivery_hour, digest_size),
                     *(at, confirmed, at, secrets.token_hex(8)),
                 ],
             )
-            sub = self.get(int(cur.lastrowid or 0))
+            sub = self.get(int(cur.fetchall()[0][0]))
         assert sub is not None
         return sub, True
 
@@ -130,7 +130,7 @@ class Subscribers:
         return found[0] if found else None
 
     def get_by_email(self, email: str) -> Subscriber | None:
-        found = self._select("WHERE email = ? COLLATE NOCASE", [email])
+        found = self._select(f"WHERE {self._database.dialect.nocase_equals('email')}", [email])
         return found[0] if found else None
 
     def list(self, status: SubscriberStatus | None = None) -> builtins.list[Subscriber]:
@@ -152,7 +152,10 @@ class Subscribers:
             raise ValueError(f"cannot update subscriber column(s): {sorted(bad)}")
         values = {k: _column(v) for k, v in changes.items()}
         values["updated_at"] = now.isoformat()
-        self._database.db.table("subscribers").update(subscriber_id, values)
+        sets = ", ".join(f"{k} = ?" for k in values)
+        self._conn.execute(
+            f"UPDATE subscribers SET {sets} WHERE id = ?", [*values.values(), subscriber_id]
+        )
 
     def set_status(self, subscriber_id: int, status: SubscriberStatus, now: datetime) -> None:
         """Change the status; becoming active confirms (once), ends a failure streak and
@@ -228,9 +231,9 @@ class Subscribers:
         if interests is not None:
             wanted = json.dumps([[str(i.kind), i.value, i.weight] for i in interests])
         with self._database.transaction():
-            cur = self._conn.execute(
+            request_id = self._conn.execute(
                 "INSERT INTO signup_requests (subscriber_id, created_at, name, timezone,"
-                " delivery_hour, digest_size, interests) VALUES (?,?,?,?,?,?,?)",
+                " delivery_hour, digest_size, interests) VALUES (?,?,?,?,?,?,?) RETURNING id",
                 [
                     subscriber_id,
                     now.isoformat(),
@@ -240,14 +243,14 @@ class Subscribers:
                     digest_size,
                     wanted,
                 ],
-            )
+            ).fetchall()[0][0]
             self._conn.execute(
                 "DELETE FROM signup_requests WHERE subscriber_id = ? AND id NOT IN"
                 " (SELECT id FROM signup_requests WHERE subscriber_id = ? ORDER BY id DESC"
                 " LIMIT ?)",
                 [subscriber_id, subscriber_id, MAX_REQUESTS],
             )
-            request = self.signup_request(int(cur.lastrowid or 0))
+            request = self.signup_request(int(request_id))
         assert request is not None
         return request
 

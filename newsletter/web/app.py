@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sqlite3
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
@@ -43,6 +42,7 @@ from newsletter.errors import InvalidAddressError, NewsletterError
 from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.preferences import Preferences, normalize_address, timezone_choices
 from newsletter.store import is_busy
+from newsletter.store.errors import UNAVAILABLE_ERRORS
 from newsletter.subscriptions import Confirmation
 from newsletter.tokens import TokenData, TokenError
 from newsletter.web.core import CsrfError, WebContext
@@ -96,7 +96,7 @@ def create_app(
         exception_handlers={
             TokenError: errors.token_error,
             CsrfError: errors.csrf_error,
-            sqlite3.OperationalError: errors.database_error,
+            **dict.fromkeys(UNAVAILABLE_ERRORS, errors.database_error),
             HTTPException: errors.http_error,
             Exception: errors.server_error,
         },

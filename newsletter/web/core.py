@@ -35,6 +35,7 @@ from newsletter.models import Subscriber, SubscriberStatus
 from newsletter.pipeline import Context
 from newsletter.render.renderer import Renderer
 from newsletter.store import Database, is_busy
+from newsletter.store.dialect import is_postgres_url
 from newsletter.store.limits import Limit
 from newsletter.subscriptions import Subscriptions
 from newsletter.tokens import DAY, TokenData, TokenError, read_token
@@ -59,11 +60,15 @@ def utcnow() -> datetime:
 
 
 class ThreadStores:
-    """One SQLite connection per worker thread (WAL lets them read and write side by side)."""
+    """One database connection per worker thread (on SQLite, WAL lets them read and write side
+    by side; on PostgreSQL, they come from the process's pool)."""
 
-    def __init__(self, path: Path, busy_timeout: float = BUSY_TIMEOUT) -> None:
+    def __init__(
+        self, path: Path | str, busy_timeout: float = BUSY_TIMEOUT, password: str = ""
+    ) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
+        self.password = password
         self._local = threading.local()
         self._all: list[Database] = []
         self._lock = threading.Lock()
@@ -72,7 +77,7 @@ class ThreadStores:
     def get(self) -> Database:
         store = getattr(self._local, "store", None)
         if store is None:
-            store = Database(self.path, busy_timeout=self.busy_timeout)
+            store = Database(self.path, busy_timeout=self.busy_timeout, password=self.password)
             self._local.store = store
             with self._lock:
                 self._all.append(store)
@@ -100,8 +105,15 @@ class WebContext:
         self.secret = cfg.require_secret_key()
         self.clock = now or utcnow
         self.https = cfg.site.base_url.startswith("https://")
-        path = Path(store_path) if store_path else cfg.database_path
-        self.stores = ThreadStores(path)
+        target = store_path or cfg.database
+        self.stores = ThreadStores(target, password=cfg.database_password)
+        # Unsubscribes wait here while SQLite is locked (next to the file; on PostgreSQL, in
+        # the data folder).
+        path = (
+            Path(target)
+            if isinstance(target, Path) or not is_postgres_url(target)
+            else (cfg.path(cfg.storage.data_dir) / "newsletter")
+        )
         self._mailer = mailer
         self._mail_lock = threading.Lock()
         self._renderer: Renderer | None = None

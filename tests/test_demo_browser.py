@@ -95,7 +95,7 @@ def test_a_sent_demo_digest_in_the_browser_shows_its_picks(
     view = next(
         a.get("href")
         for a in lxml.html.document_fromstring(html).iter("a")
-        if a.text_content().strip() == "View in browser"
+        if " ".join(a.text_content().split()) == "View in browser"
     )
     assert view.startswith(f"{base}/preview/")  # the e-mail links point at the site just started
     page = browser.new_page(viewport={"width": 1280, "height": 900})

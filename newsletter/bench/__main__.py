@@ -9,11 +9,13 @@ SECTIONS = ("fetch", "rank", "render", "send", "latex", "site", "workers")
 
 
 def main(argv: list[str]) -> int:
-    """Sections by name; options after `send` (e.g. `send --subscribers 100000`) go to it."""
+    """Sections by name; the options after `send` (e.g. `send --subscribers 100000`), up to the
+    next section's name, go to it."""
     options: list[str] = []
     if "send" in argv:
         at = argv.index("send")
-        argv, options = argv[: at + 1], argv[at + 1 :]
+        end = next((i for i in range(at + 1, len(argv)) if argv[i] in SECTIONS), len(argv))
+        argv, options = argv[: at + 1] + argv[end:], argv[at + 1 : end]
     wanted = argv or list(SECTIONS)
     for name in wanted:
         if name not in SECTIONS:

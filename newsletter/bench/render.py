@@ -93,4 +93,7 @@ def run(count: int = 400, baseline_count: int = 60) -> None:
     )
     print(f"premailer per e-mail (baseline) : {slow:8.1f} e-mails/s")
     print(f"inlined once per template (ours): {fast:8.1f} e-mails/s")
-    print(f"ratio: {fast / slow:.1f}x the per-e-mail premailer baseline (target >= 10x)")
+    print(
+        f"ratio: {fast / slow:.1f}x the per-e-mail premailer baseline, which inlines the same "
+        f"small stylesheet; {1000 / fast:.2f} ms per digest"
+    )

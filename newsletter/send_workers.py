@@ -19,6 +19,7 @@ import logging
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,9 @@ if TYPE_CHECKING:
     from newsletter.config import Config
     from newsletter.delivery import DeliveryReport
     from newsletter.pipeline import Context
+    from newsletter.store import Database
 
+    Progress = Callable[[DeliveryReport], None]
     SendBatch = Callable[
         [Context, date, list[Target], SendSummary, SendOptions, Builders], DeliveryReport | None
     ]
@@ -88,8 +91,9 @@ def send_shared(
     claims.enqueue(day, due, ctx.clock())
     run_id = store.runs.start("send", ctx.clock())
     try:
-        with message_builders(ctx, day, len(due)) as builders:
-            _take_and_send(ctx, day, opts, summary, worker, builders, send_batch)
+        # Leases are renewed from the sending threads, on a connection of their own.
+        with message_builders(ctx, day, len(due)) as builders, _side(ctx.cfg) as side:
+            _take_and_send(ctx, day, opts, summary, (worker, side), builders, send_batch)
     except BaseException as exc:
         store.runs.finish(run_id, "aborted", f"stopped: {exc}", ctx.clock())
         claims.finished(worker, ctx.clock(), summary.sent)
@@ -104,12 +108,13 @@ def _take_and_send(
     day: date,
     opts: SendOptions,
     summary: SendSummary,
-    worker: str,
+    me: tuple[str, Database],
     builders: Builders,
     send: SendBatch,
 ) -> None:
     """Take a batch under a lease, send it, mark it done; until the day's queue is empty."""
     claims, storage = ctx.store.claims, ctx.cfg.storage
+    worker, side = me
     while not (opts.stop and opts.stop.is_set()):
         now = time.time()
         claims.heartbeat(worker, day, now, ctx.clock(), summary.sent)
@@ -122,10 +127,37 @@ def _take_and_send(
                 break  # every row of the day is done
             ctx.sleep(min(POLL_SECONDS, max(expiry - time.time(), 0.05)))
             continue
-        report = send(ctx, day, _batch_targets(ctx, day, ids), summary, opts, builders)
+        renewing = _renewing(side, worker, storage.send_lease_seconds, opts.progress)
+        held = replace(opts, progress=renewing)
+        report = send(ctx, day, _batch_targets(ctx, day, ids), summary, held, builders)
         if report is not None and report.aborted:
             break  # the server is unreachable: the lease hands the rest on
         claims.done(day, worker, ids, ctx.clock())
+
+
+def _side(cfg: Config) -> Database:
+    """A second connection to the store, for renewing leases while the batch is on the wire."""
+    from newsletter.store import Database
+
+    return Database(cfg.database, password=cfg.database_password)
+
+
+def _renewing(side: Database, worker: str, lease: float, progress: Progress | None) -> Progress:
+    """`progress`, which also extends this worker's leases once a third of a lease has gone by
+    since they were last set: a batch that takes longer than one lease (a slow or rate-limited
+    relay) stays this worker's, so no other worker takes it and sends it a second time. The
+    dispatcher calls it under its own lock, so `side` is used by one thread at a time."""
+    last = [time.time()]
+
+    def renew(report: DeliveryReport) -> None:
+        now = time.time()
+        if now - last[0] >= lease / 3:
+            last[0] = now
+            side.claims.renew(worker, lease, now)
+        if progress is not None:
+            progress(report)
+
+    return renew
 
 
 def _worker(cfg: Config, day: date) -> SendSummary:

@@ -122,3 +122,32 @@ def test_workers_option_shares_the_day_on_one_machine(tmp_path: Path, pg_url: st
     with Database(cfg.database) as store:
         senders = [w for w in store.claims.workers() if w.sent]
     assert len(senders) >= 2  # the work was shared, not done by one
+
+
+def test_a_batch_slower_than_its_lease_stays_with_its_worker(tmp_path: Path, pg_url: str) -> None:
+    """A slow relay makes one batch outlast its lease (14 s against 10 s): the worker sending it
+    renews the lease, so a second worker waits instead of taking the batch and mailing it again."""
+    readers = {f"slow{i:02d}@example.org": (f"Slow {i}", ["quantization"]) for i in range(12)}
+    sink = SlowSink()
+    sink.delay = 1.2
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port, decode_data=False)
+    controller.start()
+    try:
+        config = write_config(tmp_path, port, "connections = 1\n", database=pg_url)
+        text = config.read_text(encoding="utf-8")
+        shared = "[storage]\nsend_batch = 20\nsend_lease_seconds = 10\n"
+        config.write_text(text.replace("[storage]\n", shared, 1), encoding="utf-8")
+        seed(config, readers)
+        first = _start(config)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and _held_by(config, first.pid) == 0:
+            time.sleep(0.05)
+        assert _held_by(config, first.pid) == 12, "the first worker never took the batch"
+        second = _start(config)
+        outputs = [w.communicate(timeout=120)[0] for w in (first, second)]
+        assert [w.returncode for w in (first, second)] == [0, 0], outputs
+    finally:
+        controller.stop()
+    assert len(sink.received) == len(readers)  # nothing sent twice
+    assert sorted(_by_reader(sink)) == sorted(readers)

@@ -25,7 +25,7 @@ from tests.interest_support import (
     unwrap,
     write_config,
 )
-from tests.test_web import Site
+from tests.test_web import Site, open_site
 from tests.web_support import csrf_tokens
 
 DAY = date(2026, 11, 24)
@@ -165,10 +165,8 @@ def test_a_followed_authors_paper_arrives_with_the_reason(
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    s = Site(tmp_path)
-    yield s
-    s.client.close()
-    s.db.close()
+    with open_site(tmp_path) as s:
+        yield s
 
 
 def test_the_subscribe_form_takes_authors_one_a_line(site: Site) -> None:

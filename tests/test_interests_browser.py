@@ -4,23 +4,20 @@ and the result read back from the SQLite file."""
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from newsletter import links
 from newsletter.bench.fetch import serve
 from newsletter.config import Config
 from newsletter.models import InterestKind, SubscriberStatus
 from newsletter.store import Database
-from newsletter.web.app import create_app
 from tests.conftest import FIXTURES, fixture_bytes, free_port, make_config
 from tests.interest_support import DAY_PAPERS, NOW
+from tests.web_support import app_in_thread
 
 
 @pytest.fixture
@@ -33,19 +30,11 @@ def live(tmp_path: Path) -> Iterator[tuple[str, Config, Database]]:
             f'[sources]\narxiv_api_url = "{api}/api/query"\narxiv_api_delay_seconds = 0\n'
             '[delivery]\nmethod = "maildir:outbox"\n',
         )
-        server = uvicorn.Server(
-            uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port, log_level="warning")
-        )
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        while not server.started and thread.is_alive():
-            time.sleep(0.02)
         db = Database(cfg.database_path)
         try:
-            yield f"http://127.0.0.1:{port}", cfg, db
+            with app_in_thread(cfg, port) as base:
+                yield base, cfg, db
         finally:
-            server.should_exit = True
-            thread.join(timeout=10)
             db.close()
 
 

@@ -19,7 +19,7 @@ from newsletter.sources.library import MAX_LIBRARY_BYTES, parse_library
 from newsletter.store import Database
 from tests.conftest import FIXTURES, fixture_bytes
 from tests.interest_support import DAY_PAPERS, NOW, invoke, store_of, write_config
-from tests.test_web import Site
+from tests.test_web import Site, open_site
 from tests.web_support import csrf_tokens
 
 LIBRARY = FIXTURES / "library"
@@ -133,13 +133,10 @@ def test_a_bad_file_through_the_cli_imports_nothing(config: Path, tmp_path: Path
 
 @pytest.fixture
 def site(tmp_path: Path, api: str) -> Iterator[Site]:
-    s = Site(
-        tmp_path, f'[sources]\narxiv_api_url = "{api}/api/query"\narxiv_api_delay_seconds = 0\n'
-    )
-    s.db.papers.upsert(DAY_PAPERS, NOW)
-    yield s
-    s.client.close()
-    s.db.close()
+    sources = f'[sources]\narxiv_api_url = "{api}/api/query"\narxiv_api_delay_seconds = 0\n'
+    with open_site(tmp_path, sources) as s:
+        s.db.papers.upsert(DAY_PAPERS, NOW)
+        yield s
 
 
 def upload(site: Site, path: str, name: str, data: bytes, token: str | None) -> httpx.Response:

@@ -22,15 +22,13 @@ from newsletter.sources.arxiv_rss import parse_feed
 from newsletter.sources.huggingface import parse_daily
 from newsletter.store import Database
 from tests.conftest import SECRET, make_config
-from tests.test_web import Site, csrf_tokens
+from tests.test_web import Site, csrf_tokens, open_site
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
-    s = Site(tmp_path)
-    yield s
-    s.client.close()
-    s.db.close()
+    with open_site(tmp_path) as s:
+        yield s
 
 
 def stored_mix(db_path: Path, sid: int) -> str:

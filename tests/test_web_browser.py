@@ -4,7 +4,6 @@ confirmation e-mails going over real SMTP to aiosmtpd and the database read back
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,15 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from newsletter import links
 from newsletter.config import Config, parse_config
 from newsletter.models import InterestKind, Subscriber, SubscriberStatus
 from newsletter.store import Database
-from newsletter.web.app import create_app
 from tests.conftest import SECRET, SMTPSink, free_port
-from tests.web_support import link_in, tamper
+from tests.web_support import app_in_thread, link_in, tamper
 
 PHONE = {"width": 375, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
@@ -82,21 +79,13 @@ timeout_seconds = 10
 def live(tmp_path: Path, smtp_server: SMTPSink) -> Iterator[LiveSite]:
     port = free_port()
     cfg = live_config(tmp_path, port, smtp_server)
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started and thread.is_alive():
-        time.sleep(0.02)
     db = Database(cfg.database_path)
     shots = tmp_path / "screenshots"
     shots.mkdir()
     try:
-        yield LiveSite(f"http://127.0.0.1:{port}", cfg, db, smtp_server, shots)
+        with app_in_thread(cfg, port) as base:
+            yield LiveSite(base, cfg, db, smtp_server, shots)
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
         db.close()
 
 

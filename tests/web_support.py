@@ -8,6 +8,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -17,8 +18,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+import uvicorn
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
+from newsletter.config import Config
+from newsletter.web.app import create_app
 from tests.conftest import SECRET
 
 with warnings.catch_warnings():  # starlette's notice about its httpx-based client
@@ -120,3 +124,20 @@ def running_serve(config: Path, port: int, env: dict[str, str]) -> Iterator[str]
             proc.wait(timeout=15)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+@contextlib.contextmanager
+def app_in_thread(cfg: Config, port: int) -> Iterator[str]:
+    """The web app on a real uvicorn at 127.0.0.1:`port`, in a thread; yields its base URL."""
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)

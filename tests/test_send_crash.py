@@ -12,6 +12,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,21 @@ class SlowSink:
             return len(self.received)
 
 
+@contextmanager
+def slow_sink(delay: float = 0.12) -> Iterator[tuple[SlowSink, int]]:
+    """A real aiosmtpd on 127.0.0.1 answering each message after `delay` s; yields it and its
+    port."""
+    sink = SlowSink()
+    sink.delay = delay
+    port = free_port()
+    controller = Controller(sink, hostname="127.0.0.1", port=port, decode_data=False)
+    controller.start()
+    try:
+        yield sink, port
+    finally:
+        controller.stop()
+
+
 def run_send(config: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [NEWSLETTER, "--config", str(config), "send", "--date", DAY],
@@ -64,11 +81,7 @@ def run_send(config: Path) -> subprocess.Popen[str]:
 
 
 def test_kill_9_mid_batch_then_rerun_delivers_one_digest_each(tmp_path: Path) -> None:
-    sink = SlowSink()
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port, decode_data=False)
-    controller.start()
-    try:
+    with slow_sink() as (sink, port):
         config = write_config(tmp_path, port, "connections = 2\n")
         seed(config, READERS)
 
@@ -87,8 +100,6 @@ def test_kill_9_mid_batch_then_rerun_delivers_one_digest_each(tmp_path: Path) ->
         second = run_send(config)
         output, _ = second.communicate(timeout=120)
         assert second.returncode == 0, output
-    finally:
-        controller.stop()
 
     by_rcpt: dict[str, set[str]] = {}
     for rcpt, message_id in sink.received:
@@ -126,12 +137,7 @@ def test_kill_9_of_a_building_process_loses_no_digest_and_sends_none_twice(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NEWSLETTER_SECRET_KEY", SECRET)
-    sink = SlowSink()
-    sink.delay = 0.0
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port, decode_data=False)
-    controller.start()
-    try:
+    with slow_sink(0.0) as (sink, port):
         config = write_config(tmp_path, port, "connections = 2\n")
         seed(config, READERS)
         cfg = load_config(str(config))
@@ -146,8 +152,6 @@ def test_kill_9_of_a_building_process_loses_no_digest_and_sends_none_twice(
             again = pipeline.send_daily(ctx, DEMO_DAY)
             assert (again.sent, again.already_sent) == (0, len(READERS))
             rows = store.sends.on(DEMO_DAY)
-    finally:
-        controller.stop()
     by_rcpt: dict[str, list[str]] = {}
     for rcpt, message_id in sink.received:
         by_rcpt.setdefault(rcpt, []).append(message_id)

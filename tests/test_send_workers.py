@@ -12,14 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.controller import Controller
-
 from newsletter.config import load_config
 from newsletter.models import SendStatus
 from newsletter.store import Database
-from tests.conftest import SECRET, free_port
+from tests.conftest import SECRET
 from tests.test_send import DAY, DEMO_DAY, seed, write_config
-from tests.test_send_crash import NEWSLETTER, SlowSink
+from tests.test_send_crash import NEWSLETTER, SlowSink, slow_sink
 
 READERS = {f"reader{i:03d}@example.org": (f"Reader {i}", ["quantization"]) for i in range(300)}
 # Short leases so the test waits seconds, not the default ten minutes, for a dead worker's rows.
@@ -67,15 +65,8 @@ def _held_by(config: Path, pid: int) -> int:
 @contextmanager
 def _sink(tmp_path: Path, pg_url: str, delay: float) -> Iterator[tuple[SlowSink, Path]]:
     """A real aiosmtpd sink answering after `delay` s, and a seeded config sending to it."""
-    sink = SlowSink()
-    sink.delay = delay
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port, decode_data=False)
-    controller.start()
-    try:
+    with slow_sink(delay) as (sink, port):
         yield sink, _config(tmp_path, port, pg_url)
-    finally:
-        controller.stop()
 
 
 def test_kill_9_one_of_three_workers_mid_batch(tmp_path: Path, pg_url: str) -> None:
@@ -128,12 +119,7 @@ def test_a_batch_slower_than_its_lease_stays_with_its_worker(tmp_path: Path, pg_
     """A slow relay makes one batch outlast its lease (14 s against 10 s): the worker sending it
     renews the lease, so a second worker waits instead of taking the batch and mailing it again."""
     readers = {f"slow{i:02d}@example.org": (f"Slow {i}", ["quantization"]) for i in range(12)}
-    sink = SlowSink()
-    sink.delay = 1.2
-    port = free_port()
-    controller = Controller(sink, hostname="127.0.0.1", port=port, decode_data=False)
-    controller.start()
-    try:
+    with slow_sink(1.2) as (sink, port):
         config = write_config(tmp_path, port, "connections = 1\n", database=pg_url)
         text = config.read_text(encoding="utf-8")
         shared = "[storage]\nsend_batch = 20\nsend_lease_seconds = 10\n"
@@ -147,7 +133,5 @@ def test_a_batch_slower_than_its_lease_stays_with_its_worker(tmp_path: Path, pg_
         second = _start(config)
         outputs = [w.communicate(timeout=120)[0] for w in (first, second)]
         assert [w.returncode for w in (first, second)] == [0, 0], outputs
-    finally:
-        controller.stop()
     assert len(sink.received) == len(readers)  # nothing sent twice
     assert sorted(_by_reader(sink)) == sorted(readers)

@@ -123,24 +123,29 @@ def index_authors(papers: Sequence[Paper]) -> AuthorIndex:
     return AuthorIndex(keys, matrix, tuple(names))
 
 
-def follow_matches(index: AuthorIndex, follows: Sequence[Sequence[str]]) -> np.ndarray:
-    """Per row of `follows` (one subscriber's followed names): which papers have one of them."""
-    rows: list[int] = []
-    cols: list[int] = []
-    for r, names in enumerate(follows):
-        for raw in names:
-            name = parse_name(raw)
-            for key in name.accepts if name else ():
-                k = index.keys.get(key)
-                if k is not None:
-                    rows.append(r)
-                    cols.append(k)
+def papers_with_any(
+    keys_per_row: Sequence[Sequence[int]], key_papers: sparse.csr_matrix | sparse.csc_matrix
+) -> np.ndarray:
+    """Rows × papers: True where a paper has one of the row's keys. `key_papers` is the keys ×
+    papers incidence (followed names, categories); one sparse product for all the rows."""
+    rows = [r for r, keys in enumerate(keys_per_row) for _ in keys]
+    cols = [k for keys in keys_per_row for k in keys]
     want = sparse.csr_matrix(
         (np.ones(len(rows), dtype=np.float32), (rows, cols)),
-        shape=(len(follows), len(index.keys)),
+        shape=(len(keys_per_row), key_papers.shape[0]),
     )
-    hits: np.ndarray = (want @ index.matrix).toarray() > 0
+    hits: np.ndarray = (want @ key_papers).toarray() > 0
     return hits
+
+
+def follow_matches(index: AuthorIndex, follows: Sequence[Sequence[str]]) -> np.ndarray:
+    """Per row of `follows` (one subscriber's followed names): which papers have one of them."""
+    keys_per_row = []
+    for names in follows:
+        parsed = [n for n in map(parse_name, names) if n is not None]
+        keys = (index.keys.get(key) for name in parsed for key in name.accepts)
+        keys_per_row.append([k for k in keys if k is not None])
+    return papers_with_any(keys_per_row, index.matrix)
 
 
 def followed_author(index: AuthorIndex, doc: int, follows: Sequence[str]) -> str:

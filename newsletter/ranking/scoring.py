@@ -24,7 +24,7 @@ from scipy import sparse
 
 from newsletter.models import Paper
 from newsletter.ranking.acronyms import Acronyms
-from newsletter.ranking.authors import AuthorIndex, author_boost, index_authors
+from newsletter.ranking.authors import AuthorIndex, author_boost, index_authors, papers_with_any
 from newsletter.ranking.coverage import discount_partial
 from newsletter.ranking.facets import facets
 from newsletter.ranking.feedback import pseudo_feedback
@@ -372,18 +372,9 @@ def _category_term(
     Only the subscribers who named categories (typically a few) get a row in the product.
     """
     has = [i for i, p in enumerate(profiles) if p.categories]
-    rows, cols = [], []
-    for r, i in enumerate(has):
-        for c in profiles[i].categories:
-            j = day.categories.get(c.lower())
-            if j is not None:
-                rows.append(r)
-                cols.append(j)
-    want = sparse.csr_matrix(
-        (np.ones(len(rows), dtype=np.float32), (rows, cols)),
-        shape=(len(has), len(day.categories)),
-    )
-    match = (want @ day.paper_categories.T).toarray() > 0
+    wanted = [(day.categories.get(c.lower()) for c in profiles[i].categories) for i in has]
+    keys_per_row = [[j for j in row if j is not None] for row in wanted]
+    match = papers_with_any(keys_per_row, day.paper_categories.T)
     who = np.array(has, dtype=np.int64)
     if opt.category_mode == "filter":
         allowed[who] &= match

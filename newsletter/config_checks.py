@@ -4,11 +4,11 @@ the fix. `config.parse_config` runs `validate` on every config it builds."""
 from __future__ import annotations
 
 import dataclasses
-import re
 import zoneinfo
 from typing import TYPE_CHECKING
 
 from newsletter.errors import ConfigError
+from newsletter.models import ARXIV_CATEGORY
 
 if TYPE_CHECKING:
     from newsletter.config import (
@@ -19,8 +19,6 @@ if TYPE_CHECKING:
         WebConfig,
     )
 
-_CATEGORY = re.compile(r"^[a-z-]+(\.[A-Za-z-]+)?$")
-
 
 def _validate_sources(s: SourcesConfig) -> None:
     """[sources] checks: URLs, categories, retries, arXiv's 3-second rule."""
@@ -30,7 +28,7 @@ def _validate_sources(s: SourcesConfig) -> None:
     if s.arxiv_rss and not s.arxiv_categories:
         raise ConfigError('sources.arxiv_categories is empty: list some, e.g. ["cs.LG", "cs.CL"]')
     for cat in s.arxiv_categories:
-        if not _CATEGORY.match(cat):
+        if not ARXIV_CATEGORY.fullmatch(cat):
             raise ConfigError(
                 f"sources.arxiv_categories has {cat!r}, which is not an arXiv category "
                 '(e.g. "cs.LG", "stat.ML", "hep-th")'

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
 
+# An arXiv category as written ("cs.LG", "stat.ML", "hep-th"); use it with fullmatch.
+ARXIV_CATEGORY = re.compile(r"[a-z-]+(\.[A-Za-z-]+)?")
 _ARXIV_ID = re.compile(
     r"(?:arxiv:|https?://(?:export\.)?arxiv\.org/(?:abs|pdf)/)?"
     r"(?P<id>\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v(?P<v>\d+))?(?:\.pdf)?$",

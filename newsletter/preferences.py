@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from email_validator import EmailNotValidError, validate_email
 
 from newsletter.errors import InvalidAddressError, NewsletterError
-from newsletter.models import Interest, InterestKind, Subscriber, split_arxiv_id
+from newsletter.models import ARXIV_CATEGORY, Interest, InterestKind, Subscriber, split_arxiv_id
 from newsletter.ranking.authors import parse_name
 
 MAX_KEYWORDS = 30
@@ -36,7 +36,6 @@ TRENDING_MIXES = {
     "trending": "Most trending: what Hugging Face readers upvote and discuss",
 }
 SITE_MIX = "site"  # what the CLI calls the '' mix
-_CATEGORY = re.compile(r"[a-z-]+(\.[A-Za-z-]+)?")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -245,7 +244,7 @@ def _check_categories(
     for cat in prefs.categories:
         if allowed is not None and cat not in allowed:
             errors["categories"] = f"Unknown category {cat[:20]!r}: pick from the list."
-        elif not _CATEGORY.fullmatch(cat):
+        elif not ARXIV_CATEGORY.fullmatch(cat):
             errors["categories"] = f"{cat[:20]!r} is not an arXiv category such as cs.CL."
 
 

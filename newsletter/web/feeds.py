@@ -11,7 +11,6 @@ Every feed carries an ETag and Last-Modified and answers a matching conditional 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
@@ -25,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from newsletter import pipeline
-from newsletter.models import Paper, Subscriber, SubscriberStatus
+from newsletter.models import ARXIV_CATEGORY, Paper, Subscriber, SubscriberStatus
 from newsletter.render.views import one_line, readable, shorten
 from newsletter.tokens import make_token
 from newsletter.web import catalog
@@ -34,7 +33,6 @@ from newsletter.web.core import WebContext
 ATOM = "application/atom+xml; charset=utf-8"
 FEED_SIZE = 50
 CATEGORY_DAYS = 7
-_CATEGORY = re.compile(r"[a-z-]+(\.[A-Za-z-]+)?")
 
 
 @dataclass(frozen=True)
@@ -144,7 +142,7 @@ class Feeds:
 
     async def category(self, request: Request) -> Response:
         cat = str(request.path_params["category"])
-        if not _CATEGORY.fullmatch(cat) or len(cat) > 30:
+        if not ARXIV_CATEGORY.fullmatch(cat) or len(cat) > 30:
             raise HTTPException(404)
         db = self.web.store
         latest = db.papers.latest_day()

@@ -79,8 +79,9 @@ def preview(
 ) -> None:
     """Render digests exactly as they would be sent, without sending or recording anything.
 
-    Writes <address>.html, .txt and the complete .eml for EMAIL or --all, or with --serve
-    shows an index of them at http://127.0.0.1:PORT/ (rendered afresh on each reload).
+    Writes NAME.html, .txt and the complete .eml for EMAIL or --all (NAME is the address made a
+    file name: kv@example.org -> kv-example-org), or with --serve shows an index of them at
+    http://127.0.0.1:PORT/ (rendered afresh on each reload).
     """
     if email and everyone:
         raise click.UsageError("give an EMAIL or --all, not both")

@@ -48,6 +48,14 @@ class Column:
         return key, self.scores[key].ndcg10
 
 
+def check_names(rankers: Sequence[str], baselines: Sequence[str]) -> None:
+    """Refuse a ranker or baseline name that does not exist, naming the ones that do."""
+    for kind, wanted, known in (("ranker", rankers, RANKERS), ("baseline", baselines, BASELINES)):
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise EvalError(f"unknown {kind} {unknown[0]!r}: choose from {', '.join(known)}")
+
+
 def score_profiles(
     run: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], keys: Sequence[str]
 ) -> dict[str, Scores]:
@@ -172,10 +180,7 @@ def compare(
     """The full comparison report (see the module docstring). `baselines=[]` leaves them out."""
     names = list(rankers) if rankers else [n for n in RANKERS if n != "default"] + ["default"]
     outside = list(BASELINES) if baselines is None else list(baselines)
-    for kind, wanted, known in (("ranker", names, RANKERS), ("baseline", outside, BASELINES)):
-        unknown = [n for n in wanted if n not in known]
-        if unknown:
-            raise EvalError(f"unknown {kind} {unknown[0]!r}: choose from {', '.join(known)}")
+    check_names(names, outside)
     judged = judged_profiles(profiles, qrels)
     liked = [p for p in judged if p.liked]
     notes = [

@@ -18,6 +18,7 @@ from dataclasses import replace
 
 from newsletter.models import Paper
 from newsletter.ranking.baselines import BASELINES
+from newsletter.ranking.comparison import check_names
 from newsletter.ranking.evaluate import EvalError, ranked_ids, without_likes
 from newsletter.ranking.profile import Profile
 from newsletter.ranking.rank import RANKERS, ranker_options
@@ -35,10 +36,7 @@ def pooled_runs(
     """Every pooled ranker's top `depth` per profile: ranker name -> profile -> ids."""
     names = list(RANKERS) if rankers is None else list(rankers)
     outside = list(BASELINES) if baselines is None else list(baselines)
-    for kind, wanted, known in (("ranker", names, RANKERS), ("baseline", outside, BASELINES)):
-        unknown = [n for n in wanted if n not in known]
-        if unknown:
-            raise EvalError(f"unknown {kind} {unknown[0]!r}: choose from {', '.join(known)}")
+    check_names(names, outside)
     if not profiles:
         raise EvalError("no profiles to pool")
     sized = [replace(p, size=depth) for p in profiles]

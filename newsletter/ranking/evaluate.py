@@ -229,11 +229,22 @@ def mean(scores: Iterable[Scores]) -> Scores:
     )
 
 
-def format_table(scores: Mapping[str, Scores]) -> str:
+def unjudged_at(ranked: Sequence[str], judged: Mapping[str, int], k: int = 10) -> int:
+    """How many of the top `k` were never judged (they score as 0: pool bias, not a miss)."""
+    return sum(1 for d in ranked[:k] if d not in judged)
+
+
+def format_table(scores: Mapping[str, Scores], unjudged: Mapping[str, int] | None = None) -> str:
+    """Scores per profile and their mean; with `unjudged`, an unjudged@10 column too."""
     width = max([len("profile"), *(len(p) for p in scores)])
-    lines = [f"{'profile':<{width}}  nDCG@10   P@10   R@20"]
+    extra = "  unjudged@10" if unjudged is not None else ""
+    lines = [f"{'profile':<{width}}  nDCG@10   P@10   R@20{extra}"]
     for p, s in scores.items():
-        lines.append(f"{p:<{width}}  {s.ndcg10:7.4f} {s.p10:6.3f} {s.r20:6.3f}")
+        cell = f"  {unjudged.get(p, 0):11d}" if unjudged is not None else ""
+        lines.append(f"{p:<{width}}  {s.ndcg10:7.4f} {s.p10:6.3f} {s.r20:6.3f}{cell}")
     m = mean(scores.values())
-    lines.append(f"{'MEAN':<{width}}  {m.ndcg10:7.4f} {m.p10:6.3f} {m.r20:6.3f}")
+    cell = ""
+    if unjudged is not None:
+        cell = f"  {sum(unjudged.get(p, 0) for p in scores) / max(len(scores), 1):11.2f}"
+    lines.append(f"{'MEAN':<{width}}  {m.ndcg10:7.4f} {m.p10:6.3f} {m.r20:6.3f}{cell}")
     return "\n".join(lines)

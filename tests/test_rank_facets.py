@@ -143,11 +143,14 @@ def test_acronyms_are_learnt_from_a_corpus_line_and_checked_against_their_initia
 
 def _ndcg_with_and_without_likes() -> tuple[dict[str, float], dict[str, float]]:
     """Every dev profile with its first three grade-2 papers liked, and without them (those
-    three papers left out of both runs and of the judgments)."""
+    three papers left out of both runs and of the judgments). A profile with only three
+    grade-2 papers (`img-compress`) is left out: once they are liked nothing fully relevant is
+    left for the likes to find, and its score only tells grade-1 from grade-0 papers."""
     corpus = load_corpus(EVAL / "corpus.jsonl")
     qrels = load_qrels(EVAL / "dev_qrels.json")
-    base = load_profiles(EVAL / "dev_profiles.jsonl", 13)
-    likes = {p.key: sorted(d for d, g in qrels[str(p.key)].items() if g == 2)[:3] for p in base}
+    top = {k: sorted(d for d, g in judged.items() if g == 2) for k, judged in qrels.items()}
+    base = [p for p in load_profiles(EVAL / "dev_profiles.jsonl", 13) if len(top[str(p.key)]) > 3]
+    likes = {p.key: top[str(p.key)][:3] for p in base}
     liked = [replace(p, liked=tuple(likes[p.key])) for p in base]
     out = []
     for profiles in (base, liked):
@@ -167,6 +170,54 @@ def test_three_likes_lift_the_dev_profiles_and_drag_none_below_their_no_likes_sc
     assert mean > 0, (without, with_likes)
     dragged = {p: (without[p], s) for p, s in with_likes.items() if s < without[p] - 0.005}
     assert not dragged
+
+
+def test_likes_lift_the_on_topic_paper_closest_to_them_and_not_an_off_topic_look_alike():
+    """Of two papers on "speculative decoding", the one that reads like the liked papers
+    (draft trees, verification) moves above the one that matches the words more strongly;
+    a paper that shares the likes' words but not the interest stays below both."""
+    liked = [
+        paper(
+            20 + i,
+            f"Draft Trees for Speculative Decoding, variant {i}",
+            "A small draft model proposes token trees that the target model verifies in one "
+            "pass; tree attention and acceptance rates decide the speed-up of decoding.",
+        )
+        for i in range(3)
+    ]
+    near = paper(
+        30,
+        "Verified Draft Trees for Faster Generation",
+        "A draft model proposes token trees for speculative decoding; the target model "
+        "verifies them with tree attention, raising acceptance rates.",
+    )
+    far = paper(
+        31,
+        "Speculative Decoding for Speech Recognition",
+        "Speculative decoding for speech recognition: a small acoustic model proposes "
+        "transcripts that a larger recogniser checks on noisy audio benchmarks.",
+    )
+    look_alikes = [
+        paper(
+            32 + i,
+            f"Draft Trees and Tree Attention for Token Verification {i}",
+            "Token trees, tree attention and acceptance rates of a draft model verified by a "
+            "target model, for retrieval over token trees.",
+        )
+        for i in range(3)
+    ]
+    look_alike = look_alikes[0]
+    background = [corpus_paper(i) for i in range(300, 340)]
+    papers = [*liked, near, far, *look_alikes, *background]
+    plain, liking = load_profiles_from(
+        [("plain", ["speculative decoding"], []), ("likes", ["speculative decoding"], [])]
+    )
+    liking = replace(liking, liked=tuple(p.id for p in liked), size=20)
+    plain = replace(plain, size=20, exclude=frozenset(p.id for p in liked))
+    ids = [[p.paper.id for p in r.picks] for r in rank(papers, [plain, liking])]
+    assert ids[0].index(far.id) < ids[0].index(near.id)  # the words alone favour `far`
+    assert ids[1].index(near.id) < ids[1].index(far.id) < ids[1].index(look_alike.id)
+    assert not {p.id for p in liked} & set(ids[1])  # they know the papers they liked
 
 
 # ---------------------------------------------------------------- reasons over the demo

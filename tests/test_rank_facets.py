@@ -20,6 +20,7 @@ from newsletter.ranking.acronyms import Acronyms
 from newsletter.ranking.evaluate import load_corpus, load_profiles, load_qrels, score_one
 from newsletter.ranking.facets import facets, named_parts
 from newsletter.ranking.rank import RANKERS, rank
+from newsletter.ranking.textindex import Analyzer
 from tests.test_rank import EVAL, NOW, corpus_paper, digest_for, kw, subscriber
 
 
@@ -218,6 +219,33 @@ def test_likes_lift_the_on_topic_paper_closest_to_them_and_not_an_off_topic_look
     assert ids[0].index(far.id) < ids[0].index(near.id)  # the words alone favour `far`
     assert ids[1].index(near.id) < ids[1].index(far.id) < ids[1].index(look_alike.id)
     assert not {p.id for p in liked} & set(ids[1])  # they know the papers they liked
+
+
+def test_an_optimizer_is_not_an_optimization():
+    """Agent nouns keep their own term: an interest in optimizers ranks the paper on
+    optimizer states above papers that optimise memory some other way."""
+    optimizer = paper(
+        40,
+        "Adaptive Optimizers with Compressed States",
+        "Adam keeps two moments per weight; we store the optimizer states in 4 bits and save "
+        "training memory. The optimizer matches full-precision Adam.",
+    )
+    optimizing = [
+        paper(
+            41 + i,
+            f"Optimizing Memory of Long-Context Inference, part {i}",
+            "We optimize the memory of long-context inference: optimized cache eviction and "
+            "an optimization of attention save memory while keeping accuracy.",
+        )
+        for i in range(3)
+    ]
+    papers = [optimizer, *optimizing, *(corpus_paper(i) for i in range(300, 340))]
+    profile = load_profiles_from([("o", ["memory-efficient optimizers"], [])])[0]
+    got = rank(papers, [profile])[0]
+    assert got.picks[0].paper.id == optimizer.id, [p.paper.title for p in got.picks]
+    analyzer = Analyzer()
+    assert analyzer.terms("optimizers") == analyzer.terms("optimizer") == ["optimizer"]
+    assert analyzer.term("optimization") == analyzer.term("optimizing") != "optimizer"
 
 
 # ---------------------------------------------------------------- reasons over the demo

@@ -3,7 +3,7 @@
 Each paper's *affinity* to a subscriber's likes is its mean cosine similarity to the liked
 papers (or its similarity to the closest one, `pool="max"`). The default ("sharpen") scales
 the interest match by the affinity relative to the subscriber's own reference — the
-`reference`-th highest affinity among the day's papers other than the liked ones:
+affinity at the top `reference` share (5 %) of the day's papers other than the liked ones:
 
     relevance × (1 + weight × min(1, affinity / reference) ^ power)
 
@@ -25,10 +25,10 @@ class LikeRule:
     """How liked papers change a subscriber's relevance (the `like_*` knobs of RankOptions)."""
 
     mode: str = "sharpen"  # or "add"
-    weight: float = 0.25
+    weight: float = 0.5
     pool: str = "mean"  # affinity: "mean" similarity to the likes, or "max" (the closest)
     power: float = 1.0  # "sharpen": how steeply the lift falls below the reference
-    reference: int = 3  # "sharpen": the k-th highest affinity of the day counts as full
+    reference: float = 0.05  # "sharpen": the affinity of the day's top 5 % counts as full
     gate: float = 2.0  # "add": power of the interest match that scales the lift
 
 
@@ -40,11 +40,11 @@ def _affinity(sims: np.ndarray, starts: np.ndarray, counts: np.ndarray, pool: st
     return out.astype(np.float32, copy=False)
 
 
-def _reference(like: np.ndarray, rows: np.ndarray, group: np.ndarray, k: int) -> np.ndarray:
-    """Each subscriber's k-th highest affinity among the papers that are not their likes
+def _reference(like: np.ndarray, rows: np.ndarray, group: np.ndarray, share: float) -> np.ndarray:
+    """Each subscriber's affinity at the top `share` of the papers that are not their likes
     (`rows` below the number of papers are liked papers of the day, `group` their owner)."""
     d = like.shape[1]
-    k = max(1, min(k, d))
+    k = max(1, min(round(share * d), d))
     masked = like.copy()
     inside = rows < d
     masked[group[inside], rows[inside]] = 0

@@ -106,7 +106,7 @@ class IndexSettings:
     stem: bool = True
     title_weight: float = 2.0
     fields: bool = True  # False: plain BM25 over title + abstract as one text
-    k1: float = 1.6
+    k1: float = 1.2  # term-frequency saturation (1.6 until issue 14's check set chose 1.2)
     b: float = 0.75
     bigram_weight: float = 0.5  # a query bigram counts this much relative to a word
     idf_power: float = 0.0  # query terms weigh idf**idf_power more: rare words lead

@@ -22,7 +22,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class LikeRule:
-    """How liked papers change a subscriber's relevance (the `like_*` knobs of RankOptions)."""
+    """How liked papers change a subscriber's relevance (the `likes` field of RankOptions)."""
 
     mode: str = "sharpen"  # or "add"
     weight: float = 0.5

@@ -84,13 +84,13 @@ def _column(
 
 def summary_table(columns: Sequence[Column]) -> str:
     width = max([len("ranker"), *(len(c.label) for c in columns)])
-    lines = [f"{'ranker':<{width}}  profiles  nDCG@10   P@10   R@20  worst nDCG@10"]
+    lines = [f"{'ranker':<{width}}  profiles  nDCG@10   P@10   R@20  unj@10  worst nDCG@10"]
     for c in columns:
         m = mean(c.scores.values())
         key, low = c.worst()
         lines.append(
             f"{c.label:<{width}}  {len(c.scores):8d}  {m.ndcg10:7.4f} {m.p10:6.3f} {m.r20:6.3f}"
-            f"  {low:6.4f} {key}"
+            f"  {m.unjudged10:6.3f}  {low:6.4f} {key}"
         )
     return "\n".join(lines)
 
@@ -185,7 +185,8 @@ def compare(
     liked = [p for p in judged if p.liked]
     notes = [
         f"{len(judged)} judged profiles ({len(liked)} with liked papers), {len(corpus)} papers;"
-        " nDCG@10 with gain 2^grade - 1, P@10 counts grade >= 1, R@20 the grade-2 papers"
+        " nDCG@10 with gain 2^grade - 1, P@10 counts grade >= 1, R@20 the grade-2 papers,"
+        " unj@10 the share of the top 10 never judged (scored as 0)"
     ]
     if len(judged) < len(profiles):
         skipped = sorted(str(p.key) for p in profiles if str(p.key) not in qrels)

@@ -9,7 +9,7 @@ ranker (the default one when all are compared).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from newsletter.models import Paper
 from newsletter.ranking.baselines import BASELINES
@@ -21,7 +21,7 @@ from newsletter.ranking.evaluate import (
     mean,
     ranked_ids,
     score_one,
-    unjudged_at,
+    unjudged_count,
     without_likes,
 )
 from newsletter.ranking.profile import Profile
@@ -37,7 +37,6 @@ class Column:
     name: str
     baseline: bool
     scores: dict[str, Scores]
-    unjudged: dict[str, int] = field(default_factory=dict)  # top-10 papers without a judgment
 
     @property
     def label(self) -> str:
@@ -63,13 +62,6 @@ def score_profiles(
     return {k: score_one(run.get(k, []), qrels[k]) for k in sorted(keys)}
 
 
-def unjudged_profiles(
-    run: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], keys: Sequence[str]
-) -> dict[str, int]:
-    """unjudged@10 of the profiles `keys`: papers in the top 10 that were never judged."""
-    return {k: unjudged_at(run.get(k, []), qrels[k]) for k in sorted(keys)}
-
-
 def _column(
     name: str,
     baseline: bool,
@@ -77,9 +69,7 @@ def _column(
     qrels: Mapping[str, Mapping[str, int]],
     keys: Sequence[str],
 ) -> Column:
-    return Column(
-        name, baseline, score_profiles(run, qrels, keys), unjudged_profiles(run, qrels, keys)
-    )
+    return Column(name, baseline, score_profiles(run, qrels, keys))
 
 
 def summary_table(columns: Sequence[Column]) -> str:
@@ -101,9 +91,9 @@ def unjudged_table(columns: Sequence[Column]) -> str:
     width = max([len("ranker"), *(len(c.label) for c in columns)])
     lines = [f"{'ranker':<{width}}  unjudged@10   most  profile"]
     for c in columns:
-        values = [c.unjudged.get(k, 0) for k in c.scores]
-        key = max(sorted(c.scores), key=lambda k: c.unjudged.get(k, 0))
-        most = c.unjudged.get(key, 0)
+        values = [unjudged_count(s) for s in c.scores.values()]
+        key = max(sorted(c.scores), key=lambda k: unjudged_count(c.scores[k]))
+        most = unjudged_count(c.scores[key])
         lines.append(
             f"{c.label:<{width}}  {sum(values) / max(len(values), 1):11.2f}"
             f"  {most:5d}  {key if most else '-'}"
@@ -215,5 +205,5 @@ def compare(
             f"with and without liked papers ({last.name}, the {len(liked)} profiles with likes):",
             likes_table(last, no_likes, svm),
         ]
-    lines += ["", f"per profile ({last.name}):", format_table(last.scores, last.unjudged)]
+    lines += ["", f"per profile ({last.name}):", format_table(last.scores, unjudged=True)]
     return "\n".join(lines)

@@ -234,22 +234,21 @@ def mean(scores: Iterable[Scores]) -> Scores:
     )
 
 
-def unjudged_at(ranked: Sequence[str], judged: Mapping[str, int], k: int = 10) -> int:
-    """How many of the top `k` were never judged (they score as 0: pool bias, not a miss)."""
-    return sum(1 for d in ranked[:k] if d not in judged)
+def unjudged_count(s: Scores) -> int:
+    """How many of the top 10 were never judged (they score as 0: pool bias, not a miss)."""
+    return round(s.unjudged10 * 10)
 
 
-def format_table(scores: Mapping[str, Scores], unjudged: Mapping[str, int] | None = None) -> str:
-    """Scores per profile and their mean; with `unjudged`, an unjudged@10 column too."""
+def format_table(scores: Mapping[str, Scores], *, unjudged: bool = False) -> str:
+    """Scores per profile and their mean; with `unjudged`, an unjudged@10 column (a count per
+    profile, the mean count on the MEAN line) too."""
     width = max([len("profile"), *(len(p) for p in scores)])
-    extra = "  unjudged@10" if unjudged is not None else ""
+    extra = "  unjudged@10" if unjudged else ""
     lines = [f"{'profile':<{width}}  nDCG@10   P@10   R@20{extra}"]
     for p, s in scores.items():
-        cell = f"  {unjudged.get(p, 0):11d}" if unjudged is not None else ""
+        cell = f"  {unjudged_count(s):11d}" if unjudged else ""
         lines.append(f"{p:<{width}}  {s.ndcg10:7.4f} {s.p10:6.3f} {s.r20:6.3f}{cell}")
     m = mean(scores.values())
-    cell = ""
-    if unjudged is not None:
-        cell = f"  {sum(unjudged.get(p, 0) for p in scores) / max(len(scores), 1):11.2f}"
+    cell = f"  {m.unjudged10 * 10:11.2f}" if unjudged else ""
     lines.append(f"{'MEAN':<{width}}  {m.ndcg10:7.4f} {m.p10:6.3f} {m.r20:6.3f}{cell}")
     return "\n".join(lines)

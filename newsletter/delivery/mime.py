@@ -31,7 +31,7 @@ from newsletter import links
 from newsletter.config import Config
 from newsletter.delivery.dkim import DKIMSigner
 from newsletter.errors import DeliveryError
-from newsletter.models import Subscriber
+from newsletter.models import SharedText, Subscriber
 
 MAX_SUBJECT_CHARS = 200
 _WIDE_HEADERS = frozenset({"list-unsubscribe", "dkim-signature"})
@@ -90,6 +90,10 @@ class RenderedLike(Protocol):
     def html(self) -> str: ...
     @property
     def text(self) -> str: ...
+    @property
+    def html_parts(self) -> tuple[str, ...]: ...
+    @property
+    def text_parts(self) -> tuple[str, ...]: ...
 
 
 class RefusedMessage(DeliveryError):
@@ -290,11 +294,48 @@ def _plain_address(value: str) -> bool:
 
 
 def _qp_body(text: str) -> bytes:
-    body = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not body.endswith("\n"):
-        body += "\n"
-    encoded = binascii.b2a_qp(body.encode("utf-8"), quotetabs=False, istext=True, header=False)
-    return encoded.replace(b"\n", b"\r\n")
+    return _qp_lf(text if text.endswith("\n") else text + "\n").replace(b"\n", b"\r\n")
+
+
+def _qp_lf(text: str) -> bytes:
+    """Quoted-printable with LF line ends (the caller makes them CRLF), by the C encoder."""
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    return binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False)
+
+
+# The encoding of each shared piece of text (a paper's card), computed once. Quoted-printable
+# works line by line (a soft break, an encoded space before a line break: all within one line),
+# so a piece that starts and ends at a line break encodes the same alone as inside the body.
+_SHARED_QP: dict[SharedText, bytes] = {}
+SHARED_QP_ENTRIES = 32_768  # the cache starts over when full
+
+
+def _qp_parts(text: str, parts: tuple[str, ...]) -> bytes:
+    """`_qp_body(text)`, byte for byte, where `parts` is `text` in pieces: the `SharedText`
+    pieces that stand at line breaks are encoded once and reused."""
+    if not parts or sum(map(len, parts)) != len(text):
+        return _qp_body(text)
+    out: list[bytes] = []
+    run: list[str] = []
+    for part in parts:
+        whole_lines = part.endswith("\n") and (not run or run[-1].endswith("\n"))
+        if type(part) is not SharedText or not whole_lines:
+            run.append(part)
+            continue
+        if run:
+            out.append(_qp_lf("".join(run)))
+            run = []
+        encoded = _SHARED_QP.get(part)
+        if encoded is None:
+            if len(_SHARED_QP) >= SHARED_QP_ENTRIES:
+                _SHARED_QP.clear()
+            encoded = _SHARED_QP[part] = _qp_lf(part)
+        out.append(encoded)
+    tail = "".join(run) + ("" if text.endswith(("\n", "\r")) else "\n")  # as `_qp_body`
+    if tail:
+        out.append(_qp_lf(tail))
+    return b"".join(out).replace(b"\n", b"\r\n")
 
 
 def render_bytes(
@@ -327,11 +368,15 @@ def render_bytes(
     except ValueError as exc:  # the email package refused a header: never crash the run
         raise RefusedMessage(f"cannot write the message headers: {exc}") from None
     out.append(b'Content-Type: multipart/alternative;\r\n boundary="' + boundary + b'"\r\n\r\n')
-    for subtype, body in ((b"plain", rendered.text), (b"html", rendered.html)):
+    bodies = (
+        (b"plain", rendered.text, rendered.text_parts),
+        (b"html", rendered.html, rendered.html_parts),
+    )
+    for subtype, body, parts in bodies:
         out.append(b"--" + boundary + b"\r\n")
         out.append(b"Content-Type: text/" + subtype + b'; charset="utf-8"\r\n')
         out.append(b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
-        out.append(_qp_body(body))
+        out.append(_qp_parts(body, parts))
         out.append(b"\r\n")
     out.append(b"--" + boundary + b"--\r\n")
     raw = b"".join(out)

@@ -33,7 +33,7 @@ import jinja2
 from jinja2.runtime import Context
 
 from newsletter.models import SharedText
-from newsletter.render.views import CardView
+from newsletter.render.views import CardView, PaperView
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class CardCache:
         URL and address), which a cached block may read."""
         self.shared_vars = dict(shared_vars)
         self.marker = f"\ue000{secrets.token_hex(16)}\ue001"
-        self._pieces: dict[tuple[object, ...], Pieces | None] = {}
+        self._pieces: dict[tuple[object, ...], tuple[PaperView, Pieces | None]] = {}
         self._broken: set[BlockFunc] = set()  # blocks rendered whole for every reader
 
     def install(self, context: Context) -> None:
@@ -91,7 +91,7 @@ class CardCache:
             texts, nested = pieces
             yield texts[0]
             for inner, text in zip(nested, texts[1:], strict=True):
-                yield from context.blocks[inner][0](context)
+                yield "".join(context.blocks[inner][0](context))  # the reader's part
                 yield text
 
         return block
@@ -99,16 +99,17 @@ class CardCache:
     def _lookup(self, context: Context, name: str, own: BlockFunc, view: CardView) -> Pieces | None:
         if own in self._broken:
             return None
-        key = (own, view.paper, view.number, view.trending)
-        try:
-            return self._pieces[key]
-        except KeyError:
-            pass
+        # by identity: a paper's view is one object all day (`views.paper_view` is cached), and
+        # the entry holds it, so its id cannot pass to another object while the entry lives
+        key = (own, id(view.paper), view.number, view.trending)
+        entry = self._pieces.get(key)
+        if entry is not None and entry[0] is view.paper:
+            return entry[1]
         if len(self._pieces) >= MAX_ENTRIES:
             self._pieces.clear()
         pieces = self._fill(context, name, own, view)
         if own not in self._broken:
-            self._pieces[key] = pieces
+            self._pieces[key] = (view.paper, pieces)
         return pieces
 
     def _fill(self, context: Context, name: str, own: BlockFunc, view: CardView) -> Pieces | None:

@@ -119,6 +119,7 @@ class Renderer:
         self.inline_css = self._source(INLINE_STYLESHEET)
         self.style_block = style_block(self._source(STYLESHEET))
         self._html: dict[str, jinja2.Template] = {}
+        self._text: dict[str, jinja2.Template] = {}
         self._check_subject_template()
         site = self._common_site()
         self.cards = CardCache(site)
@@ -146,8 +147,15 @@ class Renderer:
             self._html[name] = template
         return template
 
+    def text_template(self, name: str) -> jinja2.Template:
+        """The compiled plain-text template (cached: the loader would stat its file per use)."""
+        template = self._text.get(name)
+        if template is None:
+            template = self._text[name] = self.env.get_template(f"email/{name}.txt")
+        return template
+
     def _render(self, name: str, context: dict[str, Any]) -> _Output:
-        text_template = self.env.get_template(f"email/{name}.txt")
+        text_template = self.text_template(name)
         if self.cards_once:
             html, html_parts = self._in_pieces(self.html_template(name), context)
             text, text_parts = self._in_pieces(text_template, context)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from newsletter import tokens
-from newsletter.delivery import mime
+from newsletter.delivery import mime, qp
 from newsletter.models import Digest, Interest, InterestKind, Pick, SharedText, Subscriber
 from newsletter.render.renderer import RenderedEmail, Renderer
 from newsletter.render.views import fill, one_line
@@ -181,13 +181,13 @@ def test_quoted_printable_of_any_split_is_the_whole_encoding() -> None:
             (SharedText if rng.random() < 0.6 else str)(text[a:b])
             for a, b in itertools.pairwise(bounds)
         )
-        assert mime._qp_parts(text, parts) == mime._qp_body(text), (text, parts)
+        assert qp.qp_body(text, parts) == qp.qp_whole(text), (text, parts)
 
 
 def test_parts_that_do_not_add_up_are_ignored() -> None:
     text = "line one\nline two\n"
     wrong = (SharedText("line one\n"), SharedText("other\n"))
-    assert mime._qp_parts(text, wrong) == mime._qp_body(text)
+    assert qp.qp_body(text, wrong) == qp.qp_whole(text)
 
 
 def test_fill_is_textwrap_for_one_line_text() -> None:

@@ -14,7 +14,6 @@ records as a failed send with its reason instead of crashing the run.
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import re
 import unicodedata
@@ -30,8 +29,9 @@ import idna
 from newsletter import links
 from newsletter.config import Config
 from newsletter.delivery.dkim import DKIMSigner
+from newsletter.delivery.qp import qp_body, qp_lines
 from newsletter.errors import DeliveryError
-from newsletter.models import SharedText, Subscriber
+from newsletter.models import Subscriber
 
 MAX_SUBJECT_CHARS = 200
 _WIDE_HEADERS = frozenset({"list-unsubscribe", "dkim-signature"})
@@ -171,10 +171,7 @@ def new_message_id(cfg: Config, kind: str = "mail") -> str:
 
 def _qp_part(text: str, subtype: str) -> MIMEPart:
     """A text part encoded as quoted-printable by the C encoder (lines <= 76 octets)."""
-    body = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not body.endswith("\n"):
-        body += "\n"
-    encoded = binascii.b2a_qp(body.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    encoded = qp_lines(text)
     part = MIMEPart(policy=POLICY)
     part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
     part["Content-Transfer-Encoding"] = "quoted-printable"
@@ -293,51 +290,6 @@ def _plain_address(value: str) -> bool:
     return _PLAIN_NAME.fullmatch(display) is not None and '"' not in display
 
 
-def _qp_body(text: str) -> bytes:
-    return _qp_lf(text if text.endswith("\n") else text + "\n").replace(b"\n", b"\r\n")
-
-
-def _qp_lf(text: str) -> bytes:
-    """Quoted-printable with LF line ends (the caller makes them CRLF), by the C encoder."""
-    if "\r" in text:
-        text = text.replace("\r\n", "\n").replace("\r", "\n")
-    return binascii.b2a_qp(text.encode("utf-8"), quotetabs=False, istext=True, header=False)
-
-
-# The encoding of each shared piece of text (a paper's card), computed once. Quoted-printable
-# works line by line (a soft break, an encoded space before a line break: all within one line),
-# so a piece that starts and ends at a line break encodes the same alone as inside the body.
-_SHARED_QP: dict[SharedText, bytes] = {}
-SHARED_QP_ENTRIES = 32_768  # the cache starts over when full
-
-
-def _qp_parts(text: str, parts: tuple[str, ...]) -> bytes:
-    """`_qp_body(text)`, byte for byte, where `parts` is `text` in pieces: the `SharedText`
-    pieces that stand at line breaks are encoded once and reused."""
-    if not parts or sum(map(len, parts)) != len(text):
-        return _qp_body(text)
-    out: list[bytes] = []
-    run: list[str] = []
-    for part in parts:
-        whole_lines = part.endswith("\n") and (not run or run[-1].endswith("\n"))
-        if type(part) is not SharedText or not whole_lines:
-            run.append(part)
-            continue
-        if run:
-            out.append(_qp_lf("".join(run)))
-            run = []
-        encoded = _SHARED_QP.get(part)
-        if encoded is None:
-            if len(_SHARED_QP) >= SHARED_QP_ENTRIES:
-                _SHARED_QP.clear()
-            encoded = _SHARED_QP[part] = _qp_lf(part)
-        out.append(encoded)
-    tail = "".join(run) + ("" if text.endswith(("\n", "\r")) else "\n")  # as `_qp_body`
-    if tail:
-        out.append(_qp_lf(tail))
-    return b"".join(out).replace(b"\n", b"\r\n")
-
-
 def render_bytes(
     cfg: Config,
     subscriber: Subscriber,
@@ -376,7 +328,7 @@ def render_bytes(
         out.append(b"--" + boundary + b"\r\n")
         out.append(b"Content-Type: text/" + subtype + b'; charset="utf-8"\r\n')
         out.append(b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
-        out.append(_qp_parts(body, parts))
+        out.append(qp_body(body, parts))
         out.append(b"\r\n")
     out.append(b"--" + boundary + b"--\r\n")
     raw = b"".join(out)

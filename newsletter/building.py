@@ -185,7 +185,13 @@ def _start_worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with, args=(lifeline,), daemon=True).start()
     renderer = kind(cfg, inline_per_email=inline_per_email, max_html_bytes=max_html_bytes)
+    with contextlib.suppress(NewsletterError):  # a broken template: the first build says so
+        renderer.prepare()
     _worker = MessageBuilder(cfg, renderer, dry_run)
+
+
+def _ready() -> None:
+    """A task that only makes the pool start a worker (which then styles its templates)."""
 
 
 def _exit_with(lifeline: Connection) -> None:
@@ -262,7 +268,7 @@ class ProcessBuilders(Builders):
         self.cfg = cfg
         self.processes = processes
         self._mp = multiprocessing.get_context("forkserver")
-        self._mp.set_forkserver_preload(["newsletter.building"])
+        self._mp.set_forkserver_preload(["newsletter.building", "premailer"])
         lifeline, self._lifeline = self._mp.Pipe(duplex=False)
         # each worker renders as the sending process's renderer would (its class and options)
         self._initargs = (
@@ -278,12 +284,22 @@ class ProcessBuilders(Builders):
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
+        """A pool whose workers start now: they get ready (imports, templates styled) while
+        the sending process ranks the first subscribers, instead of after it."""
+        pool = ProcessPoolExecutor(
             self.processes,
             mp_context=self._mp,
             initializer=_start_worker,
             initargs=self._initargs,
         )
+
+        def start() -> None:  # in a thread: the first start waits for the forkserver's imports
+            with contextlib.suppress(RuntimeError):  # the pool was shut down before
+                for _ in range(self.processes):
+                    pool.submit(_ready)
+
+        threading.Thread(target=start, name="start-builders", daemon=True).start()
+        return pool
 
     def map(self, requests: Iterable[BuildRequest]) -> Iterator[tuple[BuildRequest, Built]]:
         batches = _batches(requests, BATCH)

@@ -154,6 +154,12 @@ class Renderer:
             template = self._text[name] = self.env.get_template(f"email/{name}.txt")
         return template
 
+    def prepare(self) -> None:
+        """Compile (and style) the digest templates now rather than for the first digest."""
+        for name in ("digest", "welcome"):
+            self.html_template(name)
+            self.text_template(name)
+
     def _render(self, name: str, context: dict[str, Any]) -> _Output:
         text_template = self.text_template(name)
         if self.cards_once:

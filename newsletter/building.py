@@ -16,8 +16,6 @@ are in flight, so memory stays bounded however many subscribers are due.
 from __future__ import annotations
 
 import contextlib
-import copyreg
-import io
 import logging
 import multiprocessing
 import os
@@ -38,7 +36,7 @@ from typing import Any
 from newsletter import delivery
 from newsletter.config import Config
 from newsletter.errors import DeliveryError, NewsletterError
-from newsletter.models import Digest, Interest, Paper, Pick, Subscriber
+from newsletter.models import Digest, Paper, Pick
 from newsletter.render.renderer import Renderer
 
 log = logging.getLogger("newsletter.building")
@@ -124,48 +122,49 @@ _worker: MessageBuilder | None = None
 _papers: dict[str, Paper] = {}
 
 
-def _by_fields(obj: Any) -> tuple[type, tuple[Any, ...]]:
-    """A frozen dataclass as its class and field values (pickle's generic way, through
-    `__reduce_ex__` and a state dict, is several times slower)."""
-    return type(obj), tuple(vars(obj).values())
+# A request crosses to a worker as a plain tuple with each paper as its id (the workers were
+# handed the run's papers once), pickled by the C pickler alone: a Python hook per object (a
+# pickler's `persistent_id`) cost the sending process as much as a worker spends building.
+Packed = tuple[Any, ...]
+SAME_ENTRIES = 4096  # papers checked against the workers' copies; the check starts over when full
 
 
-_DISPATCH = {
-    **copyreg.dispatch_table,
-    **dict.fromkeys((BuildRequest, Digest, Pick, Subscriber, Interest), _by_fields),
-}
+def _pack(req: BuildRequest, held: dict[str, Paper], same: dict[int, tuple[Paper, bool]]) -> Packed:
+    def ref(paper: Paper) -> Paper | str:
+        """The paper's id when the workers hold it as it is, else the paper itself."""
+        known = same.get(id(paper))  # entries keep their paper, so an id is never reused
+        if known is None or known[0] is not paper:
+            if len(same) >= SAME_ENTRIES:
+                same.clear()
+            copy = held.get(paper.id)
+            known = same[id(paper)] = (paper, copy is paper or copy == paper)
+        return paper.id if known[1] else paper
+
+    def picks(chosen: tuple[Pick, ...]) -> tuple[Packed, ...]:
+        return tuple((ref(p.paper), p.score, p.reason, p.matched) for p in chosen)
+
+    d = req.digest
+    return (
+        *(d.subscriber, d.date, picks(d.picks), picks(d.trending), d.interests),
+        *(d.empty_reason, d.extra, req.first, req.message_id, req.now),
+    )
 
 
-class _Pickler(pickle.Pickler):
-    """Writes a paper the workers already hold as its id, and the records around it by their
-    fields: the sending process pickles every request, and pickling whole papers (abstracts,
-    summaries) for each digest cost it as much as rendering one costs a worker."""
+def _unpack(packed: Packed) -> BuildRequest:
+    sub, day, chosen, trending, interests, empty, extra, first, message_id, now = packed
 
-    def __init__(self, file: io.BytesIO, papers: dict[str, Paper]) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self.dispatch_table = _DISPATCH
-        self.papers = papers
-        self.same: dict[int, bool] = {}  # id(paper) -> the workers hold it as it is
+    def picks(rows: tuple[Packed, ...]) -> tuple[Pick, ...]:
+        return tuple(
+            Pick(_papers[ref] if type(ref) is str else ref, score, reason, matched)
+            for ref, score, reason, matched in rows
+        )
 
-    def persistent_id(self, obj: object) -> str | None:
-        if type(obj) is not Paper:
-            return None
-        same = self.same.get(id(obj))
-        if same is None:
-            held = self.papers.get(obj.id)
-            same = self.same[id(obj)] = held is obj or held == obj  # else: sent whole
-        return obj.id if same else None
+    digest = Digest(sub, day, picks(chosen), picks(trending), interests, empty, extra)
+    return BuildRequest(digest, first, message_id, now)
 
 
-class _Unpickler(pickle.Unpickler):
-    def persistent_load(self, pid: object) -> Paper:
-        return _papers[str(pid)]
-
-
-def _dumps(requests: list[BuildRequest], papers: dict[str, Paper]) -> bytes:
-    out = io.BytesIO()
-    _Pickler(out, papers).dump(requests)
-    return out.getvalue()
+def _dumps(packed: list[Packed]) -> bytes:
+    return pickle.dumps(packed, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _start_worker(
@@ -206,7 +205,7 @@ def _exit_with(lifeline: Connection) -> None:
 
 def _build_in_worker(pickled: bytes) -> list[Built]:
     assert _worker is not None, "the worker was not initialised"
-    requests: list[BuildRequest] = _Unpickler(io.BytesIO(pickled)).load()
+    requests = [_unpack(packed) for packed in pickle.loads(pickled)]
     return _worker.build_many(requests)
 
 
@@ -281,6 +280,7 @@ class ProcessBuilders(Builders):
             list(papers),
         )
         self._papers = {p.id: p for p in papers}
+        self._same: dict[int, tuple[Paper, bool]] = {}
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
@@ -307,7 +307,7 @@ class ProcessBuilders(Builders):
         restarts = 0
 
         def submit(batch: list[BuildRequest]) -> None:
-            blob = _dumps(batch, self._papers)
+            blob = _dumps([_pack(req, self._papers, self._same) for req in batch])
             pending.append((batch, self._pool.submit(_build_in_worker, blob)))
 
         for _ in range(self.processes * IN_FLIGHT):

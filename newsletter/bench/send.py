@@ -211,7 +211,9 @@ def _one(
     cfg = _config(run_dir, port, conns)
     shutil.copy(seed, cfg.database_path)
     with Database(cfg.database_path) as store:
+        blast_cpu = cpu_seconds(os.getpid())
         before = _ceiling(cfg, blast[: n // 2])
+        blast_cpu = cpu_seconds(os.getpid()) - blast_cpu
         with PeakMemory() as memory:
             own, sink_cpu = cpu_seconds(os.getpid()), cpu_seconds(sink_pid)
             start = time.perf_counter()
@@ -227,7 +229,8 @@ def _one(
         f"{conns} connection(s): ceiling {ceiling:,.0f} msg/s · send_daily {rate:,.0f} msg/s "
         f"({summary.sent:,} sent in {elapsed:.1f} s) · ratio {rate / ceiling:.2f} · "
         f"peak memory {memory.peak / 2**20:,.0f} MB (sending process and workers)\n"
-        f"    CPU per message: sending process {own * per:.2f} ms · build processes "
+        f"    CPU per message: sending process {own * per:.2f} ms (the ceiling's client: "
+        f"{blast_cpu * 1000 / max(n // 2, 1):.2f}) · build processes "
         f"{sum(memory.worker_cpu.values()) * per:.2f} ms · sink {sink_cpu * per:.2f} ms",
         flush=True,
     )

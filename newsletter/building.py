@@ -184,7 +184,7 @@ def _start_worker(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with, args=(lifeline,), daemon=True).start()
     renderer = kind(cfg, inline_per_email=inline_per_email, max_html_bytes=max_html_bytes)
-    with contextlib.suppress(NewsletterError):  # a broken template: the first build says so
+    with contextlib.suppress(Exception):  # a broken or missing template: its build says so
         renderer.prepare()
     _worker = MessageBuilder(cfg, renderer, dry_run)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import pickle
 import signal
@@ -175,6 +176,7 @@ def _start_worker(
     dry_run: bool,
     lifeline: Connection,
     papers: list[Paper],
+    styled: dict[str, str],
 ) -> None:
     global _worker
     _papers.update((p.id, p) for p in papers)
@@ -183,14 +185,16 @@ def _start_worker(
     # remaining workers with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with, args=(lifeline,), daemon=True).start()
-    renderer = kind(cfg, inline_per_email=inline_per_email, max_html_bytes=max_html_bytes)
+    renderer = kind(
+        cfg, inline_per_email=inline_per_email, max_html_bytes=max_html_bytes, styled=styled
+    )
     with contextlib.suppress(Exception):  # a broken or missing template: its build says so
         renderer.prepare()
     _worker = MessageBuilder(cfg, renderer, dry_run)
 
 
 def _ready() -> None:
-    """A task that only makes the pool start a worker (which then styles its templates)."""
+    """A task that only makes the pool start a worker now rather than on the first batch."""
 
 
 def _exit_with(lifeline: Connection) -> None:
@@ -268,8 +272,12 @@ class ProcessBuilders(Builders):
         self.processes = processes
         self._mp = multiprocessing.get_context("forkserver")
         self._mp.set_forkserver_preload(["newsletter.building", "premailer"])
+        multiprocessing.forkserver.ensure_running()  # its imports run while we style templates
         lifeline, self._lifeline = self._mp.Pipe(duplex=False)
-        # each worker renders as the sending process's renderer would (its class and options)
+        # each worker renders as the sending process's renderer would (its class and options),
+        # from the template sources this process styles once (rather than once per worker)
+        with contextlib.suppress(Exception):  # a broken or missing template: its build says so
+            renderer.prepare()
         self._initargs = (
             cfg,
             type(renderer),
@@ -278,6 +286,7 @@ class ProcessBuilders(Builders):
             dry_run,
             lifeline,
             list(papers),
+            renderer.styled_sources(),
         )
         self._papers = {p.id: p for p in papers}
         self._same: dict[int, tuple[Paper, bool]] = {}

@@ -15,7 +15,7 @@ shortened rather than pushing the others out; a digest in which not one pick fit
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -86,10 +86,12 @@ class Renderer:
         inline_per_email: bool = False,
         max_html_bytes: int = MAX_HTML_BYTES,
         cards_once: bool = True,
+        styled: Mapping[str, str] | None = None,
     ) -> None:
         """`inline_per_email=True` is the slow reference path (premailer on every e-mail);
         `cards_once=False` renders every card for every reader (the reference the card cache,
-        `cards.py`, is compared with)."""
+        `cards.py`, is compared with). `styled`: template sources another renderer with the
+        same settings has styled (`styled_sources`), so this one need not style them again."""
         self.cfg = cfg
         self.inline_per_email = inline_per_email
         self.cards_once = cards_once and not inline_per_email
@@ -119,6 +121,7 @@ class Renderer:
         self.inline_css = self._source(INLINE_STYLESHEET)
         self.style_block = style_block(self._source(STYLESHEET))
         self._html: dict[str, jinja2.Template] = {}
+        self._styled = dict(styled or {})
         self._text: dict[str, jinja2.Template] = {}
         self._check_subject_template()
         site = self._common_site()
@@ -139,10 +142,7 @@ class Renderer:
         template = self._html.get(name)
         if template is None:
             path = f"email/{name}.html"
-            source = compact(flatten(path, self._source))
-            if not self.inline_per_email:
-                source = inline_template(path, source, self.inline_css, self.style_block)
-            code = self.env.compile(source, name=path, filename=path)
+            code = self.env.compile(self.styled_source(name), name=path, filename=path)
             template = jinja2.Template.from_code(self.env, code, self.env.make_globals(None))
             self._html[name] = template
         return template
@@ -153,6 +153,21 @@ class Renderer:
         if template is None:
             template = self._text[name] = self.env.get_template(f"email/{name}.txt")
         return template
+
+    def styled_source(self, name: str) -> str:
+        """The HTML template's source, flattened, compacted and styled (premailer: ~0.3 s)."""
+        source = self._styled.get(name)
+        if source is None:
+            path = f"email/{name}.html"
+            source = compact(flatten(path, self._source))
+            if not self.inline_per_email:
+                source = inline_template(path, source, self.inline_css, self.style_block)
+            self._styled[name] = source
+        return source
+
+    def styled_sources(self) -> dict[str, str]:
+        """Every template source styled so far, for `Renderer(..., styled=...)`."""
+        return dict(self._styled)
 
     def prepare(self) -> None:
         """Compile (and style) the digest templates now rather than for the first digest."""

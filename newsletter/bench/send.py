@@ -315,7 +315,9 @@ def _stages(store: Database, cfg: Config, n: int) -> dict[str, float]:
     t1 = clock()
     times: dict[str, float] = {"rank": t1 - t0}
     ids = [message_id_for(cfg, d.subscriber.id, day) for d in digests]
+    rendered: list[Any] = []
     for label, cards_once in (("render, whole template", False), ("render", True)):
+        rendered.clear()  # ~50 KB a digest: one pass's worth at a time (the peak RSS counts it)
         renderer = Renderer(cfg, cards_once=cards_once)
         renderer.digest(digests[0])  # compiles (and styles) the templates: once per process
         qp._SHARED_QP.clear()

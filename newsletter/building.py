@@ -16,10 +16,9 @@ are in flight, so memory stays bounded however many subscribers are due.
 from __future__ import annotations
 
 import contextlib
-import copyreg
-import io
 import logging
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import pickle
 import signal
@@ -38,7 +37,7 @@ from typing import Any
 from newsletter import delivery
 from newsletter.config import Config
 from newsletter.errors import DeliveryError, NewsletterError
-from newsletter.models import Digest, Interest, Paper, Pick, Subscriber
+from newsletter.models import Digest, Paper, Pick
 from newsletter.render.renderer import Renderer
 
 log = logging.getLogger("newsletter.building")
@@ -124,48 +123,49 @@ _worker: MessageBuilder | None = None
 _papers: dict[str, Paper] = {}
 
 
-def _by_fields(obj: Any) -> tuple[type, tuple[Any, ...]]:
-    """A frozen dataclass as its class and field values (pickle's generic way, through
-    `__reduce_ex__` and a state dict, is several times slower)."""
-    return type(obj), tuple(vars(obj).values())
+# A request crosses to a worker as a plain tuple with each paper as its id (the workers were
+# handed the run's papers once), pickled by the C pickler alone: a Python hook per object (a
+# pickler's `persistent_id`) cost the sending process as much as a worker spends building.
+Packed = tuple[Any, ...]
+SAME_ENTRIES = 4096  # papers checked against the workers' copies; the check starts over when full
 
 
-_DISPATCH = {
-    **copyreg.dispatch_table,
-    **dict.fromkeys((BuildRequest, Digest, Pick, Subscriber, Interest), _by_fields),
-}
+def _pack(req: BuildRequest, held: dict[str, Paper], same: dict[int, tuple[Paper, bool]]) -> Packed:
+    def ref(paper: Paper) -> Paper | str:
+        """The paper's id when the workers hold it as it is, else the paper itself."""
+        known = same.get(id(paper))  # entries keep their paper, so an id is never reused
+        if known is None or known[0] is not paper:
+            if len(same) >= SAME_ENTRIES:
+                same.clear()
+            copy = held.get(paper.id)
+            known = same[id(paper)] = (paper, copy is paper or copy == paper)
+        return paper.id if known[1] else paper
+
+    def picks(chosen: tuple[Pick, ...]) -> tuple[Packed, ...]:
+        return tuple((ref(p.paper), p.score, p.reason, p.matched) for p in chosen)
+
+    d = req.digest
+    return (
+        *(d.subscriber, d.date, picks(d.picks), picks(d.trending), d.interests),
+        *(d.empty_reason, d.extra, req.first, req.message_id, req.now),
+    )
 
 
-class _Pickler(pickle.Pickler):
-    """Writes a paper the workers already hold as its id, and the records around it by their
-    fields: the sending process pickles every request, and pickling whole papers (abstracts,
-    summaries) for each digest cost it as much as rendering one costs a worker."""
+def _unpack(packed: Packed) -> BuildRequest:
+    sub, day, chosen, trending, interests, empty, extra, first, message_id, now = packed
 
-    def __init__(self, file: io.BytesIO, papers: dict[str, Paper]) -> None:
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
-        self.dispatch_table = _DISPATCH
-        self.papers = papers
-        self.same: dict[int, bool] = {}  # id(paper) -> the workers hold it as it is
+    def picks(rows: tuple[Packed, ...]) -> tuple[Pick, ...]:
+        return tuple(
+            Pick(_papers[ref] if type(ref) is str else ref, score, reason, matched)
+            for ref, score, reason, matched in rows
+        )
 
-    def persistent_id(self, obj: object) -> str | None:
-        if type(obj) is not Paper:
-            return None
-        same = self.same.get(id(obj))
-        if same is None:
-            held = self.papers.get(obj.id)
-            same = self.same[id(obj)] = held is obj or held == obj  # else: sent whole
-        return obj.id if same else None
+    digest = Digest(sub, day, picks(chosen), picks(trending), interests, empty, extra)
+    return BuildRequest(digest, first, message_id, now)
 
 
-class _Unpickler(pickle.Unpickler):
-    def persistent_load(self, pid: object) -> Paper:
-        return _papers[str(pid)]
-
-
-def _dumps(requests: list[BuildRequest], papers: dict[str, Paper]) -> bytes:
-    out = io.BytesIO()
-    _Pickler(out, papers).dump(requests)
-    return out.getvalue()
+def _dumps(packed: list[Packed]) -> bytes:
+    return pickle.dumps(packed, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _start_worker(
@@ -176,6 +176,7 @@ def _start_worker(
     dry_run: bool,
     lifeline: Connection,
     papers: list[Paper],
+    styled: dict[str, str],
 ) -> None:
     global _worker
     _papers.update((p.id, p) for p in papers)
@@ -184,8 +185,16 @@ def _start_worker(
     # remaining workers with it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with, args=(lifeline,), daemon=True).start()
-    renderer = kind(cfg, inline_per_email=inline_per_email, max_html_bytes=max_html_bytes)
+    renderer = kind(
+        cfg, inline_per_email=inline_per_email, max_html_bytes=max_html_bytes, styled=styled
+    )
+    with contextlib.suppress(Exception):  # a broken or missing template: its build says so
+        renderer.prepare()
     _worker = MessageBuilder(cfg, renderer, dry_run)
+
+
+def _ready() -> None:
+    """A task that only makes the pool start a worker now rather than on the first batch."""
 
 
 def _exit_with(lifeline: Connection) -> None:
@@ -200,7 +209,7 @@ def _exit_with(lifeline: Connection) -> None:
 
 def _build_in_worker(pickled: bytes) -> list[Built]:
     assert _worker is not None, "the worker was not initialised"
-    requests: list[BuildRequest] = _Unpickler(io.BytesIO(pickled)).load()
+    requests = [_unpack(packed) for packed in pickle.loads(pickled)]
     return _worker.build_many(requests)
 
 
@@ -262,9 +271,13 @@ class ProcessBuilders(Builders):
         self.cfg = cfg
         self.processes = processes
         self._mp = multiprocessing.get_context("forkserver")
-        self._mp.set_forkserver_preload(["newsletter.building"])
+        self._mp.set_forkserver_preload(["newsletter.building", "premailer"])
+        multiprocessing.forkserver.ensure_running()  # its imports run while we style templates
         lifeline, self._lifeline = self._mp.Pipe(duplex=False)
-        # each worker renders as the sending process's renderer would (its class and options)
+        # each worker renders as the sending process's renderer would (its class and options),
+        # from the template sources this process styles once (rather than once per worker)
+        with contextlib.suppress(Exception):  # a broken or missing template: its build says so
+            renderer.prepare()
         self._initargs = (
             cfg,
             type(renderer),
@@ -273,17 +286,29 @@ class ProcessBuilders(Builders):
             dry_run,
             lifeline,
             list(papers),
+            renderer.styled_sources(),
         )
         self._papers = {p.id: p for p in papers}
+        self._same: dict[int, tuple[Paper, bool]] = {}
         self._pool = self._new_pool()
 
     def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(
+        """A pool whose workers start now: they get ready (imports, templates styled) while
+        the sending process ranks the first subscribers, instead of after it."""
+        pool = ProcessPoolExecutor(
             self.processes,
             mp_context=self._mp,
             initializer=_start_worker,
             initargs=self._initargs,
         )
+
+        def start() -> None:  # in a thread: the first start waits for the forkserver's imports
+            with contextlib.suppress(RuntimeError):  # the pool was shut down before
+                for _ in range(self.processes):
+                    pool.submit(_ready)
+
+        threading.Thread(target=start, name="start-builders", daemon=True).start()
+        return pool
 
     def map(self, requests: Iterable[BuildRequest]) -> Iterator[tuple[BuildRequest, Built]]:
         batches = _batches(requests, BATCH)
@@ -291,7 +316,7 @@ class ProcessBuilders(Builders):
         restarts = 0
 
         def submit(batch: list[BuildRequest]) -> None:
-            blob = _dumps(batch, self._papers)
+            blob = _dumps([_pack(req, self._papers, self._same) for req in batch])
             pending.append((batch, self._pool.submit(_build_in_worker, blob)))
 
         for _ in range(self.processes * IN_FLIGHT):

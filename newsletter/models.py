@@ -24,6 +24,13 @@ def split_arxiv_id(raw: str) -> tuple[str, int | None]:
     return m.group("id"), (int(m.group("v")) if m.group("v") else None)
 
 
+class SharedText(str):
+    """Text that many e-mails carry word for word (a paper's card in every digest that picks
+    it), so what is derived from it, such as its quoted-printable encoding, is worth keeping."""
+
+    __slots__ = ()
+
+
 class SubscriberStatus(StrEnum):
     PENDING = "pending"
     ACTIVE = "active"

@@ -255,3 +255,47 @@ def test_bad_smtp_settings_are_clear_config_errors(
 
     with pytest.raises(ConfigError, match=re.escape(message)):
         make_config(tmp_path, f"[smtp]\n{setting}\n")
+
+
+def test_lines_that_start_with_a_dot_arrive_as_written(
+    tmp_path: Path, smtp_server: SMTPSink
+) -> None:
+    """Our DATA doubles a line's leading dot (RFC 5321 4.5.2) as smtplib does, and the server
+    takes it off again: what arrives is what was built."""
+    from newsletter.delivery.smtp import SMTPSession
+
+    cfg = make_config(
+        tmp_path, f'[smtp]\nhost = "127.0.0.1"\nport = {smtp_server.port}\nsecurity = "none"\n'
+    )
+    bodies = [
+        b".starts with a dot\r\n.\r\n..two\r\nmiddle . dot\r\n.=2E\r\n",
+        b"Subject: x\r\n\r\nno dot line at all\r\n",
+        b"Subject: y\r\n\r\nno final line break",
+    ]
+    session = SMTPSession(cfg)
+    try:
+        for raw in bodies:
+            session.send_raw(raw, "sender@example.org", ["reader@example.org"])
+    finally:
+        session.close()
+    got = [r["data"] for r in smtp_server.received]
+    assert got == [bodies[0], bodies[1], bodies[2] + b"\r\n"]
+
+
+def test_dot_stuffing_and_quoted_addresses_are_smtplibs() -> None:
+    import random
+    import smtplib
+
+    from newsletter.delivery.smtp import dot_stuffed, quote_address
+
+    rng = random.Random(5)
+    for _ in range(5000):
+        raw = b"".join(rng.choice([b".", b"\n", b"\r\n", b"a", b"..", b" "]) for _ in range(12))
+        assert dot_stuffed(raw) == smtplib._quote_periods(raw)  # type: ignore[attr-defined]
+    addresses = [
+        "reader@example.org", "a.b+c@sub.example.co.uk", "o'brien@example.ie", "x@localhost",
+        "Ann <ann@example.org>", "a..b@example.org", ".a@example.org", "a.@example.org",
+        '"quoted local"@example.org', "no-at-sign", "", "a@b@c", "a@-x.org", "ü@example.org",
+    ]  # fmt: skip
+    for address in addresses:
+        assert quote_address(address) == smtplib.quoteaddr(address), address

@@ -148,17 +148,21 @@ def _options(argv: list[str]) -> tuple[int, list[int]]:
 
 class PeakMemory:
     """The highest resident memory of this process plus its worker processes together,
-    sampled every 50 ms (Linux /proc), with this process's own peak from getrusage."""
+    sampled every 50 ms (Linux /proc), with this process's own peak from getrusage; and the
+    CPU seconds each worker process had used when last seen."""
 
     def __init__(self) -> None:
         self.peak = 0
+        self.worker_cpu: dict[int, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
 
     def _sample(self) -> None:
         while not self._stop.wait(0.05):
-            pids = [os.getpid(), *(p.pid for p in multiprocessing.active_children() if p.pid)]
-            self.peak = max(self.peak, sum(_rss(pid) for pid in pids))
+            workers = [p.pid for p in multiprocessing.active_children() if p.pid]
+            self.peak = max(self.peak, sum(_rss(pid) for pid in [os.getpid(), *workers]))
+            for pid in workers:
+                self.worker_cpu[pid] = max(self.worker_cpu.get(pid, 0.0), cpu_seconds(pid))
 
     def __enter__(self) -> PeakMemory:
         self._thread.start()
@@ -179,11 +183,25 @@ def _rss(pid: int) -> int:
     return 0
 
 
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
 def _own_peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _one(root: Path, seed: Path, port: int, conns: int, n: int, blast: list[Any]) -> Any:
+def _one(
+    root: Path, seed: Path, port: int, sink_pid: int, conns: int, n: int, blast: list[Any]
+) -> Any:
     """Ceiling (half), send_daily, ceiling (half) over `conns` connections, on a fresh copy
     of the seeded database."""
     from newsletter import pipeline
@@ -193,19 +211,27 @@ def _one(root: Path, seed: Path, port: int, conns: int, n: int, blast: list[Any]
     cfg = _config(run_dir, port, conns)
     shutil.copy(seed, cfg.database_path)
     with Database(cfg.database_path) as store:
+        blast_cpu = cpu_seconds(os.getpid())
         before = _ceiling(cfg, blast[: n // 2])
+        blast_cpu = cpu_seconds(os.getpid()) - blast_cpu
         with PeakMemory() as memory:
+            own, sink_cpu = cpu_seconds(os.getpid()), cpu_seconds(sink_pid)
             start = time.perf_counter()
             ctx = pipeline.Context(store, cfg, mailer=SMTPMailer(cfg))
             summary = pipeline.send_daily(ctx, DEMO_DAY)
             elapsed = time.perf_counter() - start
+            own, sink_cpu = cpu_seconds(os.getpid()) - own, cpu_seconds(sink_pid) - sink_cpu
         after = _ceiling(cfg, blast[n // 2 :])
     ceiling = n / (before + after)
     rate = summary.sent / elapsed
+    per = 1000 / max(summary.sent, 1)
     print(
         f"{conns} connection(s): ceiling {ceiling:,.0f} msg/s · send_daily {rate:,.0f} msg/s "
         f"({summary.sent:,} sent in {elapsed:.1f} s) · ratio {rate / ceiling:.2f} · "
-        f"peak memory {memory.peak / 2**20:,.0f} MB (sending process and workers)",
+        f"peak memory {memory.peak / 2**20:,.0f} MB (sending process and workers)\n"
+        f"    CPU per message: sending process {own * per:.2f} ms (the ceiling's client: "
+        f"{blast_cpu * 1000 / max(n // 2, 1):.2f}) · build processes "
+        f"{sum(memory.worker_cpu.values()) * per:.2f} ms · sink {sink_cpu * per:.2f} ms",
         flush=True,
     )
     return ceiling
@@ -233,14 +259,22 @@ def run(argv: list[str] | None = None) -> None:
             size = sum(len(s) for s in sample) / len(sample)
             print(f"digest size: {size / 1024:.1f} KB on average (sample of {len(sample)})")
             print(
-                "where one digest's time goes (ms, one thread, no SMTP): "
-                + " · ".join(f"{name} {ms:.2f}" for name, ms in stages.items())
-                + f" · total {sum(stages.values()):.2f}",
+                "where one digest's time goes (ms of CPU, one thread, no SMTP): "
+                + " · ".join(f"{name} {ms:.2f}" for name, ms in stages.items() if name in SPLIT)
+                + f" · total {sum(stages[name] for name in SPLIT):.2f}",
+                flush=True,
+            )
+            print(
+                f"card cache: render {stages['render']:.2f} ms a digest, against "
+                f"{stages['render, whole template']:.2f} with every card rendered for every "
+                f"reader ({stages['render, whole template'] / stages['render']:.1f}x); MIME "
+                f"{stages['MIME']:.2f} ms, against {stages['MIME, whole body']:.2f} with no "
+                "encoding kept",
                 flush=True,
             )
             blast = _prebuilt(sample, n)
             for conns in connections:
-                _one(root, cfg.database_path, sink.port, conns, n, blast)
+                _one(root, cfg.database_path, sink.port, sink.proc.pid, conns, n, blast)
         print(f"peak memory of the sending process alone: {_own_peak() / 2**20:,.0f} MB")
         print("target: send_daily at least 0.6 of the ceiling with 2 connections")
     finally:
@@ -255,39 +289,56 @@ def _processes(cfg: Config) -> str:
     return f"{count} (runs of at least {cfg.delivery.build_from} digests)"
 
 
+SPLIT = ("rank", "render", "MIME", "ledger")
+
+
 def _stages(store: Database, cfg: Config, n: int) -> dict[str, float]:
-    """Milliseconds per digest for each stage of the send, measured one after the other."""
+    """CPU milliseconds per digest for each stage of the send, one after the other (CPU time,
+    not wall time: on a shared machine the wall clock also counts other processes' turns).
+    Render and MIME are also measured the reference way (`cards_once=False`, and without the
+    shared parts), on fresh renderers and caches, over the same digests."""
+    from dataclasses import replace
     from datetime import timedelta
 
     from newsletter import pipeline
+    from newsletter.delivery import qp
     from newsletter.delivery.mime import message_id_for, render_bytes
     from newsletter.render.renderer import Renderer
 
     day = DEMO_DAY + timedelta(days=1)  # a fresh digest date: the ledger rows are new
     subs = store.subscribers.list()[:n]
-    renderer = Renderer(cfg)
-    t0 = time.perf_counter()
+    clock = time.process_time
+    t0 = clock()
     digests = [
         d for d in pipeline.build_digests(pipeline.Context(store, cfg), DEMO_DAY, subs) if d.picks
     ]
-    t1 = time.perf_counter()
-    rendered = [renderer.digest(d) for d in digests]
-    t2 = time.perf_counter()
+    t1 = clock()
+    times: dict[str, float] = {"rank": t1 - t0}
     ids = [message_id_for(cfg, d.subscriber.id, day) for d in digests]
-    for d, r, mid in zip(digests, rendered, ids, strict=True):
-        render_bytes(cfg, d.subscriber, r, message_id=mid, digest_date=day, now=DEMO_NOW)
-    t3 = time.perf_counter()
+    rendered: list[Any] = []
+    for label, cards_once in (("render, whole template", False), ("render", True)):
+        rendered.clear()  # ~50 KB a digest: one pass's worth at a time (the peak RSS counts it)
+        renderer = Renderer(cfg, cards_once=cards_once)
+        renderer.digest(digests[0])  # compiles (and styles) the templates: once per process
+        qp._SHARED_QP.clear()
+        start = clock()
+        rendered = [renderer.digest(d) for d in digests]
+        times[label] = clock() - start
+    for label, emails in (
+        ("MIME, whole body", [replace(r, html_parts=(), text_parts=()) for r in rendered]),
+        ("MIME", rendered),
+    ):
+        start = clock()
+        for d, r, mid in zip(digests, emails, ids, strict=True):
+            render_bytes(cfg, d.subscriber, r, message_id=mid, digest_date=day, now=DEMO_NOW)
+        times[label] = clock() - start
+    start = clock()
     for d, mid in zip(digests, ids, strict=True):
         store.sends.claim(d.subscriber.id, day, mid, DEMO_NOW)
         store.sends.mark_sent(d.subscriber.id, day, mid, d.paper_ids, 1, DEMO_NOW)
-    t4 = time.perf_counter()
+    times["ledger"] = clock() - start
     k = 1000 / max(len(digests), 1)
-    return {
-        "rank": (t1 - t0) * k,
-        "render": (t2 - t1) * k,
-        "MIME": (t3 - t2) * k,
-        "ledger": (t4 - t3) * k,
-    }
+    return {name: seconds * k for name, seconds in times.items()}
 
 
 def _sample(store: Database, cfg: Config, n: int = 50) -> list[bytes]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from datetime import date
 from pathlib import Path
 
@@ -105,13 +106,20 @@ def preview(
 class SendProgress:
     """'sending: 1,204 sent · 0 failed' on a terminal (stderr); silent otherwise."""
 
+    REDRAW_SECONDS = 0.1  # a send reports every message: redraw ten times a second at most
+
     def __init__(self) -> None:
         self.enabled = sys.stderr.isatty()
         self.shown = False
+        self.drawn = 0.0
 
     def __call__(self, report: DeliveryReport) -> None:
         if not self.enabled:
             return
+        now = time.monotonic()
+        if now - self.drawn < self.REDRAW_SECONDS:
+            return
+        self.drawn = now
         click.echo(
             f"\r\033[Ksending: {report.sent:,} sent · {report.failed:,} failed · "
             f"{report.retry:,} to retry",

@@ -14,7 +14,6 @@ records as a failed send with its reason instead of crashing the run.
 
 from __future__ import annotations
 
-import binascii
 import hashlib
 import re
 import unicodedata
@@ -30,6 +29,7 @@ import idna
 from newsletter import links
 from newsletter.config import Config
 from newsletter.delivery.dkim import DKIMSigner
+from newsletter.delivery.qp import qp_body, qp_lines
 from newsletter.errors import DeliveryError
 from newsletter.models import Subscriber
 
@@ -90,6 +90,10 @@ class RenderedLike(Protocol):
     def html(self) -> str: ...
     @property
     def text(self) -> str: ...
+    @property
+    def html_parts(self) -> tuple[str, ...]: ...
+    @property
+    def text_parts(self) -> tuple[str, ...]: ...
 
 
 class RefusedMessage(DeliveryError):
@@ -167,10 +171,7 @@ def new_message_id(cfg: Config, kind: str = "mail") -> str:
 
 def _qp_part(text: str, subtype: str) -> MIMEPart:
     """A text part encoded as quoted-printable by the C encoder (lines <= 76 octets)."""
-    body = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not body.endswith("\n"):
-        body += "\n"
-    encoded = binascii.b2a_qp(body.encode("utf-8"), quotetabs=False, istext=True, header=False)
+    encoded = qp_lines(text)
     part = MIMEPart(policy=POLICY)
     part["Content-Type"] = f'text/{subtype}; charset="utf-8"'
     part["Content-Transfer-Encoding"] = "quoted-printable"
@@ -289,14 +290,6 @@ def _plain_address(value: str) -> bool:
     return _PLAIN_NAME.fullmatch(display) is not None and '"' not in display
 
 
-def _qp_body(text: str) -> bytes:
-    body = text.replace("\r\n", "\n").replace("\r", "\n")
-    if not body.endswith("\n"):
-        body += "\n"
-    encoded = binascii.b2a_qp(body.encode("utf-8"), quotetabs=False, istext=True, header=False)
-    return encoded.replace(b"\n", b"\r\n")
-
-
 def render_bytes(
     cfg: Config,
     subscriber: Subscriber,
@@ -327,11 +320,15 @@ def render_bytes(
     except ValueError as exc:  # the email package refused a header: never crash the run
         raise RefusedMessage(f"cannot write the message headers: {exc}") from None
     out.append(b'Content-Type: multipart/alternative;\r\n boundary="' + boundary + b'"\r\n\r\n')
-    for subtype, body in ((b"plain", rendered.text), (b"html", rendered.html)):
+    bodies = (
+        (b"plain", rendered.text, rendered.text_parts),
+        (b"html", rendered.html, rendered.html_parts),
+    )
+    for subtype, body, parts in bodies:
         out.append(b"--" + boundary + b"\r\n")
         out.append(b"Content-Type: text/" + subtype + b'; charset="utf-8"\r\n')
         out.append(b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
-        out.append(_qp_body(body))
+        out.append(qp_body(body, parts))
         out.append(b"\r\n")
     out.append(b"--" + boundary + b"--\r\n")
     raw = b"".join(out)

@@ -6,15 +6,72 @@ The only module that talks to an SMTP server.
 from __future__ import annotations
 
 import contextlib
+import re
 import smtplib
 import ssl
 from collections.abc import Sequence
 from email.message import EmailMessage
+from typing import TYPE_CHECKING
 
 from newsletter.config import Config
 from newsletter.delivery.dkim import DKIMSigner
 from newsletter.delivery.mailer import send_one
 from newsletter.errors import DeliveryError
+
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+# An addr-spec made of dot-atoms, which smtplib's `quoteaddr` (an RFC 5322 parser, ~10 us)
+# would return as "<addr>": e.g. reader@example.org. Anything else still goes through it.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_ADDRESS = re.compile(rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*")
+
+
+def quote_address(address: str) -> str:
+    """`smtplib.quoteaddr(address)`, without its parser for a plain address."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return f"<{address}>"
+    return smtplib.quoteaddr(address)
+
+
+def dot_stuffed(raw: bytes) -> bytes:
+    """`raw` with every line that starts with "." given a second one (RFC 5321 4.5.2), as
+    smtplib's `_quote_periods` does with a regular expression that costs ~0.4 ms for a
+    50 KB digest (every digest has such lines: soft line breaks fall anywhere)."""
+    stuffed = raw.replace(b"\n.", b"\n..")
+    return b"." + stuffed if stuffed.startswith(b".") else stuffed
+
+
+class _Commands(smtplib.SMTP):
+    """smtplib's MAIL, RCPT and DATA with the same bytes on the wire, computed faster: the
+    sending process does this for every message, on the thread that also waits for replies."""
+
+    def mail(self, sender: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        if options:
+            return super().mail(sender, options)
+        self.putcmd("mail", f"FROM:{quote_address(sender)}")
+        return self.getreply()
+
+    def rcpt(self, recip: str, options: Sequence[str] = ()) -> tuple[int, bytes]:
+        if options:
+            return super().rcpt(recip, options)
+        self.putcmd("rcpt", f"TO:{quote_address(recip)}")
+        return self.getreply()
+
+    def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
+        if not isinstance(msg, bytes) or self.debuglevel > 0:
+            return super().data(msg)
+        self.putcmd("data")
+        code, reply = self.getreply()
+        if code != 354:
+            raise smtplib.SMTPDataError(code, reply)
+        body = dot_stuffed(msg)
+        self.send(body + (b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"))
+        return self.getreply()
+
+
+class _CommandsSSL(_Commands, smtplib.SMTP_SSL):
+    """`_Commands` over implicit TLS."""
 
 
 class ConnectionFailed(DeliveryError):
@@ -38,11 +95,11 @@ class SMTPSession:
         where = f"{s.host}:{s.port}"
         try:
             if s.security == "ssl":
-                conn: smtplib.SMTP = smtplib.SMTP_SSL(
+                conn: smtplib.SMTP = _CommandsSSL(
                     s.host, s.port, timeout=s.timeout_seconds, context=ssl.create_default_context()
                 )
             else:
-                conn = smtplib.SMTP(s.host, s.port, timeout=s.timeout_seconds)
+                conn = _Commands(s.host, s.port, timeout=s.timeout_seconds)
                 if s.security == "starttls":
                     conn.ehlo()
                     conn.starttls(context=ssl.create_default_context())

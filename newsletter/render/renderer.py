@@ -15,7 +15,7 @@ shortened rather than pushing the others out; a digest in which not one pick fit
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -27,6 +27,7 @@ from newsletter import links
 from newsletter.config import Config
 from newsletter.errors import ConfigError
 from newsletter.models import Digest, Pick, Subscriber
+from newsletter.render.cards import CardCache, Parts, joined
 from newsletter.render.inline import compact, flatten, inline_template, style_block, style_email
 from newsletter.render.views import (
     CardView,
@@ -61,6 +62,18 @@ class RenderedEmail:
     preheader: str
     dropped: int = 0  # digest items left out to keep the HTML under the size guard
     nothing_fits: bool = False  # not one pick fits under the size guard: do not send it
+    # `html` and `text` in pieces that end at line breaks (empty: one piece); the cards every
+    # digest of a paper shares are `SharedText`, so the MIME encoder can keep their encoding
+    html_parts: tuple[str, ...] = ()
+    text_parts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Output:
+    html: str
+    text: str
+    html_parts: tuple[str, ...] = ()
+    text_parts: tuple[str, ...] = ()
 
 
 class Renderer:
@@ -72,10 +85,16 @@ class Renderer:
         *,
         inline_per_email: bool = False,
         max_html_bytes: int = MAX_HTML_BYTES,
+        cards_once: bool = True,
+        styled: Mapping[str, str] | None = None,
     ) -> None:
-        """`inline_per_email=True` is the slow reference path (premailer on every e-mail)."""
+        """`inline_per_email=True` is the slow reference path (premailer on every e-mail);
+        `cards_once=False` renders every card for every reader (the reference the card cache,
+        `cards.py`, is compared with). `styled`: template sources another renderer with the
+        same settings has styled (`styled_sources`), so this one need not style them again."""
         self.cfg = cfg
         self.inline_per_email = inline_per_email
+        self.cards_once = cards_once and not inline_per_email
         self.max_html_bytes = max_html_bytes
         root = Path(cfg.templates_dir)
         if not (root / STYLESHEET).is_file():
@@ -102,7 +121,11 @@ class Renderer:
         self.inline_css = self._source(INLINE_STYLESHEET)
         self.style_block = style_block(self._source(STYLESHEET))
         self._html: dict[str, jinja2.Template] = {}
+        self._styled = dict(styled or {})
+        self._text: dict[str, jinja2.Template] = {}
         self._check_subject_template()
+        site = self._common_site()
+        self.cards = CardCache(site)
 
     # -- templates -----------------------------------------------------------------------
     def _source(self, name: str) -> str:
@@ -119,20 +142,60 @@ class Renderer:
         template = self._html.get(name)
         if template is None:
             path = f"email/{name}.html"
-            source = compact(flatten(path, self._source))
-            if not self.inline_per_email:
-                source = inline_template(path, source, self.inline_css, self.style_block)
-            code = self.env.compile(source, name=path, filename=path)
+            code = self.env.compile(self.styled_source(name), name=path, filename=path)
             template = jinja2.Template.from_code(self.env, code, self.env.make_globals(None))
             self._html[name] = template
         return template
 
-    def _render(self, name: str, context: dict[str, Any]) -> tuple[str, str]:
+    def text_template(self, name: str) -> jinja2.Template:
+        """The compiled plain-text template (cached: the loader would stat its file per use)."""
+        template = self._text.get(name)
+        if template is None:
+            template = self._text[name] = self.env.get_template(f"email/{name}.txt")
+        return template
+
+    def styled_source(self, name: str) -> str:
+        """The HTML template's source, flattened, compacted and styled (premailer: ~0.3 s)."""
+        source = self._styled.get(name)
+        if source is None:
+            path = f"email/{name}.html"
+            source = compact(flatten(path, self._source))
+            if not self.inline_per_email:
+                source = inline_template(path, source, self.inline_css, self.style_block)
+            self._styled[name] = source
+        return source
+
+    def styled_sources(self) -> dict[str, str]:
+        """Every template source styled so far, for `Renderer(..., styled=...)`."""
+        return dict(self._styled)
+
+    def prepare(self) -> None:
+        """Compile (and style) the digest templates now rather than for the first digest."""
+        for name in ("digest", "welcome"):
+            self.html_template(name)
+            self.text_template(name)
+
+    def _render(self, name: str, context: dict[str, Any]) -> _Output:
+        text_template = self.text_template(name)
+        if self.cards_once:
+            html, html_parts = self._in_pieces(self.html_template(name), context)
+            text, text_parts = self._in_pieces(text_template, context)
+            return _Output(html, text, html_parts, text_parts)
         html = self.html_template(name).render(context)
         if self.inline_per_email:
             html = style_email(html, self.inline_css, self.style_block)
-        text = self.env.get_template(f"email/{name}.txt").render(context)
-        return html, text
+        return _Output(html, text_template.render(context))
+
+    def _in_pieces(self, template: jinja2.Template, context: dict[str, Any]) -> tuple[str, Parts]:
+        """`template.render(context)` with its cards from the card cache, and the output in
+        pieces: the cached card text as it is, the reader's text between it joined."""
+        ctx = template.new_context(context)
+        self.cards.install(ctx)
+        try:
+            pieces = list(template.root_render_func(ctx))
+        except Exception:
+            self.env.handle_exception()
+        return joined(pieces)
 
     # -- subjects ------------------------------------------------------------------------
     def _check_subject_template(self) -> None:
@@ -157,13 +220,19 @@ class Renderer:
         return one_line(subject, 200)
 
     # -- contexts ------------------------------------------------------------------------
-    def _common(self, subscriber: Subscriber, title: str, pre: str) -> dict[str, Any]:
+    def _common_site(self) -> dict[str, str]:
+        """The variables that are the same in every e-mail (the card cache may use them)."""
         site = self.cfg.site
         return {
             "site_name": one_line(site.name),
             "site_url": site.base_url.rstrip("/") + "/",
             "operator": one_line(site.operator_name or site.name),
             "postal_address": one_line(site.postal_address),
+        }
+
+    def _common(self, subscriber: Subscriber, title: str, pre: str) -> dict[str, Any]:
+        return {
+            **self.cards.shared_vars,
             "subscriber_email": subscriber.email,
             "subscriber_name": one_line(subscriber.name),
             "title": title,
@@ -216,13 +285,13 @@ class Renderer:
         excerpt = self.cfg.digest.excerpt_chars
         picks, trending = list(digest.picks), list(digest.trending)
         context = self._digest_context(digest, picks, trending, excerpt)
-        html, text = self._render(name, context)
-        if self._fits(html):
-            return RenderedEmail(subject, html, text, context["preheader"], 0)
+        out = self._render(name, context)
+        if self._fits(out.html):
+            return self._email(subject, out, context)
         for shorter in (excerpt * 2 // 3, excerpt // 2, excerpt // 3, min(excerpt, 120)):
             context = self._digest_context(digest, picks, trending, shorter)
-            html, text = self._render(name, context)
-            if self._fits(html):
+            out = self._render(name, context)
+            if self._fits(out.html):
                 log.warning(
                     "digest for subscriber %s: excerpts shortened to %d characters to keep the "
                     "HTML under %d bytes",
@@ -230,30 +299,45 @@ class Renderer:
                     shorter,
                     self.max_html_bytes,
                 )
-                return RenderedEmail(subject, html, text, context["preheader"], 0)
+                return self._email(subject, out, context)
         return self._drop_to_fit(name, digest, subject, min(excerpt, 120))
+
+    @staticmethod
+    def _email(
+        subject: str, out: _Output, context: dict[str, Any], nothing_fits: bool = False
+    ) -> RenderedEmail:
+        return RenderedEmail(
+            subject,
+            out.html,
+            out.text,
+            context["preheader"],
+            context["dropped"],
+            nothing_fits,
+            out.html_parts,
+            out.text_parts,
+        )
 
     def _drop_to_fit(self, name: str, digest: Digest, subject: str, excerpt: int) -> RenderedEmail:
         """Keep the longest prefix of picks-then-trending whose HTML fits (binary search)."""
         items = [*digest.picks, *digest.trending]
         n_picks = len(digest.picks)
 
-        def attempt(keep: int) -> tuple[dict[str, Any], str, str]:
+        def attempt(keep: int) -> tuple[dict[str, Any], _Output]:
             picks, trending = items[: min(keep, n_picks)], items[n_picks:keep]
             context = self._digest_context(digest, picks, trending, excerpt)
             context["dropped"] = len(items) - keep
-            return context, *self._render(name, context)
+            return context, self._render(name, context)
 
         low, high = 0, len(items) - 1  # `len(items)` is known not to fit
         best = attempt(0)
         while low <= high:
             mid = (low + high) // 2
             tried = attempt(mid)
-            if self._fits(tried[1]):
+            if self._fits(tried[1].html):
                 best, low = tried, mid + 1
             else:
                 high = mid - 1
-        context, html, text = best
+        context, out = best
         log.warning(
             "digest for subscriber %s: dropped %d of %d item(s) to keep the HTML under %d bytes",
             digest.subscriber.id,
@@ -269,9 +353,7 @@ class Renderer:
                 n_picks,
                 self.max_html_bytes,
             )
-        return RenderedEmail(
-            subject, html, text, context["preheader"], context["dropped"], nothing_fits
-        )
+        return self._email(subject, out, context, nothing_fits)
 
     def _fits(self, html: str) -> bool:
         return len(html.encode("utf-8")) <= self.max_html_bytes
@@ -282,8 +364,8 @@ class Renderer:
         pre = f"One click to start getting papers picked for you by {site}."
         context = self._common(subscriber, f"Confirm your subscription to {site}", pre)
         context.update(confirm_url=confirm_url)
-        html, text = self._render("confirm", context)
-        return RenderedEmail(f"Confirm your subscription to {site}", html, text, pre)
+        out = self._render("confirm", context)
+        return RenderedEmail(f"Confirm your subscription to {site}", out.html, out.text, pre)
 
     def unsubscribed(self, subscriber: Subscriber, resubscribe_url: str) -> RenderedEmail:
         """The notice that an address is unsubscribed, with a way back."""
@@ -291,5 +373,5 @@ class Renderer:
         pre = f"You will get no more e-mails from {site}."
         context = self._common(subscriber, f"You are unsubscribed from {site}", pre)
         context.update(resubscribe_url=resubscribe_url)
-        html, text = self._render("unsubscribed", context)
-        return RenderedEmail(f"You are unsubscribed from {site}", html, text, pre)
+        out = self._render("unsubscribed", context)
+        return RenderedEmail(f"You are unsubscribed from {site}", out.html, out.text, pre)

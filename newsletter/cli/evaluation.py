@@ -10,6 +10,8 @@ import click
 from newsletter.cli.base import F, cli, friendly_errors
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from newsletter.models import Paper
     from newsletter.ranking.profile import Profile
 
@@ -84,6 +86,38 @@ def _judged_sets(func: F) -> F:
     return func
 
 
+def _runs_to(verb: str) -> Callable[[F], F]:
+    """--ranker, --baseline and --no-baselines: which of ours and which outside baselines to
+    `verb` (e.g. "compare", "pool")."""
+
+    def decorate(func: F) -> F:
+        options = [
+            click.option(
+                "--ranker", "rankers", multiple=True, help=f"Rankers to {verb} (default: all)."
+            ),
+            click.option(
+                "--baseline",
+                "baselines",
+                multiple=True,
+                help=f"Outside baselines to {verb}: bm25-plain, tfidf-cosine, sanity-svm"
+                " (default: all).",
+            ),
+            click.option("--no-baselines", is_flag=True, help=f"{verb.capitalize()} ours only."),
+        ]
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
+
+
+def _outside(baselines: tuple[str, ...], no_baselines: bool) -> list[str] | None:
+    """The outside baselines asked for: none, the named ones, or all (None)."""
+    if baselines and no_baselines:
+        raise click.UsageError("--baseline and --no-baselines exclude each other")
+    return [] if no_baselines else (list(baselines) or None)
+
+
 def _load(
     corpus: str, profiles: tuple[str, ...], qrels: tuple[str, ...]
 ) -> tuple[list[Paper], list[Profile], dict[str, dict[str, int]]]:
@@ -99,14 +133,7 @@ def _load(
 
 @eval_group.command(name="compare")
 @_judged_sets
-@click.option("--ranker", "rankers", multiple=True, help="Rankers to compare (default: all).")
-@click.option(
-    "--baseline",
-    "baselines",
-    multiple=True,
-    help="Outside baselines: bm25-plain, tfidf-cosine, sanity-svm (default: all).",
-)
-@click.option("--no-baselines", is_flag=True, help="Compare our rankers only.")
+@_runs_to("compare")
 @friendly_errors
 def eval_compare(
     corpus: str,
@@ -120,9 +147,7 @@ def eval_compare(
     nDCG@10 per profile, and the profiles with liked papers with and without them."""
     from newsletter.ranking.comparison import compare
 
-    if baselines and no_baselines:
-        raise click.UsageError("--baseline and --no-baselines exclude each other")
-    outside = [] if no_baselines else (list(baselines) or None)
+    outside = _outside(baselines, no_baselines)
     click.echo(compare(*_load(corpus, profiles, qrels), list(rankers) or None, outside))
 
 
@@ -160,14 +185,7 @@ def eval_loo(
     help="Judgments (JSON): leave out the papers already judged (to deepen a pool).",
 )
 @click.option("--depth", default=30, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--ranker", "rankers", multiple=True, help="Rankers to pool (default: all).")
-@click.option(
-    "--baseline",
-    "baselines",
-    multiple=True,
-    help="Outside baselines to pool: bm25-plain, tfidf-cosine, sanity-svm (default: all).",
-)
-@click.option("--no-baselines", is_flag=True, help="Pool our rankers only.")
+@_runs_to("pool")
 @friendly_errors
 def eval_pool(
     corpus: str,
@@ -182,12 +200,10 @@ def eval_pool(
     ranker's and baseline's top DEPTH per profile, with and without liked papers."""
     from newsletter.ranking import evaluate, pooling
 
-    if baselines and no_baselines:
-        raise click.UsageError("--baseline and --no-baselines exclude each other")
+    outside = _outside(baselines, no_baselines)
     papers = evaluate.load_corpus(Path(corpus))
     wanted = evaluate.load_profile_sets([Path(p) for p in profiles], depth)
     judged = evaluate.load_qrels_sets([Path(q) for q in qrels]) if qrels else None
-    outside = [] if no_baselines else (list(baselines) or None)
     runs = pooling.pooled_runs(papers, wanted, depth, list(rankers) or None, outside)
     pooled = pooling.pool(runs, wanted, judged)
     for line in pooling.pool_lines(pooled):

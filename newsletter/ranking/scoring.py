@@ -15,6 +15,7 @@ interests get the trending order.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -353,14 +354,14 @@ def _known_and_fresh(
             allowed[:, list(day.rising)] = True  # gained traction after their first day
     fresh = allowed.sum(axis=1)
     # Papers already received, and those they named as liked or disliked: they know them.
-    pos = day.position
-    rows, cols = [], []
-    for i, p in enumerate(profiles):
-        for ids in (p.exclude, p.liked, p.disliked):
-            hit = [pos[x] for x in ids if x in pos]
-            rows += [i] * len(hit)
-            cols += hit
-    allowed[rows, cols] = False
+    # One flat pass over every id (-1: not today's), not a loop per subscriber and list.
+    get = day.position.get
+    known = [[get(x, -1) for x in (*p.exclude, *p.liked, *p.disliked)] for p in profiles]
+    counts = [len(ids) for ids in known]
+    cols = np.fromiter(itertools.chain.from_iterable(known), np.int64, count=sum(counts))
+    rows = np.repeat(np.arange(n), counts)
+    today = cols >= 0
+    allowed[rows[today], cols[today]] = False
     return allowed, fresh, allowed.sum(axis=1)
 
 

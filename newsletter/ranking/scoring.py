@@ -179,10 +179,21 @@ def _segment(values: np.ndarray, owner: np.ndarray, n: int, how: str) -> np.ndar
     out = np.zeros((n, values.shape[1]), dtype=np.float32)
     if len(owner) == 0:
         return out
+    who, reduced = _reduce_owned(values, owner, how)
+    out[who] = reduced
+    return out
+
+
+def _reduce_owned(values: np.ndarray, owner: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows reduced per owner (rows sorted by owner, at least one): the owners, their rows.
+
+    For terms only a few subscribers have (dislikes, negative keywords), so the batch's other
+    rows are left alone rather than densified to zeros and passed over.
+    """
     starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
     ufunc = np.maximum if how == "max" else np.add
-    out[owner[starts]] = ufunc.reduceat(values, starts, axis=0)
-    return out
+    reduced: np.ndarray = ufunc.reduceat(values, starts, axis=0)
+    return owner[starts], reduced
 
 
 def _best_and_rest(values: np.ndarray, owner: np.ndarray, n: int, rest: float) -> np.ndarray:
@@ -297,8 +308,10 @@ def score_batch(
         sims = day.example_sim[mats.liked_rows]
         add_likes(rel, sims, mats.liked_owner, opt.like_weight, opt.like_pool, opt.like_gate)
     if len(mats.disliked_rows):
-        sims = day.example_sim[mats.disliked_rows]
-        rel -= opt.dislike_weight * _segment(sims, mats.disliked_owner, n, "max")
+        who, closest = _reduce_owned(
+            day.example_sim[mats.disliked_rows], mats.disliked_owner, "max"
+        )
+        rel[who] -= opt.dislike_weight * closest.astype(np.float32, copy=False)
     train_models(mats, n, day.examples, day.background)
     if mats.model_weights is not None:
         who = np.flatnonzero(mats.model_row >= 0)
@@ -311,7 +324,8 @@ def score_batch(
         author_boost(day.authors, [p.authors for p in profiles], opt.author_boost, rel)
     if mats.negative.shape[0]:
         hits = (mats.negative @ day.index.presence.T).toarray() >= mats.negative_need[:, None]
-        allowed &= _segment(hits.astype(np.float32), mats.negative_owner, n, "max") == 0
+        who, hit = _reduce_owned(hits, mats.negative_owner, "max")
+        allowed[who] &= ~hit
     wants = np.array([p.has_interests for p in profiles], dtype=bool)
     if mats.model_weights is not None:
         wants[mats.model_row >= 0] = True

@@ -246,10 +246,9 @@ def _query_scores(
         cache.update(zip(missing, s, strict=True))
     row = {t: i for i, t in enumerate(distinct)}
     # One extra row of zeros at the end: the padding row of `_query_relevance`.
-    table = np.empty((len(distinct) + 1, len(day.papers)), dtype=np.float32)
-    for i, t in enumerate(distinct):
-        table[i] = cache[t]
-    table[-1] = 0
+    rows = [cache[t] for t in distinct]
+    rows.append(np.zeros(len(day.papers), dtype=np.float32))
+    table = np.stack(rows).astype(np.float32, copy=False)
     return table, np.array([row[t] for t in texts])
 
 
@@ -283,9 +282,10 @@ def _query_relevance(
         best = np.take(scores, padded[:, 0], axis=0)
         if widest == 1:
             return best
-        total = best.copy()
-        row = np.empty_like(best)
-        for k in range(1, widest):
+        row = np.take(scores, padded[:, 1], axis=0)
+        total = best + row  # the sum in the same order as before, one pass fewer than a copy
+        np.maximum(best, row, out=best)
+        for k in range(2, widest):
             np.take(scores, padded[:, k], axis=0, out=row)
             np.maximum(best, row, out=best)
             total += row

@@ -24,8 +24,8 @@ from newsletter.ranking.profile import Profile
 PAPERS = 2_000
 SIZES = (1_000, 10_000, 100_000)
 PHRASES = 20_000
-TARGET_SECONDS = 30.0
-TARGET_RSS_MB = 2_048.0
+TARGET_SECONDS = 30.0  # absolute, for any machine; the 20 % is `--against` a baseline
+TARGET_RSS_MB = 1_536.0
 DAY = date(2026, 11, 26)
 _SYLLABLES = ("ka", "lo", "mi", "nu", "pe", "ra", "si", "tu", "ve", "xo", "ba", "de", "fi", "go")
 

@@ -19,9 +19,9 @@ def test_against_runs_both_checkouts_in_turn_and_prints_each_pair_and_the_ratio(
 ) -> None:
     if not (ROOT / ".venv" / "bin" / "python").exists():
         pytest.skip("the checkout has no .venv to compare against (make install)")
+    bench = [sys.executable, "-m", "newsletter.bench", "rank", "--against", str(ROOT)]
     out = subprocess.run(
-        [sys.executable, "-m", "newsletter.bench", "rank", "--against", str(ROOT)]
-        + ["--rounds", "2", "--subscribers", "300"],
+        [*bench, "--rounds", "2", "--subscribers", "300"],
         cwd=tmp_path,
         capture_output=True,
         text=True,

@@ -11,9 +11,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import sys
+import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -29,7 +29,7 @@ from newsletter.ranking.traction import Rise
 
 __all__ = ["RANKERS", "RankOptions", "Ranking", "rank", "ranker_options"]
 
-SWITCH_SECONDS = 0.001  # longest the scoring thread waits for the GIL while reasons are written
+YIELD_EVERY = 8  # subscribers explained between two chances for the scoring thread to run
 CHUNK = 2048  # subscribers scored together; bounds memory at ~CHUNK x papers floats
 
 
@@ -182,8 +182,9 @@ def rank(
     the papers that gained traction after their first day (`traction.find_rising`).
 
     Subscribers are scored in batches; while the reasons of one batch are written (Python),
-    the next batch is scored in a helper thread (numpy and scipy release the GIL; a short
-    switch interval hands it back to the scorer between its calls, see `_gil_handover`).
+    the next batch is scored in a helper thread (numpy and scipy release the GIL; the
+    explaining loop hands the GIL over every few subscribers while the scorer is still busy,
+    so it is not starved).
     """
     if not profiles:
         return []
@@ -202,13 +203,14 @@ def rank(
         pair_sim=pair_sim,
     )
     out: list[Ranking] = []
-    with _gc_paused(), _gil_handover(), ThreadPoolExecutor(max_workers=1) as pool:
+    with _gc_paused(), ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(job, batches[0])
         for j in range(len(batches)):
             batch = pending.result()
+            scoring: Future[_Batch] | None = None
             if j + 1 < len(batches):
-                pending = pool.submit(job, batches[j + 1])
-            out += _explain_batch(explainer, batch)
+                pending = scoring = pool.submit(job, batches[j + 1])
+            out += _explain_batch(explainer, batch, scoring)
     return out
 
 
@@ -229,31 +231,23 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-@contextlib.contextmanager
-def _gil_handover() -> Iterator[None]:
-    """A short GIL switch interval while a day is ranked.
-
-    The scorer thread needs the GIL for a moment between its numpy calls, while the explaining
-    loop is pure Python and holds it. With the default 5 ms interval the scorer waited up to
-    5 ms each time; the loop used to `time.sleep(0)` every 8 subscribers instead, a system
-    call (~0.15 ms, 12,500 per 100,000 subscribers) that also gave up the CPU on a loaded
-    machine. The interval costs nothing while no other thread is waiting; 0.5, 1, 2 and 5 ms
-    used about the same CPU time on a loaded machine, all less than the `sleep(0)` loop.
-    """
-    was = sys.getswitchinterval()
-    sys.setswitchinterval(min(was, SWITCH_SECONDS))
-    try:
-        yield
-    finally:
-        sys.setswitchinterval(was)
-
-
-def _explain_batch(explainer: Explainer, batch: _Batch) -> list[Ranking]:
+def _explain_batch(
+    explainer: Explainer, batch: _Batch, scoring: Future[_Batch] | None = None
+) -> list[Ranking]:
+    """The batch's Rankings; while `scoring` (the next batch) runs, the GIL is handed to it
+    every few subscribers. Once it is done the loop stops yielding: each `time.sleep(0)` is
+    a system call (~0.15 ms; 12,500 of them for 100,000 subscribers when they were made
+    unconditionally)."""
     out = []
     chosen, scores = batch.chosen.tolist(), batch.scores.tolist()
     trending = batch.trending.tolist()
     fresh, unsent = batch.counts["fresh"].tolist(), batch.counts["unsent"].tolist()
     for i, p in enumerate(batch.profiles):
+        if scoring is not None and i % YIELD_EVERY == 0:
+            if scoring.done():
+                scoring = None
+            else:
+                time.sleep(0)  # hand the GIL over: the scorer's numpy calls need it between ops
         picks = [(d, s) for d, s in zip(chosen[i][: p.size], scores[i], strict=False) if d >= 0]
         out.append(
             explainer.ranking(p, picks, [x for x in trending[i] if x >= 0], fresh[i], unsent[i])

@@ -15,11 +15,12 @@ worker's batch is never left behind.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import replace
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ from newsletter.sending import SendOptions, Target, send_targets
 from newsletter.store.claims import worker_name
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from newsletter.building import Builders
     from newsletter.config import Config
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from newsletter.pipeline import Context
     from newsletter.store import Database
 
-    Progress = Callable[[DeliveryReport], None]
     SendBatch = Callable[
         [Context, date, list[Target], SendSummary, SendOptions, Builders], DeliveryReport | None
     ]
@@ -91,9 +91,13 @@ def send_shared(
     claims.enqueue(day, due, ctx.clock())
     run_id = store.runs.start("send", ctx.clock())
     try:
-        # Leases are renewed from the sending threads, on a connection of their own.
-        with message_builders(ctx, day, len(due)) as builders, _side(ctx.cfg) as side:
-            _take_and_send(ctx, day, opts, summary, (worker, side), builders, send_batch)
+        # Leases are renewed by a thread of their own, on a connection of their own.
+        with (
+            message_builders(ctx, day, len(due)) as builders,
+            _side(ctx.cfg) as side,
+            _lease_keeper(side, worker, ctx.cfg.storage.send_lease_seconds),
+        ):
+            _take_and_send(ctx, day, opts, summary, worker, builders, send_batch)
     except BaseException as exc:
         store.runs.finish(run_id, "aborted", f"stopped: {exc}", ctx.clock())
         claims.finished(worker, ctx.clock(), summary.sent)
@@ -108,13 +112,12 @@ def _take_and_send(
     day: date,
     opts: SendOptions,
     summary: SendSummary,
-    me: tuple[str, Database],
+    worker: str,
     builders: Builders,
     send: SendBatch,
 ) -> None:
     """Take a batch under a lease, send it, mark it done; until the day's queue is empty."""
     claims, storage = ctx.store.claims, ctx.cfg.storage
-    worker, side = me
     while not (opts.stop and opts.stop.is_set()):
         now = time.time()
         claims.heartbeat(worker, day, now, ctx.clock(), summary.sent)
@@ -127,9 +130,7 @@ def _take_and_send(
                 break  # every row of the day is done
             ctx.sleep(min(POLL_SECONDS, max(expiry - time.time(), 0.05)))
             continue
-        renewing = _renewing(side, worker, storage.send_lease_seconds, opts.progress)
-        held = replace(opts, progress=renewing)
-        report = send(ctx, day, _batch_targets(ctx, day, ids), summary, held, builders)
+        report = send(ctx, day, _batch_targets(ctx, day, ids), summary, opts, builders)
         if report is not None and report.aborted:
             break  # the server is unreachable: the lease hands the rest on
         claims.done(day, worker, ids, ctx.clock())
@@ -142,22 +143,29 @@ def _side(cfg: Config) -> Database:
     return Database(cfg.database, password=cfg.database_password)
 
 
-def _renewing(side: Database, worker: str, lease: float, progress: Progress | None) -> Progress:
-    """`progress`, which also extends this worker's leases once a third of a lease has gone by
-    since they were last set: a batch that takes longer than one lease (a slow or rate-limited
-    relay) stays this worker's, so no other worker takes it and sends it a second time. The
-    dispatcher calls it under its own lock, so `side` is used by one thread at a time."""
-    last = [time.time()]
+@contextlib.contextmanager
+def _lease_keeper(side: Database, worker: str, lease: float) -> Iterator[None]:
+    """While the block runs, a thread extends `worker`'s leases every third of a lease, so a
+    batch that takes longer than one lease to rank, build and send (a slow or rate-limited relay,
+    a loaded machine starting its build processes) stays this worker's and no other worker
+    takes it and mails it a second time. A worker that dies stops renewing with it. Only this
+    thread uses `side`."""
+    stop = threading.Event()
 
-    def renew(report: DeliveryReport) -> None:
-        now = time.time()
-        if now - last[0] >= lease / 3:
-            last[0] = now
-            side.claims.renew(worker, lease, now)
-        if progress is not None:
-            progress(report)
+    def keep() -> None:
+        while not stop.wait(lease / 3):
+            try:
+                side.claims.renew(worker, lease, time.time())
+            except Exception:  # the store is briefly unreachable: try again next time
+                log.warning("could not renew the leases of %s", worker, exc_info=True)
 
-    return renew
+    keeper = threading.Thread(target=keep, name=f"lease-keeper {worker}", daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()
 
 
 def _worker(cfg: Config, day: date) -> SendSummary:

@@ -20,6 +20,7 @@ from newsletter.ranking.evaluate import (
     load_corpus,
     load_profiles,
     load_qrels,
+    mean,
     run_lines,
     score_one,
 )
@@ -40,7 +41,7 @@ def mean_ndcg(table: str) -> float:
 def summary_rows(output: str) -> dict[str, tuple[int, float, str]]:
     """The compare summary: name -> (profiles, mean nDCG@10, worst profile)."""
     found = re.findall(
-        r"^(\S+(?: \(baseline\))?)\s+(\d+)\s+([0-9.]+)\s+[0-9.]+\s+[0-9.]+\s+[0-9.]+ (\S+)$",
+        r"^(\S+(?: \(baseline\))?)\s+(\d+)\s+([0-9.]+)(?:\s+[0-9.]+){4} (\S+)$",
         output,
         re.M,
     )
@@ -233,6 +234,12 @@ def test_linear_svm_finds_the_liblinear_optimum():
         linear_svm(x, np.ones(n), c)
 
 
+def test_unjudged_at_10_is_the_share_of_the_top_ten_without_a_judgment():
+    got = score_one(["a", "x", "b", "y", "z"], {"a": 2, "b": 0, "c": 1})
+    assert got.unjudged10 == pytest.approx(0.3)
+    assert mean([got, score_one(["a"], {"a": 1})]).unjudged10 == pytest.approx(0.15)
+
+
 def test_leave_one_out_chooses_on_the_other_profiles_only():
     def s(v: float) -> Scores:
         return Scores(v, v, v)
@@ -288,6 +295,7 @@ def test_eval_compare_on_the_check_set_prints_baselines_and_likes_side_by_side()
         "sanity-svm (baseline)",
     }
     assert rows["default"][0] == n and rows["sanity-svm (baseline)"][0] == n_liked
+    assert "R@20  unj@10  worst nDCG@10" in out  # the share of unjudged picks is shown
     matrix = out.split("per profile, nDCG@10:\n")[1].split("\n\n")[0].splitlines()
     cells = {line.split()[0]: line.split()[1:] for line in matrix[1:-1]}
     assert matrix[0].split() == ["profile", "default", "bm25-plain", "tfidf-cosine", "sanity-svm"]

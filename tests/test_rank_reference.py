@@ -101,6 +101,29 @@ def _terms(day: Day, doc: int) -> set[str]:
     return set(day.index.terms(p.title)) | set(day.index.terms(p.abstract))
 
 
+def _with_likes(day: Day, opt: RankOptions, liked: list[int], rel: list[float]) -> list[float]:
+    """The likes rule of `likes.py`, paper by paper: each paper's affinity (mean or closest
+    similarity to the liked rows) sharpens the match against the affinity at the top share of
+    the other papers ("sharpen"), or is added gated by the match ("add")."""
+    if not liked:
+        return rel
+    d, rule, top = len(rel), opt.likes, max(rel)
+    pool = max if rule.pool == "max" else (lambda xs: sum(xs) / len(xs))
+    affinity = [pool([float(day.example_sim[k, j]) for k in liked]) for j in range(d)]
+    others = sorted((a if j not in liked else 0.0 for j, a in enumerate(affinity)), reverse=True)
+    reference = others[max(1, min(round(rule.reference * d), d)) - 1]
+    out = []
+    for j, r in enumerate(rel):
+        if top <= 0:
+            out.append(r + affinity[j])
+        elif rule.mode == "sharpen":
+            lift = min(max(affinity[j] / max(reference, 1e-6), 0.0), 1.0) ** rule.power
+            out.append(r * (1 + rule.weight * lift))
+        else:
+            out.append(r + rule.weight * affinity[j] * min(max(r / top, 0.0), 1.0) ** rule.gate)
+    return out
+
+
 def _reference(day: Day, p: Profile, opt: RankOptions, model: np.ndarray | None) -> np.ndarray:
     """One subscriber's final scores, paper by paper (-inf where not allowed)."""
     d = len(day.papers)
@@ -112,14 +135,11 @@ def _reference(day: Day, p: Profile, opt: RankOptions, model: np.ndarray | None)
         scores = [w * float(s[j]) for s, w in per_query]
         best = max(scores, default=0.0)
         rel.append(best + opt.other_queries * (sum(scores) - best) if scores else 0.0)
-    top = max(rel)
+    rel = _with_likes(day, opt, liked, rel)
     final = np.full(d, -np.inf)
     negative = {t for word in p.negative for t in day.index.analyzer.terms(word)}
     for j in range(d):
         r = rel[j]
-        if liked:
-            share = 1.0 if top <= 0 else min(max(rel[j] / top, 0.0), 1.0) ** opt.like_gate
-            r += opt.like_weight * max(float(day.example_sim[k, j]) for k in liked) * share
         if disliked:
             r -= opt.dislike_weight * max(float(day.example_sim[k, j]) for k in disliked)
         if model is not None:

@@ -5,9 +5,6 @@ from __future__ import annotations
 import contextlib
 import email
 import re
-import signal
-import subprocess
-import sys
 import threading
 import time
 import warnings
@@ -16,11 +13,11 @@ from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 
-import httpx
 import pytest
 import uvicorn
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
+from newsletter.bench.serve import ServeDidNotStart, serve_process
 from newsletter.config import Config
 from newsletter.web.app import create_app
 from tests.conftest import SECRET
@@ -88,42 +85,15 @@ def tamper(token: str) -> str:
     return token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1 :]
 
 
-def newsletter_command() -> list[str]:
-    """The installed `newsletter` script, or the module run by this interpreter."""
-    script = Path(sys.executable).parent / "newsletter"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "newsletter"]
-
-
 @contextlib.contextmanager
 def running_serve(config: Path, port: int, env: dict[str, str]) -> Iterator[str]:
-    """A real `newsletter serve` process on 127.0.0.1:`port`; yields its base URL once
-    /healthz answers, and stops it with SIGTERM (then kill) afterwards."""
-    proc = subprocess.Popen(
-        [*newsletter_command(), "--config", str(config), "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            time.sleep(0.1)
-    else:
-        proc.kill()
-        out = proc.stdout.read().decode() if proc.stdout else ""
-        pytest.fail(f"newsletter serve ({config}) did not start:\n{out}")
+    """A real `newsletter serve` process on 127.0.0.1:`port` (`bench.serve.serve_process`);
+    the test fails with the process's output if it never answers /healthz."""
     try:
-        yield base
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        with serve_process(config, port, env) as base:
+            yield base
+    except ServeDidNotStart as e:
+        pytest.fail(str(e))
 
 
 @contextlib.contextmanager

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-SECTIONS = ("fetch", "rank", "render", "send", "latex", "site", "workers")
+SECTIONS = ("fetch", "rank", "render", "send", "latex", "site", "serve", "workers")
 WITH_OPTIONS = ("send", "rank")  # sections whose run() takes the options written after them
 
 

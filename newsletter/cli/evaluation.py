@@ -142,3 +142,59 @@ def eval_loo(
     from newsletter.ranking.loo import leave_one_out
 
     click.echo(leave_one_out(*_load(corpus, profiles, qrels), list(settings) or None))
+
+
+@eval_group.command(name="pool")
+@click.option("--corpus", required=True, type=click.Path(dir_okay=False), help="Papers (JSONL).")
+@click.option(
+    "--profiles",
+    required=True,
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Profiles (JSONL); repeat to pool several sets together.",
+)
+@click.option(
+    "--qrels",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Judgments (JSON): leave out the papers already judged (to deepen a pool).",
+)
+@click.option("--depth", default=30, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--ranker", "rankers", multiple=True, help="Rankers to pool (default: all).")
+@click.option(
+    "--baseline",
+    "baselines",
+    multiple=True,
+    help="Outside baselines to pool: bm25-plain, tfidf-cosine, sanity-svm (default: all).",
+)
+@click.option("--no-baselines", is_flag=True, help="Pool our rankers only.")
+@friendly_errors
+def eval_pool(
+    corpus: str,
+    profiles: tuple[str, ...],
+    qrels: tuple[str, ...],
+    depth: int,
+    rankers: tuple[str, ...],
+    baselines: tuple[str, ...],
+    no_baselines: bool,
+) -> None:
+    """Write the papers to judge (profile<TAB>paper_id<TAB>rankers): the union of every
+    ranker's and baseline's top DEPTH per profile, with and without liked papers."""
+    from newsletter.ranking import evaluate, pooling
+
+    if baselines and no_baselines:
+        raise click.UsageError("--baseline and --no-baselines exclude each other")
+    papers = evaluate.load_corpus(Path(corpus))
+    wanted = evaluate.load_profile_sets([Path(p) for p in profiles], depth)
+    judged = evaluate.load_qrels_sets([Path(q) for q in qrels]) if qrels else None
+    outside = [] if no_baselines else (list(baselines) or None)
+    runs = pooling.pooled_runs(papers, wanted, depth, list(rankers) or None, outside)
+    pooled = pooling.pool(runs, wanted, judged)
+    for line in pooling.pool_lines(pooled):
+        click.echo(line)
+    sizes = [len(v) for v in pooled.values()]
+    click.echo(
+        f"{sum(sizes)} papers pooled for {len(sizes)} profiles ({min(sizes)}-{max(sizes)} each)"
+        f" from {len(runs)} runs to depth {depth}",
+        err=True,
+    )

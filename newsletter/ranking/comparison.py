@@ -21,6 +21,7 @@ from newsletter.ranking.evaluate import (
     mean,
     ranked_ids,
     score_one,
+    unjudged_count,
     without_likes,
 )
 from newsletter.ranking.profile import Profile
@@ -46,6 +47,14 @@ class Column:
         return key, self.scores[key].ndcg10
 
 
+def check_names(rankers: Sequence[str], baselines: Sequence[str]) -> None:
+    """Refuse a ranker or baseline name that does not exist, naming the ones that do."""
+    for kind, wanted, known in (("ranker", rankers, RANKERS), ("baseline", baselines, BASELINES)):
+        unknown = [n for n in wanted if n not in known]
+        if unknown:
+            raise EvalError(f"unknown {kind} {unknown[0]!r}: choose from {', '.join(known)}")
+
+
 def score_profiles(
     run: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], keys: Sequence[str]
 ) -> dict[str, Scores]:
@@ -53,15 +62,41 @@ def score_profiles(
     return {k: score_one(run.get(k, []), qrels[k]) for k in sorted(keys)}
 
 
+def _column(
+    name: str,
+    baseline: bool,
+    run: Mapping[str, Sequence[str]],
+    qrels: Mapping[str, Mapping[str, int]],
+    keys: Sequence[str],
+) -> Column:
+    return Column(name, baseline, score_profiles(run, qrels, keys))
+
+
 def summary_table(columns: Sequence[Column]) -> str:
     width = max([len("ranker"), *(len(c.label) for c in columns)])
-    lines = [f"{'ranker':<{width}}  profiles  nDCG@10   P@10   R@20  worst nDCG@10"]
+    lines = [f"{'ranker':<{width}}  profiles  nDCG@10   P@10   R@20  unj@10  worst nDCG@10"]
     for c in columns:
         m = mean(c.scores.values())
         key, low = c.worst()
         lines.append(
             f"{c.label:<{width}}  {len(c.scores):8d}  {m.ndcg10:7.4f} {m.p10:6.3f} {m.r20:6.3f}"
-            f"  {low:6.4f} {key}"
+            f"  {m.unjudged10:6.3f}  {low:6.4f} {key}"
+        )
+    return "\n".join(lines)
+
+
+def unjudged_table(columns: Sequence[Column]) -> str:
+    """Pool bias: per ranker, the mean and the most papers in a profile's top 10 without a
+    judgment (each scores 0 although nobody read it; high counts make its figures a floor)."""
+    width = max([len("ranker"), *(len(c.label) for c in columns)])
+    lines = [f"{'ranker':<{width}}  unjudged@10   most  profile"]
+    for c in columns:
+        values = [unjudged_count(s) for s in c.scores.values()]
+        key = max(sorted(c.scores), key=lambda k: unjudged_count(c.scores[k]))
+        most = unjudged_count(c.scores[key])
+        lines.append(
+            f"{c.label:<{width}}  {sum(values) / max(len(values), 1):11.2f}"
+            f"  {most:5d}  {key if most else '-'}"
         )
     return "\n".join(lines)
 
@@ -122,7 +157,7 @@ def _ranker_column(
     name: str,
 ) -> Column:
     run = ranked_ids(corpus, profiles, ranker_options(name))
-    return Column(name, False, score_profiles(run, qrels, [str(p.key) for p in profiles]))
+    return _column(name, False, run, qrels, [str(p.key) for p in profiles])
 
 
 def compare(
@@ -135,15 +170,13 @@ def compare(
     """The full comparison report (see the module docstring). `baselines=[]` leaves them out."""
     names = list(rankers) if rankers else [n for n in RANKERS if n != "default"] + ["default"]
     outside = list(BASELINES) if baselines is None else list(baselines)
-    for kind, wanted, known in (("ranker", names, RANKERS), ("baseline", outside, BASELINES)):
-        unknown = [n for n in wanted if n not in known]
-        if unknown:
-            raise EvalError(f"unknown {kind} {unknown[0]!r}: choose from {', '.join(known)}")
+    check_names(names, outside)
     judged = judged_profiles(profiles, qrels)
     liked = [p for p in judged if p.liked]
     notes = [
         f"{len(judged)} judged profiles ({len(liked)} with liked papers), {len(corpus)} papers;"
-        " nDCG@10 with gain 2^grade - 1, P@10 counts grade >= 1, R@20 the grade-2 papers"
+        " nDCG@10 with gain 2^grade - 1, P@10 counts grade >= 1, R@20 the grade-2 papers,"
+        " unj@10 the share of the top 10 never judged (scored as 0)"
     ]
     if len(judged) < len(profiles):
         skipped = sorted(str(p.key) for p in profiles if str(p.key) not in qrels)
@@ -158,10 +191,11 @@ def compare(
         if not run:
             notes.append(f"{b}: not run, no profile has interest text")
             continue
-        columns.append(Column(b, True, score_profiles(run, qrels, list(run))))
+        columns.append(_column(b, True, run, qrels, list(run)))
     if any(BASELINES[c.name].needs_likes for c in columns if c.baseline):
         notes.append("baselines that need liked papers rank only the profiles with likes")
     lines = [*notes, "", summary_table(columns), "", "per profile, nDCG@10:", matrix_table(columns)]
+    lines += ["", "unjudged papers in the top 10 (scored as 0):", unjudged_table(columns)]
     last = columns[len(names) - 1]
     if liked:
         no_likes = _ranker_column(corpus, without_likes(liked), qrels, last.name)
@@ -171,5 +205,5 @@ def compare(
             f"with and without liked papers ({last.name}, the {len(liked)} profiles with likes):",
             likes_table(last, no_likes, svm),
         ]
-    lines += ["", f"per profile ({last.name}):", format_table(last.scores)]
+    lines += ["", f"per profile ({last.name}):", format_table(last.scores, unjudged=True)]
     return "\n".join(lines)

@@ -2,7 +2,9 @@
 
 A run is `profile<TAB>paper_id<TAB>rank` lines (rank from 1). Scores: nDCG@10 (gain
 2^grade - 1, log2 discount, ideal from all judged grades), P@10 (grade >= 1) and R@20 (of the
-grade-2 papers). Papers without dates, sends or categories leave those parts neutral.
+grade-2 papers); unjudged@10 is the share of the top 10 that has no judgment (scored as 0, so
+a high share means the pool, not the ranker, may be wrong). Papers without dates, sends or
+categories leave those parts neutral.
 """
 
 from __future__ import annotations
@@ -198,6 +200,7 @@ class Scores:
     ndcg10: float
     p10: float
     r20: float
+    unjudged10: float = 0.0  # share of the top 10 without a judgment (counted as grade 0)
 
 
 def score_one(ranked: Sequence[str], judged: Mapping[str, int]) -> Scores:
@@ -208,7 +211,8 @@ def score_one(ranked: Sequence[str], judged: Mapping[str, int]) -> Scores:
     p10 = sum(1 for d in ranked[:10] if judged.get(d, 0) >= 1) / 10
     top = {d for d, g in judged.items() if g >= 2}
     r20 = len(top & set(ranked[:20])) / len(top) if top else 0.0
-    return Scores(dcg / idcg if idcg else 0.0, p10, r20)
+    unjudged = sum(1 for d in ranked[:10] if d not in judged) / 10
+    return Scores(dcg / idcg if idcg else 0.0, p10, r20, unjudged)
 
 
 def score_run(
@@ -226,14 +230,25 @@ def mean(scores: Iterable[Scores]) -> Scores:
         sum(x.ndcg10 for x in s) / len(s),
         sum(x.p10 for x in s) / len(s),
         sum(x.r20 for x in s) / len(s),
+        sum(x.unjudged10 for x in s) / len(s),
     )
 
 
-def format_table(scores: Mapping[str, Scores]) -> str:
+def unjudged_count(s: Scores) -> int:
+    """How many of the top 10 were never judged (they score as 0: pool bias, not a miss)."""
+    return round(s.unjudged10 * 10)
+
+
+def format_table(scores: Mapping[str, Scores], *, unjudged: bool = False) -> str:
+    """Scores per profile and their mean; with `unjudged`, an unjudged@10 column (a count per
+    profile, the mean count on the MEAN line) too."""
     width = max([len("profile"), *(len(p) for p in scores)])
-    lines = [f"{'profile':<{width}}  nDCG@10   P@10   R@20"]
+    extra = "  unjudged@10" if unjudged else ""
+    lines = [f"{'profile':<{width}}  nDCG@10   P@10   R@20{extra}"]
     for p, s in scores.items():
-        lines.append(f"{p:<{width}}  {s.ndcg10:7.4f} {s.p10:6.3f} {s.r20:6.3f}")
+        cell = f"  {unjudged_count(s):11d}" if unjudged else ""
+        lines.append(f"{p:<{width}}  {s.ndcg10:7.4f} {s.p10:6.3f} {s.r20:6.3f}{cell}")
     m = mean(scores.values())
-    lines.append(f"{'MEAN':<{width}}  {m.ndcg10:7.4f} {m.p10:6.3f} {m.r20:6.3f}")
+    cell = f"  {m.unjudged10 * 10:11.2f}" if unjudged else ""
+    lines.append(f"{'MEAN':<{width}}  {m.ndcg10:7.4f} {m.p10:6.3f} {m.r20:6.3f}{cell}")
     return "\n".join(lines)

@@ -16,7 +16,7 @@ from newsletter.models import Paper
 from newsletter.ranking.comparison import score_profiles
 from newsletter.ranking.evaluate import EvalError, Scores, judged_profiles, mean, ranked_ids
 from newsletter.ranking.profile import Profile
-from newsletter.ranking.rank import RANKERS, RankOptions
+from newsletter.ranking.rank import LIKES_ADD, RANKERS, RankOptions
 
 _BASE = RANKERS["default"]
 
@@ -30,18 +30,24 @@ SETTINGS: dict[str, RankOptions] = {
     "title-3": replace(_BASE, index=replace(_BASE.index, title_weight=3.0)),
     "bigrams-0.25": replace(_BASE, index=replace(_BASE.index, bigram_weight=0.25)),
     "bigrams-1": replace(_BASE, index=replace(_BASE.index, bigram_weight=1.0)),
-    "k1-1.2": replace(_BASE, index=replace(_BASE.index, k1=1.2)),
+    "k1-1.0": replace(_BASE, index=replace(_BASE.index, k1=1.0)),
+    "k1-1.6": replace(_BASE, index=replace(_BASE.index, k1=1.6)),
     "mmr-0.5": replace(_BASE, mmr_lambda=0.5),
     "no-mmr": replace(_BASE, mmr_lambda=1.0),
-    "likes-0.5": replace(_BASE, like_weight=0.5),
-    "likes-2": replace(_BASE, like_weight=2.0),
+    "likes-0.25": replace(_BASE, likes=replace(_BASE.likes, weight=0.25)),
+    "likes-1": replace(_BASE, likes=replace(_BASE.likes, weight=1.0)),
+    "likes-power-2": replace(_BASE, likes=replace(_BASE.likes, power=2.0)),
+    "likes-top-0.5%": replace(_BASE, likes=replace(_BASE.likes, reference=0.005)),
+    "likes-top-2%": replace(_BASE, likes=replace(_BASE.likes, reference=0.02)),
+    "likes-top-10%": replace(_BASE, likes=replace(_BASE.likes, reference=0.1)),
+    "likes-max": replace(_BASE, likes=replace(_BASE.likes, pool="max")),
     "no-facets": replace(_BASE, facet_weight=0.0),
     "facets-0.25": replace(_BASE, facet_weight=0.25),
     "facets-0.75": replace(_BASE, facet_weight=0.75),
     "facet-saturation-0.8": replace(_BASE, facet_saturation=0.8),
     "no-acronyms": replace(_BASE, acronyms=False),
-    "likes-ungated": replace(_BASE, like_gate=0.0),
-    "likes-gate-1": replace(_BASE, like_gate=1.0),
+    "likes-add": replace(_BASE, likes=LIKES_ADD),
+    "likes-ungated": replace(_BASE, likes=replace(LIKES_ADD, gate=0.0)),
 }
 
 

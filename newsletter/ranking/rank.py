@@ -21,6 +21,7 @@ import numpy as np
 
 from newsletter.models import Paper
 from newsletter.ranking.explain import Explainer, Ranking
+from newsletter.ranking.likes import LikeRule
 from newsletter.ranking.profile import Profile
 from newsletter.ranking.scoring import Day, RankOptions, prepare_day, score_batch
 from newsletter.ranking.semantic import Encoder
@@ -34,6 +35,8 @@ CHUNK = 2048  # subscribers scored together; bounds memory at ~CHUNK x papers fl
 
 
 _BASE = RankOptions()
+# The rule before likes sharpened: the closest like's similarity added, gated by the match.
+LIKES_ADD = LikeRule(mode="add", pool="max", gate=2.0)
 RANKERS: dict[str, RankOptions] = {
     "default": _BASE,
     "bm25": replace(
@@ -49,7 +52,8 @@ RANKERS: dict[str, RankOptions] = {
     "no-mmr": replace(_BASE, mmr_lambda=1.0),
     "no-facets": replace(_BASE, facet_weight=0.0),
     "no-acronyms": replace(_BASE, acronyms=False),
-    "likes-ungated": replace(_BASE, like_gate=0.0),
+    "likes-add": replace(_BASE, likes=LIKES_ADD),
+    "likes-ungated": replace(_BASE, likes=replace(LIKES_ADD, gate=0.0)),
 }
 
 

@@ -4,8 +4,9 @@ Relevance per subscriber (each term a matrix product over a whole batch of subsc
 - interests (keywords, phrases, free text): BM25F with a weighted title field, stemming and
   bigram phrase terms, scaled by the query's best possible score, plus an RM3-style
   pseudo-relevance-feedback expansion scored the same way;
-- liked papers and 👍 add their similarity, disliked papers and 👎 subtract theirs; with
-  enough votes a per-subscriber linear model (profile.train_models) adds its output;
+- liked papers and 👍 scale the interest match up by each paper's similarity to them
+  (likes.py), disliked papers and 👎 subtract theirs; with enough votes a per-subscriber
+  linear model (profile.train_models) adds its output;
 - arXiv categories boost (or, in "filter" mode, restrict to) matching papers;
 - negative keywords, papers already received and papers older than the last digest are out.
 The final score is relevance × (1 + trending_weight × trending); subscribers without
@@ -29,7 +30,7 @@ from newsletter.ranking.authors import AuthorIndex, author_boost, index_authors,
 from newsletter.ranking.coverage import discount_partial
 from newsletter.ranking.facets import facets
 from newsletter.ranking.feedback import pseudo_feedback
-from newsletter.ranking.likes import add_likes
+from newsletter.ranking.likes import LikeRule, add_likes
 from newsletter.ranking.profile import (
     BACKGROUND,
     Profile,
@@ -58,9 +59,7 @@ class RankOptions:
     facet_saturation: float = 0.5  # a facet scoring this much of its best counts as covered
     facet_feedback: bool = True  # facets scored with pseudo-relevance feedback too
     acronyms: bool = True  # acronyms and their long forms match each other
-    like_weight: float = 1.0
-    like_pool: str = "max"  # a paper's similarity to the liked papers: "max" or "mean"
-    like_gate: float = 2.0  # power of the interest match that scales the likes' lift (0: none)
+    likes: LikeRule = field(default_factory=LikeRule)  # how liked papers sharpen (likes.py)
     dislike_weight: float = 1.0
     model_weight: float = 0.5
     category_mode: str = "boost"  # or "filter"
@@ -306,7 +305,7 @@ def score_batch(
     rel = _query_relevance(day, mats, profiles, opt, encoder)
     if len(mats.liked_rows):
         sims = day.example_sim[mats.liked_rows]
-        add_likes(rel, sims, mats.liked_owner, opt.like_weight, opt.like_pool, opt.like_gate)
+        add_likes(rel, sims, mats.liked_rows, mats.liked_owner, opt.likes)
     if len(mats.disliked_rows):
         who, closest = _reduce_owned(
             day.example_sim[mats.disliked_rows], mats.disliked_owner, "max"

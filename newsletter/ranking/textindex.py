@@ -1,8 +1,9 @@
 """Text analysis and the sparse term index the ranker scores against.
 
-Words are lower-cased, stop words dropped and (optionally) Snowball-stemmed; adjacent words
-also form bigram terms ("kv cach"), so a phrase in an interest matches the same phrase in a
-paper more strongly than its words scattered apart. Papers are indexed with BM25F weights
+Words are lower-cased, stop words dropped and (optionally) Snowball-stemmed (agent nouns such
+as "optimizer" keep their own term: stemming.py); adjacent words also form bigram terms ("kv
+cach"), so a phrase in an interest matches the same phrase in a paper more strongly than its
+words scattered apart. Papers are indexed with BM25F weights
 (the title is a field with its own weight), and with unit-length tf-idf vectors for
 paper-to-paper similarity (liked papers, pseudo-relevance feedback, diversity).
 """
@@ -16,10 +17,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import snowballstemmer
 from scipy import sparse
 
 from newsletter.ranking.acronyms import Acronyms, singular
+from newsletter.ranking.stemming import Stemmer
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
@@ -56,7 +57,7 @@ class Analyzer:
     def __init__(self, *, stem: bool = True, bigrams: bool = True) -> None:
         self.stem = stem
         self.bigrams = bigrams
-        self._stemmer = snowballstemmer.stemmer("english") if stem else None
+        self._stemmer = Stemmer() if stem else None
         self._cache = _TERM_CACHES[stem]
         if len(self._cache) > _TERM_CACHE_LIMIT:
             self._cache.clear()
@@ -70,7 +71,7 @@ class Analyzer:
             out = None
         else:
             w = word.replace("'", "")
-            out = self._stemmer.stemWord(w) if self._stemmer is not None else w
+            out = self._stemmer.stem(w) if self._stemmer is not None else w
         self._cache[word] = out
         return out
 
@@ -105,7 +106,7 @@ class IndexSettings:
     stem: bool = True
     title_weight: float = 2.0
     fields: bool = True  # False: plain BM25 over title + abstract as one text
-    k1: float = 1.6
+    k1: float = 1.2  # term-frequency saturation (1.6 until issue 14's check set chose 1.2)
     b: float = 0.75
     bigram_weight: float = 0.5  # a query bigram counts this much relative to a word
     idf_power: float = 0.0  # query terms weigh idf**idf_power more: rare words lead

@@ -94,49 +94,49 @@ class Daemon:
 
     # ------------------------------------------------------------ jobs
 
-    def fetch_job(self) -> None:
-        """Fetch every configured source into the store; a failure is logged, never fatal."""
+    def _job(self, job: str, body: Callable[[datetime], None]) -> None:
+        """Run one job's `body(now)` unless stopping, one job at a time; a failure is logged and
+        remembered (for --once's exit status), never fatal to the daemon."""
         with self._work:
             if self.stop.is_set():
                 return
-            now = self.clock()
             try:
-                with (
-                    Database(self.cfg.database, password=self.cfg.database_password) as store,
-                    store.advisory_lock("fetch") as mine,
-                ):
-                    skip = self._fetch_skip(store, now, mine)
-                    if skip:
-                        log.info("fetch: skipped: %s", skip)
-                        return
-                    log.info("fetch: starting")
-                    summary = self._fetch(store, self.cfg, now)
-                self._report("fetch", describe_summary(summary), summary)
+                body(self.clock())
+            except LockedError as exc:
+                log.warning("%s: skipped this pass: %s", job, exc)
             except NewsletterError as exc:
-                self._failed("fetch", f"failed: {exc}")
+                self._failed(job, f"failed: {exc}")
             except Exception:
-                log.exception("fetch: crashed (the daemon keeps running)")
-                self.failures.append("fetch crashed")
+                log.exception("%s: crashed (the daemon keeps running)", job)
+                self.failures.append(f"{job} crashed")
+
+    def fetch_job(self) -> None:
+        """Fetch every configured source into the store, once across the daemons sharing it."""
+        self._job("fetch", self._fetch_once)
+
+    def _fetch_once(self, now: datetime) -> None:
+        with (
+            Database(self.cfg.database, password=self.cfg.database_password) as store,
+            store.advisory_lock("fetch") as mine,
+        ):
+            skip = self._fetch_skip(store, now, mine)
+            if skip:
+                log.info("fetch: skipped: %s", skip)
+                return
+            log.info("fetch: starting")
+            summary = self._fetch(store, self.cfg, now)
+        self._report("fetch", describe_summary(summary), summary)
 
     def send_job(self) -> None:
         """Send to every subscriber whose local delivery hour has come, once per local date."""
-        with self._work:
-            if self.stop.is_set():
-                return
-            now = self.clock()
-            try:
-                with (
-                    self._lock(self.cfg),
-                    Database(self.cfg.database, password=self.cfg.database_password) as store,
-                ):
-                    self._send_due(store, now)
-            except LockedError as exc:
-                log.warning("send: skipped this pass: %s", exc)
-            except NewsletterError as exc:
-                self._failed("send", f"failed: {exc}")
-            except Exception:
-                log.exception("send: crashed (the daemon keeps running)")
-                self.failures.append("send crashed")
+        self._job("send", self._send_locked)
+
+    def _send_locked(self, now: datetime) -> None:
+        with (
+            self._lock(self.cfg),
+            Database(self.cfg.database, password=self.cfg.database_password) as store,
+        ):
+            self._send_due(store, now)
 
     def _send_due(self, store: Database, now: datetime) -> None:
         active = store.subscribers.list(SubscriberStatus.ACTIVE)

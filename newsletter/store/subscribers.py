@@ -77,8 +77,11 @@ def _column(value: Column) -> str | int | None:
     return value
 
 
-def _in(ids: Sequence[int]) -> str:
-    return f"subscriber_id IN ({','.join('?' * len(ids))})"
+def _for_subscribers(sql: str, ids: Sequence[int] | None) -> tuple[str, list[int]]:
+    """`sql` restricted to `ids` (all subscribers when None), ordered by row id."""
+    if ids is None:
+        return sql + " ORDER BY id", []
+    return sql + f" WHERE subscriber_id IN ({','.join('?' * len(ids))}) ORDER BY id", list(ids)
 
 
 class Subscribers:
@@ -303,15 +306,13 @@ class Subscribers:
         self, ids: Sequence[int] | None = None
     ) -> dict[int, builtins.list[Interest]]:
         """Interests grouped by subscriber (all subscribers when ids is None)."""
-        sql = "SELECT id, subscriber_id, kind, value, weight FROM interests"
-        params: builtins.list[int] = []
-        if ids is not None:
-            if not ids:
-                return {}
-            sql += f" WHERE {_in(ids)}"
-            params = builtins.list(ids)
+        if ids is not None and not ids:
+            return {}
+        sql, params = _for_subscribers(
+            "SELECT id, subscriber_id, kind, value, weight FROM interests", ids
+        )
         out: dict[int, builtins.list[Interest]] = {}
-        for iid, sid, kind, value, weight in self._conn.execute(sql + " ORDER BY id", params):
+        for iid, sid, kind, value, weight in self._conn.execute(sql, params):
             out.setdefault(sid, []).append(
                 Interest(InterestKind(kind), value, weight, subscriber_id=sid, id=iid)
             )
@@ -346,14 +347,12 @@ class Subscribers:
         self, ids: Sequence[int] | None = None
     ) -> dict[int, builtins.list[Feedback]]:
         """Votes grouped by subscriber, oldest first (all subscribers when ids is None)."""
-        sql = "SELECT subscriber_id, paper_id, vote, created_at FROM feedback"
-        params: builtins.list[int] = []
-        if ids is not None:
-            if not ids:
-                return {}
-            sql += f" WHERE {_in(ids)}"
-            params = builtins.list(ids)
+        if ids is not None and not ids:
+            return {}
+        sql, params = _for_subscribers(
+            "SELECT subscriber_id, paper_id, vote, created_at FROM feedback", ids
+        )
         out: dict[int, builtins.list[Feedback]] = {}
-        for sid, paper_id, vote, created_at in self._conn.execute(sql + " ORDER BY id", params):
+        for sid, paper_id, vote, created_at in self._conn.execute(sql, params):
             out.setdefault(sid, []).append(Feedback(sid, paper_id, vote, _when(created_at)))
         return out

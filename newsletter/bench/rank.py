@@ -24,8 +24,8 @@ from newsletter.ranking.profile import Profile
 PAPERS = 2_000
 SIZES = (1_000, 10_000, 100_000)
 PHRASES = 20_000
-TARGET_SECONDS = 30.0
-TARGET_RSS_MB = 2_048.0
+TARGET_SECONDS = 30.0  # absolute, for any machine; the issue's 20 % is `--against` a baseline
+TARGET_RSS_MB = 1_536.0
 DAY = date(2026, 11, 26)
 _SYLLABLES = ("ka", "lo", "mi", "nu", "pe", "ra", "si", "tu", "ve", "xo", "ba", "de", "fi", "go")
 
@@ -145,7 +145,40 @@ def child(n: int) -> dict[str, float]:
     }
 
 
-def run() -> None:
+def _options(argv: list[str]) -> tuple[str, int, int]:
+    """`[--against DIR] [--rounds N] [--subscribers N]`: the tree to compare with, if any."""
+    usage = "usage: rank [--against DIR [--rounds 2] [--subscribers 100000]]"
+    against, rounds, n = "", 2, SIZES[-1]
+    args = list(argv)
+    while args:
+        flag = args.pop(0)
+        if flag not in ("--against", "--rounds", "--subscribers") or not args:
+            raise SystemExit(usage)
+        value = args.pop(0)
+        if flag == "--against":
+            against = value
+        elif not value.isdigit() or int(value) < 1:
+            raise SystemExit(f"{flag} takes a positive whole number, not {value!r}; {usage}")
+        elif flag == "--rounds":
+            rounds = int(value)
+        else:
+            n = int(value)
+    if not against and (rounds, n) != (2, SIZES[-1]):
+        raise SystemExit(f"--rounds and --subscribers go with --against; {usage}")
+    return against, rounds, n
+
+
+def run(argv: list[str] | None = None) -> None:
+    """The three sizes and their targets; with `--against DIR`, this checkout's 100k bench and
+    DIR's alternately (`against.py`)."""
+    against, rounds, n = _options(argv or [])
+    if against:
+        from pathlib import Path
+
+        from newsletter.bench.against import compare
+
+        compare(Path(against), rounds, n)
+        return
     naive = 0.0
     results = []
     start_load = os.getloadavg()[0]

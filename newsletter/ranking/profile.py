@@ -198,7 +198,11 @@ def train_models(
         )
         weight = np.concatenate([np.ones(n_l), np.full(n_bg, BACKGROUND_WEIGHT)])
         alpha = np.linalg.solve(k + np.diag(RIDGE / weight), y)
-        rows.append(sparse.csr_matrix(alpha[None, :].astype(np.float32) @ x))
+        # w = alpha^T X as a sparse product: the dense route made a vocabulary-wide row per
+        # model. Same sums in the same order; sorted indices keep the later products' order.
+        w = sparse.csr_matrix(alpha[None, :].astype(np.float32)) @ x
+        w.sort_indices()
+        rows.append(w)
     mats.model_row[trained] = np.arange(len(trained))
     mats.model_weights = sparse.vstack(rows).tocsr()
 

@@ -13,7 +13,7 @@ import functools
 import gc
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import date
 
@@ -91,7 +91,8 @@ def select(final: np.ndarray, pair_sim: np.ndarray, k: int, lam: float) -> np.nd
     k = min(k, d)
     c = min(d, max(3 * k, k))
     if c < d:
-        key = np.where(final > -np.inf, final, _tie_breakers(d)[None, :])
+        # fmax: the tie breaker where `final` is -inf (or NaN), in one pass over the batch.
+        key = np.fmax(final, _tie_breakers(d)[None, :])
         cand = np.argpartition(key, d - c, axis=1)[:, d - c :]
     else:
         cand = np.tile(np.arange(d), (n, 1))
@@ -107,6 +108,7 @@ def select(final: np.ndarray, pair_sim: np.ndarray, k: int, lam: float) -> np.nd
         return chosen
     maxsim = np.zeros((n, c), dtype=np.float32)
     rows = np.arange(n)
+    flat_sim = pair_sim.ravel()  # gathering from the flat array is ~4x faster than [doc, cand]
     lam_rel = np.float32(lam) * rel
     penalty = np.float32(1 - lam)
     for step in range(k):
@@ -118,7 +120,7 @@ def select(final: np.ndarray, pair_sim: np.ndarray, k: int, lam: float) -> np.nd
         doc = cand[rows, j]
         chosen[ok, step] = doc[ok]
         valid[rows[ok], j[ok]] = False
-        np.maximum(maxsim, pair_sim[doc[:, None], cand], out=maxsim)
+        np.maximum(maxsim, np.take(flat_sim, doc[:, None] * d + cand), out=maxsim)
     return chosen
 
 
@@ -185,7 +187,8 @@ def rank(
 
     Subscribers are scored in batches; while the reasons of one batch are written (Python),
     the next batch is scored in a helper thread (numpy and scipy release the GIL; the
-    explaining loop hands the GIL over every few subscribers so the scorer is not starved).
+    explaining loop hands the GIL over every few subscribers while the scorer is still busy,
+    so it is not starved).
     """
     if not profiles:
         return []
@@ -208,9 +211,10 @@ def rank(
         pending = pool.submit(job, batches[0])
         for j in range(len(batches)):
             batch = pending.result()
+            scoring: Future[_Batch] | None = None
             if j + 1 < len(batches):
-                pending = pool.submit(job, batches[j + 1])
-            out += _explain_batch(explainer, batch)
+                pending = scoring = pool.submit(job, batches[j + 1])
+            out += _explain_batch(explainer, batch, scoring)
     return out
 
 
@@ -231,14 +235,23 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _explain_batch(explainer: Explainer, batch: _Batch) -> list[Ranking]:
+def _explain_batch(
+    explainer: Explainer, batch: _Batch, scoring: Future[_Batch] | None = None
+) -> list[Ranking]:
+    """The batch's Rankings; while `scoring` (the next batch) runs, the GIL is handed to it
+    every few subscribers. Once it is done the loop stops yielding: each `time.sleep(0)` is
+    a system call (~0.15 ms; 12,500 of them for 100,000 subscribers when they were made
+    unconditionally)."""
     out = []
     chosen, scores = batch.chosen.tolist(), batch.scores.tolist()
     trending = batch.trending.tolist()
     fresh, unsent = batch.counts["fresh"].tolist(), batch.counts["unsent"].tolist()
     for i, p in enumerate(batch.profiles):
-        if i % YIELD_EVERY == 0:
-            time.sleep(0)  # hand the GIL over: the scorer's numpy calls need it between ops
+        if scoring is not None and i % YIELD_EVERY == 0:
+            if scoring.done():
+                scoring = None
+            else:
+                time.sleep(0)  # hand the GIL over: the scorer's numpy calls need it between ops
         picks = [(d, s) for d, s in zip(chosen[i][: p.size], scores[i], strict=False) if d >= 0]
         out.append(
             explainer.ranking(p, picks, [x for x in trending[i] if x >= 0], fresh[i], unsent[i])

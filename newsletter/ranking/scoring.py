@@ -16,6 +16,7 @@ interests get the trending order.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
@@ -177,10 +178,21 @@ def _segment(values: np.ndarray, owner: np.ndarray, n: int, how: str) -> np.ndar
     out = np.zeros((n, values.shape[1]), dtype=np.float32)
     if len(owner) == 0:
         return out
+    who, reduced = _reduce_owned(values, owner, how)
+    out[who] = reduced
+    return out
+
+
+def _reduce_owned(values: np.ndarray, owner: np.ndarray, how: str) -> tuple[np.ndarray, np.ndarray]:
+    """Rows reduced per owner (rows sorted by owner, at least one): the owners, their rows.
+
+    For terms only a few subscribers have (dislikes, negative keywords), so the batch's other
+    rows are left alone rather than densified to zeros and passed over.
+    """
     starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
     ufunc = np.maximum if how == "max" else np.add
-    out[owner[starts]] = ufunc.reduceat(values, starts, axis=0)
-    return out
+    reduced: np.ndarray = ufunc.reduceat(values, starts, axis=0)
+    return owner[starts], reduced
 
 
 def _best_and_rest(values: np.ndarray, owner: np.ndarray, n: int, rest: float) -> np.ndarray:
@@ -233,10 +245,9 @@ def _query_scores(
         cache.update(zip(missing, s, strict=True))
     row = {t: i for i, t in enumerate(distinct)}
     # One extra row of zeros at the end: the padding row of `_query_relevance`.
-    table = np.empty((len(distinct) + 1, len(day.papers)), dtype=np.float32)
-    for i, t in enumerate(distinct):
-        table[i] = cache[t]
-    table[-1] = 0
+    rows = [cache[t] for t in distinct]
+    rows.append(np.zeros(len(day.papers), dtype=np.float32))
+    table = np.stack(rows).astype(np.float32, copy=False)
     return table, np.array([row[t] for t in texts])
 
 
@@ -270,9 +281,10 @@ def _query_relevance(
         best = np.take(scores, padded[:, 0], axis=0)
         if widest == 1:
             return best
-        total = best.copy()
-        row = np.empty_like(best)
-        for k in range(1, widest):
+        row = np.take(scores, padded[:, 1], axis=0)
+        total = best + row  # the sum in the same order as before, one pass fewer than a copy
+        np.maximum(best, row, out=best)
+        for k in range(2, widest):
             np.take(scores, padded[:, k], axis=0, out=row)
             np.maximum(best, row, out=best)
             total += row
@@ -295,8 +307,10 @@ def score_batch(
         sims = day.example_sim[mats.liked_rows]
         add_likes(rel, sims, mats.liked_rows, mats.liked_owner, opt.likes)
     if len(mats.disliked_rows):
-        sims = day.example_sim[mats.disliked_rows]
-        rel -= opt.dislike_weight * _segment(sims, mats.disliked_owner, n, "max")
+        who, closest = _reduce_owned(
+            day.example_sim[mats.disliked_rows], mats.disliked_owner, "max"
+        )
+        rel[who] -= opt.dislike_weight * closest.astype(np.float32, copy=False)
     train_models(mats, n, day.examples, day.background)
     if mats.model_weights is not None:
         who = np.flatnonzero(mats.model_row >= 0)
@@ -309,7 +323,8 @@ def score_batch(
         author_boost(day.authors, [p.authors for p in profiles], opt.author_boost, rel)
     if mats.negative.shape[0]:
         hits = (mats.negative @ day.index.presence.T).toarray() >= mats.negative_need[:, None]
-        allowed &= _segment(hits.astype(np.float32), mats.negative_owner, n, "max") == 0
+        who, hit = _reduce_owned(hits, mats.negative_owner, "max")
+        allowed[who] &= ~hit
     wants = np.array([p.has_interests for p in profiles], dtype=bool)
     if mats.model_weights is not None:
         wants[mats.model_row >= 0] = True
@@ -352,14 +367,14 @@ def _known_and_fresh(
             allowed[:, list(day.rising)] = True  # gained traction after their first day
     fresh = allowed.sum(axis=1)
     # Papers already received, and those they named as liked or disliked: they know them.
-    pos = day.position
-    rows, cols = [], []
-    for i, p in enumerate(profiles):
-        for ids in (p.exclude, p.liked, p.disliked):
-            hit = [pos[x] for x in ids if x in pos]
-            rows += [i] * len(hit)
-            cols += hit
-    allowed[rows, cols] = False
+    # One flat pass over every id (-1: not today's), not a loop per subscriber and list.
+    get = day.position.get
+    known = [[get(x, -1) for x in (*p.exclude, *p.liked, *p.disliked)] for p in profiles]
+    counts = [len(ids) for ids in known]
+    cols = np.fromiter(itertools.chain.from_iterable(known), np.int64, count=sum(counts))
+    rows = np.repeat(np.arange(n), counts)
+    today = cols >= 0
+    allowed[rows[today], cols[today]] = False
     return allowed, fresh, allowed.sum(axis=1)
 
 

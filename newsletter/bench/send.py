@@ -1,8 +1,9 @@
 """Send benchmark: the whole daily send against the SMTP transport's own ceiling.
 
-The sink runs in another process: Postfix's `smtp-sink` (C; Debian package `postfix`) when it
-is installed, since a Python sink is itself slower than our side; aiosmtpd otherwise. The
-output says which. For 1, 2 and 4 connections, in one run, we
+The sink runs in another process: Postfix's `smtp-sink` (C; Debian package `postfix`), the
+real ceiling, and then aiosmtpd (Python, itself slower than our side) for comparison with
+older figures; only aiosmtpd when smtp-sink is not installed (`--sink smtp-sink|aiosmtpd|both`
+picks; the output says which). For each sink and for 1, 2 and 4 connections, in one run, we
 1. send N digests the real way: `pipeline.send_daily` ranks, renders, builds MIME (in the
    `delivery.build_processes` worker processes), claims and records every message in the
    SQLite ledger and sends over SMTP, and
@@ -13,7 +14,8 @@ and print both rates, their ratio (target: at least 0.6 with 2 connections), the
 and the peak memory (the sending process and its workers together).
 
     python -m newsletter.bench send                          # or: make bench
-    python -m newsletter.bench send --subscribers 100000 --connections 2   # the memory bound
+    python -m newsletter.bench send --subscribers 100000 --connections 2 --sink smtp-sink
+                                                             # the memory bound
     NEWSLETTER_BENCH_SEND=2000 python -m newsletter.bench send   # a quicker run
 """
 
@@ -30,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from newsletter.bench.sinks import Sink
+from newsletter.bench.sinks import Sink, smtp_sink_path
 from newsletter.config import Config, parse_config
 from newsletter.delivery.smtp import SMTPMailer, SMTPSession
 from newsletter.demo import DEMO_DAY, DEMO_NOW, FEED, offline_transport
@@ -130,20 +132,31 @@ def _prebuilt(sample: list[bytes], n: int) -> list[tuple[bytes, str]]:
     return [(sample[i % len(sample)], f"reader{i:05d}@example.org") for i in range(n)]
 
 
-def _options(argv: list[str]) -> tuple[int, list[int]]:
+SINKS = {"smtp-sink": (True,), "aiosmtpd": (False,), "both": (True, False)}
+USAGE = "usage: send [--subscribers N] [--connections 1,2,4] [--sink smtp-sink|aiosmtpd|both]"
+
+
+def _options(argv: list[str]) -> tuple[int, list[int], tuple[bool, ...]]:
+    """Subscribers, connection counts, and the sinks to use (True: smtp-sink if installed)."""
     n = int(os.environ.get("NEWSLETTER_BENCH_SEND", "4000"))
     conns = os.environ.get("NEWSLETTER_BENCH_CONNECTIONS", "1,2,4")
+    sink = "both"
     args = list(argv)
     while args:
         flag = args.pop(0)
-        if flag not in ("--subscribers", "--connections") or not args:
-            raise SystemExit("usage: send [--subscribers N] [--connections 1,2,4]")
+        if flag not in ("--subscribers", "--connections", "--sink") or not args:
+            raise SystemExit(USAGE)
         value = args.pop(0)
         if flag == "--subscribers":
             n = int(value)
-        else:
+        elif flag == "--connections":
             conns = value
-    return n, [int(c) for c in conns.split(",")]
+        elif value in SINKS:
+            sink = value
+        else:
+            raise SystemExit(USAGE)
+    prefer = SINKS[sink] if smtp_sink_path() is not None else (False,)
+    return n, [int(c) for c in conns.split(",")], prefer
 
 
 class PeakMemory:
@@ -199,14 +212,13 @@ def _own_peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _one(
-    root: Path, seed: Path, port: int, sink_pid: int, conns: int, n: int, blast: list[Any]
-) -> Any:
-    """Ceiling (half), send_daily, ceiling (half) over `conns` connections, on a fresh copy
-    of the seeded database."""
+def _one(root: Path, seed: Path, sink: Sink, conns: int, n: int, blast: list[Any]) -> Any:
+    """Ceiling (half), send_daily, ceiling (half) over `conns` connections to `sink`, on a
+    fresh copy of the seeded database."""
     from newsletter import pipeline
 
-    run_dir = root / f"run-{conns}"
+    port, sink_pid = sink.port, sink.proc.pid
+    run_dir = root / f"run-{sink.port}-{conns}"
     (run_dir / "data").mkdir(parents=True)
     cfg = _config(run_dir, port, conns)
     shutil.copy(seed, cfg.database_path)
@@ -238,20 +250,21 @@ def _one(
 
 
 def run(argv: list[str] | None = None) -> None:
-    n, connections = _options(argv or [])
-    sink = Sink()
+    n, connections, prefer = _options(argv or [])
+    sinks = [Sink(p) for p in prefer]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             (root / "data").mkdir()
-            cfg = _config(root, sink.port, 1)
+            cfg = _config(root, sinks[0].port, 1)
             with Database(cfg.database, password=cfg.database_password) as store:
                 t0 = time.perf_counter()
                 _populate(store, cfg, n)
                 print(
                     f"set-up: {n:,} subscribers, {store.papers.count():,} papers from "
-                    f"{FEED.name} ({time.perf_counter() - t0:.1f} s); sink: {sink.name} "
-                    f"(another process); build processes: {_processes(cfg)}",
+                    f"{FEED.name} ({time.perf_counter() - t0:.1f} s); sinks: "
+                    f"{', '.join(s.name for s in sinks)} (each in another process); "
+                    f"build processes: {_processes(cfg)}",
                     flush=True,
                 )
                 sample = _sample(store, cfg)
@@ -273,12 +286,18 @@ def run(argv: list[str] | None = None) -> None:
                 flush=True,
             )
             blast = _prebuilt(sample, n)
-            for conns in connections:
-                _one(root, cfg.database_path, sink.port, sink.proc.pid, conns, n, blast)
+            for sink in sinks:
+                print(f"sink: {sink.name}", flush=True)
+                for conns in connections:
+                    _one(root, cfg.database_path, sink, conns, n, blast)
         print(f"peak memory of the sending process alone: {_own_peak() / 2**20:,.0f} MB")
-        print("target: send_daily at least 0.6 of the ceiling with 2 connections")
+        print(
+            "target: send_daily at least 0.6 of the ceiling with 2 connections"
+            + (" (smtp-sink's)" if any(prefer) else " (smtp-sink is not installed)")
+        )
     finally:
-        sink.close()
+        for sink in sinks:
+            sink.close()
 
 
 def _processes(cfg: Config) -> str:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from datetime import date, timedelta
 
+from newsletter.bench import flag_values
 from newsletter.models import Paper
 from newsletter.ranking.profile import Profile
 
@@ -148,21 +149,13 @@ def child(n: int) -> dict[str, float]:
 def _options(argv: list[str]) -> tuple[str, int, int]:
     """`[--against DIR] [--rounds N] [--subscribers N]`: the tree to compare with, if any."""
     usage = "usage: rank [--against DIR [--rounds 2] [--subscribers 100000]]"
-    against, rounds, n = "", 2, SIZES[-1]
-    args = list(argv)
-    while args:
-        flag = args.pop(0)
-        if flag not in ("--against", "--rounds", "--subscribers") or not args:
-            raise SystemExit(usage)
-        value = args.pop(0)
-        if flag == "--against":
-            against = value
-        elif not value.isdigit() or int(value) < 1:
+    given = flag_values(argv, ("--against", "--rounds", "--subscribers"), usage)
+    for flag in ("--rounds", "--subscribers"):
+        value = given.get(flag, "1")
+        if not value.isdigit() or int(value) < 1:
             raise SystemExit(f"{flag} takes a positive whole number, not {value!r}; {usage}")
-        elif flag == "--rounds":
-            rounds = int(value)
-        else:
-            n = int(value)
+    against = given.get("--against", "")
+    rounds, n = int(given.get("--rounds", 2)), int(given.get("--subscribers", SIZES[-1]))
     if not against and (rounds, n) != (2, SIZES[-1]):
         raise SystemExit(f"--rounds and --subscribers go with --against; {usage}")
     return against, rounds, n

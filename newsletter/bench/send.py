@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from newsletter.bench import flag_values
 from newsletter.bench.sinks import Sink, smtp_sink_path
 from newsletter.config import Config, parse_config
 from newsletter.delivery.smtp import SMTPMailer, SMTPSession
@@ -140,21 +141,12 @@ def _options(argv: list[str]) -> tuple[int, list[int], tuple[bool, ...]]:
     """Subscribers, connection counts, and the sinks to use (True: smtp-sink if installed)."""
     n = int(os.environ.get("NEWSLETTER_BENCH_SEND", "4000"))
     conns = os.environ.get("NEWSLETTER_BENCH_CONNECTIONS", "1,2,4")
-    sink = "both"
-    args = list(argv)
-    while args:
-        flag = args.pop(0)
-        if flag not in ("--subscribers", "--connections", "--sink") or not args:
-            raise SystemExit(USAGE)
-        value = args.pop(0)
-        if flag == "--subscribers":
-            n = int(value)
-        elif flag == "--connections":
-            conns = value
-        elif value in SINKS:
-            sink = value
-        else:
-            raise SystemExit(USAGE)
+    given = flag_values(argv, ("--subscribers", "--connections", "--sink"), USAGE)
+    n = int(given.get("--subscribers", n))
+    conns = given.get("--connections", conns)
+    sink = given.get("--sink", "both")
+    if sink not in SINKS:
+        raise SystemExit(USAGE)
     prefer = SINKS[sink] if smtp_sink_path() is not None else (False,)
     return n, [int(c) for c in conns.split(",")], prefer
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 # Pairs every reader expects, before any paper has defined them.
@@ -47,6 +47,7 @@ SEED: Mapping[str, str] = {
 _DEFINITION = re.compile(
     r"((?:[A-Za-z][\w'-]*[\s]+){1,8})\(\s*([A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*?)(s?)\s*\)"
 )
+_PAREN = re.compile(r"\(\s*[A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*?s?\s*\)")
 _PLURAL = re.compile(r"\b([A-Z][A-Za-z0-9]*[A-Z][A-Za-z0-9]*?)s\b")
 _SPLIT = re.compile(r"[\s-]+")
 _WORDS = re.compile(r"[^\W_]+")
@@ -60,6 +61,25 @@ MAX_PAIRS = 20_000
 def singular(word: str) -> str:
     """ "LLMs" -> "LLM", "ViTs" -> "ViT": the plural of an acronym is the acronym."""
     return _PLURAL.sub(r"\1", word)
+
+
+def definitions(text: str) -> Iterator[tuple[str, str]]:
+    """(words before, acronym) of each "long form (ACRONYM)" in `text`: what
+    `_DEFINITION.findall` finds, found without trying the 8-word pattern at every character
+    (which cost most of indexing a day's papers). The words before a definition lie within
+    the 8 whitespace-separated chunks before its parenthesis, so the pattern is tried on
+    those alone, from the end of the previous definition on."""
+    floor = 0
+    for paren in _PAREN.finditer(text):
+        start = paren.start()
+        if start < floor:
+            continue
+        head = text[floor:start].rsplit(None, 8)
+        lo = start - len(text[floor:start]) + (len(head[0]) if len(head) == 9 else 0)
+        found = _DEFINITION.search(text, lo, paren.end())
+        if found is not None:
+            floor = found.end()
+            yield found.group(1), found.group(2)
 
 
 def _spells(letters: str, words: list[str]) -> bool:
@@ -111,7 +131,7 @@ class Acronyms:
         for text in texts:
             if "(" not in text:
                 continue
-            for before, acronym, _ in _DEFINITION.findall(text):
+            for before, acronym in definitions(text):
                 long = _long_form(before, acronym)
                 if long is not None:
                     seen[acronym.lower(), long] += 1
@@ -169,10 +189,12 @@ class Acronyms:
 
 def _key(words: Iterable[str]) -> tuple[str, ...]:
     """Lower case, an English plural cut ("models" -> "model"): how long forms are compared."""
-    out = []
-    for w in words:
-        w = w.lower()
-        if len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
-            w = w[:-1]
-        out.append(w)
-    return tuple(out)
+    return tuple(map(_key_word, words))
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _key_word(word: str) -> str:
+    w = word.lower()
+    if len(w) > 3 and w.endswith("s") and not w.endswith("ss"):
+        w = w[:-1]
+    return w

@@ -5,6 +5,10 @@ Snowball folds "optimizer" into "optim", the stem of "optimization" and "optimiz
 paper that optimises something. Words ending in -izer / -iser (optimizer, tokenizer,
 quantizer, regularizer, recogniser) name a thing, not a process, so they keep their own
 term, their plural folded into the singular ("optimizers" = "optimizer").
+
+With PyStemmer installed (a dependency), `snowballstemmer.stemmer` is Snowball's own C
+stemmer: the same stems (tests/test_rank_analysis.py checks every corpus word) about a hundred
+times faster, which was half the cost of indexing a day's papers before a send.
 """
 
 from __future__ import annotations

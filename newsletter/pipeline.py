@@ -20,7 +20,7 @@ import functools
 import logging
 import time
 import zoneinfo
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
@@ -126,7 +126,7 @@ def build_digests(
     interests = store.subscribers.interests_for_many(ids)
     votes = store.subscribers.feedback_for_many(ids)
     received = store.sends.sent_paper_ids(ids, before=day)
-    last = store.sends.last_sent_dates(day)
+    last = store.sends.last_sent_dates(day, ids)
     profiles = []
     for s in subs:
         prev = last.get(s.id)
@@ -176,9 +176,12 @@ def window_papers(ctx: Context, day: date) -> list[Paper]:
 # ---------------------------------------------------------------- render
 
 
-def first_digest_ids(ctx: Context, day: date) -> Callable[[int], bool]:
-    """Whether a subscriber's digest for `day` is their first (none sent on an earlier date)."""
-    earlier = ctx.store.sends.last_sent_dates(day)
+def first_digest_ids(
+    ctx: Context, day: date, ids: Sequence[int] | None = None
+) -> Callable[[int], bool]:
+    """Whether a subscriber's digest for `day` is their first (none sent on an earlier date);
+    `ids`: the subscribers that will be asked about (default: everyone)."""
+    earlier = ctx.store.sends.last_sent_dates(day, ids)
     return lambda subscriber_id: subscriber_id not in earlier
 
 
@@ -252,7 +255,9 @@ def preview_digests(
 ) -> list[DigestPreview]:
     """Each subscriber's digest for `day` (every active one, or `subscribers`), rendered and
     built into the exact message `send` would hand to SMTP. Records nothing."""
-    is_first = first_digest_ids(ctx, day)
+    is_first = first_digest_ids(
+        ctx, day, None if subscribers is None else [s.id for s in subscribers]
+    )
     previews = []
     for digest in build_digests(ctx, day, subscribers):
         sub = digest.subscriber
@@ -298,7 +303,7 @@ def sent_digest(ctx: Context, subscriber: Subscriber, day: date) -> DigestPrevie
             continue
         (trending if hot else picks).append(pick)
     digest = replace(rebuilt, picks=tuple(picks), trending=tuple(trending), empty_reason="")
-    first = first_digest_ids(ctx, day)(subscriber.id)
+    first = first_digest_ids(ctx, day, [subscriber.id])(subscriber.id)
     message_id = send.message_id or delivery.message_id_for(ctx.cfg, subscriber.id, day)
     rendered, eml = prepare(ctx, digest, first=first, message_id=message_id)
     return DigestPreview(digest, rendered, message_id, eml)

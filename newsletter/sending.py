@@ -120,8 +120,8 @@ def _requests(
 ) -> Iterator[BuildRequest]:
     """The digests to build, ranked a chunk at a time; empty ones are recorded as skipped."""
     rows = {sub.id: row for sub, row in targets}
-    earlier = ctx.store.sends.last_sent_dates(day)
     for chunk in _chunks([sub for sub, _ in targets]):
+        earlier = ctx.store.sends.last_sent_dates(day, [sub.id for sub in chunk])
         digests = {d.subscriber.id: d for d in build(ctx, day, chunk)}
         for sub in chunk:
             digest = digests.get(sub.id)

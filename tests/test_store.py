@@ -274,6 +274,30 @@ def test_send_records_carry_parsed_fields(store: Database) -> None:
     assert store.sends.last_sent_dates(day + timedelta(days=1)) == {sub.id: day}
 
 
+def test_last_sent_dates_of_some_subscribers_read_only_their_rows(store: Database) -> None:
+    """A send run asks a chunk of subscribers at a time: the answer for `ids` is theirs alone,
+    the latest `sent` date strictly before the day (a claimed or later row does not count)."""
+    subs = [
+        store.subscribers.add(f"l{i}@example.org", T0, status=SubscriberStatus.ACTIVE)[0]
+        for i in range(3)
+    ]
+    day = T0.date()
+    for back in (3, 2, 1):
+        for sub in subs[:2]:
+            when = day - timedelta(days=back)
+            assert store.sends.claim(sub.id, when, f"<{sub.id}.{back}@x>", T0)
+            if not (sub is subs[1] and back == 1):
+                store.sends.mark_sent(sub.id, when, f"<{sub.id}.{back}@x>", ["p"], 1, T1)
+    store.sends.claim(subs[0].id, day, "<today@x>", T0)
+    store.sends.mark_sent(subs[0].id, day, "<today@x>", ["p"], 1, T1)
+    a, b, c = (s.id for s in subs)
+    expected = {a: day - timedelta(days=1), b: day - timedelta(days=2)}
+    assert store.sends.last_sent_dates(day) == expected
+    assert store.sends.last_sent_dates(day, [b, c]) == {b: day - timedelta(days=2)}
+    assert store.sends.last_sent_dates(day, [c]) == {}
+    assert store.sends.last_sent_dates(day, []) == {}
+
+
 def test_a_bounce_that_fails_takes_the_permanent_failure_back_with_it(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, "[smtp]\nbounce_after = 1\n")
     with Database(cfg.database_path) as store:

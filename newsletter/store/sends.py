@@ -298,13 +298,19 @@ class Sends:
             out.setdefault(sid, set()).update(json.loads(pids or "[]"))
         return out
 
-    def last_sent_dates(self, before: date) -> dict[int, date]:
-        """Each subscriber's latest digest date strictly before `before`."""
-        rows = self._conn.execute(
-            "SELECT subscriber_id, max(digest_date) FROM sends WHERE status = 'sent'"
-            " AND digest_date < ? GROUP BY subscriber_id",
-            [before.isoformat()],
-        ).fetchall()
+    def last_sent_dates(self, before: date, ids: Sequence[int] | None = None) -> dict[int, date]:
+        """Each subscriber's latest digest date strictly before `before`; of `ids` only when
+        given (the ledger gains a row per reader per day: a send run, which asks a chunk of
+        subscribers at a time, must not read the whole history for every chunk)."""
+        sql = "SELECT subscriber_id, max(digest_date) FROM sends WHERE status = 'sent'"
+        sql += " AND digest_date < ?"
+        params: list[object] = [before.isoformat()]
+        if ids is not None:
+            if not ids:
+                return {}
+            sql += f" AND subscriber_id IN ({_marks(ids)})"
+            params += list(ids)
+        rows = self._conn.execute(sql + " GROUP BY subscriber_id", params).fetchall()
         return {sid: date.fromisoformat(d) for sid, d in rows}
 
     def keys(self, dates: Sequence[date], statuses: Sequence[SendStatus]) -> set[tuple[int, date]]:

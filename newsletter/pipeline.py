@@ -39,7 +39,7 @@ from newsletter.ranking.profile import profile_from
 from newsletter.ranking.rank import rank as rank_papers
 from newsletter.ranking.rank import ranker_options
 from newsletter.ranking.semantic import load_encoder
-from newsletter.ranking.traction import find_rising
+from newsletter.ranking.traction import Rise, find_rising
 from newsletter.render.renderer import RenderedEmail, Renderer
 from newsletter.sending import SendOptions, Target, outgoing, send_targets
 from newsletter.sources.engine import FetchSummary, Progress
@@ -103,17 +103,39 @@ def fetcher(ctx: Context, on_progress: Progress | None = None) -> Fetcher:
 # ---------------------------------------------------------------- rank
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """What a digest for one date picks from, read once: the window's papers, and those of
+    them that gained traction after their first day. A send run reads it once and ranks every
+    chunk of subscribers against the same papers (the same objects, so the build processes
+    recognise each paper as the copy they hold)."""
+
+    day: date
+    papers: list[Paper]
+    rising: dict[str, Rise]
+
+
+def candidates(ctx: Context, day: date) -> Candidates:
+    papers = window_papers(ctx, day)
+    history = ctx.store.upvotes.history([p.id for p in papers], until=day)
+    return Candidates(day, papers, find_rising(history, day, ctx.cfg.digest.traction_threshold))
+
+
 def build_digests(
-    ctx: Context, day: date, subscribers: list[Subscriber] | None = None
+    ctx: Context,
+    day: date,
+    subscribers: list[Subscriber] | None = None,
+    among: Candidates | None = None,
 ) -> list[Digest]:
     """Rank the day's papers for each subscriber (default: all active); sends nothing.
 
-    Reads the store once for everyone: the papers of the window, interests, votes, the send
-    ledger. A subscriber's candidates are papers dated after their previous digest (at most
-    `digest.window_days` days back) that they have not received in an earlier digest, and
-    the window's papers that gained traction after their first day (`ranking.traction`); the
-    ledger's sends for `day` itself are ignored, so a date already sent is rebuilt as it was
-    sent (the preview shows what people received).
+    Reads the store once for everyone: the papers of the window (`among` when given, read by
+    `candidates` for the same day), interests, votes, the send ledger. A subscriber's
+    candidates are papers dated after their previous digest (at most `digest.window_days`
+    days back) that they have not received in an earlier digest, and the window's papers that
+    gained traction after their first day (`ranking.traction`); the ledger's sends for `day`
+    itself are ignored, so a date already sent is rebuilt as it was sent (the preview shows
+    what people received).
     """
     store, cfg = ctx.store, ctx.cfg
     subs = store.subscribers.list(SubscriberStatus.ACTIVE) if subscribers is None else subscribers
@@ -122,7 +144,9 @@ def build_digests(
     ids = [s.id for s in subs]
     window = max(cfg.digest.window_days, 1)
     oldest = day - timedelta(days=window)
-    papers = window_papers(ctx, day)
+    if among is None or among.day != day:
+        among = candidates(ctx, day)
+    papers = among.papers
     interests = store.subscribers.interests_for_many(ids)
     votes = store.subscribers.feedback_for_many(ids)
     received = store.sends.sent_paper_ids(ids, before=day)
@@ -146,7 +170,6 @@ def build_digests(
             )
         )
     known = {pid for p in profiles for pid in (*p.liked, *p.disliked)}
-    history = store.upvotes.history([p.id for p in papers], until=day)
     rankings = rank_papers(
         papers,
         profiles,
@@ -159,7 +182,7 @@ def build_digests(
         examples=store.papers.get_many(sorted(known)),
         trending_size=cfg.digest.trending_size,
         encoder=load_encoder(cfg.digest.semantic_model),
-        rising=find_rising(history, day, cfg.digest.traction_threshold),
+        rising=among.rising,
     )
     return [
         Digest(s, day, r.picks, r.trending, tuple(interests.get(s.id, [])), r.empty_reason)
@@ -367,7 +390,12 @@ def send_batch(
     for a dry run), whose `aborted` says the server could not be reached.
     """
     ledger = delivery.Ledger(ctx.store, ctx.cfg, ctx.clock, on_bounce=ctx.subscriptions.bounce)
-    jobs = outgoing(ctx, targets, day, ledger, summary, build_digests, builders)
+    among = candidates(ctx, day)  # one read of the papers for every chunk of the batch
+
+    def build(ctx: Context, day: date, chunk: list[Subscriber]) -> list[Digest]:
+        return build_digests(ctx, day, chunk, among)
+
+    jobs = outgoing(ctx, targets, day, ledger, summary, build, builders)
     if summary.dry_run:
         for _ in jobs:
             pass

@@ -434,3 +434,25 @@ def test_a_subscriber_whose_row_went_while_queued_is_skipped_without_an_error(
         assert Subscriptions(store, cfg, lambda: NOW).expire_pending() == 1
         assert ledger.stopped_receiving(job) == "deleted during the run"
         assert store.sends.on(DEMO_DAY) == []
+
+
+def test_every_chunk_of_a_run_is_ranked_against_the_papers_read_when_it_started(
+    config: Path,
+) -> None:
+    """A send run reads the day's candidates once (`pipeline.candidates`) and ranks each chunk
+    of subscribers against them: a paper stored meanwhile (a fetch on another machine) is not
+    in this run's later digests, so everyone in one run picks from the same papers."""
+    cfg = load_config(str(config))
+    with Database(cfg.database) as store:
+        ctx = pipeline.Context(store, cfg)
+        subs = [s for s in store.subscribers.list() if s.email == "zoe@example.org"]
+        among = pipeline.candidates(ctx, DEMO_DAY)
+        (base,) = store.papers.get_many([among.papers[0].id]).values()
+        late = replace(base, id="2611.99999", upvotes=10_000, comments=50, hf_date=DEMO_DAY)
+        store.papers.upsert([late], NOW)
+        (fresh,) = pipeline.build_digests(ctx, DEMO_DAY, subs)
+        (same,) = pipeline.build_digests(ctx, DEMO_DAY, subs, among)
+    # zoe has no interests: her digest is the day's most trending, the late paper first
+    assert fresh.picks[0].paper.id == "2611.99999"
+    assert "2611.99999" not in {p.paper.id for p in (*same.picks, *same.trending)}
+    assert len(same.picks) == len(fresh.picks)

@@ -106,9 +106,8 @@ def fetcher(ctx: Context, on_progress: Progress | None = None) -> Fetcher:
 @dataclass(frozen=True)
 class Candidates:
     """What a digest for one date picks from, read once: the window's papers, and those of
-    them that gained traction after their first day. A send run reads it once and ranks every
-    chunk of subscribers against the same papers (the same objects, so the build processes
-    recognise each paper as the copy they hold)."""
+    them that gained traction after their first day. `send_batch` reads it once and ranks
+    every chunk of its subscribers against the same papers."""
 
     day: date
     papers: list[Paper]
@@ -390,7 +389,8 @@ def send_batch(
     for a dry run), whose `aborted` says the server could not be reached.
     """
     ledger = delivery.Ledger(ctx.store, ctx.cfg, ctx.clock, on_bounce=ctx.subscriptions.bounce)
-    among = candidates(ctx, day)  # one read of the papers for every chunk of the batch
+    # one read of the papers for every chunk of the batch
+    among = candidates(ctx, day) if targets else None
 
     def build(ctx: Context, day: date, chunk: list[Subscriber]) -> list[Digest]:
         return build_digests(ctx, day, chunk, among)

@@ -68,17 +68,16 @@ def definitions(text: str) -> Iterator[tuple[str, str]]:
     `_DEFINITION.findall` finds, found without trying the 8-word pattern at every character
     (which cost most of indexing a day's papers). The words before a definition lie within
     the 8 whitespace-separated chunks before its parenthesis, so the pattern is tried on
-    those alone, from the end of the previous definition on."""
+    those alone, from the previous parenthesis on (no definition's words cross one)."""
     floor = 0
     for paren in _PAREN.finditer(text):
         start = paren.start()
-        if start < floor:
-            continue
-        head = text[floor:start].rsplit(None, 8)
-        lo = start - len(text[floor:start]) + (len(head[0]) if len(head) == 9 else 0)
+        before = text[floor:start]
+        head = before.rsplit(None, 8)
+        lo = start - len(before) + (len(head[0]) if len(head) == 9 else 0)
         found = _DEFINITION.search(text, lo, paren.end())
+        floor = paren.end()
         if found is not None:
-            floor = found.end()
             yield found.group(1), found.group(2)
 
 

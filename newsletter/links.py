@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 from newsletter.config import Config
 from newsletter.models import Subscriber
-from newsletter.tokens import make_token
+from newsletter.tokens import feedback_pair, make_token
 
 
 def _url(cfg: Config, path: str) -> str:
@@ -46,6 +46,14 @@ def preview_url(cfg: Config, subscriber: Subscriber, day: date | None = None) ->
 
 def feedback_url(cfg: Config, subscriber: Subscriber, paper_id: str, vote: int) -> str:
     return _url(cfg, "/feedback/" + _token(cfg, "feedback", subscriber, p=paper_id, v=vote))
+
+
+def feedback_urls(cfg: Config, subscriber: Subscriber, paper_id: str) -> tuple[str, str]:
+    """(`feedback_url(..., 1)`, `feedback_url(..., -1)`): the 👍 and 👎 links of one paper,
+    signed together (a digest has two per card)."""
+    up, down = feedback_pair(cfg.require_secret_key(), subscriber.id, subscriber.nonce, paper_id)
+    base = _url(cfg, "/feedback/")
+    return base + up, base + down
 
 
 def unsubscribe_mailto(cfg: Config, subscriber: Subscriber) -> str:

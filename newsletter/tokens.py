@@ -132,8 +132,30 @@ def make_token(secret: str, purpose: str, subscriber_id: int, nonce: str, **extr
     payload = {"s": subscriber_id, **extra}
     if nonce:
         payload["n"] = nonce
-    inner_state, outer_state = _keyed(secret, purpose)
     value = _b64(_compact_json(payload).encode()) + b"." + _stamp(_CLOCK.get_timestamp())
+    return _signed(_keyed(secret, purpose), value)
+
+
+def feedback_pair(secret: str, subscriber_id: int, nonce: str, paper_id: str) -> tuple[str, str]:
+    """The 👍 and 👎 tokens of one paper for one reader: `make_token(secret, "feedback",
+    subscriber_id, nonce, p=paper_id, v=1)` and `v=-1`, byte for byte. A digest carries two
+    per card; here the key, the timestamp and the payload's JSON are made once per pair."""
+    if type(subscriber_id) is not int or not _PLAIN(paper_id) or not _PLAIN(nonce):
+        return (
+            make_token(secret, "feedback", subscriber_id, nonce, p=paper_id, v=1),
+            make_token(secret, "feedback", subscriber_id, nonce, p=paper_id, v=-1),
+        )
+    head = f'{{"s":{subscriber_id},"p":"{paper_id}","v":'
+    tail = f',"n":"{nonce}"}}' if nonce else "}"
+    keyed = _keyed(secret, "feedback")
+    stamp = b"." + _stamp(_CLOCK.get_timestamp())
+    up, down = (_signed(keyed, _b64(f"{head}{v}{tail}".encode()) + stamp) for v in (1, -1))
+    return up, down
+
+
+def _signed(keyed: tuple[Any, Any], value: bytes) -> str:
+    """`value` (payload "." timestamp) "." its HMAC-SHA1 under the purpose's key."""
+    inner_state, outer_state = keyed
     inner = inner_state.copy()
     inner.update(value)
     outer = outer_state.copy()

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from itsdangerous import URLSafeTimedSerializer
 
-from newsletter.tokens import TokenError, _serializer, make_token, read_token
+from newsletter.tokens import TokenError, _serializer, feedback_pair, make_token, read_token
 
 SECRET = "test-secret-key-0123456789abcdef"
 CASES: list[tuple[str, int, str, dict[str, Any]]] = [
@@ -45,6 +45,31 @@ def test_fast_tokens_are_byte_for_byte_what_itsdangerous_signs(
     assert fast == slow
     data = read_token(SECRET, purpose, fast)
     assert (data.subscriber_id, data.nonce, data.extra) == (sid, nonce, extra)
+
+
+@pytest.mark.parametrize(
+    ("sid", "nonce", "paper"),
+    [
+        (7, "abc", "2611.01234"),
+        (123456789, "", "hep-th/9901001v2"),
+        (8, "ü-nonce", "2611.01234"),  # not plain JSON: the general signer
+        (9, "n", 'a "quoted" back\\slash'),
+        (True, "n", "2611.01234"),  # a bool is not an id the short path writes
+    ],
+)
+def test_a_papers_vote_pair_is_what_itsdangerous_signs_for_each_vote(
+    sid: int, nonce: str, paper: str
+) -> None:
+    for _ in range(5):  # both inside one clock second
+        second = int(time.time())
+        pair = feedback_pair(SECRET, sid, nonce, paper)
+        slow = tuple(_itsdangerous("feedback", sid, nonce, {"p": paper, "v": v}) for v in (1, -1))
+        if int(time.time()) == second:
+            break
+    assert pair == slow
+    for token, vote in zip(pair, (1, -1), strict=True):
+        data = read_token(SECRET, "feedback", token)
+        assert (data.subscriber_id, data.nonce, data.extra) == (sid, nonce, {"p": paper, "v": vote})
 
 
 def test_a_fast_token_is_refused_for_another_purpose_key_or_when_changed() -> None:

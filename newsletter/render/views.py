@@ -208,12 +208,13 @@ def card(
     """A paper as the templates show it; `votes=False` leaves out the feedback links."""
     paper = pick.paper
     view = paper_view(paper, excerpt_chars)
+    like, dislike = links.feedback_urls(cfg, subscriber, paper.id) if votes else ("", "")
     return CardView(
         number=number,
         paper=view,
         reason=card_reason(pick.reason, view.stats),
-        like_url=links.feedback_url(cfg, subscriber, paper.id, 1) if votes else "",
-        dislike_url=links.feedback_url(cfg, subscriber, paper.id, -1) if votes else "",
+        like_url=like,
+        dislike_url=dislike,
         trending=is_trending(paper),
     )
 

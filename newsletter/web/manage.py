@@ -107,6 +107,7 @@ class DigestPages:
             items = []
             for pid in send.paper_ids:
                 paper = papers.get(pid)
+                up, down = links.feedback_urls(self.cfg, sub, pid)
                 items.append(
                     {
                         "id": pid,
@@ -114,8 +115,8 @@ class DigestPages:
                         "url": (paper.abs_url if paper and paper.abs_url else "")
                         or f"https://arxiv.org/abs/{pid}",
                         "vote": votes.get(pid, 0),
-                        "up": links.feedback_url(self.cfg, sub, pid, 1),
-                        "down": links.feedback_url(self.cfg, sub, pid, -1),
+                        "up": up,
+                        "down": down,
                     }
                 )
             digests.append({"date": send.digest_date.isoformat(), "papers": items})

@@ -298,6 +298,34 @@ def test_last_sent_dates_of_some_subscribers_read_only_their_rows(store: Databas
     assert store.sends.last_sent_dates(day, []) == {}
 
 
+def test_lookups_for_more_subscribers_than_one_statement_may_bind(store: Database) -> None:
+    """`newsletter subscribers` and `preview --all` ask about every subscriber at once: more
+    ids than SQLite built with its default limit (32,766) or PostgreSQL's protocol (65,535)
+    bind in one statement. The answer is the same as for the few ids that have rows."""
+    if isinstance(store.conn, sqlite3.Connection):
+        store.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766)
+    subs = [
+        store.subscribers.add(f"many{i}@example.org", T0, status=SubscriberStatus.ACTIVE)[0]
+        for i in range(3)
+    ]
+    a, b, c = (s.id for s in subs)
+    store.subscribers.add_interests(a, [Interest(InterestKind.KEYWORD, "pruning")], T0)
+    store.subscribers.add_interests(c, [Interest(InterestKind.KEYWORD, "quantization")], T0)
+    store.subscribers.record_feedback(b, "2401.00001", 1, T0)
+    day = T0.date()
+    assert store.sends.claim(a, day - timedelta(days=1), "<a@x>", T0)
+    store.sends.mark_sent(a, day - timedelta(days=1), "<a@x>", ["2401.00002"], 1, T1)
+    ids = [*range(10_000_000, 10_070_000), c, b, a]  # 70,003 ids, the real ones in the last run
+    interests = store.subscribers.interests_for_many(ids)
+    assert {sid: [i.value for i in got] for sid, got in interests.items()} == {
+        a: ["pruning"],
+        c: ["quantization"],
+    }
+    assert [f.paper_id for f in store.subscribers.feedback_for_many(ids)[b]] == ["2401.00001"]
+    assert store.sends.sent_paper_ids(ids) == {a: {"2401.00002"}}
+    assert store.sends.last_sent_dates(day, ids) == {a: day - timedelta(days=1)}
+
+
 def test_a_bounce_that_fails_takes_the_permanent_failure_back_with_it(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, "[smtp]\nbounce_after = 1\n")
     with Database(cfg.database_path) as store:

@@ -17,6 +17,16 @@ from typing import Any, Protocol
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
+# Values bound in one `IN (...)` list at most: SQLite built with its default limit refuses a
+# statement with more than 32,766 parameters, and PostgreSQL's protocol carries 65,535.
+MAX_IN = 10_000
+
+
+def in_chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
+    """`values` in runs of at most `MAX_IN`, for one `IN (...)` statement each."""
+    for start in range(0, len(values), MAX_IN):
+        yield values[start : start + MAX_IN]
+
 
 _IDENTITY = re.compile(r"\bINTEGER\s+PRIMARY\s+KEY(\s+AUTOINCREMENT)?\b", re.IGNORECASE)
 _REAL = re.compile(r"\bREAL\b", re.IGNORECASE)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from newsletter.models import Paper
 from newsletter.store import search
+from newsletter.store.dialect import in_chunks
 
 if TYPE_CHECKING:
     from newsletter.store.database import Database
@@ -34,8 +35,6 @@ _TEXTS = (
 )
 _PAPER_FIELDS = [f.name for f in fields(Paper)]
 _COLUMNS = ", ".join(_PAPER_FIELDS)
-# Bound parameters per `IN (...)` list, well under SQLite's limit.
-_CHUNK = 500
 _ROW_COLUMNS = [*_PAPER_FIELDS, "primary_category"]
 _UPSERT = (
     f"INSERT INTO papers ({', '.join(_ROW_COLUMNS)}) VALUES ({', '.join('?' * len(_ROW_COLUMNS))})"
@@ -192,10 +191,9 @@ class Papers:
     def get_many(self, ids: Sequence[str]) -> dict[str, Paper]:
         """The stored papers among `ids`, by ID (unknown IDs are left out)."""
         out: dict[str, Paper] = {}
-        for i in range(0, len(ids), _CHUNK):
-            chunk = list(ids[i : i + _CHUNK])
+        for chunk in in_chunks(ids):
             marks = ",".join("?" * len(chunk))
-            for paper in self._select(f"WHERE id IN ({marks})", chunk):
+            for paper in self._select(f"WHERE id IN ({marks})", list(chunk)):
                 out[paper.id] = paper
         return out
 

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from newsletter.models import Send, SendStatus
+from newsletter.store.dialect import in_chunks
 
 if TYPE_CHECKING:
     from newsletter.store.database import Database
@@ -70,6 +71,11 @@ def _send(row: Sequence[Any]) -> Send:
 
 def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
+
+
+def _among(ids: Sequence[int]) -> tuple[str, list[object]]:
+    """The condition that restricts a statement to the subscribers `ids`, and its values."""
+    return f" AND subscriber_id IN ({_marks(ids)})", [*ids]
 
 
 class Sends:
@@ -288,14 +294,11 @@ class Sends:
         if before is not None:
             sql += " AND digest_date < ?"
             params.append(before.isoformat())
-        if ids is not None:
-            if not ids:
-                return {}
-            sql += f" AND subscriber_id IN ({_marks(ids)})"
-            params += list(ids)
         out: dict[int, set[str]] = {}
-        for sid, pids in self._conn.execute(sql, params).fetchall():
-            out.setdefault(sid, set()).update(json.loads(pids or "[]"))
+        for chunk in [None] if ids is None else in_chunks(ids):
+            where, more = ("", []) if chunk is None else _among(chunk)
+            for sid, pids in self._conn.execute(sql + where, params + more).fetchall():
+                out.setdefault(sid, set()).update(json.loads(pids or "[]"))
         return out
 
     def last_sent_dates(self, before: date, ids: Sequence[int] | None = None) -> dict[int, date]:
@@ -305,13 +308,12 @@ class Sends:
         sql = "SELECT subscriber_id, max(digest_date) FROM sends WHERE status = 'sent'"
         sql += " AND digest_date < ?"
         params: list[object] = [before.isoformat()]
-        if ids is not None:
-            if not ids:
-                return {}
-            sql += f" AND subscriber_id IN ({_marks(ids)})"
-            params += list(ids)
-        rows = self._conn.execute(sql + " GROUP BY subscriber_id", params).fetchall()
-        return {sid: date.fromisoformat(d) for sid, d in rows}
+        out: dict[int, date] = {}
+        for chunk in [None] if ids is None else in_chunks(ids):
+            where, more = ("", []) if chunk is None else _among(chunk)
+            rows = self._conn.execute(sql + where + " GROUP BY subscriber_id", params + more)
+            out.update((sid, date.fromisoformat(d)) for sid, d in rows.fetchall())
+        return out
 
     def keys(self, dates: Sequence[date], statuses: Sequence[SendStatus]) -> set[tuple[int, date]]:
         """(subscriber id, digest date) of the ledger rows on `dates` with one of `statuses`."""

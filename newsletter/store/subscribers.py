@@ -9,7 +9,7 @@ from __future__ import annotations
 import builtins
 import json
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
@@ -22,6 +22,7 @@ from newsletter.models import (
     Subscriber,
     SubscriberStatus,
 )
+from newsletter.store.dialect import in_chunks
 
 if TYPE_CHECKING:
     from newsletter.store.database import Database
@@ -77,11 +78,14 @@ def _column(value: Column) -> str | int | None:
     return value
 
 
-def _for_subscribers(sql: str, ids: Sequence[int] | None) -> tuple[str, list[int]]:
-    """`sql` restricted to `ids` (all subscribers when None), ordered by row id."""
+def _for_subscribers(sql: str, ids: Sequence[int] | None) -> Iterator[tuple[str, list[int]]]:
+    """`sql` restricted to `ids` (all subscribers when None), ordered by row id: one statement
+    per run of ids (`dialect.in_chunks`), each subscriber's rows all in one of them."""
     if ids is None:
-        return sql + " ORDER BY id", []
-    return sql + f" WHERE subscriber_id IN ({','.join('?' * len(ids))}) ORDER BY id", list(ids)
+        yield sql + " ORDER BY id", []
+        return
+    for chunk in in_chunks(ids):
+        yield sql + f" WHERE subscriber_id IN ({','.join('?' * len(chunk))}) ORDER BY id", [*chunk]
 
 
 class Subscribers:
@@ -308,14 +312,14 @@ class Subscribers:
         """Interests grouped by subscriber (all subscribers when ids is None)."""
         if ids is not None and not ids:
             return {}
-        sql, params = _for_subscribers(
-            "SELECT id, subscriber_id, kind, value, weight FROM interests", ids
-        )
         out: dict[int, builtins.list[Interest]] = {}
-        for iid, sid, kind, value, weight in self._conn.execute(sql, params):
-            out.setdefault(sid, []).append(
-                Interest(InterestKind(kind), value, weight, subscriber_id=sid, id=iid)
-            )
+        for sql, params in _for_subscribers(
+            "SELECT id, subscriber_id, kind, value, weight FROM interests", ids
+        ):
+            for iid, sid, kind, value, weight in self._conn.execute(sql, params):
+                out.setdefault(sid, []).append(
+                    Interest(InterestKind(kind), value, weight, subscriber_id=sid, id=iid)
+                )
         return out
 
     # ------------------------------------------------------------ feedback
@@ -349,10 +353,10 @@ class Subscribers:
         """Votes grouped by subscriber, oldest first (all subscribers when ids is None)."""
         if ids is not None and not ids:
             return {}
-        sql, params = _for_subscribers(
-            "SELECT subscriber_id, paper_id, vote, created_at FROM feedback", ids
-        )
         out: dict[int, builtins.list[Feedback]] = {}
-        for sid, paper_id, vote, created_at in self._conn.execute(sql, params):
-            out.setdefault(sid, []).append(Feedback(sid, paper_id, vote, _when(created_at)))
+        for sql, params in _for_subscribers(
+            "SELECT subscriber_id, paper_id, vote, created_at FROM feedback", ids
+        ):
+            for sid, paper_id, vote, created_at in self._conn.execute(sql, params):
+                out.setdefault(sid, []).append(Feedback(sid, paper_id, vote, _when(created_at)))
         return out

@@ -12,11 +12,10 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 from newsletter.models import Paper
+from newsletter.store.dialect import in_chunks
 
 if TYPE_CHECKING:
     from newsletter.store.database import Database
-
-_CHUNK = 500
 
 
 class UpvoteHistory:
@@ -40,8 +39,7 @@ class UpvoteHistory:
     def history(self, paper_ids: Sequence[str], until: date) -> dict[str, list[tuple[date, int]]]:
         """Each paper's (day, upvotes) on days up to `until`, oldest first."""
         out: dict[str, list[tuple[date, int]]] = {}
-        for i in range(0, len(paper_ids), _CHUNK):
-            chunk = list(paper_ids[i : i + _CHUNK])
+        for chunk in in_chunks(paper_ids):
             marks = ",".join("?" * len(chunk))
             for pid, day, upvotes in self._conn.execute(
                 "SELECT paper_id, day, upvotes FROM upvote_history"

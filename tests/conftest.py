@@ -24,6 +24,11 @@ from newsletter.subscriptions import Subscriptions
 FIXTURES = Path(__file__).parent / "fixtures"
 SECRET = "test-secret-key-0123456789abcdef"
 DROP = "<drop the connection>"
+# `@PIPELINING_OR_NOT` on a test that takes `smtp_server`: run it against a server that offers
+# PIPELINING (RFC 2920, the client's fast path) and one that does not (smtplib's own path).
+PIPELINING_OR_NOT = pytest.mark.parametrize(
+    "smtp_server", [True, False], ids=["pipelining", "no-pipelining"], indirect=True
+)
 # What a developer runs when the browser tests skip (`make test` runs it itself as root).
 CHROMIUM_INSTALL = "sudo apt-get install chromium"
 
@@ -74,6 +79,9 @@ class SMTPSink:
     # Optional per-recipient scripted replies, e.g. {"x@test": ["451 try later", None]}
     # (None = accept; DROP = close the connection). Each RCPT pops one reply.
     scripted: dict[str, list[str | None]] = field(default_factory=dict)
+    # Replies to the message itself (after DATA), per recipient, the same way: None = accept.
+    scripted_data: dict[str, list[str | None]] = field(default_factory=dict)
+    pipelining: bool = True  # offered in the reply to EHLO
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def messages(self) -> list[EmailMessage]:
@@ -89,6 +97,15 @@ class _Handler:
     def __init__(self, sink: SMTPSink) -> None:
         self.sink = sink
 
+    async def handle_EHLO(self, _server, session, _envelope, hostname, responses):
+        """Offer PIPELINING (RFC 2920), as Postfix and the mail services do, unless the sink
+        is told not to (`pipelining = False`: a server without it). A handler with this hook
+        names the session's host itself (aiosmtpd leaves it to the hook)."""
+        session.host_name = hostname
+        if self.sink.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(self, server, _session, envelope, address, _rcpt_options):
         with self.sink.lock:
             script = self.sink.scripted.get(address)
@@ -103,6 +120,10 @@ class _Handler:
 
     async def handle_DATA(self, _server, session, envelope):
         with self.sink.lock:
+            script = self.sink.scripted_data.get(envelope.rcpt_tos[0])
+            reply = script.pop(0) if script else None
+            if reply is not None:
+                return reply
             self.sink.received.append(
                 {
                     "from": envelope.mail_from,
@@ -115,11 +136,12 @@ class _Handler:
 
 
 @pytest.fixture
-def smtp_server() -> Iterator[SMTPSink]:
-    """A real aiosmtpd SMTP server on 127.0.0.1 (a free port)."""
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[SMTPSink]:
+    """A real aiosmtpd SMTP server on 127.0.0.1 (a free port); it offers PIPELINING, or not
+    where a test is parametrized indirectly with `PIPELINING_OR_NOT`."""
     from aiosmtpd.controller import Controller
 
-    sink = SMTPSink("127.0.0.1", free_port())
+    sink = SMTPSink("127.0.0.1", free_port(), pipelining=getattr(request, "param", True))
     controller = Controller(
         _Handler(sink),
         hostname="127.0.0.1",

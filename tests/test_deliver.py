@@ -15,7 +15,14 @@ from newsletter.errors import DeliveryError
 from newsletter.models import SendStatus, Subscriber, SubscriberStatus
 from newsletter.render.renderer import RenderedEmail
 from newsletter.store import Database
-from tests.conftest import DROP, SMTPSink, free_port, ledger_for, make_config
+from tests.conftest import (
+    DROP,
+    PIPELINING_OR_NOT,
+    SMTPSink,
+    free_port,
+    ledger_for,
+    make_config,
+)
 
 DAY = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 7, 0, tzinfo=UTC)
@@ -66,6 +73,7 @@ def _run(store, cfg, subs, sleeps=None):
     )
 
 
+@PIPELINING_OR_NOT
 def test_batch_over_one_reused_connection_recorded_in_the_ledger(
     tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
@@ -89,6 +97,7 @@ def test_batch_over_one_reused_connection_recorded_in_the_ledger(
     assert len(smtp_server.received) == 5
 
 
+@PIPELINING_OR_NOT
 def test_451_then_250_is_retried_with_backoff_and_delivered_once(
     tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
@@ -104,6 +113,7 @@ def test_451_then_250_is_retried_with_backoff_and_delivered_once(
     assert row.status == SendStatus.SENT and row.attempts == 2
 
 
+@PIPELINING_OR_NOT
 def test_550_fails_only_that_subscriber_and_the_run_goes_on(
     tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
@@ -119,6 +129,26 @@ def test_550_fails_only_that_subscriber_and_the_run_goes_on(
     assert store.subscribers.get(subs[0].id).status == SubscriberStatus.ACTIVE  # 1 of 2 allowed
 
 
+@PIPELINING_OR_NOT
+def test_a_message_refused_after_data_fails_or_waits_by_its_code_on_the_same_connection(
+    tmp_path: Path, store: Database, smtp_server: SMTPSink
+) -> None:
+    """A 5xx to the message itself (content refused, too big) fails that subscriber, a 4xx
+    leaves it to retry; neither is a lost connection: the rest go over the same one."""
+    cfg = _cfg(tmp_path, smtp_server.port)
+    subs = _subscribers(store, 4)
+    smtp_server.scripted_data[subs[0].email] = ["554 5.7.1 Message rejected as spam"]
+    smtp_server.scripted_data[subs[2].email] = ["452 4.3.1 Insufficient storage", None]
+    report = _run(store, cfg, subs)
+    assert (report.sent, report.failed) == (3, 1)
+    row = store.sends.get(subs[0].id, DAY)
+    assert row.status == SendStatus.FAILED and "554 5.7.1 Message rejected as spam" in row.error
+    assert store.sends.get(subs[2].id, DAY).status == SendStatus.SENT  # retried, then taken
+    assert sorted(_by_recipient(smtp_server)) == sorted(s.email for s in subs[1:])
+    assert len({rec["peer"] for rec in smtp_server.received}) == 1  # never reconnected
+
+
+@PIPELINING_OR_NOT
 def test_consecutive_hard_failures_mark_the_subscriber_bounced(
     tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
@@ -134,6 +164,7 @@ def test_consecutive_hard_failures_mark_the_subscriber_bounced(
     assert store.subscribers.get(sub.id).status == SubscriberStatus.BOUNCED
 
 
+@PIPELINING_OR_NOT
 def test_connection_dropped_mid_batch_is_survived(
     tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
@@ -151,6 +182,7 @@ def test_connection_dropped_mid_batch_is_survived(
     assert sleeps == [2.0, 2.0]
 
 
+@PIPELINING_OR_NOT
 def test_persistent_4xx_is_left_retry_and_the_next_run_sends_it(
     tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
@@ -208,6 +240,7 @@ def test_maildir_outbox(tmp_path: Path, store: Database) -> None:
     assert b"List-Unsubscribe-Post: List-Unsubscribe=One-Click" in raw
 
 
+@PIPELINING_OR_NOT
 def test_single_message_send_api(tmp_path: Path, store: Database, smtp_server: SMTPSink) -> None:
     cfg = _cfg(tmp_path, smtp_server.port)
     (sub,) = _subscribers(store, 1)
@@ -257,6 +290,7 @@ def test_bad_smtp_settings_are_clear_config_errors(
         make_config(tmp_path, f"[smtp]\n{setting}\n")
 
 
+@PIPELINING_OR_NOT
 def test_lines_that_start_with_a_dot_arrive_as_written(
     tmp_path: Path, smtp_server: SMTPSink
 ) -> None:
@@ -299,3 +333,105 @@ def test_dot_stuffing_and_quoted_addresses_are_smtplibs() -> None:
     ]  # fmt: skip
     for address in addresses:
         assert quote_address(address) == smtplib.quoteaddr(address), address
+
+
+class _PipeliningServer:
+    """A scripted SMTP server on a raw socket that answers a transaction only once it has read
+    MAIL, RCPT and DATA: a client that waited for each reply before the next command would
+    time out. `replies`: per transaction, the replies to MAIL, RCPT and DATA (and, after a
+    354, to the message)."""
+
+    def __init__(self, replies: list[tuple[str, ...]]) -> None:
+        import socket
+        import threading
+
+        self.replies = replies
+        self.groups: list[list[str]] = []  # the commands read before each group of replies
+        self.bodies: list[bytes] = []
+        self.error: BaseException | None = None
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+            with conn, conn.makefile("rb") as rfile:
+                conn.sendall(b"220 test ESMTP\r\n")
+                assert rfile.readline().upper().startswith(b"EHLO")
+                conn.sendall(b"250-test\r\n250-PIPELINING\r\n250 SIZE 1000000\r\n")
+                for mail, rcpt, data, *after in self.replies:
+                    group = [rfile.readline().decode().strip() for _ in range(3)]
+                    self.groups.append(group)
+                    conn.sendall(f"{mail}\r\n{rcpt}\r\n{data}\r\n".encode())
+                    if data.startswith("354"):
+                        body = b""
+                        while not body.endswith(b"\r\n.\r\n"):
+                            body += rfile.readline()
+                        self.bodies.append(body)
+                        conn.sendall(f"{after[0]}\r\n".encode())
+                    taken = mail[0] == "2" and data.startswith("354") and after[0][0] == "2"
+                    if not taken:
+                        assert rfile.readline().strip().upper() == b"RSET"
+                        conn.sendall(b"250 reset\r\n")
+                line = rfile.readline().strip().upper()
+                assert line in (b"QUIT", b""), line
+                conn.sendall(b"221 bye\r\n")
+        except BaseException as exc:  # reported by the test
+            self.error = exc
+        finally:
+            self.listener.close()
+
+
+def test_mail_rcpt_and_data_go_together_and_refusals_are_read_off_before_the_next(
+    tmp_path: Path,
+) -> None:
+    """RFC 2920: to a server that offers PIPELINING, MAIL, RCPT and DATA go in one write (two
+    round trips a message instead of four); the message itself only after the 354. When one
+    of them is refused, the replies still owed are read and the transaction reset, so the
+    next message on the connection reads its own replies."""
+    from newsletter.delivery.smtp import SMTPSession
+
+    server = _PipeliningServer(
+        [
+            ("451 4.3.0 sender deferred", "503 5.5.1 need MAIL", "503 5.5.1 need RCPT"),
+            ("250 sender ok", "550 5.1.1 no such user", "554 5.5.1 no valid recipients"),
+            ("250 sender ok", "250 rcpt ok", "354 go", "250 queued as A1"),
+            ("250 sender ok", "250 rcpt ok", "354 go", "552 5.3.4 message too big"),
+            ("250 sender ok", "250 rcpt ok", "354 go", "250 queued as A2"),
+        ]
+    )
+    cfg = make_config(
+        tmp_path,
+        f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\n'
+        "timeout_seconds = 3\n",
+    )
+    session = SMTPSession(cfg)
+    outcomes: list[str] = []
+    try:
+        for n in range(5):
+            raw = f"Subject: {n}\r\n\r\nmessage {n}\r\n".encode()
+            try:
+                session.send_raw(raw, "sender@example.org", [f"reader{n}@example.org"])
+                outcomes.append("sent")
+            except DeliveryError as exc:
+                outcomes.append(("temporary " if exc.temporary else "permanent ") + exc.reply)
+    finally:
+        session.close()
+    server.thread.join(5)
+    assert server.error is None, server.error
+    assert outcomes[0].startswith("temporary") and "451 4.3.0 sender deferred" in outcomes[0]
+    assert outcomes[1].startswith("permanent") and "550 5.1.1 no such user" in outcomes[1]
+    assert outcomes[2] == "sent"
+    assert outcomes[3].startswith("permanent") and "552 5.3.4 message too big" in outcomes[3]
+    assert outcomes[4] == "sent"
+    for n, group in enumerate(server.groups):
+        size = len(f"Subject: {n}\r\n\r\nmessage {n}\r\n")
+        assert group == [
+            f"mail FROM:<sender@example.org> size={size}",
+            f"rcpt TO:<reader{n}@example.org>",
+            "data",
+        ]
+    want = [f"Subject: {n}\r\n\r\nmessage {n}\r\n.\r\n".encode() for n in (2, 3, 4)]
+    assert server.bodies == want

@@ -8,8 +8,8 @@ picks; the output says which). For each sink and for 1, 2 and 4 connections, in 
    `delivery.build_processes` worker processes), claims and records every message in the
    SQLite ledger and sends over SMTP, and
 2. blast N pre-built digests of the same size through the same sink over the same number of
-   connections (plain smtplib, nothing else: the transport's ceiling), half before and half
-   after step 1,
+   connections (our SMTP session alone, pipelined where the sink offers it: the transport's
+   ceiling), half before and half after step 1,
 and print both rates, their ratio (target: at least 0.6 with 2 connections), the digest size
 and the peak memory (the sending process and its workers together).
 
@@ -104,7 +104,8 @@ def _populate(store: Database, cfg: Config, n: int) -> None:
 
 
 def _ceiling(cfg: Config, messages: list[tuple[bytes, str]]) -> float:
-    """Seconds to send `messages` over `cfg.smtp.connections` connections, nothing but smtplib."""
+    """Seconds to send `messages` over `cfg.smtp.connections` connections, nothing but the SMTP
+    session (pipelined where the sink offers it, as `send_daily`'s)."""
     queue = list(messages)
     lock = threading.Lock()
 

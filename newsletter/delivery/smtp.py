@@ -19,7 +19,7 @@ from newsletter.delivery.mailer import send_one
 from newsletter.errors import DeliveryError
 
 if TYPE_CHECKING:
-    from _typeshed import ReadableBuffer
+    from _typeshed import ReadableBuffer, SizedBuffer
 
 # An addr-spec made of dot-atoms, which smtplib's `quoteaddr` (an RFC 5322 parser, ~10 us)
 # would return as "<addr>": e.g. reader@example.org. Anything else still goes through it.
@@ -65,9 +65,76 @@ class _Commands(smtplib.SMTP):
         code, reply = self.getreply()
         if code != 354:
             raise smtplib.SMTPDataError(code, reply)
+        return self._body(msg)
+
+    def _body(self, msg: bytes) -> tuple[int, bytes]:
+        """The message after the server's 354, and the server's reply to it."""
         body = dot_stuffed(msg)
         self.send(body + (b".\r\n" if body.endswith(b"\r\n") else b"\r\n.\r\n"))
         return self.getreply()
+
+    def sendmail(
+        self,
+        from_addr: str,
+        to_addrs: str | Sequence[str],
+        msg: SizedBuffer | str,
+        mail_options: Sequence[str] = (),
+        rcpt_options: Sequence[str] = (),
+    ) -> dict[str, tuple[int, bytes]]:
+        """smtplib's `sendmail`, with MAIL, RCPT and DATA sent in one go to a server that
+        offers PIPELINING (RFC 2920): two round trips a message instead of four. The same
+        replies raise the same exceptions, and the message itself still goes only after
+        the server's 354."""
+        self.ehlo_or_helo_if_needed()
+        plain = isinstance(msg, bytes) and not mail_options and not rcpt_options
+        if not plain or isinstance(to_addrs, str) or self.debuglevel > 0:
+            return super().sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
+        if not (self.does_esmtp and self.has_extn("pipelining")):
+            return super().sendmail(from_addr, to_addrs, msg)
+        assert isinstance(msg, bytes)
+        size = f" size={len(msg)}" if self.has_extn("size") else ""
+        commands = [f"mail FROM:{quote_address(from_addr)}{size}\r\n"]
+        commands += [f"rcpt TO:{quote_address(each)}\r\n" for each in to_addrs]
+        self.send("".join(commands) + "data\r\n")
+        code, resp = self.getreply()
+        if code != 250:
+            self._refused(len(to_addrs) + 1, code)
+            raise smtplib.SMTPSenderRefused(code, resp, from_addr)
+        refused: dict[str, tuple[int, bytes]] = {}
+        for n, each in enumerate(to_addrs):
+            code, resp = self.getreply()
+            if code not in (250, 251):
+                refused[each] = (code, resp)
+            if code == 421:
+                self._refused(len(to_addrs) - n, code)
+                raise smtplib.SMTPRecipientsRefused(refused)
+        code, resp = self.getreply()  # to DATA
+        if len(refused) == len(to_addrs):
+            if code == 354:  # DATA taken with no recipient: end it with nothing in it
+                self.send(b".\r\n")
+                self.getreply()
+            self._refused(0, code)
+            raise smtplib.SMTPRecipientsRefused(refused)
+        if code == 354:
+            code, resp = self._body(msg)
+        if code != 250:
+            self._refused(0, code)
+            raise smtplib.SMTPDataError(code, resp)
+        return refused
+
+    def _refused(self, pending: int, code: int) -> None:
+        """After a refusal: read the replies still owed to pipelined commands, then reset the
+        transaction (as smtplib does), or close when the server said it is closing (421)."""
+        if code != 421:
+            for _ in range(pending):
+                if self.getreply()[0] == 421:
+                    code = 421
+                    break
+        if code == 421:
+            self.close()
+        else:
+            with contextlib.suppress(smtplib.SMTPServerDisconnected):
+                self.rset()
 
 
 class _CommandsSSL(_Commands, smtplib.SMTP_SSL):
@@ -148,15 +215,15 @@ class SMTPSession:
                 temporary=400 <= exc.smtp_code < 500,
                 reply=_reply_text(exc.smtp_code, exc.smtp_error),
             ) from None
+        except smtplib.SMTPResponseException as exc:  # before OSError: it is one too
+            if exc.smtp_code == 421:  # the server is closing the connection
+                self.close()
+            self._raise_reply(exc.smtp_code, exc.smtp_error, "refused the message")
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self.close()
             raise DeliveryError(
                 f"connection lost: {exc or type(exc).__name__}", temporary=True
             ) from None
-        except smtplib.SMTPResponseException as exc:
-            if exc.smtp_code == 421:  # the server is closing the connection
-                self.close()
-            self._raise_reply(exc.smtp_code, exc.smtp_error, "refused the message")
 
     def _raise_reply(self, code: int, msg: bytes | str, what: str) -> None:
         reply = _reply_text(code, msg)

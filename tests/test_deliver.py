@@ -435,3 +435,23 @@ def test_mail_rcpt_and_data_go_together_and_refusals_are_read_off_before_the_nex
         ]
     want = [f"Subject: {n}\r\n\r\nmessage {n}\r\n.\r\n".encode() for n in (2, 3, 4)]
     assert server.bodies == want
+
+
+@PIPELINING_OR_NOT
+def test_an_address_with_a_line_break_cannot_add_smtp_commands(
+    tmp_path: Path, smtp_server: SMTPSink
+) -> None:
+    """A line break in an envelope address would smuggle a command of its own into the
+    pipelined group (or a lone command): the address is quoted down to the one address
+    before it, and the server sees no other recipient and no second transaction."""
+    from newsletter.delivery.smtp import SMTPSession
+
+    cfg = _cfg(tmp_path, smtp_server.port)
+    session = SMTPSession(cfg)
+    raw = b"Subject: x\r\n\r\nhello\r\n"
+    try:
+        for evil in ("a@example.org>\r\nRCPT TO:<victim@example.org", "b@example.org\nRSET"):
+            session.send_raw(raw, "sender@example.org", [evil])
+    finally:
+        session.close()
+    assert [r["to"] for r in smtp_server.received] == [["a@example.org"], ["b@example.org"]]

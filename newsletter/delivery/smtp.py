@@ -93,9 +93,10 @@ class _Commands(smtplib.SMTP):
             return super().sendmail(from_addr, to_addrs, msg)
         assert isinstance(msg, bytes)
         size = f" size={len(msg)}" if self.has_extn("size") else ""
-        commands = [f"mail FROM:{quote_address(from_addr)}{size}\r\n"]
-        commands += [f"rcpt TO:{quote_address(each)}\r\n" for each in to_addrs]
-        self.send("".join(commands) + "data\r\n")
+        # `quote_address` keeps one address and no line break: nothing can add a command
+        commands = [f"mail FROM:{quote_address(from_addr)}{size}"]
+        commands += [f"rcpt TO:{quote_address(each)}" for each in to_addrs]
+        self.send("\r\n".join([*commands, "data\r\n"]))
         code, resp = self.getreply()
         if code != 250:
             self._refused(len(to_addrs) + 1, code)

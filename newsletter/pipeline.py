@@ -20,7 +20,7 @@ import functools
 import logging
 import time
 import zoneinfo
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
@@ -272,21 +272,39 @@ def find_subscribers(ctx: Context, emails: Iterable[str]) -> list[Subscriber]:
     return found
 
 
+PREVIEW_CHUNK = 1000  # subscribers ranked at a time by `iter_previews`
+
+
+def iter_previews(
+    ctx: Context,
+    day: date,
+    subscribers: list[Subscriber] | None = None,
+    chunk: int = PREVIEW_CHUNK,
+) -> Iterator[DigestPreview]:
+    """Each subscriber's digest for `day` (every active one, or `subscribers`), rendered and
+    built into the exact message `send` would hand to SMTP, one at a time: ranked `chunk`
+    subscribers at a time against one read of the candidates, so `preview --all` holds one
+    chunk's digests however many subscribers there are. Records nothing."""
+    active = SubscriberStatus.ACTIVE
+    subs = ctx.store.subscribers.list(active) if subscribers is None else subscribers
+    if not subs:
+        return
+    among, step = candidates(ctx, day), max(chunk, 1)
+    for start in range(0, len(subs), step):
+        batch = subs[start : start + step]
+        is_first = first_digest_ids(ctx, day, [s.id for s in batch])
+        for digest in build_digests(ctx, day, batch, among):
+            sub = digest.subscriber
+            message_id = delivery.message_id_for(ctx.cfg, sub.id, day)
+            rendered, eml = prepare(ctx, digest, first=is_first(sub.id), message_id=message_id)
+            yield DigestPreview(digest, rendered, message_id, eml)
+
+
 def preview_digests(
     ctx: Context, day: date, subscribers: list[Subscriber] | None = None
 ) -> list[DigestPreview]:
-    """Each subscriber's digest for `day` (every active one, or `subscribers`), rendered and
-    built into the exact message `send` would hand to SMTP. Records nothing."""
-    is_first = first_digest_ids(
-        ctx, day, None if subscribers is None else [s.id for s in subscribers]
-    )
-    previews = []
-    for digest in build_digests(ctx, day, subscribers):
-        sub = digest.subscriber
-        message_id = delivery.message_id_for(ctx.cfg, sub.id, day)
-        rendered, eml = prepare(ctx, digest, first=is_first(sub.id), message_id=message_id)
-        previews.append(DigestPreview(digest, rendered, message_id, eml))
-    return previews
+    """`iter_previews` as a list (one subscriber's preview, the local index)."""
+    return list(iter_previews(ctx, day, subscribers))
 
 
 def preview_day(ctx: Context, day: date) -> date | None:

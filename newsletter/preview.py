@@ -1,7 +1,7 @@
 """Look at digests before anyone gets them: write them to files, or serve them on localhost.
 
 `write_previews` writes `<subscriber>.html`, `.txt` and the complete `.eml` (exactly the bytes
-the send loop would hand to SMTP) for each `pipeline.DigestPreview` from `pipeline.preview_digests`.
+the send loop would hand to SMTP) for each `pipeline.DigestPreview` from `pipeline.iter_previews`.
 `preview_server` runs a tiny stdlib HTTP server on 127.0.0.1 with an index of the digests.
 Nothing here records a send.
 
@@ -17,7 +17,7 @@ import hmac
 import logging
 import re
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from functools import cache
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -44,29 +44,34 @@ def file_stem(subscriber: Subscriber) -> str:
     return re.sub(r"[^a-z0-9]+", "-", subscriber.email.lower()).strip("-")[:120] or "subscriber"
 
 
-def file_stems(subscribers: Sequence[Subscriber]) -> list[str]:
-    """`file_stem` of each, made unique: a later subscriber whose address gives a stem already
-    taken ('a.b@x.org', 'a-b@x.org') gets its id appended, so no preview overwrites another."""
-    taken: set[str] = set()
-    stems = []
-    for s in subscribers:
-        stem = file_stem(s)
-        stem = f"{stem}-{s.id}" if stem in taken else stem
-        taken.add(stem)
-        stems.append(stem)
-    return stems
+class FileStems:
+    """`file_stem` of each subscriber in turn, made unique: a later subscriber whose address
+    gives a stem already taken ('a.b@x.org', 'a-b@x.org') gets its id appended, so no preview
+    overwrites another."""
+
+    def __init__(self) -> None:
+        self.taken: set[str] = set()
+
+    def __call__(self, subscriber: Subscriber) -> str:
+        stem = file_stem(subscriber)
+        stem = f"{stem}-{subscriber.id}" if stem in self.taken else stem
+        self.taken.add(stem)
+        return stem
 
 
-def write_previews(previews: Sequence[DigestPreview], out_dir: Path) -> list[Path]:
-    """Write .html, .txt and .eml per subscriber; returns the .html paths, in order."""
+def write_previews(
+    previews: Iterable[DigestPreview], out_dir: Path
+) -> Iterator[tuple[DigestPreview, Path]]:
+    """Write .html, .txt and .eml per subscriber as the previews come (`pipeline.iter_previews`
+    gives them a chunk at a time); yields each preview with its .html path once written."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for p, stem in zip(previews, file_stems([p.subscriber for p in previews]), strict=True):
+    stems = FileStems()
+    for p in previews:
+        stem = stems(p.subscriber)
         (out_dir / f"{stem}.html").write_text(p.html, encoding="utf-8")
         (out_dir / f"{stem}.txt").write_text(p.text, encoding="utf-8")
         (out_dir / f"{stem}.eml").write_bytes(p.eml)
-        written.append(out_dir / f"{stem}.html")
-    return written
+        yield p, out_dir / f"{stem}.html"
 
 
 INDEX_TEMPLATE = """<!DOCTYPE html>

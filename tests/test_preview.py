@@ -224,3 +224,38 @@ def test_preview_server_answers_only_localhost_and_its_secret_path(server: str) 
     for path in ("/", "/index.html", "/0.html", "/0.eml", secret_path[:-3] + "/"):
         status, body = _get(f"http://127.0.0.1:{port}{path}")
         assert status == 404 and b"@example.org" not in body, path
+
+
+def test_previews_come_a_chunk_at_a_time_and_are_the_same_as_all_at_once(
+    config_path: Path,
+) -> None:
+    """`preview --all` on a large list must not hold every digest: `iter_previews` ranks a
+    chunk of subscribers at a time and lets each preview go once it is used. The messages
+    are the ones a single pass gives, byte for byte, the welcome digest included (a reader
+    with no earlier digest gets it, whichever chunk they are in)."""
+    import gc
+    import weakref
+
+    cfg = load_config(str(config_path))
+    with Database(cfg.database_path) as store:
+        seg = next(s for s in store.subscribers.list() if s.email == "seg@example.org")
+        earlier = DAY.replace(day=DAY.day - 1)
+        assert store.sends.claim(seg.id, earlier, "<old@digest.example.org>", NOW)
+        store.sends.mark_sent(seg.id, earlier, "<old@digest.example.org>", [], 1, NOW)
+        ctx = pipeline.Context(store, cfg, clock=lambda: NOW)
+        whole = {p.subscriber.email: p.eml for p in pipeline.iter_previews(ctx, DAY)}
+        alive: list[weakref.ref[object]] = []
+        chunked = {}
+        for preview in pipeline.iter_previews(ctx, DAY, chunk=1):
+            gc.collect()
+            assert sum(r() is not None for r in alive) == 0  # earlier previews and digests
+            chunked[preview.subscriber.email] = preview.eml
+            alive += [weakref.ref(preview), weakref.ref(preview.digest)]
+            del preview
+    assert chunked == whole and sorted(whole) == sorted(READERS)
+    subjects = {
+        a: email.message_from_bytes(raw, policy=email.policy.default)["Subject"]
+        for a, raw in whole.items()
+    }
+    assert not subjects["seg@example.org"].startswith("Welcome")
+    assert subjects["kv@example.org"].startswith("Welcome")

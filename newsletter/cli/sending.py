@@ -95,12 +95,12 @@ def preview(
         serve_preview_index(ctx, digest_date, port, emails=emails)
         return
     chosen = pipeline.find_subscribers(ctx, emails) if emails else None
-    previews = pipeline.preview_digests(ctx, digest_date, chosen)
     target = Path(out_dir) if out_dir else cfg.path(cfg.storage.data_dir) / "previews"
-    written = write_previews(previews, target)
-    for p, path in zip(previews, written, strict=True):
+    count = 0
+    for p, path in write_previews(pipeline.iter_previews(ctx, digest_date, chosen), target):
         click.echo(f"{path.with_suffix('')}.html/.txt/.eml  {_describe_preview(p)}")
-    click.echo(f"{len(previews)} preview(s) in {target} (nothing was sent or recorded)")
+        count += 1
+    click.echo(f"{count} preview(s) in {target} (nothing was sent or recorded)")
 
 
 class SendProgress:

@@ -17,13 +17,19 @@ class DeliveryError(NewsletterError):
     """A message could not be delivered, or a send run could not start.
 
     `temporary` is True for what may work later (4xx replies, dropped connections, timeouts);
-    `reply` is the server's answer ("550 5.1.1 no such user"), empty when there was none.
+    `reply` is the server's answer ("550 5.1.1 no such user"), empty when there was none;
+    `bounce` says whether a permanent failure is the recipient's (a refused mailbox: it counts
+    toward `smtp.bounce_after`) rather than the message's (too big, refused content or policy,
+    an address we cannot write), which fails that day's message and nothing more.
     """
 
-    def __init__(self, message: str, *, temporary: bool = False, reply: str = "") -> None:
+    def __init__(
+        self, message: str, *, temporary: bool = False, reply: str = "", bounce: bool = True
+    ) -> None:
         super().__init__(message)
         self.temporary = temporary
         self.reply = reply
+        self.bounce = bounce
 
 
 class InvalidAddressError(NewsletterError):

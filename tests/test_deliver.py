@@ -6,6 +6,7 @@ import mailbox
 import re
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -133,19 +134,25 @@ def test_550_fails_only_that_subscriber_and_the_run_goes_on(
 def test_a_message_refused_after_data_fails_or_waits_by_its_code_on_the_same_connection(
     tmp_path: Path, store: Database, smtp_server: SMTPSink
 ) -> None:
-    """A 5xx to the message itself (content refused, too big) fails that subscriber, a 4xx
-    leaves it to retry; neither is a lost connection: the rest go over the same one."""
+    """A 5xx to the message itself fails that day's message, a 4xx leaves it to retry;
+    neither is a lost connection: the rest go over the same one. Only a refusal whose status
+    code names the mailbox (5.1.x, 5.2.x) counts toward the reader's bounces: a relay that
+    refuses the content or the size refuses it for everyone, and must not unsubscribe them."""
     cfg = _cfg(tmp_path, smtp_server.port)
-    subs = _subscribers(store, 4)
+    subs = _subscribers(store, 5)
     smtp_server.scripted_data[subs[0].email] = ["554 5.7.1 Message rejected as spam"]
     smtp_server.scripted_data[subs[2].email] = ["452 4.3.1 Insufficient storage", None]
+    smtp_server.scripted_data[subs[4].email] = ["550 5.1.1 No such user here"]
     report = _run(store, cfg, subs)
-    assert (report.sent, report.failed) == (3, 1)
+    assert (report.sent, report.failed) == (3, 2)
     row = store.sends.get(subs[0].id, DAY)
     assert row.status == SendStatus.FAILED and "554 5.7.1 Message rejected as spam" in row.error
     assert store.sends.get(subs[2].id, DAY).status == SendStatus.SENT  # retried, then taken
-    assert sorted(_by_recipient(smtp_server)) == sorted(s.email for s in subs[1:])
+    assert sorted(_by_recipient(smtp_server)) == sorted(s.email for s in subs[1:4])
     assert len({rec["peer"] for rec in smtp_server.received}) == 1  # never reconnected
+    hard = "SELECT hard_failures FROM subscribers WHERE id = ?"
+    counts = [store.conn.execute(hard, [s.id]).fetchone()[0] for s in (subs[0], subs[4])]
+    assert counts == [0, 1]
 
 
 @PIPELINING_OR_NOT
@@ -335,18 +342,20 @@ def test_dot_stuffing_and_quoted_addresses_are_smtplibs() -> None:
         assert quote_address(address) == smtplib.quoteaddr(address), address
 
 
-class _PipeliningServer:
-    """A scripted SMTP server on a raw socket that answers a transaction only once it has read
-    MAIL, RCPT and DATA: a client that waited for each reply before the next command would
-    time out. `replies`: per transaction, the replies to MAIL, RCPT and DATA (and, after a
-    354, to the message)."""
+class _ScriptedServer:
+    """A scripted SMTP server on a raw socket, one connection. `script`: per transaction, the
+    replies to MAIL, RCPT, DATA and (after a 354) to the message; a transaction ends at the
+    message's 2xx or at RSET. With `pipelining` it offers PIPELINING and answers nothing of
+    a transaction until it has read its DATA: a client that waited for each reply before the
+    next command would time out. `groups`: the commands read before each burst of replies."""
 
-    def __init__(self, replies: list[tuple[str, ...]]) -> None:
+    def __init__(self, script: list[dict[str, str]], pipelining: bool) -> None:
         import socket
         import threading
 
-        self.replies = replies
-        self.groups: list[list[str]] = []  # the commands read before each group of replies
+        self.script = script
+        self.pipelining = pipelining
+        self.groups: list[list[str]] = []
         self.bodies: list[bytes] = []
         self.error: BaseException | None = None
         self.listener = socket.create_server(("127.0.0.1", 0))
@@ -358,83 +367,110 @@ class _PipeliningServer:
         try:
             conn, _ = self.listener.accept()
             with conn, conn.makefile("rb") as rfile:
-                conn.sendall(b"220 test ESMTP\r\n")
-                assert rfile.readline().upper().startswith(b"EHLO")
-                conn.sendall(b"250-test\r\n250-PIPELINING\r\n250 SIZE 1000000\r\n")
-                for mail, rcpt, data, *after in self.replies:
-                    group = [rfile.readline().decode().strip() for _ in range(3)]
-                    self.groups.append(group)
-                    conn.sendall(f"{mail}\r\n{rcpt}\r\n{data}\r\n".encode())
-                    if data.startswith("354"):
-                        body = b""
-                        while not body.endswith(b"\r\n.\r\n"):
-                            body += rfile.readline()
-                        self.bodies.append(body)
-                        conn.sendall(f"{after[0]}\r\n".encode())
-                    taken = mail[0] == "2" and data.startswith("354") and after[0][0] == "2"
-                    if not taken:
-                        assert rfile.readline().strip().upper() == b"RSET"
-                        conn.sendall(b"250 reset\r\n")
-                line = rfile.readline().strip().upper()
-                assert line in (b"QUIT", b""), line
-                conn.sendall(b"221 bye\r\n")
+                self._talk(conn, rfile)
         except BaseException as exc:  # reported by the test
             self.error = exc
         finally:
             self.listener.close()
 
+    def _talk(self, conn: Any, rfile: Any) -> None:
+        conn.sendall(b"220 test ESMTP\r\n")
+        assert rfile.readline().upper().startswith(b"EHLO")
+        offer = b"250-PIPELINING\r\n" if self.pipelining else b""
+        conn.sendall(b"250-test\r\n" + offer + b"250 SIZE 1000000\r\n")
+        turn, group, owed = 0, [], []
+        while True:
+            line = rfile.readline().decode().strip()
+            verb = line.split(" ")[0].upper()
+            if verb in ("QUIT", ""):
+                conn.sendall(b"221 bye\r\n")
+                return
+            group.append(line)
+            owed.append("250 reset" if verb == "RSET" else self.script[turn][verb.lower()])
+            if self.pipelining and verb in ("MAIL", "RCPT"):
+                continue  # a pipelining client sends on without waiting: answer at DATA
+            conn.sendall(("\r\n".join(owed) + "\r\n").encode())
+            self.groups.append(group)
+            last, group, owed = owed[-1], [], []
+            if verb == "RSET":
+                turn += 1
+            elif verb == "DATA" and last.startswith("354"):
+                body = b""
+                while not body.endswith(b"\r\n.\r\n"):
+                    body += rfile.readline()
+                self.bodies.append(body)
+                reply = self.script[turn]["body"]
+                conn.sendall(f"{reply}\r\n".encode())
+                turn += reply.startswith("2")  # taken: no RSET follows
 
-def test_mail_rcpt_and_data_go_together_and_refusals_are_read_off_before_the_next(
-    tmp_path: Path,
+
+TRANSACTIONS = [
+    # MAIL deferred: a pipelining client has RCPT and DATA in flight, refused in turn
+    {"mail": "451 4.3.0 sender deferred", "rcpt": "503 5.5.1 need MAIL", "data": "503 5.5.1"},
+    {"mail": "250 ok", "rcpt": "550 5.1.1 no such user", "data": "554 5.5.1 no recipients"},
+    {"mail": "250 ok", "rcpt": "250 ok", "data": "354 go", "body": "250 queued as A1"},
+    {"mail": "250 ok", "rcpt": "250 ok", "data": "451 4.3.2 not now"},  # DATA itself refused
+    {"mail": "250 ok", "rcpt": "250 ok", "data": "354 go", "body": "552 5.3.4 too big"},
+    {"mail": "250 ok", "rcpt": "250 ok", "data": "354 go", "body": "550 5.1.1 no such user"},
+    {"mail": "250 ok", "rcpt": "250 ok", "data": "250 what"},  # a broken server: no 354
+    {"mail": "250 ok", "rcpt": "250 ok", "data": "354 go", "body": "250 queued as A2"},
+]
+
+
+@pytest.mark.parametrize("pipelining", [True, False], ids=["pipelining", "no-pipelining"])
+def test_every_refusal_leaves_the_connection_ready_for_the_next_message(
+    tmp_path: Path, pipelining: bool
 ) -> None:
-    """RFC 2920: to a server that offers PIPELINING, MAIL, RCPT and DATA go in one write (two
-    round trips a message instead of four); the message itself only after the 354. When one
-    of them is refused, the replies still owed are read and the transaction reset, so the
-    next message on the connection reads its own replies."""
+    """Each refusal (MAIL, RCPT, DATA, the message) is that message's outcome, and the next
+    message on the same connection reads its own replies: the replies still owed to pipelined
+    commands are read and the transaction reset (also after a refused DATA, which smtplib
+    leaves open). The message goes only after a 354. A refusal of the message itself counts
+    as a bounce only when its status code says the mailbox (5.1.x, 5.2.x). To a server that
+    offers PIPELINING, MAIL, RCPT and DATA go in one write."""
     from newsletter.delivery.smtp import SMTPSession
 
-    server = _PipeliningServer(
-        [
-            ("451 4.3.0 sender deferred", "503 5.5.1 need MAIL", "503 5.5.1 need RCPT"),
-            ("250 sender ok", "550 5.1.1 no such user", "554 5.5.1 no valid recipients"),
-            ("250 sender ok", "250 rcpt ok", "354 go", "250 queued as A1"),
-            ("250 sender ok", "250 rcpt ok", "354 go", "552 5.3.4 message too big"),
-            ("250 sender ok", "250 rcpt ok", "354 go", "250 queued as A2"),
-        ]
-    )
+    server = _ScriptedServer(TRANSACTIONS, pipelining)
     cfg = make_config(
         tmp_path,
         f'[smtp]\nhost = "127.0.0.1"\nport = {server.port}\nsecurity = "none"\n'
         "timeout_seconds = 3\n",
     )
     session = SMTPSession(cfg)
-    outcomes: list[str] = []
+    outcomes: list[tuple[str, ...]] = []
     try:
-        for n in range(5):
+        for n in range(len(TRANSACTIONS)):
             raw = f"Subject: {n}\r\n\r\nmessage {n}\r\n".encode()
             try:
                 session.send_raw(raw, "sender@example.org", [f"reader{n}@example.org"])
-                outcomes.append("sent")
+                outcomes.append(("sent",))
             except DeliveryError as exc:
-                outcomes.append(("temporary " if exc.temporary else "permanent ") + exc.reply)
+                kind = "temporary" if exc.temporary else "bounce" if exc.bounce else "failed"
+                outcomes.append((kind, exc.reply))
     finally:
         session.close()
     server.thread.join(5)
     assert server.error is None, server.error
-    assert outcomes[0].startswith("temporary") and "451 4.3.0 sender deferred" in outcomes[0]
-    assert outcomes[1].startswith("permanent") and "550 5.1.1 no such user" in outcomes[1]
-    assert outcomes[2] == "sent"
-    assert outcomes[3].startswith("permanent") and "552 5.3.4 message too big" in outcomes[3]
-    assert outcomes[4] == "sent"
-    for n, group in enumerate(server.groups):
-        size = len(f"Subject: {n}\r\n\r\nmessage {n}\r\n")
-        assert group == [
+    assert outcomes == [
+        ("temporary", "451 4.3.0 sender deferred"),
+        ("bounce", "550 5.1.1 no such user"),
+        ("sent",),
+        ("temporary", "451 4.3.2 not now"),
+        ("failed", "552 5.3.4 too big"),
+        ("bounce", "550 5.1.1 no such user"),
+        ("temporary", "250 what"),
+        ("sent",),
+    ]
+    assert server.bodies == [
+        f"Subject: {n}\r\n\r\nmessage {n}\r\n.\r\n".encode() for n in (2, 4, 5, 7)
+    ]
+    if pipelining:
+        size = len("Subject: 0\r\n\r\nmessage 0\r\n")
+        assert server.groups[0] == [
             f"mail FROM:<sender@example.org> size={size}",
-            f"rcpt TO:<reader{n}@example.org>",
+            "rcpt TO:<reader0@example.org>",
             "data",
         ]
-    want = [f"Subject: {n}\r\n\r\nmessage {n}\r\n.\r\n".encode() for n in (2, 3, 4)]
-    assert server.bodies == want
+        assert all(len(g) == 3 for g in server.groups if g[0].startswith("mail"))
 
 
 @PIPELINING_OR_NOT
@@ -442,16 +478,29 @@ def test_an_address_with_a_line_break_cannot_add_smtp_commands(
     tmp_path: Path, smtp_server: SMTPSink
 ) -> None:
     """A line break in an envelope address would smuggle a command of its own into the
-    pipelined group (or a lone command): the address is quoted down to the one address
-    before it, and the server sees no other recipient and no second transaction."""
+    pipelined group (or a lone command). An address smtplib quotes down to one address goes
+    to that address; one whose quoted form still holds a line break, or a character beyond
+    ASCII, is refused before anything is written: that message fails (not a bounce), and the
+    connection goes on with the next."""
     from newsletter.delivery.smtp import SMTPSession
 
     cfg = _cfg(tmp_path, smtp_server.port)
     session = SMTPSession(cfg)
     raw = b"Subject: x\r\n\r\nhello\r\n"
+    refused = []
     try:
-        for evil in ("a@example.org>\r\nRCPT TO:<victim@example.org", "b@example.org\nRSET"):
-            session.send_raw(raw, "sender@example.org", [evil])
+        for rcpt in (
+            "a@example.org>\r\nRCPT TO:<victim@example.org",
+            ",\r\nRCPT TO:<victim@example.org>",
+            "ü@example.org",
+            "b@example.org",
+        ):
+            try:
+                session.send_raw(raw, "sender@example.org", [rcpt])
+            except DeliveryError as exc:
+                assert not exc.temporary and not exc.bounce
+                refused.append(str(exc))
     finally:
         session.close()
     assert [r["to"] for r in smtp_server.received] == [["a@example.org"], ["b@example.org"]]
+    assert len(refused) == 2 and all("cannot be written in an SMTP command" in r for r in refused)

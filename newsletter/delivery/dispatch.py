@@ -187,7 +187,9 @@ class _Dispatcher:
             except DeliveryError as exc:
                 reason = str(exc)
                 if not exc.temporary:
-                    bounced = self.ledger.failed(job.subscriber, job.digest_date, reason, attempts)
+                    bounced = self.ledger.failed(
+                        job.subscriber, job.digest_date, reason, attempts, bounce=exc.bounce
+                    )
                     log.warning("permanent failure for %s: %s", job.subscriber.email, reason)
                     with self._lock:
                         self.report.failures.append((job.subscriber.email, reason))

@@ -80,12 +80,17 @@ class Ledger:
                 job.subscriber.id, job.digest_date, error, attempts, self.clock()
             )
 
-    def failed(self, job_subscriber: Subscriber, day: date, error: str, attempts: int) -> bool:
-        """Record a permanent failure; True when the subscriber is now marked bounced."""
+    def failed(
+        self, job_subscriber: Subscriber, day: date, error: str, attempts: int, bounce: bool = True
+    ) -> bool:
+        """Record a permanent failure; True when the subscriber is now marked bounced. Only a
+        `bounce` (the recipient refused, not the message) counts toward `smtp.bounce_after`."""
         with self.lock, self.store.transaction():
             now = self.clock()
-            hard = self.store.sends.mark_failed(job_subscriber.id, day, error, attempts, now)
-            if hard >= self.cfg.smtp.bounce_after:
+            hard = self.store.sends.mark_failed(
+                job_subscriber.id, day, error, attempts, now, hard=bounce
+            )
+            if bounce and hard >= self.cfg.smtp.bounce_after:
                 self.on_bounce(job_subscriber.id)
                 return True
             return False

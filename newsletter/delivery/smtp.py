@@ -64,6 +64,7 @@ class _Commands(smtplib.SMTP):
         self.putcmd("data")
         code, reply = self.getreply()
         if code != 354:
+            self._refused(0, code)  # smtplib's `sendmail` would leave the transaction open
             raise smtplib.SMTPDataError(code, reply)
         return self._body(msg)
 
@@ -83,59 +84,92 @@ class _Commands(smtplib.SMTP):
     ) -> dict[str, tuple[int, bytes]]:
         """smtplib's `sendmail`, with MAIL, RCPT and DATA sent in one go to a server that
         offers PIPELINING (RFC 2920): two round trips a message instead of four. The same
-        replies raise the same exceptions, and the message itself still goes only after
-        the server's 354."""
+        replies raise the same exceptions, and the message itself goes only after the
+        server's 354. Either way a refusal leaves no transaction open on the connection."""
         self.ehlo_or_helo_if_needed()
         plain = isinstance(msg, bytes) and not mail_options and not rcpt_options
         if not plain or isinstance(to_addrs, str) or self.debuglevel > 0:
             return super().sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
+        assert isinstance(msg, bytes)
+        quoted = [_writable(a) for a in (from_addr, *to_addrs)]
         if not (self.does_esmtp and self.has_extn("pipelining")):
             return super().sendmail(from_addr, to_addrs, msg)
-        assert isinstance(msg, bytes)
+        return self._pipelined(quoted, from_addr, to_addrs, msg)
+
+    def _pipelined(
+        self, quoted: list[str], from_addr: str, to_addrs: Sequence[str], msg: bytes
+    ) -> dict[str, tuple[int, bytes]]:
         size = f" size={len(msg)}" if self.has_extn("size") else ""
-        # `quote_address` keeps one address and no line break: nothing can add a command
-        commands = [f"mail FROM:{quote_address(from_addr)}{size}"]
-        commands += [f"rcpt TO:{quote_address(each)}" for each in to_addrs]
+        commands = [f"mail FROM:{quoted[0]}{size}", *(f"rcpt TO:{q}" for q in quoted[1:])]
         self.send("\r\n".join([*commands, "data\r\n"]))
         code, resp = self.getreply()
         if code != 250:
             self._refused(len(to_addrs) + 1, code)
             raise smtplib.SMTPSenderRefused(code, resp, from_addr)
         refused: dict[str, tuple[int, bytes]] = {}
-        for n, each in enumerate(to_addrs):
+        for each in to_addrs:
             code, resp = self.getreply()
             if code not in (250, 251):
                 refused[each] = (code, resp)
             if code == 421:
-                self._refused(len(to_addrs) - n, code)
+                self._refused(0, code)
                 raise smtplib.SMTPRecipientsRefused(refused)
-        code, resp = self.getreply()  # to DATA
         if len(refused) == len(to_addrs):
-            if code == 354:  # DATA taken with no recipient: end it with nothing in it
-                self.send(b".\r\n")
-                self.getreply()
-            self._refused(0, code)
+            self._end_without_recipients()
             raise smtplib.SMTPRecipientsRefused(refused)
-        if code == 354:
-            code, resp = self._body(msg)
+        code, resp = self.getreply()  # to DATA
+        if code != 354:
+            self._refused(0, code)
+            raise smtplib.SMTPDataError(code, resp)
+        code, resp = self._body(msg)
         if code != 250:
             self._refused(0, code)
             raise smtplib.SMTPDataError(code, resp)
         return refused
 
+    def _end_without_recipients(self) -> None:
+        """Every RCPT refused: read the reply to DATA (a server that takes it anyway gets the
+        message's end at once, RFC 2920 3.1), then reset."""
+        try:
+            code = self.getreply()[0]
+            if code == 354:
+                self.send(b".\r\n")
+                code = self.getreply()[0]
+        except smtplib.SMTPServerDisconnected:  # the refusals stand; the connection is gone
+            code = 421
+        self._refused(0, code)
+
     def _refused(self, pending: int, code: int) -> None:
         """After a refusal: read the replies still owed to pipelined commands, then reset the
-        transaction (as smtplib does), or close when the server said it is closing (421)."""
-        if code != 421:
-            for _ in range(pending):
+        transaction (as smtplib does), or close when the server is closing (421) or gone."""
+        try:
+            for _ in range(0 if code == 421 else pending):
                 if self.getreply()[0] == 421:
                     code = 421
                     break
+        except smtplib.SMTPServerDisconnected:
+            code = 421
         if code == 421:
             self.close()
         else:
             with contextlib.suppress(smtplib.SMTPServerDisconnected):
                 self.rset()
+
+
+def _writable(address: str) -> str:
+    """`quote_address(address)`, or UnwritableAddress when it cannot go into a command."""
+    written = quote_address(address)
+    if not written.isascii() or "\r" in written or "\n" in written:
+        raise UnwritableAddress(address)
+    return written
+
+
+class UnwritableAddress(ValueError):
+    """An envelope address that cannot go into an SMTP command: a line break (it would add a
+    command of its own) or a character beyond ASCII (we do not speak SMTPUTF8)."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(f"the address {address!r} cannot be written in an SMTP command")
 
 
 class _CommandsSSL(_Commands, smtplib.SMTP_SSL):
@@ -144,6 +178,17 @@ class _CommandsSSL(_Commands, smtplib.SMTP_SSL):
 
 class ConnectionFailed(DeliveryError):
     """The server could not be reached or refused us as a client (not one message's fault)."""
+
+
+# RFC 3463: an enhanced status code 5.1.x (addressing) or 5.2.x (mailbox) after the message
+# says the recipient's mailbox is the trouble; anything else (5.3.4 too big, 5.7.x policy,
+# 5.6.x content, no enhanced code) is about the message.
+_MAILBOX_STATUS = re.compile(r"\d{3}\s+5\.[12]\.\d{1,3}\b")
+
+
+def _about_the_mailbox(reply: str) -> bool:
+    """Whether a refusal after DATA is the recipient's: it then counts toward bounces."""
+    return _MAILBOX_STATUS.match(reply) is not None
 
 
 def _reply_text(code: int, msg: bytes | str) -> str:
@@ -206,7 +251,16 @@ class SMTPSession:
         if self.smtp is None:
             self.smtp = self._connect()
         try:
-            self.smtp.sendmail(sender, list(recipients), raw)
+            self._send(self.smtp, raw, sender, recipients)
+        finally:
+            if self.smtp is not None and self.smtp.sock is None:  # smtplib closed it (a 421)
+                self.smtp = None  # the next message opens a new connection
+
+    def _send(self, smtp: smtplib.SMTP, raw: bytes, sender: str, recipients: Sequence[str]) -> None:
+        try:
+            smtp.sendmail(sender, list(recipients), raw)
+        except UnwritableAddress as exc:
+            raise DeliveryError(str(exc), bounce=False) from None
         except smtplib.SMTPRecipientsRefused as exc:
             code, msg = next(iter(exc.recipients.values()))
             self._raise_reply(code, msg, "refused the recipient")
@@ -217,9 +271,21 @@ class SMTPSession:
                 reply=_reply_text(exc.smtp_code, exc.smtp_error),
             ) from None
         except smtplib.SMTPResponseException as exc:  # before OSError: it is one too
-            if exc.smtp_code == 421:  # the server is closing the connection
+            code = exc.smtp_code
+            if smtp.sock is None or not 200 <= code < 600:  # closed, or a reply we cannot read
                 self.close()
-            self._raise_reply(exc.smtp_code, exc.smtp_error, "refused the message")
+                raise DeliveryError(
+                    f"connection lost: {_reply_text(code, exc.smtp_error)}", temporary=True
+                ) from None
+            if code == 421:  # the server is closing the connection
+                self.close()
+            reply = _reply_text(code, exc.smtp_error)
+            raise DeliveryError(
+                f"the SMTP server refused the message: {reply}",
+                temporary=not 500 <= code < 600,
+                reply=reply,
+                bounce=_about_the_mailbox(reply),
+            ) from None
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self.close()
             raise DeliveryError(

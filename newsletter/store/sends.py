@@ -170,9 +170,16 @@ class Sends:
         )
 
     def mark_failed(
-        self, subscriber_id: int, digest_date: date, error: str, attempts: int, now: datetime
+        self,
+        subscriber_id: int,
+        digest_date: date,
+        error: str,
+        attempts: int,
+        now: datetime,
+        hard: bool = True,
     ) -> int:
-        """Record a permanent failure; returns the subscriber's consecutive hard failures."""
+        """Record a permanent failure; returns the subscriber's consecutive hard failures
+        (this one among them when `hard`: the recipient's mailbox was refused)."""
         with self._database.transaction():
             self._update(
                 subscriber_id,
@@ -182,10 +189,11 @@ class Sends:
                 last_error=error,
                 attempts=attempts,
             )
-            self._conn.execute(
-                "UPDATE subscribers SET hard_failures = hard_failures + 1 WHERE id = ?",
-                [subscriber_id],
-            )
+            if hard:
+                self._conn.execute(
+                    "UPDATE subscribers SET hard_failures = hard_failures + 1 WHERE id = ?",
+                    [subscriber_id],
+                )
             row = self._conn.execute(
                 "SELECT hard_failures FROM subscribers WHERE id = ?", [subscriber_id]
             ).fetchone()

@@ -382,7 +382,9 @@ class _ScriptedServer:
         while True:
             line = rfile.readline().decode().strip()
             verb = line.split(" ")[0].upper()
-            if verb in ("QUIT", ""):
+            if verb == "":  # the client hung up
+                return
+            if verb == "QUIT":
                 conn.sendall(b"221 bye\r\n")
                 return
             group.append(line)
@@ -414,6 +416,10 @@ TRANSACTIONS = [
     {"mail": "250 ok", "rcpt": "250 ok", "data": "354 go", "body": "550 5.1.1 no such user"},
     {"mail": "250 ok", "rcpt": "250 ok", "data": "250 what"},  # a broken server: no 354
     {"mail": "250 ok", "rcpt": "250 ok", "data": "354 go", "body": "250 queued as A2"},
+    {"mail": "250 ok", "rcpt": "554 5.7.1 relaying denied", "data": "554 5.5.1 no recipients"},
+    {"mail": "250 ok", "rcpt": "250 ok", "data": "354 go", "body": "552 5.2.3 too long"},
+    {"mail": "250 ok", "rcpt": "250 ok", "data": "354 go", "body": "550 no such user"},
+    {"mail": "hello there", "rcpt": "250 ok", "data": "354 go"},  # not a reply: out of step
 ]
 
 
@@ -459,9 +465,13 @@ def test_every_refusal_leaves_the_connection_ready_for_the_next_message(
         ("bounce", "550 5.1.1 no such user"),
         ("temporary", "250 what"),
         ("sent",),
+        ("failed", "554 5.7.1 relaying denied"),  # policy, not the mailbox: no bounce
+        ("failed", "552 5.2.3 too long"),
+        ("failed", "550 no such user"),  # after the message, with no status code
+        ("temporary", ""),  # the connection is dropped: its replies are no longer in step
     ]
     assert server.bodies == [
-        f"Subject: {n}\r\n\r\nmessage {n}\r\n.\r\n".encode() for n in (2, 4, 5, 7)
+        f"Subject: {n}\r\n\r\nmessage {n}\r\n.\r\n".encode() for n in (2, 4, 5, 7, 9, 10)
     ]
     if pipelining:
         size = len("Subject: 0\r\n\r\nmessage 0\r\n")
@@ -482,7 +492,7 @@ def test_an_address_with_a_line_break_cannot_add_smtp_commands(
     to that address; one whose quoted form still holds a line break, or a character beyond
     ASCII, is refused before anything is written: that message fails (not a bounce), and the
     connection goes on with the next."""
-    from newsletter.delivery.smtp import SMTPSession
+    from newsletter.delivery.smtp import ConnectionFailed, SMTPSession
 
     cfg = _cfg(tmp_path, smtp_server.port)
     session = SMTPSession(cfg)
@@ -493,7 +503,7 @@ def test_an_address_with_a_line_break_cannot_add_smtp_commands(
             "a@example.org>\r\nRCPT TO:<victim@example.org",
             ",\r\nRCPT TO:<victim@example.org>",
             "ü@example.org",
-            "b@example.org",
+            "b@bücher.example",  # an internationalised domain goes in its ASCII form
         ):
             try:
                 session.send_raw(raw, "sender@example.org", [rcpt])
@@ -502,5 +512,14 @@ def test_an_address_with_a_line_break_cannot_add_smtp_commands(
                 refused.append(str(exc))
     finally:
         session.close()
-    assert [r["to"] for r in smtp_server.received] == [["a@example.org"], ["b@example.org"]]
+    assert [r["to"] for r in smtp_server.received] == [
+        ["a@example.org"],
+        ["b@xn--bcher-kva.example"],
+    ]
     assert len(refused) == 2 and all("cannot be written in an SMTP command" in r for r in refused)
+    unwritable_sender = SMTPSession(cfg)
+    try:  # the sender's address: no message can go, so the run stops and fails nobody
+        with pytest.raises(ConnectionFailed, match=r"check email\.from_address"):
+            unwritable_sender.send_raw(raw, "dïgest@example.org", ["c@example.org"])
+    finally:
+        unwritable_sender.close()

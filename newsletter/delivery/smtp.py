@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
+import idna
+
 from newsletter.config import Config
 from newsletter.delivery.dkim import DKIMSigner
 from newsletter.delivery.mailer import send_one
@@ -58,6 +60,22 @@ class _Commands(smtplib.SMTP):
         self.putcmd("rcpt", f"TO:{quote_address(recip)}")
         return self.getreply()
 
+    def getreply(self) -> tuple[int, bytes]:
+        """smtplib's reply, where one that cannot be read is a lost connection: smtplib
+        raises "500 Line too long" after closing the socket, and gives code -1 for a line
+        that does not start with one; either way the replies are no longer in step."""
+        try:
+            code, msg = super().getreply()
+        except smtplib.SMTPServerDisconnected:
+            raise
+        except smtplib.SMTPResponseException as exc:
+            self.close()
+            raise smtplib.SMTPServerDisconnected(f"unreadable reply ({exc})") from None
+        if not 200 <= code < 600:
+            self.close()
+            raise smtplib.SMTPServerDisconnected(f"unreadable reply {code} {msg!r}")
+        return code, msg
+
     def data(self, msg: ReadableBuffer | str) -> tuple[int, bytes]:
         if not isinstance(msg, bytes) or self.debuglevel > 0:
             return super().data(msg)
@@ -91,16 +109,18 @@ class _Commands(smtplib.SMTP):
         if not plain or isinstance(to_addrs, str) or self.debuglevel > 0:
             return super().sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
         assert isinstance(msg, bytes)
-        quoted = [_writable(a) for a in (from_addr, *to_addrs)]
+        from_addr = _envelope(from_addr, sender=True)
+        to_addrs = [_envelope(a) for a in to_addrs]
         if not (self.does_esmtp and self.has_extn("pipelining")):
             return super().sendmail(from_addr, to_addrs, msg)
-        return self._pipelined(quoted, from_addr, to_addrs, msg)
+        return self._pipelined(from_addr, to_addrs, msg)
 
     def _pipelined(
-        self, quoted: list[str], from_addr: str, to_addrs: Sequence[str], msg: bytes
+        self, from_addr: str, to_addrs: Sequence[str], msg: bytes
     ) -> dict[str, tuple[int, bytes]]:
         size = f" size={len(msg)}" if self.has_extn("size") else ""
-        commands = [f"mail FROM:{quoted[0]}{size}", *(f"rcpt TO:{q}" for q in quoted[1:])]
+        commands = [f"mail FROM:{quote_address(from_addr)}{size}"]
+        commands += [f"rcpt TO:{quote_address(a)}" for a in to_addrs]
         self.send("\r\n".join([*commands, "data\r\n"]))
         code, resp = self.getreply()
         if code != 250:
@@ -149,27 +169,37 @@ class _Commands(smtplib.SMTP):
                     break
         except smtplib.SMTPServerDisconnected:
             code = 421
-        if code == 421:
+        if code != 421:
+            try:
+                code = self.rset()[0]
+            except smtplib.SMTPServerDisconnected:
+                code = 421
+        if code != 250:  # closing, gone, or a reset refused: start afresh next time
             self.close()
-        else:
-            with contextlib.suppress(smtplib.SMTPServerDisconnected):
-                self.rset()
 
 
-def _writable(address: str) -> str:
-    """`quote_address(address)`, or UnwritableAddress when it cannot go into a command."""
+def _envelope(address: str, *, sender: bool = False) -> str:
+    """`address` as SMTP commands carry it: an internationalised domain in its ASCII form
+    (IDNA 2008, as the headers write it); UnwritableAddress when its quoted form would still
+    hold a line break or a character beyond ASCII."""
+    local, at, domain = address.rpartition("@")
+    if at and local.isascii() and not domain.isascii():
+        with contextlib.suppress(idna.IDNAError, UnicodeError):
+            address = f"{local}@{idna.encode(domain, uts46=True).decode()}"
     written = quote_address(address)
     if not written.isascii() or "\r" in written or "\n" in written:
-        raise UnwritableAddress(address)
-    return written
+        raise UnwritableAddress(address, sender=sender)
+    return address
 
 
 class UnwritableAddress(ValueError):
     """An envelope address that cannot go into an SMTP command: a line break (it would add a
-    command of its own) or a character beyond ASCII (we do not speak SMTPUTF8)."""
+    command of its own) or a character beyond ASCII in its local part (that needs SMTPUTF8,
+    which we do not speak). `sender`: it is the sender's, so no message can go."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, *, sender: bool) -> None:
         super().__init__(f"the address {address!r} cannot be written in an SMTP command")
+        self.sender = sender
 
 
 class _CommandsSSL(_Commands, smtplib.SMTP_SSL):
@@ -180,15 +210,22 @@ class ConnectionFailed(DeliveryError):
     """The server could not be reached or refused us as a client (not one message's fault)."""
 
 
-# RFC 3463: an enhanced status code 5.1.x (addressing) or 5.2.x (mailbox) after the message
-# says the recipient's mailbox is the trouble; anything else (5.3.4 too big, 5.7.x policy,
-# 5.6.x content, no enhanced code) is about the message.
-_MAILBOX_STATUS = re.compile(r"\d{3}\s+5\.[12]\.\d{1,3}\b")
+# RFC 3463: the enhanced status codes that say the recipient's mailbox is the trouble (bad
+# mailbox, system or address, moved; no mail accepted, RFC 7505; disabled or full). Others are
+# about the message or about us: 5.1.7 / 5.1.8 our sender, 5.2.3 too big, 5.3.x the system,
+# 5.6.x content, 5.7.x policy (relaying denied, refused as spam).
+_STATUS = re.compile(r"\d{3}\s+([245])\.(\d{1,3})\.(\d{1,3})\b")
+_MAILBOX = {(1, n) for n in (0, 1, 2, 3, 4, 5, 6, 10)} | {(2, 1), (2, 2)}
 
 
-def _about_the_mailbox(reply: str) -> bool:
-    """Whether a refusal after DATA is the recipient's: it then counts toward bounces."""
-    return _MAILBOX_STATUS.match(reply) is not None
+def _about_the_mailbox(reply: str, *, at_rcpt: bool) -> bool:
+    """Whether a permanent refusal is the recipient's, so it counts toward bounces: by its
+    enhanced status code when it has one; without one, a refusal at RCPT is taken to be the
+    mailbox's and one after the message the message's."""
+    status = _STATUS.match(reply)
+    if status is None:
+        return at_rcpt
+    return (int(status[2]), int(status[3])) in _MAILBOX
 
 
 def _reply_text(code: int, msg: bytes | str) -> str:
@@ -260,10 +297,12 @@ class SMTPSession:
         try:
             smtp.sendmail(sender, list(recipients), raw)
         except UnwritableAddress as exc:
+            if exc.sender:  # no message can go: stop the run, lose nobody
+                raise ConnectionFailed(f"{exc}: check email.from_address") from None
             raise DeliveryError(str(exc), bounce=False) from None
         except smtplib.SMTPRecipientsRefused as exc:
             code, msg = next(iter(exc.recipients.values()))
-            self._raise_reply(code, msg, "refused the recipient")
+            self._raise_reply(code, msg, "refused the recipient", at_rcpt=True)
         except smtplib.SMTPSenderRefused as exc:
             raise ConnectionFailed(
                 f"the SMTP server refused the sender {sender!r}: check email.from_address",
@@ -271,31 +310,24 @@ class SMTPSession:
                 reply=_reply_text(exc.smtp_code, exc.smtp_error),
             ) from None
         except smtplib.SMTPResponseException as exc:  # before OSError: it is one too
-            code = exc.smtp_code
-            if smtp.sock is None or not 200 <= code < 600:  # closed, or a reply we cannot read
+            if exc.smtp_code == 421:  # the server is closing the connection
                 self.close()
-                raise DeliveryError(
-                    f"connection lost: {_reply_text(code, exc.smtp_error)}", temporary=True
-                ) from None
-            if code == 421:  # the server is closing the connection
-                self.close()
-            reply = _reply_text(code, exc.smtp_error)
-            raise DeliveryError(
-                f"the SMTP server refused the message: {reply}",
-                temporary=not 500 <= code < 600,
-                reply=reply,
-                bounce=_about_the_mailbox(reply),
-            ) from None
+            self._raise_reply(exc.smtp_code, exc.smtp_error, "refused the message", at_rcpt=False)
         except (smtplib.SMTPServerDisconnected, OSError) as exc:
             self.close()
             raise DeliveryError(
                 f"connection lost: {exc or type(exc).__name__}", temporary=True
             ) from None
 
-    def _raise_reply(self, code: int, msg: bytes | str, what: str) -> None:
+    def _raise_reply(self, code: int, msg: bytes | str, what: str, *, at_rcpt: bool) -> None:
         reply = _reply_text(code, msg)
         temporary = not 500 <= code < 600
-        raise DeliveryError(f"the SMTP server {what}: {reply}", temporary=temporary, reply=reply)
+        raise DeliveryError(
+            f"the SMTP server {what}: {reply}",
+            temporary=temporary,
+            reply=reply,
+            bounce=not temporary and _about_the_mailbox(reply, at_rcpt=at_rcpt),
+        )
 
     def close(self) -> None:
         if self.smtp is not None:

@@ -358,6 +358,9 @@ class _ScriptedServer:
         self.groups: list[list[str]] = []
         self.bodies: list[bytes] = []
         self.error: BaseException | None = None
+        self.turn = 0  # the transaction the script is at
+        self.done = threading.Event()  # set by the test: take no more connections
+        self.connections = 0
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -365,9 +368,16 @@ class _ScriptedServer:
 
     def _serve(self) -> None:
         try:
-            conn, _ = self.listener.accept()
-            with conn, conn.makefile("rb") as rfile:
-                self._talk(conn, rfile)
+            self.listener.settimeout(0.1)
+            while self.turn < len(self.script) and not self.done.is_set():
+                try:  # a connection at a time; the script goes on across them
+                    conn, _ = self.listener.accept()
+                except TimeoutError:
+                    continue
+                conn.settimeout(None)
+                self.connections += 1
+                with conn, conn.makefile("rb") as rfile:
+                    self._talk(conn, rfile)
         except BaseException as exc:  # reported by the test
             self.error = exc
         finally:
@@ -378,8 +388,10 @@ class _ScriptedServer:
         assert rfile.readline().upper().startswith(b"EHLO")
         offer = b"250-PIPELINING\r\n" if self.pipelining else b""
         conn.sendall(b"250-test\r\n" + offer + b"250 SIZE 1000000\r\n")
-        turn, group, owed = 0, [], []
-        while True:
+        group: list[str] = []
+        owed: list[str] = []
+        while self.turn < len(self.script):
+            turn = self.turn
             line = rfile.readline().decode().strip()
             verb = line.split(" ")[0].upper()
             if verb == "":  # the client hung up
@@ -388,22 +400,25 @@ class _ScriptedServer:
                 conn.sendall(b"221 bye\r\n")
                 return
             group.append(line)
-            owed.append("250 reset" if verb == "RSET" else self.script[turn][verb.lower()])
+            owed.append(self.script[turn].get(verb.lower(), "250 reset"))
             if self.pipelining and verb in ("MAIL", "RCPT"):
                 continue  # a pipelining client sends on without waiting: answer at DATA
             conn.sendall(("\r\n".join(owed) + "\r\n").encode())
             self.groups.append(group)
             last, group, owed = owed[-1], [], []
             if verb == "RSET":
-                turn += 1
+                self.turn += 1
             elif verb == "DATA" and last.startswith("354"):
                 body = b""
                 while not body.endswith(b"\r\n.\r\n"):
-                    body += rfile.readline()
+                    line_of_body = rfile.readline()
+                    if not line_of_body:  # the client hung up instead
+                        return
+                    body += line_of_body
                 self.bodies.append(body)
                 reply = self.script[turn]["body"]
                 conn.sendall(f"{reply}\r\n".encode())
-                turn += reply.startswith("2")  # taken: no RSET follows
+                self.turn += reply.startswith("2")  # taken: no RSET follows
 
 
 TRANSACTIONS = [
@@ -419,6 +434,8 @@ TRANSACTIONS = [
     {"mail": "250 ok", "rcpt": "554 5.7.1 relaying denied", "data": "554 5.5.1 no recipients"},
     {"mail": "250 ok", "rcpt": "250 ok", "data": "354 go", "body": "552 5.2.3 too long"},
     {"mail": "250 ok", "rcpt": "250 ok", "data": "354 go", "body": "550 no such user"},
+    {"mail": "451 4.3.0 later", "rcpt": "503 5.5.1", "data": "503 5.5.1", "rset": "554 no"},
+    {"mail": "250 ok", "rcpt": "250 ok", "data": "354 go", "body": "250 queued as A3"},
     {"mail": "hello there", "rcpt": "250 ok", "data": "354 go"},  # not a reply: out of step
 ]
 
@@ -454,6 +471,7 @@ def test_every_refusal_leaves_the_connection_ready_for_the_next_message(
                 outcomes.append((kind, exc.reply))
     finally:
         session.close()
+    server.done.set()
     server.thread.join(5)
     assert server.error is None, server.error
     assert outcomes == [
@@ -468,10 +486,13 @@ def test_every_refusal_leaves_the_connection_ready_for_the_next_message(
         ("failed", "554 5.7.1 relaying denied"),  # policy, not the mailbox: no bounce
         ("failed", "552 5.2.3 too long"),
         ("failed", "550 no such user"),  # after the message, with no status code
+        ("temporary", "451 4.3.0 later"),  # and the reset is refused: a new connection
+        ("sent",),
         ("temporary", ""),  # the connection is dropped: its replies are no longer in step
     ]
+    assert server.connections == 2
     assert server.bodies == [
-        f"Subject: {n}\r\n\r\nmessage {n}\r\n.\r\n".encode() for n in (2, 4, 5, 7, 9, 10)
+        f"Subject: {n}\r\n\r\nmessage {n}\r\n.\r\n".encode() for n in (2, 4, 5, 7, 9, 10, 12)
     ]
     if pipelining:
         size = len("Subject: 0\r\n\r\nmessage 0\r\n")

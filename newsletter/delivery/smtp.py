@@ -159,6 +159,11 @@ class _Commands(smtplib.SMTP):
             code = 421
         self._refused(0, code)
 
+    def _rset(self) -> None:
+        """smtplib's own reset after a refusal (MAIL, every RCPT, the message), which ignores
+        the reply: here a reset that is not answered 250 closes the connection."""
+        self._refused(0, 0)
+
     def _refused(self, pending: int, code: int) -> None:
         """After a refusal: read the replies still owed to pipelined commands, then reset the
         transaction (as smtplib does), or close when the server is closing (421) or gone."""
@@ -250,12 +255,16 @@ class SMTPSession:
                 )
             else:
                 conn = _Commands(s.host, s.port, timeout=s.timeout_seconds)
+            try:
                 if s.security == "starttls":
                     conn.ehlo()
                     conn.starttls(context=ssl.create_default_context())
-            conn.ehlo_or_helo_if_needed()
-            if s.username:
-                conn.login(s.username, self.cfg.smtp_password)
+                conn.ehlo_or_helo_if_needed()
+                if s.username:
+                    conn.login(s.username, self.cfg.smtp_password)
+            except BaseException:
+                conn.close()  # the socket, not left to the garbage collector
+                raise
         except smtplib.SMTPAuthenticationError as exc:
             raise ConnectionFailed(
                 f"the SMTP server {where} refused the login for {s.username!r}: check "

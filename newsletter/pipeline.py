@@ -125,6 +125,7 @@ def build_digests(
     day: date,
     subscribers: list[Subscriber] | None = None,
     among: Candidates | None = None,
+    last: dict[int, date] | None = None,
 ) -> list[Digest]:
     """Rank the day's papers for each subscriber (default: all active); sends nothing.
 
@@ -134,7 +135,8 @@ def build_digests(
     days back) that they have not received in an earlier digest, and the window's papers that
     gained traction after their first day (`ranking.traction`); the ledger's sends for `day`
     itself are ignored, so a date already sent is rebuilt as it was sent (the preview shows
-    what people received).
+    what people received). `last`: each subscriber's latest digest date before `day`
+    (`Sends.last_sent_dates(day, ids)`), when the caller has read it already.
     """
     store, cfg = ctx.store, ctx.cfg
     subs = store.subscribers.list(SubscriberStatus.ACTIVE) if subscribers is None else subscribers
@@ -149,7 +151,8 @@ def build_digests(
     interests = store.subscribers.interests_for_many(ids)
     votes = store.subscribers.feedback_for_many(ids)
     received = store.sends.sent_paper_ids(ids, before=day)
-    last = store.sends.last_sent_dates(day, ids)
+    if last is None:  # `last`: the subscribers' `Sends.last_sent_dates(day, ids)`, when read
+        last = store.sends.last_sent_dates(day, ids)
     profiles = []
     for s in subs:
         prev = last.get(s.id)
@@ -292,11 +295,12 @@ def iter_previews(
     among, step = candidates(ctx, day), max(chunk, 1)
     for start in range(0, len(subs), step):
         batch = subs[start : start + step]
-        is_first = first_digest_ids(ctx, day, [s.id for s in batch])
-        for digest in build_digests(ctx, day, batch, among):
+        earlier = ctx.store.sends.last_sent_dates(day, [s.id for s in batch])
+        for digest in build_digests(ctx, day, batch, among, earlier):
             sub = digest.subscriber
             message_id = delivery.message_id_for(ctx.cfg, sub.id, day)
-            rendered, eml = prepare(ctx, digest, first=is_first(sub.id), message_id=message_id)
+            first = sub.id not in earlier
+            rendered, eml = prepare(ctx, digest, first=first, message_id=message_id)
             yield DigestPreview(digest, rendered, message_id, eml)
 
 
@@ -410,8 +414,10 @@ def send_batch(
     # one read of the papers for every chunk of the batch
     among = candidates(ctx, day) if targets else None
 
-    def build(ctx: Context, day: date, chunk: list[Subscriber]) -> list[Digest]:
-        return build_digests(ctx, day, chunk, among)
+    def build(
+        ctx: Context, day: date, chunk: list[Subscriber], last: dict[int, date]
+    ) -> list[Digest]:
+        return build_digests(ctx, day, chunk, among, last)
 
     jobs = outgoing(ctx, targets, day, ledger, summary, build, builders)
     if summary.dry_run:

@@ -26,7 +26,9 @@ SEND_CHUNK = 1000  # subscribers ranked per batch while earlier messages are on 
 FIRST_CHUNK = 100  # the first batch is small, so the first messages go out within ~0.1 s
 
 Target = tuple[Subscriber, Send | None]  # a subscriber due, with their ledger row for the date
-BuildDigests = Callable[["Context", date, list[Subscriber]], list[Digest]]
+# ranks a chunk of subscribers; the last argument is each one's latest digest date before the
+# day (`Sends.last_sent_dates`), read once per chunk for the ranking and the welcome template
+BuildDigests = Callable[["Context", date, list[Subscriber], dict[int, date]], list[Digest]]
 
 
 @dataclass
@@ -122,7 +124,7 @@ def _requests(
     rows = {sub.id: row for sub, row in targets}
     for chunk in _chunks([sub for sub, _ in targets]):
         earlier = ctx.store.sends.last_sent_dates(day, [sub.id for sub in chunk])
-        digests = {d.subscriber.id: d for d in build(ctx, day, chunk)}
+        digests = {d.subscriber.id: d for d in build(ctx, day, chunk, earlier)}
         for sub in chunk:
             digest = digests.get(sub.id)
             if digest is None or not digest.picks:

@@ -97,6 +97,25 @@ def validate(cfg: Config) -> None:
         raise ConfigError("smtp.connections must be at least 1")
     _validate_smtp(cfg.smtp)
     _validate_web(cfg.web)
+    _validate_addresses(cfg)
+
+
+def _validate_addresses(cfg: Config) -> None:
+    """The addresses every message carries must be writable in its headers and envelope:
+    otherwise every digest would be refused at build time, day after day."""
+    from newsletter.delivery.mime import RefusedMessage, header_address  # mime imports config
+
+    for key, address in (
+        ("email.from_address", cfg.email.from_address),
+        ("email.reply_to", cfg.email.reply_to),
+        ("email.unsubscribe_mailto", cfg.email.unsubscribe_mailto),
+    ):
+        if not address and key != "email.from_address":
+            continue
+        try:
+            header_address(address)
+        except RefusedMessage as exc:
+            raise ConfigError(f"{key} cannot be used: {exc}") from None
 
 
 def _validate_web(w: WebConfig) -> None:

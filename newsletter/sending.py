@@ -184,7 +184,9 @@ def settle(
     elif built.outcome == Outcome.REFUSED:
         if not summary.dry_run:
             ledger.claim(job)
-            if ledger.failed(sub, day, built.reason, prior):
+            # we could not write the message (an address it cannot carry): not the mailbox's
+            # refusal, so not a bounce (each day's message fails, visibly, and no more)
+            if ledger.failed(sub, day, built.reason, prior, bounce=False):
                 summary.bounced.append(sub.email)
         summary.failed += 1
         summary.failures.append((sub.email, built.reason))

@@ -57,6 +57,9 @@ def test_secrets_come_from_the_environment() -> None:
         ("[delivery]\nbuild_processes = -2\n", "delivery.build_processes must be -1"),
         ('[delivery]\nbuild_processes = "auto"\n', "delivery.build_processes must be a whole"),
         ("[delivery]\nbuild_from = -1\n", "delivery.build_from cannot be negative"),
+        ('[email]\nfrom_address = "dïgest@example.org"\n', "email.from_address cannot be used"),
+        ('[email]\nfrom_address = "digest example.org"\n', "email.from_address cannot be used"),
+        ('[email]\nreply_to = "a b@example.org"\n', "email.reply_to cannot be used"),
     ],
 )
 def test_bad_settings_name_the_key(toml: str, message: str) -> None:

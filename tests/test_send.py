@@ -145,6 +145,26 @@ def test_a_550_fails_one_subscriber_and_the_exit_status_says_so(
     assert sorted(received(smtp_server)) == sorted(set(READERS) - {"grace@example.org"})
 
 
+def test_an_address_no_message_can_carry_fails_that_day_and_bounces_nobody(
+    tmp_path: Path, smtp_server: SMTPSink, database_target: str
+) -> None:
+    """A stored address the message cannot carry (a non-ASCII local part needs SMTPUTF8)
+    is refused when its message is built: that reader's digest fails with the reason, the
+    others go out, and it is not a bounce, even with `bounce_after = 1`."""
+    path = write_config(tmp_path, smtp_server.port, "bounce_after = 1\n", database_target)
+    seed(path, {**READERS, "zoë@example.org": ("Zoë", ["quantization"])})
+    result = send(path)
+    assert result.exit_code == 1, result.output
+    rows = ledger(path)
+    assert rows["zoë@example.org"].status == SendStatus.FAILED
+    assert "needs SMTPUTF8" in rows["zoë@example.org"].error
+    assert sorted(received(smtp_server)) == sorted(READERS)
+    cfg = load_config(str(path))
+    with Database(cfg.database) as store:
+        (zoe,) = [s for s in store.subscribers.list() if s.email == "zoë@example.org"]
+        assert zoe.status == SubscriberStatus.ACTIVE
+
+
 def test_451_then_250_is_delivered_once(config: Path, smtp_server: SMTPSink) -> None:
     smtp_server.scripted["alan@example.org"] = ["451 4.7.1 greylisted, try again", None]
     result = send(config)

@@ -116,6 +116,10 @@ def _validate_addresses(cfg: Config) -> None:
             header_address(address)
         except RefusedMessage as exc:
             raise ConfigError(f"{key} cannot be used: {exc}") from None
+    if not cfg.email.unsubscribe_mailto.isascii():  # it goes into a mailto: URL as written
+        raise ConfigError(
+            "email.unsubscribe_mailto cannot be used: write its domain in ASCII (xn--…)"
+        )
 
 
 def _validate_web(w: WebConfig) -> None:

@@ -20,7 +20,7 @@ import functools
 import logging
 import time
 import zoneinfo
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
@@ -201,15 +201,6 @@ def window_papers(ctx: Context, day: date) -> list[Paper]:
 # ---------------------------------------------------------------- render
 
 
-def first_digest_ids(
-    ctx: Context, day: date, ids: Sequence[int] | None = None
-) -> Callable[[int], bool]:
-    """Whether a subscriber's digest for `day` is their first (none sent on an earlier date);
-    `ids`: the subscribers that will be asked about (default: everyone)."""
-    earlier = ctx.store.sends.last_sent_dates(day, ids)
-    return lambda subscriber_id: subscriber_id not in earlier
-
-
 def prepare(
     ctx: Context, digest: Digest, *, first: bool, message_id: str = "", now: datetime | None = None
 ) -> tuple[RenderedEmail, bytes]:
@@ -283,11 +274,14 @@ def iter_previews(
     day: date,
     subscribers: list[Subscriber] | None = None,
     chunk: int = PREVIEW_CHUNK,
+    refused: Callable[[Subscriber, str], None] | None = None,
 ) -> Iterator[DigestPreview]:
     """Each subscriber's digest for `day` (every active one, or `subscribers`), rendered and
     built into the exact message `send` would hand to SMTP, one at a time: ranked `chunk`
     subscribers at a time against one read of the candidates, so `preview --all` holds one
-    chunk's digests however many subscribers there are. Records nothing."""
+    chunk's digests however many subscribers there are. A message that cannot be built (an
+    address it cannot carry: `send` fails it too) is told to `refused` with the reason and
+    left out; without `refused` it raises. Records nothing."""
     active = SubscriberStatus.ACTIVE
     subs = ctx.store.subscribers.list(active) if subscribers is None else subscribers
     if not subs:
@@ -300,7 +294,13 @@ def iter_previews(
             sub = digest.subscriber
             message_id = delivery.message_id_for(ctx.cfg, sub.id, day)
             first = sub.id not in earlier
-            rendered, eml = prepare(ctx, digest, first=first, message_id=message_id)
+            try:
+                rendered, eml = prepare(ctx, digest, first=first, message_id=message_id)
+            except delivery.RefusedMessage as exc:
+                if refused is None:
+                    raise
+                refused(sub, str(exc))
+                continue
             yield DigestPreview(digest, rendered, message_id, eml)
 
 
@@ -347,7 +347,7 @@ def sent_digest(ctx: Context, subscriber: Subscriber, day: date) -> DigestPrevie
             continue
         (trending if hot else picks).append(pick)
     digest = replace(rebuilt, picks=tuple(picks), trending=tuple(trending), empty_reason="")
-    first = first_digest_ids(ctx, day, [subscriber.id])(subscriber.id)
+    first = subscriber.id not in ctx.store.sends.last_sent_dates(day, [subscriber.id])
     message_id = send.message_id or delivery.message_id_for(ctx.cfg, subscriber.id, day)
     rendered, eml = prepare(ctx, digest, first=first, message_id=message_id)
     return DigestPreview(digest, rendered, message_id, eml)

@@ -184,9 +184,9 @@ def settle(
     elif built.outcome == Outcome.REFUSED:
         if not summary.dry_run:
             ledger.claim(job)
-            # we could not write the message (an address it cannot carry): not the mailbox's
-            # refusal, so not a bounce (each day's message fails, visibly, and no more)
-            if ledger.failed(sub, day, built.reason, prior, bounce=False):
+            # an address no message can carry counts toward `bounce_after` as a refused
+            # mailbox does: we can never deliver to it (the sender's is checked with the config)
+            if ledger.failed(sub, day, built.reason, prior):
                 summary.bounced.append(sub.email)
         summary.failed += 1
         summary.failures.append((sub.email, built.reason))

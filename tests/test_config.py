@@ -60,6 +60,7 @@ def test_secrets_come_from_the_environment() -> None:
         ('[email]\nfrom_address = "dïgest@example.org"\n', "email.from_address cannot be used"),
         ('[email]\nfrom_address = "digest example.org"\n', "email.from_address cannot be used"),
         ('[email]\nreply_to = "a b@example.org"\n', "email.reply_to cannot be used"),
+        ('[email]\nunsubscribe_mailto = "u@bücher.de"\n', "email.unsubscribe_mailto cannot"),
     ],
 )
 def test_bad_settings_name_the_key(toml: str, message: str) -> None:

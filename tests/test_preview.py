@@ -263,3 +263,22 @@ def test_previews_come_a_chunk_at_a_time_and_are_the_same_as_all_at_once(
     }
     assert not subjects["seg@example.org"].startswith("Welcome")
     assert subjects["kv@example.org"].startswith("Welcome")
+
+
+def test_preview_all_reports_a_message_it_cannot_build_and_writes_the_rest(
+    config_path: Path, tmp_path: Path
+) -> None:
+    """A stored address no message can carry (a copied database may hold one: sign-up
+    refuses it) is named with the reason, as `send` would fail it; the others are written."""
+    cfg = load_config(str(config_path))
+    with Database(cfg.database_path) as store:
+        sub, _ = store.subscribers.add("zoë@example.org", NOW, status=SubscriberStatus.ACTIVE)
+        store.subscribers.add_interests(sub.id, [Interest(InterestKind.KEYWORD, "KV cache")], NOW)
+    out = tmp_path / "some"
+    result = invoke(config_path, "preview", "--all", "--date", DAY.isoformat(), "--out", str(out))
+    assert result.exit_code == 1
+    assert "not previewed: zoë@example.org:" in result.output and "SMTPUTF8" in result.output
+    assert f"{len(READERS)} preview(s) in {out}" in result.output
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        f"{stem(a)}.{ext}" for a in READERS for ext in ("eml", "html", "txt")
+    )

@@ -14,6 +14,7 @@ from newsletter.cli.base import AppContext, cli, echo_some, friendly_errors, par
 from newsletter.cli.papers import FetchProgress
 from newsletter.delivery import DeliveryReport
 from newsletter.delivery.summary import SendSummary
+from newsletter.models import Subscriber
 from newsletter.pipeline import DigestPreview
 from newsletter.preview import preview_server, write_previews
 from newsletter.store import Database
@@ -96,11 +97,20 @@ def preview(
         return
     chosen = pipeline.find_subscribers(ctx, emails) if emails else None
     target = Path(out_dir) if out_dir else cfg.path(cfg.storage.data_dir) / "previews"
-    count = 0
-    for p, path in write_previews(pipeline.iter_previews(ctx, digest_date, chosen), target):
+    count, left_out = 0, 0
+
+    def refused(sub: Subscriber, reason: str) -> None:
+        nonlocal left_out
+        left_out += 1
+        click.echo(f"not previewed: {sub.email}: {reason} (`send` would fail it too)", err=True)
+
+    previews = pipeline.iter_previews(ctx, digest_date, chosen, refused=refused)
+    for p, path in write_previews(previews, target):
         click.echo(f"{path.with_suffix('')}.html/.txt/.eml  {_describe_preview(p)}")
         count += 1
     click.echo(f"{count} preview(s) in {target} (nothing was sent or recorded)")
+    if left_out:
+        sys.exit(1)
 
 
 class SendProgress:

@@ -14,7 +14,9 @@ date skips `sent` rows and claims everything else again, so a crash at any point
 Temporary failures (4xx replies, dropped connections, timeouts) are retried within the run with
 exponential backoff (same bytes, same Message-ID), then left `retry` for the next run; permanent
 failures (5xx) are marked `failed` with the server's reply and the run goes on. After
-`smtp.bounce_after` consecutive permanent failures the subscriber is marked `bounced`.
+`smtp.bounce_after` consecutive refusals of the mailbox (`DeliveryError.bounce`: see
+`smtp._about_the_mailbox`) the subscriber is marked `bounced`; a refusal of the message
+itself (size, content, policy) fails that day's message and does not count.
 
 A run chooses its subscribers when it starts, and a large one takes minutes, so each sending
 thread reads the subscriber's status again just before the message goes out: someone who

@@ -2,7 +2,8 @@
 (claim before sending, record after the server's answer), and the report of a run.
 
 `store/sends.py` holds the SQL; this module holds the rules (bounce after `smtp.bounce_after`
-consecutive permanent failures).
+consecutive refusals of the mailbox; other permanent failures neither count nor reset the
+count).
 """
 
 from __future__ import annotations

@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from email.message import EmailMessage
 from typing import TYPE_CHECKING
 
-import idna
-
 from newsletter.config import Config
 from newsletter.delivery.dkim import DKIMSigner
 from newsletter.delivery.mailer import send_one
+from newsletter.delivery.mime import RefusedMessage, header_address
 from newsletter.errors import DeliveryError
 
 if TYPE_CHECKING:
@@ -184,17 +183,18 @@ class _Commands(smtplib.SMTP):
 
 
 def _envelope(address: str, *, sender: bool = False) -> str:
-    """`address` as SMTP commands carry it: an internationalised domain in its ASCII form
-    (IDNA 2008, as the headers write it); UnwritableAddress when its quoted form would still
-    hold a line break or a character beyond ASCII."""
-    local, at, domain = address.rpartition("@")
-    if at and local.isascii() and not domain.isascii():
-        with contextlib.suppress(idna.IDNAError, UnicodeError):
-            address = f"{local}@{idna.encode(domain, uts46=True).decode()}"
-    written = quote_address(address)
+    """`address` as SMTP commands carry it: the address the message's headers name
+    (`mime.header_address`: an internationalised domain in its ASCII form); UnwritableAddress
+    when no header can name it (control characters or spaces, a non-ASCII local part) or its
+    quoted form would still hold a line break or a character beyond ASCII."""
+    try:
+        ascii_address = header_address(address).addr_spec
+    except RefusedMessage:
+        raise UnwritableAddress(address, sender=sender) from None
+    written = quote_address(ascii_address)
     if not written.isascii() or "\r" in written or "\n" in written:
         raise UnwritableAddress(address, sender=sender)
-    return address
+    return ascii_address
 
 
 class UnwritableAddress(ValueError):
@@ -231,6 +231,15 @@ def _about_the_mailbox(reply: str, *, at_rcpt: bool) -> bool:
     if status is None:
         return at_rcpt
     return (int(status[2]), int(status[3])) in _MAILBOX
+
+
+def _too_big(reply: str) -> bool:
+    """A permanent refusal of the message's size (552, or status 5.2.3 / 5.3.4), which a
+    server that offers SIZE gives to MAIL already."""
+    status = _STATUS.match(reply)
+    if status is not None and status[1] == "5":
+        return (int(status[2]), int(status[3])) in {(2, 3), (3, 4)}
+    return reply.startswith("552")
 
 
 def _reply_text(code: int, msg: bytes | str) -> str:
@@ -308,15 +317,22 @@ class SMTPSession:
         except UnwritableAddress as exc:
             if exc.sender:  # no message can go: stop the run, lose nobody
                 raise ConnectionFailed(f"{exc}: check email.from_address") from None
-            raise DeliveryError(str(exc), bounce=False) from None
+            raise DeliveryError(str(exc)) from None  # never deliverable by us: a bounce
         except smtplib.SMTPRecipientsRefused as exc:
             code, msg = next(iter(exc.recipients.values()))
             self._raise_reply(code, msg, "refused the recipient", at_rcpt=True)
         except smtplib.SMTPSenderRefused as exc:
+            reply = _reply_text(exc.smtp_code, exc.smtp_error)
+            if _too_big(reply):  # MAIL's SIZE: this message's refusal, not the sender's
+                raise DeliveryError(
+                    f"the SMTP server refused the message's size: {reply}",
+                    reply=reply,
+                    bounce=False,
+                ) from None
             raise ConnectionFailed(
                 f"the SMTP server refused the sender {sender!r}: check email.from_address",
                 temporary=400 <= exc.smtp_code < 500,
-                reply=_reply_text(exc.smtp_code, exc.smtp_error),
+                reply=reply,
             ) from None
         except smtplib.SMTPResponseException as exc:  # before OSError: it is one too
             if exc.smtp_code == 421:  # the server is closing the connection

@@ -17,15 +17,17 @@ from typing import Any, Protocol
 
 SQLITE = "sqlite"
 POSTGRESQL = "postgresql"
-# Values bound in one `IN (...)` list at most: SQLite built with its default limit refuses a
-# statement with more than 32,766 parameters, and PostgreSQL's protocol carries 65,535.
-MAX_IN = 10_000
+# Values bound in one `IN (...)` list at most: the lowest limit SQLite has had (999 before
+# 3.32; 32,766 since, unless built with another), well under PostgreSQL's 65,535.
+MAX_IN = 999
 
 
 def in_chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    """`values` in runs of at most `MAX_IN`, for one `IN (...)` statement each."""
-    for start in range(0, len(values), MAX_IN):
-        yield values[start : start + MAX_IN]
+    """`values` without repeats, in runs of at most `MAX_IN`, for one `IN (...)` statement
+    each (a value in two runs would bring its rows twice)."""
+    unique = list(dict.fromkeys(values))
+    for start in range(0, len(unique), MAX_IN):
+        yield unique[start : start + MAX_IN]
 
 
 _IDENTITY = re.compile(r"\bINTEGER\s+PRIMARY\s+KEY(\s+AUTOINCREMENT)?\b", re.IGNORECASE)

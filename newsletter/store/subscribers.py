@@ -79,8 +79,8 @@ def _column(value: Column) -> str | int | None:
 
 
 def _for_subscribers(sql: str, ids: Sequence[int] | None) -> Iterator[tuple[str, list[int]]]:
-    """`sql` restricted to `ids` (all subscribers when None), ordered by row id: one statement
-    per run of ids (`dialect.in_chunks`), each subscriber's rows all in one of them."""
+    """`sql` restricted to `ids` (all subscribers when None): one statement per run of ids
+    (`dialect.in_chunks`), each subscriber's rows all in one of them, ordered by row id."""
     if ids is None:
         yield sql + " ORDER BY id", []
         return

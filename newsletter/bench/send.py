@@ -103,9 +103,10 @@ def _populate(store: Database, cfg: Config, n: int) -> None:
 # ---------------------------------------------------------------- the two measurements
 
 
-def _ceiling(cfg: Config, messages: list[tuple[bytes, str]]) -> float:
+def _ceiling(cfg: Config, messages: list[tuple[bytes, str]], seen: set[bool]) -> float:
     """Seconds to send `messages` over `cfg.smtp.connections` connections, nothing but the SMTP
-    session (pipelined where the sink offers it, as `send_daily`'s)."""
+    session (pipelined where the sink offers it, as `send_daily`'s); `seen` gets whether the
+    sink offered PIPELINING."""
     queue = list(messages)
     lock = threading.Lock()
 
@@ -118,6 +119,8 @@ def _ceiling(cfg: Config, messages: list[tuple[bytes, str]]) -> float:
                         return
                     raw, rcpt = queue.pop()
                 session.send_raw(raw, cfg.email.from_address, [rcpt])
+                if session.smtp is not None:
+                    seen.add(bool(session.smtp.has_extn("pipelining")))
         finally:
             session.close()
 
@@ -217,7 +220,8 @@ def _one(root: Path, seed: Path, sink: Sink, conns: int, n: int, blast: list[Any
     shutil.copy(seed, cfg.database_path)
     with Database(cfg.database_path) as store:
         blast_cpu = cpu_seconds(os.getpid())
-        before = _ceiling(cfg, blast[: n // 2])
+        pipelined: set[bool] = set()
+        before = _ceiling(cfg, blast[: n // 2], pipelined)
         blast_cpu = cpu_seconds(os.getpid()) - blast_cpu
         with PeakMemory() as memory:
             own, sink_cpu = cpu_seconds(os.getpid()), cpu_seconds(sink_pid)
@@ -226,12 +230,13 @@ def _one(root: Path, seed: Path, sink: Sink, conns: int, n: int, blast: list[Any
             summary = pipeline.send_daily(ctx, DEMO_DAY)
             elapsed = time.perf_counter() - start
             own, sink_cpu = cpu_seconds(os.getpid()) - own, cpu_seconds(sink_pid) - sink_cpu
-        after = _ceiling(cfg, blast[n // 2 :])
+        after = _ceiling(cfg, blast[n // 2 :], pipelined)
     ceiling = n / (before + after)
     rate = summary.sent / elapsed
     per = 1000 / max(summary.sent, 1)
     print(
-        f"{conns} connection(s): ceiling {ceiling:,.0f} msg/s · send_daily {rate:,.0f} msg/s "
+        f"{conns} connection(s): ceiling {ceiling:,.0f} msg/s"
+        f"{' (pipelined)' if pipelined == {True} else ''} · send_daily {rate:,.0f} msg/s "
         f"({summary.sent:,} sent in {elapsed:.1f} s) · ratio {rate / ceiling:.2f} · "
         f"peak memory {memory.peak / 2**20:,.0f} MB (sending process and workers)\n"
         f"    CPU per message: sending process {own * per:.2f} ms (the ceiling's client: "

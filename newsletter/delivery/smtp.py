@@ -65,8 +65,6 @@ class _Commands(smtplib.SMTP):
         that does not start with one; either way the replies are no longer in step."""
         try:
             code, msg = super().getreply()
-        except smtplib.SMTPServerDisconnected:
-            raise
         except smtplib.SMTPResponseException as exc:
             self.close()
             raise smtplib.SMTPServerDisconnected(f"unreadable reply ({exc})") from None
@@ -184,17 +182,13 @@ class _Commands(smtplib.SMTP):
 
 def _envelope(address: str, *, sender: bool = False) -> str:
     """`address` as SMTP commands carry it: the address the message's headers name
-    (`mime.header_address`: an internationalised domain in its ASCII form); UnwritableAddress
-    when no header can name it (control characters or spaces, a non-ASCII local part) or its
-    quoted form would still hold a line break or a character beyond ASCII."""
+    (`mime.header_address`: an internationalised domain in its ASCII form, no control
+    character, so no line break); UnwritableAddress when no header can name it (control
+    characters or spaces, a non-ASCII local part)."""
     try:
-        ascii_address = header_address(address).addr_spec
+        return header_address(address).addr_spec
     except RefusedMessage:
         raise UnwritableAddress(address, sender=sender) from None
-    written = quote_address(ascii_address)
-    if not written.isascii() or "\r" in written or "\n" in written:
-        raise UnwritableAddress(address, sender=sender)
-    return ascii_address
 
 
 class UnwritableAddress(ValueError):

@@ -8,7 +8,7 @@ holds the SQL of each transition and the queries over the ledger.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -73,9 +73,16 @@ def _marks(values: Sequence[object]) -> str:
     return ",".join("?" * len(values))
 
 
-def _among(ids: Sequence[int]) -> tuple[str, list[object]]:
-    """The condition that restricts a statement to the subscribers `ids`, and its values."""
-    return f" AND subscriber_id IN ({_marks(ids)})", [*ids]
+def _for_subscribers(
+    sql: str, params: list[object], ids: Sequence[int] | None, tail: str = ""
+) -> Iterator[tuple[str, list[object]]]:
+    """`sql` + `tail` with its `params`: once for every subscriber when `ids` is None, else
+    once per run of `ids` (`dialect.in_chunks`), restricted to them."""
+    if ids is None:
+        yield sql + tail, params
+        return
+    for chunk in in_chunks(ids):
+        yield f"{sql} AND subscriber_id IN ({_marks(chunk)}){tail}", [*params, *chunk]
 
 
 class Sends:
@@ -303,9 +310,8 @@ class Sends:
             sql += " AND digest_date < ?"
             params.append(before.isoformat())
         out: dict[int, set[str]] = {}
-        for chunk in [None] if ids is None else in_chunks(ids):
-            where, more = ("", []) if chunk is None else _among(chunk)
-            for sid, pids in self._conn.execute(sql + where, params + more).fetchall():
+        for query, values in _for_subscribers(sql, params, ids):
+            for sid, pids in self._conn.execute(query, values).fetchall():
                 out.setdefault(sid, set()).update(json.loads(pids or "[]"))
         return out
 
@@ -317,10 +323,9 @@ class Sends:
         sql += " AND digest_date < ?"
         params: list[object] = [before.isoformat()]
         out: dict[int, date] = {}
-        for chunk in [None] if ids is None else in_chunks(ids):
-            where, more = ("", []) if chunk is None else _among(chunk)
-            rows = self._conn.execute(sql + where + " GROUP BY subscriber_id", params + more)
-            out.update((sid, date.fromisoformat(d)) for sid, d in rows.fetchall())
+        for query, values in _for_subscribers(sql, params, ids, " GROUP BY subscriber_id"):
+            rows = self._conn.execute(query, values).fetchall()
+            out.update((sid, date.fromisoformat(d)) for sid, d in rows)
         return out
 
     def keys(self, dates: Sequence[date], statuses: Sequence[SendStatus]) -> set[tuple[int, date]]:

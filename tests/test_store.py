@@ -12,6 +12,7 @@ import pytest
 from newsletter.models import Interest, InterestKind, Paper, SendStatus, SubscriberStatus
 from newsletter.store import Database, merge_papers, schema
 from newsletter.store.errors import INTEGRITY_ERRORS
+from newsletter.store.sends import submitted_by
 from tests.conftest import ledger_for, make_config
 
 T0 = datetime(2025, 4, 28, 5, 0, tzinfo=UTC)
@@ -324,6 +325,64 @@ def test_lookups_for_more_subscribers_than_one_statement_may_bind(store: Databas
     assert [f.paper_id for f in store.subscribers.feedback_for_many(ids)[b]] == ["2401.00001"]
     assert store.sends.sent_paper_ids(ids) == {a: {"2401.00002"}}
     assert store.sends.last_sent_dates(day, ids) == {a: day - timedelta(days=1)}
+
+
+def test_submission_month_of_an_arxiv_id() -> None:
+    assert submitted_by("2401.12345") == date(2024, 1, 1)
+    assert submitted_by("2401.12345v3") == date(2024, 1, 1)
+    assert submitted_by("0704.0001") == date(2007, 4, 1)
+    assert submitted_by("hep-th/9901001") == date(1999, 1, 1)
+    assert submitted_by("math.GT/0309136") == date(2003, 9, 1)
+    for other in ("p1", "2413.00001", "1234567", "2401.123", "hep-th/99010", ""):
+        assert submitted_by(other) is None
+
+
+def test_papers_received_among_the_candidates_are_found_wherever_they_are_in_the_history(
+    store: Database,
+) -> None:
+    """`sent_paper_ids(among=...)` reads the rows dated from the recent candidates'
+    submission month on, and finds the others (submitted long before, or not arXiv IDs,
+    among them LIKE's own wildcards) by their quoted ID in the older rows: the answer is the
+    whole history's, restricted to the candidates, on both backends."""
+    sub = store.subscribers.add("hist@example.org", T0, status=SubscriberStatus.ACTIVE)[0]
+    other = store.subscribers.add("other@example.org", T0, status=SubscriberStatus.ACTIVE)[0]
+    day = date(2026, 12, 3)
+    history = [
+        (sub.id, date(2026, 11, 30), ["2611.00001", "2610.00002"], True),
+        (sub.id, date(2026, 10, 2), ["2610.00003", "2609.00004"], True),  # within the bound
+        (sub.id, date(2026, 9, 30), ["2610.00010"], True),  # time zones: within the slack
+        (sub.id, date(2025, 3, 1), ["1706.03762", "2502.00005"], True),  # HF lists it again
+        (sub.id, date(2026, 6, 1), ["web_100%", "2606.00006"], True),  # not an arXiv ID
+        (sub.id, date(2026, 11, 20), ["2611.00007"], False),  # failed: not received
+        (sub.id, day, ["2612.00008"], True),  # the digest being rebuilt
+        (other.id, date(2026, 11, 29), ["2611.00001"], True),
+    ]
+    for sid, when, pids, sent in history:
+        at = datetime.combine(when, T0.timetz())
+        assert store.sends.claim(sid, when, f"<{sid}.{when}@x>", at)
+        if sent:
+            store.sends.mark_sent(sid, when, f"<{sid}.{when}@x>", pids, 1, at)
+        else:
+            store.sends.mark_failed(sid, when, "550 no", 1, at)
+    candidates = [
+        "2611.00001", "2610.00003", "2611.00007", "2612.00008", "2612.00009",
+        "1706.03762", "web_100%", "web_1000", "2502.00005", "2610.00010",
+    ]  # fmt: skip
+    want = {sub.id: {"2611.00001", "2610.00003", "1706.03762", "web_100%", "2502.00005",
+                     "2610.00010"},
+            other.id: {"2611.00001"}}  # fmt: skip
+    everything = store.sends.sent_paper_ids([sub.id, other.id], before=day)
+    assert {k: v & set(candidates) for k, v in everything.items()} == want
+    assert store.sends.sent_paper_ids([sub.id, other.id], before=day, among=candidates) == want
+    assert store.sends.sent_paper_ids(before=day, among=["2610.00002"]) == {sub.id: {"2610.00002"}}
+    # More old candidates than are looked up one by one: every row they may be in is read.
+    many = [*(f"x{i}" for i in range(80)), "web_100%", "2611.00001"]
+    assert store.sends.sent_paper_ids([sub.id], before=day, among=many) == {
+        sub.id: {"web_100%", "2611.00001"}
+    }
+    many = [*(f"2301.{i:05d}" for i in range(80)), "2502.00005"]
+    assert store.sends.sent_paper_ids([sub.id], before=day, among=many) == {sub.id: {"2502.00005"}}
+    assert store.sends.sent_paper_ids([sub.id], before=day, among=[]) == {}
 
 
 def test_a_bounce_that_fails_takes_the_permanent_failure_back_with_it(tmp_path: Path) -> None:

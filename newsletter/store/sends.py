@@ -8,8 +8,9 @@ holds the SQL of each transition and the queries over the ledger.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from datetime import date, datetime
+import re
+from collections.abc import Collection, Iterator, Sequence
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from newsletter.models import Send, SendStatus
@@ -83,6 +84,63 @@ def _for_subscribers(
         return
     for chunk in in_chunks(ids):
         yield f"{sql} AND subscriber_id IN ({_marks(chunk)}){tail}", [*params, *chunk]
+
+
+# An arXiv ID's YYMM: "2401.12345" (since April 2007) or "hep-th/9901001" (before).
+_ARXIV_MONTH = re.compile(
+    r"(?:(\d\d)(\d\d)\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/(\d\d)(\d\d)\d{3})(?:v\d+)?"
+)
+# A candidate submitted this long before the newest is looked up by its ID instead of
+# widening the range of dates read for all of them.
+_RECENT = timedelta(days=62)
+# Digest dates are the reader's local day; arXiv's months turn in US Eastern time.
+_SLACK = timedelta(days=2)
+# At most this many candidates are looked up by ID; past it the whole range is read.
+_MAX_LOOKUPS = 64
+
+
+def submitted_by(paper_id: str) -> date | None:
+    """The first day of the month an arXiv ID was submitted in; None for another kind of ID."""
+    m = _ARXIV_MONTH.fullmatch(paper_id)
+    if not m:
+        return None
+    yy, mm = (int(m[1]), int(m[2])) if m[1] else (int(m[3]), int(m[4]))
+    if not 1 <= mm <= 12:
+        return None
+    return date((1900 if yy >= 91 else 2000) + yy, mm, 1)
+
+
+def _like(paper_id: str) -> str:
+    """A LIKE pattern for `paper_id` quoted in a `paper_ids` JSON list."""
+    quoted = json.dumps(paper_id)
+    return "%" + quoted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _rows_naming(wanted: frozenset[str]) -> tuple[str, list[object]]:
+    """A WHERE fragment keeping the sent rows that may name one of `wanted`: those dated
+    from the earliest submission month of the recent ones on, and older rows that quote one
+    of the others (submitted long before the newest, or with no month in their ID)."""
+    months = {p: submitted_by(p) for p in wanted}
+    known = [m for m in months.values() if m is not None]
+    newest = max(known, default=date.min)
+    recent = [m for m in known if m >= newest - _RECENT]
+    others = sorted(p for p, m in months.items() if m is None or m < newest - _RECENT)
+    if len(others) > _MAX_LOOKUPS:  # too many to look up: read every row they may be in
+        if len(known) < len(months):
+            return "", []
+        return " AND digest_date >= ?", [(min(known) - _SLACK).isoformat()]
+    if not others:
+        return " AND digest_date >= ?", [(min(recent) - _SLACK).isoformat()]
+    where, params = "", []
+    if len(known) == len(months):  # no row dated before the oldest can name any
+        where, params = " AND digest_date >= ?", [(min(known) - _SLACK).isoformat()]
+    lookups = " OR ".join(["paper_ids LIKE ? ESCAPE '\\'"] * len(others))
+    if recent:
+        where += f" AND (digest_date >= ? OR {lookups})"
+        params.append((min(recent) - _SLACK).isoformat())
+    else:
+        where += f" AND ({lookups})"
+    return where, [*params, *(_like(p) for p in others)]
 
 
 class Sends:
@@ -297,22 +355,47 @@ class Sends:
         return [(_send(r[:-1]), r[-1]) for r in rows], total
 
     def sent_paper_ids(
-        self, ids: Sequence[int] | None = None, *, before: date | None = None
+        self,
+        ids: Sequence[int] | None = None,
+        *,
+        before: date | None = None,
+        among: Collection[str] | None = None,
     ) -> dict[int, set[str]]:
-        """Every paper each subscriber has already received (the no-repeat rule).
+        """The papers each subscriber has already received (the no-repeat rule): all of them,
+        or only those `among` a digest's candidates.
 
         With `before`, only digests dated strictly before it count: a digest for that date
         is rebuilt as it was sent, not without its own papers.
+
+        `among` reads only the part of the ledger that can name them. The ledger gains a row
+        per reader per day, and reading a reader's whole history for every run cost seconds a
+        thousand readers after a year. A digest holds papers announced on arXiv or listed on
+        Hugging Face within its window, so none dated before the paper was submitted, and an
+        arXiv ID names the month of its submission (`submitted_by`): rows dated from the
+        earliest such month on hold every candidate of recent months. Candidates older than
+        that, or whose ID names no month, are found by their quoted ID in the rest of the
+        history, which the database scans without handing it over.
         """
         sql = "SELECT subscriber_id, paper_ids FROM sends WHERE status = 'sent'"
         params: list[object] = []
         if before is not None:
             sql += " AND digest_date < ?"
             params.append(before.isoformat())
+        wanted = None if among is None else frozenset(among)
+        if wanted is not None:
+            if not wanted:
+                return {}
+            where, values = _rows_naming(wanted)
+            sql += where
+            params += values
         out: dict[int, set[str]] = {}
         for query, values in _for_subscribers(sql, params, ids):
             for sid, pids in self._conn.execute(query, values).fetchall():
-                out.setdefault(sid, set()).update(json.loads(pids or "[]"))
+                got = json.loads(pids or "[]")
+                if wanted is not None:
+                    got = [p for p in got if p in wanted]
+                if got:
+                    out.setdefault(sid, set()).update(got)
         return out
 
     def last_sent_dates(self, before: date, ids: Sequence[int] | None = None) -> dict[int, date]:

@@ -17,10 +17,13 @@ and the peak memory (the sending process and its workers together).
     python -m newsletter.bench send --subscribers 100000 --connections 2 --sink smtp-sink
                                                              # the memory bound
     NEWSLETTER_BENCH_SEND=2000 python -m newsletter.bench send   # a quicker run
+    python -m newsletter.bench send --history 365 --connections 2 --sink smtp-sink
+                                                             # after a year of digests
 """
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import resource
@@ -100,6 +103,40 @@ def _populate(store: Database, cfg: Config, n: int) -> None:
         store.subscribers.add_interests(sub.id, interests, now)
 
 
+def _history(store: Database, days: int) -> int:
+    """`days` earlier digests for every subscriber, as the ledger holds them after that many
+    days of sending: 13 papers each, with IDs of the month they were sent in (none of them
+    the day's papers). Returns the rows written."""
+    from datetime import timedelta
+
+    ids = [s.id for s in store.subscribers.list()]
+    rows = 0
+    with store.transaction():
+        for back in range(1, days + 1):
+            day = DEMO_DAY - timedelta(days=back)
+            at = datetime.combine(day, DEMO_NOW.timetz()).isoformat()
+            batch = [
+                (
+                    sid,
+                    day.isoformat(),
+                    f"<{sid}.{day}@bench>",
+                    json.dumps(
+                        [f"{day:%y%m}.{(sid * 131 + back * 17 + k) % 99999:05d}" for k in range(13)]
+                    ),
+                    at,
+                )
+                for sid in ids
+            ]
+            store.conn.executemany(
+                "INSERT INTO sends (subscriber_id, digest_date, status, attempts, message_id,"
+                " paper_ids, claimed_at, sent_at, updated_at) VALUES (?, ?, 'sent', 1, ?, ?,"
+                " ?5, ?5, ?5)",
+                batch,
+            )
+            rows += len(batch)
+    return rows
+
+
 # ---------------------------------------------------------------- the two measurements
 
 
@@ -138,21 +175,25 @@ def _prebuilt(sample: list[bytes], n: int) -> list[tuple[bytes, str]]:
 
 
 SINKS = {"smtp-sink": (True,), "aiosmtpd": (False,), "both": (True, False)}
-USAGE = "usage: send [--subscribers N] [--connections 1,2,4] [--sink smtp-sink|aiosmtpd|both]"
+USAGE = (
+    "usage: send [--subscribers N] [--connections 1,2,4] [--sink smtp-sink|aiosmtpd|both]"
+    " [--history DAYS]"
+)
 
 
-def _options(argv: list[str]) -> tuple[int, list[int], tuple[bool, ...]]:
-    """Subscribers, connection counts, and the sinks to use (True: smtp-sink if installed)."""
+def _options(argv: list[str]) -> tuple[int, list[int], tuple[bool, ...], int]:
+    """Subscribers, connection counts, the sinks to use (True: smtp-sink if installed), and
+    the days of earlier digests each subscriber has in the ledger."""
     n = int(os.environ.get("NEWSLETTER_BENCH_SEND", "4000"))
     conns = os.environ.get("NEWSLETTER_BENCH_CONNECTIONS", "1,2,4")
-    given = flag_values(argv, ("--subscribers", "--connections", "--sink"), USAGE)
+    given = flag_values(argv, ("--subscribers", "--connections", "--sink", "--history"), USAGE)
     n = int(given.get("--subscribers", n))
     conns = given.get("--connections", conns)
     sink = given.get("--sink", "both")
     if sink not in SINKS:
         raise SystemExit(USAGE)
     prefer = SINKS[sink] if smtp_sink_path() is not None else (False,)
-    return n, [int(c) for c in conns.split(",")], prefer
+    return n, [int(c) for c in conns.split(",")], prefer, int(given.get("--history", "0"))
 
 
 class PeakMemory:
@@ -248,7 +289,7 @@ def _one(root: Path, seed: Path, sink: Sink, conns: int, n: int, blast: list[Any
 
 
 def run(argv: list[str] | None = None) -> None:
-    n, connections, prefer = _options(argv or [])
+    n, connections, prefer, history = _options(argv or [])
     sinks = [Sink(p) for p in prefer]
     try:
         with tempfile.TemporaryDirectory() as tmp:
@@ -265,6 +306,14 @@ def run(argv: list[str] | None = None) -> None:
                     f"build processes: {_processes(cfg)}",
                     flush=True,
                 )
+                if history:
+                    t0 = time.perf_counter()
+                    rows = _history(store, history)
+                    print(
+                        f"history: {history} days of earlier digests for every subscriber in "
+                        f"the ledger ({rows:,} rows, {time.perf_counter() - t0:.1f} s)",
+                        flush=True,
+                    )
                 sample = _sample(store, cfg)
                 stages = _stages(store, cfg, min(n, 1000))
             size = sum(len(s) for s in sample) / len(sample)

@@ -150,7 +150,9 @@ def build_digests(
     papers = among.papers
     interests = store.subscribers.interests_for_many(ids)
     votes = store.subscribers.feedback_for_many(ids)
-    received = store.sends.sent_paper_ids(ids, before=day, among=[p.id for p in papers])
+    received = store.sends.sent_paper_ids(
+        ids, before=day, among={p.id: p.first_seen for p in papers}
+    )
     if last is None:  # `last`: the subscribers' `Sends.last_sent_dates(day, ids)`, when read
         last = store.sends.last_sent_dates(day, ids)
     profiles = []

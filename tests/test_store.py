@@ -12,7 +12,6 @@ import pytest
 from newsletter.models import Interest, InterestKind, Paper, SendStatus, SubscriberStatus
 from newsletter.store import Database, merge_papers, schema
 from newsletter.store.errors import INTEGRITY_ERRORS
-from newsletter.store.sends import submitted_by
 from tests.conftest import ledger_for, make_config
 
 T0 = datetime(2025, 4, 28, 5, 0, tzinfo=UTC)
@@ -327,62 +326,81 @@ def test_lookups_for_more_subscribers_than_one_statement_may_bind(store: Databas
     assert store.sends.last_sent_dates(day, ids) == {a: day - timedelta(days=1)}
 
 
-def test_submission_month_of_an_arxiv_id() -> None:
-    assert submitted_by("2401.12345") == date(2024, 1, 1)
-    assert submitted_by("2401.12345v3") == date(2024, 1, 1)
-    assert submitted_by("0704.0001") == date(2007, 4, 1)
-    assert submitted_by("hep-th/9901001") == date(1999, 1, 1)
-    assert submitted_by("math.GT/0309136") == date(2003, 9, 1)
-    for other in ("p1", "2413.00001", "1234567", "2401.123", "hep-th/99010", ""):
-        assert submitted_by(other) is None
-
-
 def test_papers_received_among_the_candidates_are_found_wherever_they_are_in_the_history(
     store: Database,
 ) -> None:
-    """`sent_paper_ids(among=...)` reads the rows dated from the recent candidates'
-    submission month on, and finds the others (submitted long before, or not arXiv IDs,
-    among them LIKE's own wildcards) by their quoted ID in the older rows: the answer is the
-    whole history's, restricted to the candidates, on both backends."""
+    """`sent_paper_ids(among=...)` reads the rows sent since the recent candidates were first
+    seen (a day's slack for clocks), and finds the others (first seen months before the
+    newest, or not known when) by their quoted ID in the older rows, among them IDs holding
+    LIKE's wildcards, a quote and a backslash; on both backends."""
     sub = store.subscribers.add("hist@example.org", T0, status=SubscriberStatus.ACTIVE)[0]
     other = store.subscribers.add("other@example.org", T0, status=SubscriberStatus.ACTIVE)[0]
-    day = date(2026, 12, 3)
-    history = [
-        (sub.id, date(2026, 11, 30), ["2611.00001", "2610.00002"], True),
-        (sub.id, date(2026, 10, 2), ["2610.00003", "2609.00004"], True),  # within the bound
-        (sub.id, date(2026, 9, 30), ["2610.00010"], True),  # time zones: within the slack
-        (sub.id, date(2025, 3, 1), ["1706.03762", "2502.00005"], True),  # HF lists it again
-        (sub.id, date(2026, 6, 1), ["web_100%", "2606.00006"], True),  # not an arXiv ID
-        (sub.id, date(2026, 11, 20), ["2611.00007"], False),  # failed: not received
-        (sub.id, day, ["2612.00008"], True),  # the digest being rebuilt
-        (other.id, date(2026, 11, 29), ["2611.00001"], True),
-    ]
-    for sid, when, pids, sent in history:
-        at = datetime.combine(when, T0.timetz())
-        assert store.sends.claim(sid, when, f"<{sid}.{when}@x>", at)
-        if sent:
-            store.sends.mark_sent(sid, when, f"<{sid}.{when}@x>", pids, 1, at)
-        else:
-            store.sends.mark_failed(sid, when, "550 no", 1, at)
-    candidates = [
-        "2611.00001", "2610.00003", "2611.00007", "2612.00008", "2612.00009",
-        "1706.03762", "web_100%", "web_1000", "2502.00005", "2610.00010",
-    ]  # fmt: skip
-    want = {sub.id: {"2611.00001", "2610.00003", "1706.03762", "web_100%", "2502.00005",
-                     "2610.00010"},
-            other.id: {"2611.00001"}}  # fmt: skip
-    everything = store.sends.sent_paper_ids([sub.id, other.id], before=day)
-    assert {k: v & set(candidates) for k, v in everything.items()} == want
-    assert store.sends.sent_paper_ids([sub.id, other.id], before=day, among=candidates) == want
-    assert store.sends.sent_paper_ids(before=day, among=["2610.00002"]) == {sub.id: {"2610.00002"}}
-    # More old candidates than are looked up one by one: every row they may be in is read.
-    many = [*(f"x{i}" for i in range(80)), "web_100%", "2611.00001"]
-    assert store.sends.sent_paper_ids([sub.id], before=day, among=many) == {
-        sub.id: {"web_100%", "2611.00001"}
+    day = date(2026, 12, 10)
+
+    def at(text: str) -> datetime:
+        return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+    odd = 'we"b\\1'
+    seen = {
+        "2611.00001": at("2026-11-28 06:00"),
+        "2611.00002": at("2026-11-28 06:00"),
+        "2612.00003": at("2026-12-04 06:00"),  # its announcement estimated before its ID month
+        "2612.00004": at("2026-12-09 06:00"),
+        "2612.00005": at("2026-12-09 06:00"),
+        "1706.03762": at("2025-03-01 06:00"),  # stored long ago, listed by Hugging Face again
+        "web_100%": None,  # first seen: not known
+        odd: None,
+        "web_1000": None,
     }
-    many = [*(f"2301.{i:05d}" for i in range(80)), "2502.00005"]
-    assert store.sends.sent_paper_ids([sub.id], before=day, among=many) == {sub.id: {"2502.00005"}}
-    assert store.sends.sent_paper_ids([sub.id], before=day, among=[]) == {}
+    history = [  # (subscriber, digest date, sent at, papers, accepted by the server)
+        (sub.id, "2026-11-30", "2026-11-30 07:00", ["2611.00001", "2610.00009"], True),
+        (sub.id, "2026-11-27", "2026-11-27 07:00", ["2611.00002"], True),  # clocks: slack
+        (sub.id, "2026-11-24", "2026-12-05 07:00", ["2612.00003"], True),  # a late send
+        (sub.id, "2025-03-02", "2025-03-02 07:00", ["1706.03762", "2502.00005"], True),
+        (sub.id, "2024-06-01", "2024-06-01 07:00", ["web_100%"], True),
+        (sub.id, "2024-06-02", "2024-06-02 07:00", [odd], True),
+        (sub.id, "2026-12-08", "2026-12-08 07:00", ["2612.00004"], False),  # refused
+        (sub.id, "2026-12-10", "2026-12-10 07:00", ["2612.00005"], True),  # being rebuilt
+        # Sent before the paper was first seen: no real row can be; it shows the bound holds.
+        (sub.id, "2026-11-01", "2026-11-01 07:00", ["2612.00004"], True),
+        (other.id, "2026-11-29", "2026-11-29 07:00", ["2611.00001"], True),
+    ]
+    for sid, when, sent_at, pids, accepted in history:
+        digest_day, now = date.fromisoformat(when), at(sent_at)
+        assert store.sends.claim(sid, digest_day, f"<{sid}.{when}@x>", now)
+        if accepted:
+            store.sends.mark_sent(sid, digest_day, f"<{sid}.{when}@x>", pids, 1, now)
+        else:
+            store.sends.mark_failed(sid, digest_day, "550 no", 1, now)
+    ids = [sub.id, other.id]
+    want = {
+        sub.id: {"2611.00001", "2611.00002", "2612.00003", "1706.03762", "web_100%", odd},
+        other.id: {"2611.00001"},
+    }
+    assert store.sends.sent_paper_ids(ids, before=day, among=seen) == want
+    everything = store.sends.sent_paper_ids(ids, before=day)
+    assert {k: v & set(seen) for k, v in everything.items()} == {
+        sub.id: want[sub.id] | {"2612.00004"},
+        other.id: want[other.id],
+    }
+    recent = {p: t for p, t in seen.items() if t and t.year == 2026}
+    assert store.sends.sent_paper_ids(ids, before=day, among=recent) == {
+        sub.id: {"2611.00001", "2611.00002", "2612.00003"},
+        other.id: {"2611.00001"},
+    }
+    assert store.sends.sent_paper_ids(before=day, among={"2610.00009": None}) == {
+        sub.id: {"2610.00009"}
+    }
+    # More old candidates than are looked up one by one: every row they may be in is read.
+    many: dict[str, datetime | None] = {f"x{i}": None for i in range(80)}
+    assert store.sends.sent_paper_ids([sub.id], before=day, among={**many, odd: None}) == {
+        sub.id: {odd}
+    }
+    many = {f"2301.{i:05d}": at("2025-01-01 00:00") for i in range(80)}
+    assert store.sends.sent_paper_ids(
+        [sub.id], before=day, among={**many, "2502.00005": at("2025-02-28 00:00")}
+    ) == {sub.id: {"2502.00005"}}
+    assert store.sends.sent_paper_ids([sub.id], before=day, among={}) == {}
 
 
 def test_a_bounce_that_fails_takes_the_permanent_failure_back_with_it(tmp_path: Path) -> None:

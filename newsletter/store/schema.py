@@ -304,6 +304,14 @@ def _m7_send_claims(db: Migrator) -> None:
         )""")
 
 
+def _m8_sends_by_sent_at(db: Migrator) -> None:
+    """The rows a subscriber was sent since a time (`Sends.sent_paper_ids`): the no-repeat
+    rule reads only those that can name the day's candidates, not the whole history."""
+    db.execute(
+        "CREATE INDEX IF NOT EXISTS idx_sends_subscriber_sent ON sends (subscriber_id, sent_at)"
+    )
+
+
 MIGRATIONS: list[Migration] = [
     _m1_initial,
     _m2_signup_requests,
@@ -312,4 +320,5 @@ MIGRATIONS: list[Migration] = [
     _m5_trending_mix,
     _m6_upvote_history,
     _m7_send_claims,
+    _m8_sends_by_sent_at,
 ]

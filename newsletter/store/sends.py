@@ -8,8 +8,7 @@ holds the SQL of each transition and the queries over the ledger.
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -86,58 +85,49 @@ def _for_subscribers(
         yield f"{sql} AND subscriber_id IN ({_marks(chunk)}){tail}", [*params, *chunk]
 
 
-# An arXiv ID's YYMM: "2401.12345" (since April 2007) or "hep-th/9901001" (before).
-_ARXIV_MONTH = re.compile(
-    r"(?:(\d\d)(\d\d)\.\d{4,5}|[a-z-]+(?:\.[A-Z]{2})?/(\d\d)(\d\d)\d{3})(?:v\d+)?"
-)
-# A candidate submitted this long before the newest is looked up by its ID instead of
-# widening the range of dates read for all of them.
+# A candidate first seen this long before the newest is looked up by its ID instead of
+# widening the range of rows read for all of them.
 _RECENT = timedelta(days=62)
-# Digest dates are the reader's local day; arXiv's months turn in US Eastern time.
-_SLACK = timedelta(days=2)
-# At most this many candidates are looked up by ID; past it the whole range is read.
+# Clocks of the processes (and hosts) that fetch and send may differ this much.
+_SKEW = timedelta(days=1)
+# At most this many candidates are looked up by ID; past it every row since the oldest is read.
 _MAX_LOOKUPS = 64
 
 
-def submitted_by(paper_id: str) -> date | None:
-    """The first day of the month an arXiv ID was submitted in; None for another kind of ID."""
-    m = _ARXIV_MONTH.fullmatch(paper_id)
-    if not m:
-        return None
-    yy, mm = (int(m[1]), int(m[2])) if m[1] else (int(m[3]), int(m[4]))
-    if not 1 <= mm <= 12:
-        return None
-    return date((1900 if yy >= 91 else 2000) + yy, mm, 1)
-
-
 def _like(paper_id: str) -> str:
-    """A LIKE pattern for `paper_id` quoted in a `paper_ids` JSON list."""
-    quoted = json.dumps(paper_id)
-    return "%" + quoted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    """A LIKE pattern matching every `paper_ids` JSON list that quotes `paper_id`, and maybe
+    a few more (the caller keeps only real matches): the ID's own `%` and `_` stay wildcards,
+    and so does a JSON escape's backslash (an escape character to PostgreSQL's LIKE, a plain
+    one to SQLite's), so the pattern needs no ESCAPE clause on either backend."""
+    return "%" + json.dumps(paper_id).replace("\\", "_") + "%"
 
 
-def _rows_naming(wanted: frozenset[str]) -> tuple[str, list[object]]:
-    """A WHERE fragment keeping the sent rows that may name one of `wanted`: those dated
-    from the earliest submission month of the recent ones on, and older rows that quote one
-    of the others (submitted long before the newest, or with no month in their ID)."""
-    months = {p: submitted_by(p) for p in wanted}
-    known = [m for m in months.values() if m is not None]
-    newest = max(known, default=date.min)
-    recent = [m for m in known if m >= newest - _RECENT]
-    others = sorted(p for p, m in months.items() if m is None or m < newest - _RECENT)
+def _rows_naming(first_seen: Mapping[str, datetime | None]) -> tuple[str, list[object]]:
+    """A WHERE fragment keeping the sent rows that may name one of the papers `first_seen`
+    maps (each to when the store first held it): rows sent since the earliest of the recent
+    ones was first seen, and older rows that quote one of the others (first seen long
+    before the newest, or not known when)."""
+    known = [t for t in first_seen.values() if t is not None]
+    cut = max(known) - _RECENT if known else None
+    recent = [t for t in known if cut is not None and t >= cut]
+    others = sorted(p for p, t in first_seen.items() if t is None or (cut is not None and t < cut))
+
+    def since(times: list[datetime]) -> str:
+        return (min(times) - _SKEW).date().isoformat()
+
     if len(others) > _MAX_LOOKUPS:  # too many to look up: read every row they may be in
-        if len(known) < len(months):
+        if len(known) < len(first_seen):
             return "", []
-        return " AND digest_date >= ?", [(min(known) - _SLACK).isoformat()]
+        return " AND sent_at >= ?", [since(known)]
     if not others:
-        return " AND digest_date >= ?", [(min(recent) - _SLACK).isoformat()]
+        return " AND sent_at >= ?", [since(recent)]
     where, params = "", []
-    if len(known) == len(months):  # no row dated before the oldest can name any
-        where, params = " AND digest_date >= ?", [(min(known) - _SLACK).isoformat()]
-    lookups = " OR ".join(["paper_ids LIKE ? ESCAPE '\\'"] * len(others))
+    if len(known) == len(first_seen):  # no row sent before the oldest was seen names any
+        where, params = " AND sent_at >= ?", [since(known)]
+    lookups = " OR ".join(["paper_ids LIKE ?"] * len(others))
     if recent:
-        where += f" AND (digest_date >= ? OR {lookups})"
-        params.append((min(recent) - _SLACK).isoformat())
+        where += f" AND (sent_at >= ? OR {lookups})"
+        params.append(since(recent))
     else:
         where += f" AND ({lookups})"
     return where, [*params, *(_like(p) for p in others)]
@@ -359,38 +349,43 @@ class Sends:
         ids: Sequence[int] | None = None,
         *,
         before: date | None = None,
-        among: Collection[str] | None = None,
+        among: Mapping[str, datetime | None] | None = None,
     ) -> dict[int, set[str]]:
         """The papers each subscriber has already received (the no-repeat rule): all of them,
-        or only those `among` a digest's candidates.
+        or only those `among` a digest's candidates (each paper's ID mapped to when the store
+        first held it, `Paper.first_seen`). A subscriber who received none is left out.
 
         With `before`, only digests dated strictly before it count: a digest for that date
         is rebuilt as it was sent, not without its own papers.
 
-        `among` reads only the part of the ledger that can name them. The ledger gains a row
-        per reader per day, and reading a reader's whole history for every run cost seconds a
-        thousand readers after a year. A digest holds papers announced on arXiv or listed on
-        Hugging Face within its window, so none dated before the paper was submitted, and an
-        arXiv ID names the month of its submission (`submitted_by`): rows dated from the
-        earliest such month on hold every candidate of recent months. Candidates older than
-        that, or whose ID names no month, are found by their quoted ID in the rest of the
-        history, which the database scans without handing it over.
+        `among` reads only the rows that can name one of them. The ledger gains a row per
+        reader per day, and reading every reader's whole history each run cost seconds a
+        thousand readers after a year. No digest holds a paper the store did not hold yet,
+        so a row sent before a paper was first seen cannot name it (`_SKEW` of slack): rows
+        sent since the recent candidates were first seen are read, through the (subscriber,
+        sent_at) index. Candidates first seen long before the newest (a paper Hugging Face
+        lists again months later), or not known when, are found by their quoted ID in the
+        older rows, which the database scans without handing them over.
         """
-        sql = "SELECT subscriber_id, paper_ids FROM sends WHERE status = 'sent'"
+        wanted = None if among is None else frozenset(among)
+        if wanted is not None and not wanted:
+            return {}
+        sql = "SELECT subscriber_id, digest_date, paper_ids FROM sends WHERE status = 'sent'"
         params: list[object] = []
-        if before is not None:
+        if among is not None:
+            # `before` is applied below: a bound on digest_date here would let SQLite read
+            # through the (subscriber, digest_date) index instead, every row of the reader.
+            where, params = _rows_naming(among)
+            sql += where
+        elif before is not None:
             sql += " AND digest_date < ?"
             params.append(before.isoformat())
-        wanted = None if among is None else frozenset(among)
-        if wanted is not None:
-            if not wanted:
-                return {}
-            where, values = _rows_naming(wanted)
-            sql += where
-            params += values
+        last = before.isoformat() if before is not None else None
         out: dict[int, set[str]] = {}
         for query, values in _for_subscribers(sql, params, ids):
-            for sid, pids in self._conn.execute(query, values).fetchall():
+            for sid, day, pids in self._conn.execute(query, values).fetchall():
+                if last is not None and day >= last:
+                    continue
                 got = json.loads(pids or "[]")
                 if wanted is not None:
                     got = [p for p in got if p in wanted]

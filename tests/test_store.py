@@ -359,6 +359,7 @@ def test_papers_received_among_the_candidates_are_found_wherever_they_are_in_the
         (sub.id, "2025-03-02", "2025-03-02 07:00", ["1706.03762", "2502.00005"], True),
         (sub.id, "2024-06-01", "2024-06-01 07:00", ["web_100%"], True),
         (sub.id, "2024-06-02", "2024-06-02 07:00", [odd], True),
+        (sub.id, "2023-01-05", "2023-01-05 07:00", ["2301.00077"], True),
         (sub.id, "2026-12-08", "2026-12-08 07:00", ["2612.00004"], False),  # refused
         (sub.id, "2026-12-10", "2026-12-10 07:00", ["2612.00005"], True),  # being rebuilt
         # Sent before the paper was first seen: no real row can be; it shows the bound holds.
@@ -391,15 +392,43 @@ def test_papers_received_among_the_candidates_are_found_wherever_they_are_in_the
     assert store.sends.sent_paper_ids(before=day, among={"2610.00009": None}) == {
         sub.id: {"2610.00009"}
     }
-    # More old candidates than are looked up one by one: every row they may be in is read.
-    many: dict[str, datetime | None] = {f"x{i}": None for i in range(80)}
-    assert store.sends.sent_paper_ids([sub.id], before=day, among={**many, odd: None}) == {
-        sub.id: {odd}
-    }
-    many = {f"2301.{i:05d}": at("2025-01-01 00:00") for i in range(80)}
+    # All first seen at known times, one long ago: no row sent before that is read.
+    known = {"1706.03762": seen["1706.03762"], "2611.00001": seen["2611.00001"]}
     assert store.sends.sent_paper_ids(
-        [sub.id], before=day, among={**many, "2502.00005": at("2025-02-28 00:00")}
-    ) == {sub.id: {"2502.00005"}}
+        ids, before=day, among={**known, "2301.00077": at("2025-03-01")}
+    ) == {
+        sub.id: {"1706.03762", "2611.00001"},
+        other.id: {"2611.00001"},
+    }
+    assert store.sends.sent_paper_ids(ids, before=day, among={"2301.00077": None}) == {
+        sub.id: {"2301.00077"}
+    }
+    # A first sighting written without a time zone counts as UTC.
+    naive = {"2611.00002": datetime(2026, 11, 28, 6, 0), "2611.00001": seen["2611.00001"]}
+    assert store.sends.sent_paper_ids([sub.id], before=day, among=naive) == {
+        sub.id: {"2611.00001", "2611.00002"}
+    }
+    # More old candidates than are looked up one by one: every row they may be in is read,
+    # since the oldest was first seen when that is known for all of them, else every row.
+    many: dict[str, datetime | None] = {f"2301.{i:05d}": at("2025-02-01") for i in range(80)}
+    many.update({"2502.00005": at("2025-02-28"), "2611.00001": seen["2611.00001"]})
+    assert store.sends.sent_paper_ids([sub.id], before=day, among=many) == {
+        sub.id: {"2502.00005", "2611.00001"}
+    }
+    many = {**{f"x{i}": None for i in range(80)}, odd: None, "2301.00077": at("2025-03-01")}
+    assert store.sends.sent_paper_ids([sub.id], before=day, among=many) == {
+        sub.id: {odd, "2301.00077"}
+    }
+    # The statement binds the subscribers' IDs besides its own bounds and patterns: no more
+    # than SQLite's lowest limit (999 before 3.32) in all.
+    if isinstance(store.conn, sqlite3.Connection):
+        store.conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    lookups = {**{f"y{i}": at("2024-01-01") for i in range(63)}, **known}
+    crowd = [*range(10_000_000, 10_001_500), sub.id, other.id]
+    assert store.sends.sent_paper_ids(crowd, before=day, among=lookups) == {
+        sub.id: {"1706.03762", "2611.00001"},
+        other.id: {"2611.00001"},
+    }
     assert store.sends.sent_paper_ids([sub.id], before=day, among={}) == {}
 
 

@@ -22,12 +22,16 @@ POSTGRESQL = "postgresql"
 MAX_IN = 999
 
 
-def in_chunks(values: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    """`values` without repeats, in runs of at most `MAX_IN`, for one `IN (...)` statement
-    each (a value in two runs would bring its rows twice)."""
+def in_chunks(values: Sequence[Any], others: int = 0) -> Iterator[Sequence[Any]]:
+    """`values` without repeats, in runs for one `IN (...)` statement each (a value in two
+    runs would bring its rows twice), that statement binding `others` more parameters: at
+    most `MAX_IN` in all."""
+    if others >= MAX_IN:
+        raise ValueError(f"{others} parameters leave no room for an IN list")
+    size = MAX_IN - others
     unique = list(dict.fromkeys(values))
-    for start in range(0, len(unique), MAX_IN):
-        yield unique[start : start + MAX_IN]
+    for start in range(0, len(unique), size):
+        yield unique[start : start + size]
 
 
 _IDENTITY = re.compile(r"\bINTEGER\s+PRIMARY\s+KEY(\s+AUTOINCREMENT)?\b", re.IGNORECASE)

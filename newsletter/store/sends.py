@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from newsletter.models import Send, SendStatus
@@ -81,7 +81,7 @@ def _for_subscribers(
     if ids is None:
         yield sql + tail, params
         return
-    for chunk in in_chunks(ids):
+    for chunk in in_chunks(ids, others=len(params)):
         yield f"{sql} AND subscriber_id IN ({_marks(chunk)}){tail}", [*params, *chunk]
 
 
@@ -107,22 +107,24 @@ def _rows_naming(first_seen: Mapping[str, datetime | None]) -> tuple[str, list[o
     maps (each to when the store first held it): rows sent since the earliest of the recent
     ones was first seen, and older rows that quote one of the others (first seen long
     before the newest, or not known when)."""
-    known = [t for t in first_seen.values() if t is not None]
+    # A time without a zone (written by hand, or by an older tool) is taken as UTC, as ours are.
+    seen = {p: t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for p, t in first_seen.items()}
+    known = [t for t in seen.values() if t is not None]
     cut = max(known) - _RECENT if known else None
     recent = [t for t in known if cut is not None and t >= cut]
-    others = sorted(p for p, t in first_seen.items() if t is None or (cut is not None and t < cut))
+    others = sorted(p for p, t in seen.items() if t is None or (cut is not None and t < cut))
 
     def since(times: list[datetime]) -> str:
         return (min(times) - _SKEW).date().isoformat()
 
     if len(others) > _MAX_LOOKUPS:  # too many to look up: read every row they may be in
-        if len(known) < len(first_seen):
+        if len(known) < len(seen):
             return "", []
         return " AND sent_at >= ?", [since(known)]
     if not others:
         return " AND sent_at >= ?", [since(recent)]
     where, params = "", []
-    if len(known) == len(first_seen):  # no row sent before the oldest was seen names any
+    if len(known) == len(seen):  # no row sent before the oldest was seen names any
         where, params = " AND sent_at >= ?", [since(known)]
     lookups = " OR ".join(["paper_ids LIKE ?"] * len(others))
     if recent:

@@ -39,7 +39,7 @@ class UpvoteHistory:
     def history(self, paper_ids: Sequence[str], until: date) -> dict[str, list[tuple[date, int]]]:
         """Each paper's (day, upvotes) on days up to `until`, oldest first."""
         out: dict[str, list[tuple[date, int]]] = {}
-        for chunk in in_chunks(paper_ids):
+        for chunk in in_chunks(paper_ids, others=1):
             marks = ",".join("?" * len(chunk))
             for pid, day, upvotes in self._conn.execute(
                 "SELECT paper_id, day, upvotes FROM upvote_history"

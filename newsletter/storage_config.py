@@ -14,6 +14,9 @@ from pathlib import Path
 from newsletter.errors import ConfigError
 
 PASSWORD_ENV = "NEWSLETTER_DATABASE_PASSWORD"
+# Subscribers one send worker takes at a time, at most: well under the parameters one
+# statement may bind (65,535 on PostgreSQL; 999 in old SQLite builds, which no worker uses).
+MAX_SEND_BATCH = 10_000
 
 
 @dataclass(frozen=True)
@@ -26,8 +29,12 @@ class StorageConfig:
     send_lease_seconds: int = 600
 
     def __post_init__(self) -> None:
-        if self.send_batch < 1:
-            raise ConfigError("storage.send_batch must be at least 1")
+        if not 1 <= self.send_batch <= MAX_SEND_BATCH:
+            # A batch is taken and released in one statement each, binding every subscriber.
+            raise ConfigError(
+                f"storage.send_batch must be between 1 and {MAX_SEND_BATCH:,}"
+                f" (got {self.send_batch})"
+            )
         if self.send_lease_seconds < 10:
             raise ConfigError("storage.send_lease_seconds must be at least 10")
 

@@ -61,6 +61,8 @@ def test_secrets_come_from_the_environment() -> None:
         ('[email]\nfrom_address = "digest example.org"\n', "email.from_address cannot be used"),
         ('[email]\nreply_to = "a b@example.org"\n', "email.reply_to cannot be used"),
         ('[email]\nunsubscribe_mailto = "u@bücher.de"\n', "email.unsubscribe_mailto cannot"),
+        ("[storage]\nsend_batch = 0\n", "storage.send_batch must be between 1 and 10,000"),
+        ("[storage]\nsend_batch = 70000\n", "storage.send_batch must be between 1 and 10,000"),
     ],
 )
 def test_bad_settings_name_the_key(toml: str, message: str) -> None:

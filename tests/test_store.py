@@ -11,6 +11,7 @@ import pytest
 
 from newsletter.models import Interest, InterestKind, Paper, SendStatus, SubscriberStatus
 from newsletter.store import Database, merge_papers, schema
+from newsletter.store.dialect import in_chunks
 from newsletter.store.errors import INTEGRITY_ERRORS
 from tests.conftest import ledger_for, make_config
 
@@ -429,7 +430,26 @@ def test_papers_received_among_the_candidates_are_found_wherever_they_are_in_the
         sub.id: {"1706.03762", "2611.00001"},
         other.id: {"2611.00001"},
     }
+    assert store.sends.last_sent_dates(day, crowd) == {
+        sub.id: date(2026, 11, 30),
+        other.id: date(2026, 11, 29),
+    }
+    store.upvotes.record([Paper(id="2611.00001", upvotes=7)], date(2026, 11, 28))
+    papers = [*(f"z{i}" for i in range(1500)), "2611.00001"]
+    assert store.upvotes.history(papers, until=day) == {"2611.00001": [(date(2026, 11, 28), 7)]}
+    with pytest.raises(ValueError, match="no room"):
+        next(in_chunks([1], others=999))
     assert store.sends.sent_paper_ids([sub.id], before=day, among={}) == {}
+
+
+def test_the_ledger_is_indexed_by_subscriber_and_send_time(store: Database) -> None:
+    """Migration 8: the no-repeat rule reads a reader's rows since a time through it."""
+    if isinstance(store.conn, sqlite3.Connection):
+        sql = "SELECT sql FROM sqlite_master WHERE name = 'idx_sends_subscriber_sent'"
+    else:
+        sql = "SELECT indexdef FROM pg_indexes WHERE indexname = 'idx_sends_subscriber_sent'"
+    (definition,) = store.conn.execute(sql).fetchone()
+    assert "sends" in definition and "(subscriber_id, sent_at)" in definition
 
 
 def test_a_bounce_that_fails_takes_the_permanent_failure_back_with_it(tmp_path: Path) -> None:

@@ -105,8 +105,9 @@ def _populate(store: Database, cfg: Config, n: int) -> None:
 
 def _history(store: Database, days: int) -> int:
     """`days` earlier digests for every subscriber, as the ledger holds them after that many
-    days of sending: 13 papers each, with IDs of the month they were sent in (none of them
-    the day's papers). Returns the rows written."""
+    days of sending: 13 papers each, with IDs of the month they were sent in, numbered below
+    the bundled feed's (2610.95xxx and up), so none of them is one of the day's papers.
+    Returns the rows written. SQLite only (the bench's store): `?5` is the row's 5th value."""
     from datetime import timedelta
 
     ids = [s.id for s in store.subscribers.list()]
@@ -121,7 +122,7 @@ def _history(store: Database, days: int) -> int:
                     day.isoformat(),
                     f"<{sid}.{day}@bench>",
                     json.dumps(
-                        [f"{day:%y%m}.{(sid * 131 + back * 17 + k) % 99999:05d}" for k in range(13)]
+                        [f"{day:%y%m}.{(sid * 131 + back * 17 + k) % 90000:05d}" for k in range(13)]
                     ),
                     at,
                 )
@@ -193,7 +194,10 @@ def _options(argv: list[str]) -> tuple[int, list[int], tuple[bool, ...], int]:
     if sink not in SINKS:
         raise SystemExit(USAGE)
     prefer = SINKS[sink] if smtp_sink_path() is not None else (False,)
-    return n, [int(c) for c in conns.split(",")], prefer, int(given.get("--history", "0"))
+    history = given.get("--history", "0")
+    if not history.isdigit():
+        raise SystemExit(USAGE)
+    return n, [int(c) for c in conns.split(",")], prefer, int(history)
 
 
 class PeakMemory:

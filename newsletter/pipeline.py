@@ -173,7 +173,7 @@ def build_digests(
                 else None,
             )
         )
-    known = {pid for p in profiles for pid in (*p.liked, *p.disliked)}
+    known = {pid for p in profiles for pid in (*p.liked_examples, *p.disliked_examples)}
     rankings = rank_papers(
         papers,
         profiles,

@@ -12,7 +12,7 @@ import pytest
 
 from newsletter import pipeline
 from newsletter.models import Interest, InterestKind, Paper, SubscriberStatus
-from newsletter.ranking.profile import Profile
+from newsletter.ranking.profile import MAX_EXAMPLES, Profile
 from newsletter.ranking.rank import rank, redundancy, select
 from newsletter.store import Database
 from tests.conftest import make_config
@@ -68,14 +68,7 @@ def kw(value: str, kind: InterestKind = InterestKind.KEYWORD) -> Interest:
 
 def test_liked_papers_near_twin_ranks_above_an_unrelated_paper(store, tmp_path):
     liked = corpus_paper(find("KV Cache", 1)[0], day=DAY - timedelta(days=30))
-    sentences = liked.abstract.split(". ")
-    twin = replace(
-        liked,
-        id="2611.90001",
-        title="Revisiting " + liked.title,
-        abstract=". ".join(sentences[1:] + sentences[:1]),
-        announced=DAY,
-    )
+    twin = _twin(liked, "2611.90001")
     background = [corpus_paper(i) for i in range(40, 120)]
     store.papers.upsert([liked, twin, *background], NOW)
     sid = subscriber(store, "like@example.org", kw(liked.id, InterestKind.LIKE))
@@ -85,6 +78,42 @@ def test_liked_papers_near_twin_ranks_above_an_unrelated_paper(store, tmp_path):
     assert liked.id not in got  # they know the paper they liked
     reason = digest.picks[0].reason
     assert f"like: {liked.title[:40]}" in reason, reason  # names the liked paper by its title
+
+
+def _twin(paper: Paper, pid: str) -> Paper:
+    """The same paper in other words, announced on DAY."""
+    sentences = paper.abstract.split(". ")
+    return replace(
+        paper,
+        id=pid,
+        title="Revisiting " + paper.title,
+        abstract=". ".join(sentences[1:] + sentences[:1]),
+        announced=DAY,
+    )
+
+
+def test_a_library_of_many_likes_learns_from_its_latest_and_still_knows_them_all(store, tmp_path):
+    """A reader's likes beyond `MAX_EXAMPLES` (a library import) no longer shape the picks
+    (each run would read, index and fit them all), but every liked paper stays one they know:
+    the first they liked is not shown even though it is one of the day's papers."""
+    kv = find("KV Cache", 2)
+    first = corpus_paper(kv[0])  # liked first, and announced today
+    last = corpus_paper(kv[1], day=DAY - timedelta(days=30))  # liked last
+    rest = [i for i in range(200, 600) if i not in kv][: MAX_EXAMPLES + 40]
+    old = [corpus_paper(i, day=DAY - timedelta(days=60)) for i in rest]
+    forgotten = old[0]  # liked second: beyond the latest MAX_EXAMPLES
+    twins = [_twin(last, "2611.90001"), _twin(forgotten, "2611.90002")]
+    background = [corpus_paper(i) for i in range(40, 120) if i not in kv]
+    store.papers.upsert([first, last, *twins, *old, *background], NOW)
+    likes = [first, *old, last]
+    sid = subscriber(store, "lib@example.org", *(kw(p.id, InterestKind.LIKE) for p in likes))
+    digest = digest_for(store, tmp_path, sid)
+    got = ids(digest.picks)
+    assert first.id not in got and last.id not in got, got
+    assert twins[0].id in got, [p.paper.title for p in digest.picks]
+    reasons = [p.reason for p in digest.picks]
+    assert any(f"like: {last.title[:40]}" in r for r in reasons), reasons
+    assert not any(f"like: {forgotten.title[:40]}" in r for r in reasons), reasons
 
 
 def test_negative_keyword_pushes_matching_papers_out(store, tmp_path):

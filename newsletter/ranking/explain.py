@@ -257,7 +257,7 @@ class Explainer:
     def _similar_likes(self, profile: Profile, docs: Sequence[int]) -> list[str]:
         """For each paper: the title of the liked paper it resembles most, if close enough."""
         assert self.day is not None
-        liked = [x for x in profile.liked if x in self.day.example_row]
+        liked = [x for x in profile.liked_examples if x in self.day.example_row]
         if not liked or not docs:
             return [""] * len(docs)
         rows = [self.day.example_row[x] for x in liked]

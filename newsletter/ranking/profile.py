@@ -28,6 +28,12 @@ MIN_POSITIVES = 2
 RIDGE = 1.0
 BACKGROUND = 64  # unlabelled papers of the day used as weak negatives
 BACKGROUND_WEIGHT = 0.25
+# Liked (and, apart, disliked) papers a profile learns from, at most: the last it lists (the
+# liked papers of its interests in the order they were added, then its votes). A library
+# import can bring thousands, and every run reads and indexes them and fits a model whose
+# cost grows with the cube of its examples: one reader's 5,000 likes cost seconds a run, and
+# 50,000 would need a 20 GB matrix. Which papers they know (and are not shown) counts them all.
+MAX_EXAMPLES = 256
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,15 @@ class Profile:
     @property
     def has_interests(self) -> bool:
         return bool(self.queries or self.categories or self.liked or self.authors)
+
+    @property
+    def liked_examples(self) -> tuple[str, ...]:
+        """The liked papers it learns from (`MAX_EXAMPLES`)."""
+        return self.liked[-MAX_EXAMPLES:]
+
+    @property
+    def disliked_examples(self) -> tuple[str, ...]:
+        return self.disliked[-MAX_EXAMPLES:]
 
 
 def _paper_id(raw: str) -> str:
@@ -140,8 +155,8 @@ def build_matrices(
     example_row: Mapping[str, int],
 ) -> ProfileMatrices:
     """Turn profiles into matrices over `index`; `example_row` maps liked/disliked ids to rows."""
-    liked = [[example_row[i] for i in p.liked if i in example_row] for p in profiles]
-    disliked = [[example_row[i] for i in p.disliked if i in example_row] for p in profiles]
+    liked = [[example_row[i] for i in p.liked_examples if i in example_row] for p in profiles]
+    disliked = [[example_row[i] for i in p.disliked_examples if i in example_row] for p in profiles]
     neg, need = index.phrase_rows([t for p in profiles for t in p.negative])
     flat = [r for rows in liked for r in rows]
     flat_dis = [r for rows in disliked for r in rows]

@@ -17,8 +17,18 @@ from newsletter.errors import LibraryError
 from newsletter.models import InterestKind
 from newsletter.sources.library import MAX_LIBRARY_BYTES, parse_library
 from newsletter.store import Database
-from tests.conftest import FIXTURES, fixture_bytes
-from tests.interest_support import DAY_PAPERS, NOW, invoke, store_of, write_config
+from tests.conftest import FIXTURES, SMTPSink, fixture_bytes
+from tests.interest_support import (
+    DAY_PAPERS,
+    NOW,
+    add_reader,
+    invoke,
+    paper,
+    store_of,
+    texts_by_recipient,
+    unwrap,
+    write_config,
+)
 from tests.test_web import Site, open_site
 from tests.web_support import csrf_tokens
 
@@ -182,3 +192,43 @@ def test_the_upload_refuses_bad_and_huge_files_and_keeps_nothing(site: Site) -> 
     assert {i.value for i in site.db.subscribers.interests_for(sid)} == {"diffusion", "2401.00001"}
     # Other forms keep their small cap.
     assert site.client.post(path, data={"keywords": "x" * 70_000}).status_code == 413
+
+
+def test_a_library_of_hundreds_is_counted_in_the_digest_not_listed(
+    tmp_path: Path, api: str, smtp_server: SMTPSink
+) -> None:
+    """An imported library of 400 papers: the digest's "Picked for" line counts them instead
+    of naming each (it would fill the e-mail past where Gmail clips it, the unsubscribe links
+    with it), and none of them is sent, the one announced today among them."""
+    from datetime import date, timedelta
+
+    day = date(2026, 11, 24)
+    extra = f'[sources]\narxiv_api_url = "{api}/api/query"\narxiv_api_delay_seconds = 0\n'
+    config = write_config(tmp_path, smtp_server.port, extra)
+    old = [
+        paper(f"2608.{i:05d}", f"KV cache study number {i}", day - timedelta(days=90))
+        for i in range(400)
+    ]
+    today = [paper(f"2611.{i:05d}", f"KV cache compression, part {i}", day) for i in range(12)]
+    liked_today = paper("2611.99999", "KV cache eviction you already liked", day)
+    with store_of(config) as store:
+        store.papers.upsert([*old, *today, liked_today], NOW)
+        add_reader(store, "ann@example.org", [(InterestKind.KEYWORD, "KV cache")])
+    library = tmp_path / "library.bib"
+    library.write_text(
+        "".join(
+            f"@misc{{p{i},\n  title = {{{p.title}}},\n  eprint = {{{p.id}}},\n"
+            "  archivePrefix = {arXiv}\n}\n\n"
+            for i, p in enumerate([*old, liked_today])
+        )
+    )
+    imported = invoke(config, "import-likes", "ann@example.org", str(library))
+    assert "401 entries (BibTeX): 401 arXiv papers liked" in imported.output, imported.output
+    sent = invoke(config, "send", "--date", day.isoformat())
+    assert sent.exit_code == 0, sent.output
+    (text,) = texts_by_recipient(smtp_server).values()
+    assert "Picked for: KV cache · 401 liked papers" in unwrap(text)
+    assert "like 2608." not in text
+    assert "KV cache compression, part" in text and "you already liked" not in text
+    (raw,) = [r["data"] for r in smtp_server.received]
+    assert len(raw) < 80_000, len(raw)

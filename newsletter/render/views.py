@@ -251,16 +251,28 @@ def sections(cards: list[CardView], personal: bool) -> list[tuple[str, list[Card
     return [(title, group) for title, group in named if group]
 
 
+# Liked papers the interests line names one by one; more are counted ("1,204 liked papers"):
+# an imported library can hold thousands, which would fill the e-mail (Gmail clips at ~102 KB,
+# the unsubscribe links with it).
+LIKES_NAMED = 3
+
+
 def interests_line(interests: tuple[Interest, ...]) -> str:
     """The interests in one line: 'KV cache · cs.CL · like 2401.01234 · following Yann LeCun ·
     not: crypto'."""
+    likes = sum(i.kind == InterestKind.LIKE for i in interests)
+    counted = likes <= LIKES_NAMED  # or: the count is not in the line yet
     parts: list[str] = []
     for i in interests:
         value = shorten(one_line(i.value), 48)
         if i.kind in {InterestKind.KEYWORD, InterestKind.TEXT, InterestKind.CATEGORY}:
             parts.append(value)
         elif i.kind == InterestKind.LIKE:
-            parts.append(f"like {value}")
+            if likes <= LIKES_NAMED:
+                parts.append(f"like {value}")
+            elif not counted:
+                parts.append(f"{likes:,} liked papers")
+                counted = True
         elif i.kind == InterestKind.AUTHOR:
             parts.append(f"following {value}")
         elif i.kind == InterestKind.NOT_KEYWORD:

@@ -14,6 +14,7 @@ import pytest
 
 from newsletter.bench.fetch import serve
 from newsletter.errors import LibraryError
+from newsletter.imports import import_likes
 from newsletter.models import InterestKind
 from newsletter.sources.library import MAX_LIBRARY_BYTES, parse_library
 from newsletter.store import Database
@@ -232,3 +233,28 @@ def test_a_library_of_hundreds_is_counted_in_the_digest_not_listed(
     assert "KV cache compression, part" in text and "you already liked" not in text
     (raw,) = [r["data"] for r in smtp_server.received]
     assert len(raw) < 80_000, len(raw)
+
+
+def test_an_import_reads_the_stored_papers_once_not_once_per_entry(config: Path) -> None:
+    """The papers a library names are looked up in one read (one statement per 999 IDs)
+    before and one after fetching: a read per entry made a 5,000-entry upload read 25 M rows."""
+    from newsletter import pipeline
+    from newsletter.config import load_config
+
+    entries = [paper(f"2608.{i:05d}", f"Study {i}", DAY_PAPERS[0].announced) for i in range(300)]
+    bib = "".join(
+        f"@misc{{p{i},\n  eprint = {{{p.id}}},\n  archivePrefix = {{arXiv}}\n}}\n\n"
+        for i, p in enumerate(entries)
+    ).encode()
+    with store_of(config) as store:
+        store.papers.upsert(entries, NOW)
+        ann = store.subscribers.get_by_email("ann@example.org")
+        assert ann is not None
+        reads: list[str] = []
+        store.conn.set_trace_callback(  # type: ignore[union-attr]
+            lambda sql: reads.append(sql) if "FROM papers" in sql else None
+        )
+        report = import_likes(pipeline.Context(store, load_config(str(config))), ann, bib)
+        store.conn.set_trace_callback(None)  # type: ignore[union-attr]
+    assert len(report.liked) == 300
+    assert len(reads) == 2, reads[:3]

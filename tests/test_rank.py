@@ -93,27 +93,37 @@ def _twin(paper: Paper, pid: str) -> Paper:
 
 
 def test_a_library_of_many_likes_learns_from_its_latest_and_still_knows_them_all(store, tmp_path):
-    """A reader's likes beyond `MAX_EXAMPLES` (a library import) no longer shape the picks
-    (each run would read, index and fit them all), but every liked paper stays one they know:
-    the first they liked is not shown even though it is one of the day's papers."""
-    kv = find("KV Cache", 2)
-    first = corpus_paper(kv[0])  # liked first, and announced today
-    last = corpus_paper(kv[1], day=DAY - timedelta(days=30))  # liked last
-    rest = [i for i in range(200, 600) if i not in kv][: MAX_EXAMPLES + 40]
-    old = [corpus_paper(i, day=DAY - timedelta(days=60)) for i in rest]
-    forgotten = old[0]  # liked second: beyond the latest MAX_EXAMPLES
+    """A reader's likes beyond the latest `MAX_EXAMPLES` (a library import) no longer shape
+    the picks (each run would read, index and fit them all), but every liked paper stays one
+    they know. Two readers like the same papers in another order: the one who liked
+    `forgotten` last is picked its near twin because of it, and is sent `first`, which the
+    other liked first of all and is not sent though it is one of the day's papers."""
+    kv = find("KV Cache", 3)
+    first = corpus_paper(kv[0])  # announced today
+    last = corpus_paper(kv[1], day=DAY - timedelta(days=30))
+    forgotten = corpus_paper(kv[2], day=DAY - timedelta(days=60))
+    rest = [i for i in range(200, 600) if i not in kv][:MAX_EXAMPLES]
+    fillers = [corpus_paper(i, day=DAY - timedelta(days=60)) for i in rest]
     twins = [_twin(last, "2611.90001"), _twin(forgotten, "2611.90002")]
     background = [corpus_paper(i) for i in range(40, 120) if i not in kv]
-    store.papers.upsert([first, last, *twins, *old, *background], NOW)
-    likes = [first, *old, last]
-    sid = subscriber(store, "lib@example.org", *(kw(p.id, InterestKind.LIKE) for p in likes))
-    digest = digest_for(store, tmp_path, sid)
-    got = ids(digest.picks)
-    assert first.id not in got and last.id not in got, got
-    assert twins[0].id in got, [p.paper.title for p in digest.picks]
-    reasons = [p.reason for p in digest.picks]
-    assert any(f"like: {last.title[:40]}" in r for r in reasons), reasons
-    assert not any(f"like: {forgotten.title[:40]}" in r for r in reasons), reasons
+    store.papers.upsert([first, last, forgotten, *twins, *fillers, *background], NOW)
+
+    def reader(email: str, likes: list[Paper]) -> int:
+        interests = [kw(p.id, InterestKind.LIKE) for p in likes]
+        return subscriber(store, email, *interests, size=20)
+
+    library = reader("lib@example.org", [first, forgotten, *fillers, last])
+    control = reader("ctl@example.org", [*fillers, forgotten, last])
+    got, seen = (digest_for(store, tmp_path, sid).picks for sid in (library, control))
+
+    def named(picks, liked: Paper) -> list[str]:
+        return [p.paper.id for p in picks if f"like: {liked.title[:40]}" in p.reason]
+
+    assert first.id in ids(seen), "the control shows `first` would be picked"
+    assert first.id not in ids(got)  # liked, though long before the latest likes
+    assert named(seen, forgotten) == [twins[1].id], [(p.paper.title, p.reason) for p in seen]
+    assert named(got, forgotten) == []  # beyond the latest MAX_EXAMPLES: not learnt from
+    assert twins[0].id in named(got, last)
 
 
 def test_negative_keyword_pushes_matching_papers_out(store, tmp_path):

@@ -416,3 +416,24 @@ def test_trending_matches_lead_then_new_ones_nobody_has_upvoted(renderer: Render
     bare = renderer.digest(replace(digest, interests=(), trending=(digest.picks[0],)))
     titles = [h.text_content() for h in dom(bare.html).cssselect("h2.section-title")]
     assert titles == ["Most trending today", "New today", "Trending today"]  # no heading twice
+
+
+def test_the_interests_line_names_three_liked_papers_and_counts_more() -> None:
+    from newsletter.models import Interest, InterestKind
+
+    def like(n: int) -> Interest:
+        return Interest(InterestKind.LIKE, f"2401.{n:05d}")
+
+    kv = Interest(InterestKind.KEYWORD, "KV cache")
+    ann = Interest(InterestKind.AUTHOR, "Ann Lee")
+    avoid = Interest(InterestKind.NOT_KEYWORD, "crypto")
+    unwanted = Interest(InterestKind.NOT_PAPER, "2401.99999")
+    assert views.interests_line(()) == ""
+    assert views.interests_line((kv, unwanted)) == "KV cache"
+    three = (kv, like(1), like(2), ann, like(3))
+    assert views.interests_line(three) == (
+        "KV cache · like 2401.00001 · like 2401.00002 · following Ann Lee · like 2401.00003"
+    )
+    four = (like(1), kv, like(2), like(3), like(4), avoid)
+    assert views.interests_line(four) == "4 liked papers · KV cache · not: crypto"
+    assert views.interests_line(tuple(like(i) for i in range(1204))) == "1,204 liked papers"

@@ -261,22 +261,25 @@ def interests_line(interests: tuple[Interest, ...]) -> str:
     """The interests in one line: 'KV cache · cs.CL · like 2401.01234 · following Yann LeCun ·
     not: crypto'."""
     likes = sum(i.kind == InterestKind.LIKE for i in interests)
-    counted = likes <= LIKES_NAMED  # or: the count is not in the line yet
+    counted = False  # the count of liked papers is in the line
     parts: list[str] = []
+
+    def shown(value: str) -> str:  # only for what the line names: a library may hold 50,000
+        return shorten(one_line(value), 48)
+
     for i in interests:
-        value = shorten(one_line(i.value), 48)
         if i.kind in {InterestKind.KEYWORD, InterestKind.TEXT, InterestKind.CATEGORY}:
-            parts.append(value)
+            parts.append(shown(i.value))
         elif i.kind == InterestKind.LIKE:
             if likes <= LIKES_NAMED:
-                parts.append(f"like {value}")
+                parts.append(f"like {shown(i.value)}")
             elif not counted:
                 parts.append(f"{likes:,} liked papers")
                 counted = True
         elif i.kind == InterestKind.AUTHOR:
-            parts.append(f"following {value}")
+            parts.append(f"following {shown(i.value)}")
         elif i.kind == InterestKind.NOT_KEYWORD:
-            parts.append(f"not: {value}")
+            parts.append(f"not: {shown(i.value)}")
     return " · ".join(parts)
 
 

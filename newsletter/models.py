@@ -115,6 +115,8 @@ class Interest:
     weight: float = 1.0
     subscriber_id: int | None = None
     id: int | None = None
+    # When it was added (as stored; None when made in code): not part of what it is.
+    created_at: datetime | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

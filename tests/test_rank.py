@@ -364,3 +364,31 @@ def test_a_long_interest_is_explained_by_its_phrases_not_loose_words(store, tmp_
     pick = next(p for p in digest.picks if p.paper.id == kv.id)
     assert pick.matched[:2] == ("KV cache compression", "large language models")
     assert pick.reason.startswith("matches: KV cache compression, large language models")
+
+
+def test_a_profile_lists_its_likes_by_when_they_were_liked(store) -> None:
+    """The examples learnt from are the latest likes (`MAX_EXAMPLES`), so a profile lists
+    them by when they were liked: an interest's like and a 👍 alike, a paper liked twice at
+    its later time, a 👎 turned 👍 at the 👍; likes of unknown time first, as given."""
+    from newsletter.models import Feedback
+    from newsletter.ranking.profile import profile_from
+
+    def on(day: int) -> datetime:
+        return datetime(2026, 11, day, 7, 0, tzinfo=UTC)
+
+    sid = subscriber(store, "when@example.org")
+    store.subscribers.add_interests(sid, [kw("2401.00001", InterestKind.LIKE)], on(1))
+    store.subscribers.add_interests(sid, [kw("2401.00002", InterestKind.LIKE)], on(20))
+    store.subscribers.add_interests(sid, [kw("2401.00009", InterestKind.NOT_PAPER)], on(2))
+    stored = store.subscribers.interests_for(sid)
+    assert [i.created_at for i in stored] == [on(1), on(20), on(2)]
+    interests = [kw("2401.00003", InterestKind.LIKE), *stored]  # no time: made in code
+    votes = [
+        Feedback(sid, "2401.00004", 1, on(5)),
+        Feedback(sid, "2401.00001", 1, on(25)),  # liked again, later
+        Feedback(sid, "2401.00009", 1, on(3)),  # "not this" first, then 👍
+        Feedback(sid, "2401.00005", -1, on(4)),
+    ]
+    profile = profile_from(sid, interests, votes)
+    assert profile.liked == ("2401.00003", "2401.00009", "2401.00004", "2401.00002", "2401.00001")
+    assert profile.disliked == ("2401.00005",)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 
 import numpy as np
 from scipy import sparse
@@ -28,8 +28,8 @@ MIN_POSITIVES = 2
 RIDGE = 1.0
 BACKGROUND = 64  # unlabelled papers of the day used as weak negatives
 BACKGROUND_WEIGHT = 0.25
-# Liked (and, apart, disliked) papers a profile learns from, at most: the last it lists (the
-# liked papers of its interests in the order they were added, then its votes). A library
+# Liked (and, apart, disliked) papers a profile learns from, at most: the latest (`liked`
+# lists them by when they were liked, a 👍 or an interest's like alike). A library
 # import can bring thousands, and every run reads and indexes them and fits a model whose
 # cost grows with the cube of its examples: one reader's 5,000 likes cost seconds a run, and
 # 50,000 would need a 20 GB matrix. Which papers they know (and are not shown) counts them all.
@@ -43,7 +43,7 @@ class Profile:
     key: Hashable
     queries: tuple[tuple[str, float], ...] = ()  # keywords, phrases, free text, with weights
     categories: tuple[str, ...] = ()
-    liked: tuple[str, ...] = ()  # paper ids: liked papers and 👍
+    liked: tuple[str, ...] = ()  # paper ids: liked papers and 👍, oldest first
     disliked: tuple[str, ...] = ()  # paper ids: papers marked "not this" and 👎
     negative: tuple[str, ...] = ()  # negative keywords: papers matching them are dropped
     authors: tuple[str, ...] = ()  # followed authors' names, as the reader wrote them
@@ -67,6 +67,24 @@ class Profile:
         return self.disliked[-MAX_EXAMPLES:]
 
 
+def _note(ids: dict[str, datetime | None], pid: str, at: datetime | None) -> None:
+    """`pid` liked (or disliked) at `at`: the latest time it was counts."""
+    before = ids.get(pid)
+    ids[pid] = at if before is None or (at is not None and _stamp(at) > _stamp(before)) else before
+
+
+def _stamp(at: datetime | None) -> float:
+    if at is None:
+        return float("-inf")
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+
+
+def _oldest_first(ids: dict[str, datetime | None]) -> tuple[str, ...]:
+    """The papers by when they were liked (or disliked), oldest first; those of unknown time
+    first, in the order given: the examples learnt from are the last (`MAX_EXAMPLES`)."""
+    return tuple(sorted(ids, key=lambda pid: _stamp(ids[pid])))
+
+
 def _paper_id(raw: str) -> str:
     try:
         return split_arxiv_id(raw)[0]
@@ -88,8 +106,8 @@ def profile_from(
     """Build a profile from stored interests and 👍/👎 votes (a later vote wins over a like)."""
     queries: list[tuple[str, float]] = []
     cats: list[str] = []
-    liked: dict[str, None] = {}
-    disliked: dict[str, None] = {}
+    liked: dict[str, datetime | None] = {}  # paper id -> when it was liked, when known
+    disliked: dict[str, datetime | None] = {}
     negative: list[str] = []
     authors: list[str] = []
     for i in interests:
@@ -101,23 +119,23 @@ def profile_from(
         elif i.kind == InterestKind.CATEGORY:
             cats.append(value)
         elif i.kind == InterestKind.LIKE:
-            liked[_paper_id(value)] = None
+            _note(liked, _paper_id(value), i.created_at)
         elif i.kind == InterestKind.NOT_PAPER:
-            disliked[_paper_id(value)] = None
+            _note(disliked, _paper_id(value), i.created_at)
         elif i.kind == InterestKind.NOT_KEYWORD:
             negative.append(value)
         elif i.kind == InterestKind.AUTHOR:
             authors.append(value)
     for f in feedback:
         pid = _paper_id(f.paper_id)
-        (liked if f.vote > 0 else disliked)[pid] = None
+        _note(liked if f.vote > 0 else disliked, pid, f.created_at)
         (disliked if f.vote > 0 else liked).pop(pid, None)
     return Profile(
         key=key,
         queries=tuple(queries),
         categories=tuple(dict.fromkeys(cats)),
-        liked=tuple(liked),
-        disliked=tuple(disliked),
+        liked=_oldest_first(liked),
+        disliked=_oldest_first(disliked),
         negative=tuple(negative),
         authors=tuple(dict.fromkeys(authors)),
         exclude=exclude,

@@ -314,11 +314,11 @@ class Subscribers:
             return {}
         out: dict[int, builtins.list[Interest]] = {}
         for sql, params in _for_subscribers(
-            "SELECT id, subscriber_id, kind, value, weight FROM interests", ids
+            "SELECT id, subscriber_id, kind, value, weight, created_at FROM interests", ids
         ):
-            for iid, sid, kind, value, weight in self._conn.execute(sql, params):
+            for iid, sid, kind, value, weight, at in self._conn.execute(sql, params):
                 out.setdefault(sid, []).append(
-                    Interest(InterestKind(kind), value, weight, subscriber_id=sid, id=iid)
+                    Interest(InterestKind(kind), value, weight, sid, id=iid, created_at=_when(at))
                 )
         return out
 

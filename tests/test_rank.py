@@ -382,6 +382,10 @@ def test_a_profile_lists_its_likes_by_when_they_were_liked(store) -> None:
     store.subscribers.add_interests(sid, [kw("2401.00009", InterestKind.NOT_PAPER)], on(2))
     stored = store.subscribers.interests_for(sid)
     assert [i.created_at for i in stored] == [on(1), on(20), on(2)]
+    store.subscribers.set_interests(sid, [kw("KV cache"), *stored], on(28))  # preferences saved
+    stored = store.subscribers.interests_for(sid)
+    assert [i.created_at for i in stored] == [on(28), on(1), on(20), on(2)]
+    stored = stored[1:]
     interests = [kw("2401.00003", InterestKind.LIKE), *stored]  # no time: made in code
     votes = [
         Feedback(sid, "2401.00004", 1, on(5)),

@@ -300,7 +300,16 @@ class Subscribers:
             "INSERT INTO interests (subscriber_id, kind, value, weight, created_at)"
             " VALUES (?,?,?,?,?) ON CONFLICT (subscriber_id, kind, value)"
             " DO UPDATE SET weight = excluded.weight",
-            [(subscriber_id, str(i.kind), i.value, i.weight, at) for i in interests],
+            [  # one written again (preferences saved, likes kept) keeps when it was added
+                (
+                    subscriber_id,
+                    str(i.kind),
+                    i.value,
+                    i.weight,
+                    (i.created_at.isoformat() if i.created_at else at),
+                )
+                for i in interests
+            ],
         )
 
     def interests_for(self, subscriber_id: int) -> builtins.list[Interest]:

@@ -392,7 +392,12 @@ def test_a_profile_lists_its_likes_by_when_they_were_liked(store) -> None:
         Feedback(sid, "2401.00001", 1, on(25)),  # liked again, later
         Feedback(sid, "2401.00009", 1, on(3)),  # "not this" first, then 👍
         Feedback(sid, "2401.00005", -1, on(4)),
+        Feedback(sid, "2401.00002", -1, on(19)),  # 👎, then liked in an import on day 20
     ]
     profile = profile_from(sid, interests, votes)
     assert profile.liked == ("2401.00003", "2401.00009", "2401.00004", "2401.00002", "2401.00001")
     assert profile.disliked == ("2401.00005",)
+    unknown = [Feedback(sid, "2401.00002", -1, None), Feedback(sid, "2401.00003", -1, None)]
+    profile = profile_from(sid, interests, [*votes, *unknown])  # a vote of unknown time wins
+    assert profile.liked == ("2401.00009", "2401.00004", "2401.00001")
+    assert profile.disliked == ("2401.00002", "2401.00003", "2401.00005")

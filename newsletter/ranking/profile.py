@@ -103,7 +103,8 @@ def profile_from(
     size: int = 10,
     trending_weight: float | None = None,
 ) -> Profile:
-    """Build a profile from stored interests and 👍/👎 votes (a later vote wins over a like)."""
+    """Build a profile from stored interests and 👍/👎 votes. Where a vote and an interest's
+    like (or "not this") disagree, the later one wins, and a vote of unknown time."""
     queries: list[tuple[str, float]] = []
     cats: list[str] = []
     liked: dict[str, datetime | None] = {}  # paper id -> when it was liked, when known
@@ -128,8 +129,11 @@ def profile_from(
             authors.append(value)
     for f in feedback:
         pid = _paper_id(f.paper_id)
-        _note(liked if f.vote > 0 else disliked, pid, f.created_at)
-        (disliked if f.vote > 0 else liked).pop(pid, None)
+        mine, other = (liked, disliked) if f.vote > 0 else (disliked, liked)
+        if f.created_at is not None and _stamp(other.get(pid)) > _stamp(f.created_at):
+            continue  # liked (or "not this") in the interests after this vote
+        _note(mine, pid, f.created_at)
+        other.pop(pid, None)
     return Profile(
         key=key,
         queries=tuple(queries),

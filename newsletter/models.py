@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
 # An arXiv category as written ("cs.LG", "stat.ML", "hep-th"); use it with fullmatch.
@@ -14,6 +14,12 @@ _ARXIV_ID = re.compile(
     r"(?P<id>\d{4}\.\d{4,5}|[a-z\-]+(?:\.[A-Z]{2})?/\d{7})(?:v(?P<v>\d+))?(?:\.pdf)?$",
     re.IGNORECASE,
 )
+
+
+def as_utc(when: datetime) -> datetime:
+    """`when` with a time zone: one written without (by hand, or by an older tool) is UTC, as
+    every time the store writes is."""
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def split_arxiv_id(raw: str) -> tuple[str, int | None]:

@@ -31,7 +31,7 @@ import shutil
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -108,8 +108,6 @@ def _history(store: Database, days: int) -> int:
     days of sending: 13 papers each, with IDs of the month they were sent in, numbered below
     the bundled feed's (2610.95xxx and up), so none of them is one of the day's papers.
     Returns the rows written. SQLite only (the bench's store): `?5` is the row's 5th value."""
-    from datetime import timedelta
-
     ids = [s.id for s in store.subscribers.list()]
     rows = 0
     with store.transaction():
@@ -368,7 +366,6 @@ def _stages(store: Database, cfg: Config, n: int) -> dict[str, float]:
     Render and MIME are also measured the reference way (`cards_once=False`, and without the
     shared parts), on fresh renderers and caches, over the same digests."""
     from dataclasses import replace
-    from datetime import timedelta
 
     from newsletter import pipeline
     from newsletter.delivery import qp

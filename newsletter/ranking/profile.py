@@ -13,12 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 
 import numpy as np
 from scipy import sparse
 
-from newsletter.models import Feedback, Interest, InterestKind, split_arxiv_id
+from newsletter.models import Feedback, Interest, InterestKind, as_utc, split_arxiv_id
 from newsletter.ranking.textindex import TextIndex
 
 # A subscriber needs this many votes or liked papers (with at least MIN_EACH on each side,
@@ -69,14 +69,12 @@ class Profile:
 
 def _note(ids: dict[str, datetime | None], pid: str, at: datetime | None) -> None:
     """`pid` liked (or disliked) at `at`: the latest time it was counts."""
-    before = ids.get(pid)
-    ids[pid] = at if before is None or (at is not None and _stamp(at) > _stamp(before)) else before
+    if pid not in ids or _stamp(at) > _stamp(ids[pid]):
+        ids[pid] = at
 
 
 def _stamp(at: datetime | None) -> float:
-    if at is None:
-        return float("-inf")
-    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+    return float("-inf") if at is None else as_utc(at).timestamp()
 
 
 def _oldest_first(ids: dict[str, datetime | None]) -> tuple[str, ...]:
@@ -104,7 +102,7 @@ def profile_from(
     trending_weight: float | None = None,
 ) -> Profile:
     """Build a profile from stored interests and 👍/👎 votes. Where a vote and an interest's
-    like (or "not this") disagree, the later one wins, and a vote of unknown time."""
+    like (or "not this") disagree, the later one wins; a vote of unknown time always wins."""
     queries: list[tuple[str, float]] = []
     cats: list[str] = []
     liked: dict[str, datetime | None] = {}  # paper id -> when it was liked, when known

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from newsletter.models import Send, SendStatus
+from newsletter.models import Send, SendStatus, as_utc
 from newsletter.store.dialect import in_chunks
 
 if TYPE_CHECKING:
@@ -107,8 +107,7 @@ def _rows_naming(first_seen: Mapping[str, datetime | None]) -> tuple[str, list[o
     maps (each to when the store first held it): rows sent since the earliest of the recent
     ones was first seen, and older rows that quote one of the others (first seen long
     before the newest, or not known when)."""
-    # A time without a zone (written by hand, or by an older tool) is taken as UTC, as ours are.
-    seen = {p: t if t is None or t.tzinfo else t.replace(tzinfo=UTC) for p, t in first_seen.items()}
+    seen = {p: None if t is None else as_utc(t) for p, t in first_seen.items()}
     known = [t for t in seen.values() if t is not None]
     cut = max(known) - _RECENT if known else None
     recent = [t for t in known if cut is not None and t >= cut]

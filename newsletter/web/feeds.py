@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from newsletter import pipeline
-from newsletter.models import ARXIV_CATEGORY, Paper, Subscriber, SubscriberStatus
+from newsletter.models import ARXIV_CATEGORY, Paper, Subscriber, SubscriberStatus, as_utc
 from newsletter.render.views import one_line, readable, shorten
 from newsletter.tokens import make_token
 from newsletter.web import catalog
@@ -53,7 +53,7 @@ def _stamp(paper: Paper) -> datetime:
     if when is None:
         day = paper.hf_date or paper.announced or date(1970, 1, 1)
         when = datetime.combine(day, time(), UTC)
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    return as_utc(when)
 
 
 def _iso(when: datetime) -> str:

@@ -90,10 +90,13 @@ def test_sort_category_pagination_and_bounds(site: Site) -> None:
         ("/papers/2026-11-27?sort=best", "Sort by"),
         ("/papers/week/2026-W77", "2026-W48"),
         ("/papers/month/2026-13", "2026-11"),
+        ("/papers/week/9999-W52", "2026-W48"),  # ends past the last date Python knows
     ):
         r = site.get(bad)
         assert r.status_code == 400 and words in r.text, bad
     assert site.get("/papers/not-a-day").status_code == 404
+    for last in ("/papers/month/9999-12", "/papers/9999-12-31", "/papers/month/0001-01"):
+        assert site.get(last).status_code == 200, last  # the calendar's edges: empty, not a 500
 
 
 def test_a_weekend_says_no_papers_and_links_the_last_day_with_some(site: Site) -> None:

@@ -6,6 +6,8 @@ similar papers); the store supplies candidates. Nothing here reads or shows subs
 
 from __future__ import annotations
 
+import calendar
+
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -241,9 +243,10 @@ def week_bounds(raw: str) -> tuple[date, date]:
         if not m:
             raise ValueError
         start = date.fromisocalendar(int(m.group(1)), int(m.group(2)), 1)
-    except ValueError:
+        end = start + timedelta(days=6)  # overflows past year 9999
+    except (ValueError, OverflowError):
         raise BadRequest("A week looks like 2026-W48 (ISO year and week number).") from None
-    return start, start + timedelta(days=6)
+    return start, end
 
 
 def month_bounds(raw: str) -> tuple[date, date]:
@@ -254,5 +257,4 @@ def month_bounds(raw: str) -> tuple[date, date]:
         start = date(int(m.group(1)), int(m.group(2)), 1)
     except ValueError:
         raise BadRequest("A month looks like 2026-11.") from None
-    nxt = date(start.year + start.month // 12, start.month % 12 + 1, 1)
-    return start, nxt - timedelta(days=1)
+    return start, start.replace(day=calendar.monthrange(start.year, start.month)[1])

@@ -4,8 +4,10 @@ with ETag / Last-Modified answered by 304; the private feed needs its signed lin
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from xml.etree import ElementTree
 
 import feedparser
 import pytest
@@ -76,3 +78,22 @@ def test_a_subscribers_private_feed_has_their_picks_with_reasons(site: Site) -> 
     assert site.get(f"/feeds/picks/{other}").status_code == 400
     db.subscribers.set_status(sub.id, SubscriberStatus.UNSUBSCRIBED, NOW)
     assert site.get(url.group(1)).status_code == 410
+
+
+def test_a_control_character_in_a_search_or_a_stored_paper_leaves_every_feed_xml(
+    site: Site,
+) -> None:
+    """XML 1.0 cannot carry most C0 controls even escaped: a feed holding one is not XML and a
+    reader drops it whole. They are left out of what the feed shows."""
+    first = next(p for p in site.papers.values() if "cost aggregation" in p.abstract.lower())
+    hostile = replace(
+        first, id="2611.99999", title="Cost\x01 aggregation\x0b", abstract="Form\x0c" + first.abstract
+    )
+    site.db.papers.upsert([hostile], NOW)
+    for path in (*FEEDS, "/search.atom?q=cost%01aggregation%08"):
+        r = site.get(path)
+        assert r.status_code == 200, path
+        ElementTree.fromstring(r.content)  # expat: strict XML, unlike feedparser's fallback
+        _parsed(r.content)
+    body = site.get("/search.atom?q=cost+aggregation").text
+    assert "<title>Cost aggregation</title>" in body and "https://arxiv.org/abs/2611.99999" in body

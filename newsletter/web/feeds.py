@@ -11,6 +11,7 @@ Every feed carries an ETag and Last-Modified and answers a matching conditional 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
@@ -33,6 +34,9 @@ from newsletter.web.core import WebContext
 ATOM = "application/atom+xml; charset=utf-8"
 FEED_SIZE = 50
 CATEGORY_DAYS = 7
+# what XML 1.0 cannot hold even escaped (C0 controls but tab and line breaks, lone surrogates,
+# U+FFFE/U+FFFF): a feed with one is not XML, and a reader drops the whole feed
+NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 @dataclass(frozen=True)
@@ -104,6 +108,7 @@ class Feeds:
         body = self.web.env.get_template("feed.atom").render(
             site=self.web.cfg.site, entries=entries, updated=_iso(changed), **meta
         )
+        body = NOT_XML.sub("", body)  # a search typed with a control character, say
         etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:32] + '"'
         headers = {
             "etag": etag,

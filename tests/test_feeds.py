@@ -87,7 +87,10 @@ def test_a_control_character_in_a_search_or_a_stored_paper_leaves_every_feed_xml
     reader drops it whole. They are left out of what the feed shows."""
     first = next(p for p in site.papers.values() if "cost aggregation" in p.abstract.lower())
     hostile = replace(
-        first, id="2611.99999", title="Cost\x01 aggregation\x0b", abstract="Form\x0c" + first.abstract
+        first,
+        id="2611.99999",
+        title="Cost\x01 aggregation\x0b",
+        abstract="Form\x0c" + first.abstract,
     )
     site.db.papers.upsert([hostile], NOW)
     for path in (*FEEDS, "/search.atom?q=cost%01aggregation%08"):

@@ -7,7 +7,6 @@ similar papers); the store supplies candidates. Nothing here reads or shows subs
 from __future__ import annotations
 
 import calendar
-
 import itertools
 import re
 from dataclasses import dataclass, field

@@ -19,7 +19,12 @@ def test_outbox_lists_what_the_site_sent_with_working_links_for_local_browsers_o
     tmp_path: Path,
 ) -> None:
     site = Site(tmp_path)
-    local = TestClient(site.app, raise_server_exceptions=False, client=("127.0.0.1", 50000))
+    local = TestClient(
+        site.app,
+        raise_server_exceptions=False,
+        client=("127.0.0.1", 50000),
+        base_url="http://127.0.0.1:8000",
+    )
     assert "Nothing sent yet" in local.get("/outbox").text
     assert site.subscribe("ann@example.org").status_code == 200
 
@@ -37,5 +42,10 @@ def test_outbox_lists_what_the_site_sent_with_working_links_for_local_browsers_o
     assert "You're in" in site.client.post(confirm).text
 
     assert site.client.get("/outbox").status_code == 404  # not from another machine
+    for host in ("attacker.example", "127.0.0.1.attacker.example", "papers.example.org"):
+        # a browser here, on a page whose domain was pointed at 127.0.0.1 (DNS rebinding)
+        assert local.get("/outbox", headers={"host": host}).status_code == 404, host
+    for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000", "LOCALHOST"):
+        assert local.get("/outbox", headers={"host": host}).status_code == 200, host
     smtp = create_app(make_config(tmp_path / "smtp", ""))  # sends over SMTP: no outbox
     assert TestClient(smtp, client=("127.0.0.1", 1)).get("/outbox").status_code == 404

@@ -21,6 +21,10 @@ from starlette.routing import Route
 from newsletter.web.core import WebContext
 
 LOCAL_CLIENTS = frozenset({"127.0.0.1", "::1"})
+# the names a browser on this machine reaches the site by; any other Host is a page elsewhere
+# whose domain was pointed at 127.0.0.1 (DNS rebinding), reading the sign-in links through the
+# operator's browser, or a proxy on this machine forwarding another machine's request
+LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 SHOWN = 50
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
 
@@ -73,7 +77,8 @@ class OutboxPage:
 
     def outbox(self, request: Request) -> Response:
         client = request.client.host if request.client else ""
-        if self.path is None or client not in LOCAL_CLIENTS:
+        host = (request.url.hostname or "").lower()
+        if self.path is None or client not in LOCAL_CLIENTS or host not in LOCAL_HOSTS:
             return PlainTextResponse("Not Found", status_code=404)
         response = self.web.render(
             request, "outbox.html", messages=self._messages(), maildir=str(self.path)

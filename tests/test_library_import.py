@@ -5,9 +5,13 @@ recorded answer and the likes read back from the SQLite file."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,6 +36,10 @@ from tests.interest_support import (
 )
 from tests.test_web import Site, open_site
 from tests.web_support import csrf_tokens
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from starlette.testclient import TestClient
 
 LIBRARY = FIXTURES / "library"
 API_ANSWER = fixture_bytes("arxiv_api/api_id_list_2104.12255v1_2026-04.xml")
@@ -258,3 +266,98 @@ def test_an_import_reads_the_stored_papers_once_not_once_per_entry(config: Path)
         store.conn.set_trace_callback(None)  # type: ignore[union-attr]
     assert len(report.liked) == 300
     assert len(reads) == 2, reads[:3]
+
+
+def test_a_forged_link_gets_no_upload_read(site: Site) -> None:
+    """The import's 2 MB allowance is for a real manage link: a forged one is refused on its
+    signature before the body is read (counted at the ASGI boundary), like any other form."""
+    received: list[int] = []
+
+    async def counting(scope: Any, receive: Any, send: Any) -> None:
+        async def counted() -> Any:
+            message = await receive()
+            received.append(len(message.get("body", b"")))
+            return message
+
+        await site.app(scope, counted, send)
+
+    client = TestClient(counting, raise_server_exceptions=False)
+    big = b"@misc{a, title = {" + b"x" * 1_500_000 + b"}}"
+    r = client.post("/manage/forged.token.here/import", files={"library": ("a.bib", big)})
+    assert r.status_code == 400 and "not valid" in r.text
+    assert sum(received) < 70_000, sum(received)
+    sid = site.active()
+    path = site.token_path("manage", "manage", sid)
+    token = csrf_tokens(site.client.get(path).text)[1]
+    received.clear()
+    ris = (LIBRARY / "zotero_export.ris").read_bytes()
+    r = client.post(path + "/import", data={"csrf_token": token}, files={"library": ("a.ris", ris)})
+    assert r.status_code in (200, 403) and sum(received) > len(ris)  # a real link's body is read
+
+
+def test_one_import_fetches_from_arxiv_at_a_time_and_a_second_is_told_to_wait(
+    tmp_path: Path,
+) -> None:
+    """While one upload waits on the arXiv API, another is answered at once (503, nothing
+    imported) instead of holding a second worker thread and calling arXiv in parallel."""
+    release, asked = threading.Event(), threading.Event()
+
+    class SlowArxiv(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.set()
+            release.wait(10)
+            self.send_response(200)
+            self.send_header("content-type", "application/atom+xml")
+            self.send_header("content-length", str(len(API_ANSWER)))
+            self.end_headers()
+            self.wfile.write(API_ANSWER)
+
+        def log_message(self, *_args: Any) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowArxiv)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    api = f"http://127.0.0.1:{httpd.server_address[1]}"
+    sources = f'[sources]\narxiv_api_url = "{api}/api/query"\narxiv_api_delay_seconds = 0\n'
+    try:
+        with open_site(tmp_path, sources) as site:
+            site.db.papers.upsert(DAY_PAPERS, NOW)
+            ann, bob = site.active(), site.active("bob@example.org")
+            paths = [site.token_path("manage", "manage", sid) for sid in (ann, bob)]
+            tokens = [csrf_tokens(site.client.get(p).text)[1] for p in paths]
+            bib = (LIBRARY / "zotero_export.bib").read_bytes()  # names papers not stored
+            first: list[httpx.Response] = []
+            other = TestClient(site.app, raise_server_exceptions=False, cookies=site.client.cookies)
+            waiting = threading.Thread(
+                target=lambda: first.append(upload_with(other, paths[0], bib, tokens[0]))
+            )
+            waiting.start()
+            assert asked.wait(10), "the first import never asked the arXiv API"
+            second = upload_with(site.client, paths[1], bib, tokens[1])
+            release.set()
+            waiting.join(20)
+            assert second.status_code == 503 and second.headers["retry-after"] == "60"
+            assert "another library is being imported" in second.text
+            assert first and first[0].status_code == 200, first
+            assert "arXiv papers liked" in first[0].text
+            liked = {
+                sid: {
+                    i.value
+                    for i in site.db.subscribers.interests_for(sid)
+                    if i.kind == InterestKind.LIKE
+                }
+                for sid in (ann, bob)
+            }
+            assert liked[bob] == {"2401.00001"} and len(liked[ann]) > 1
+            third = upload_with(site.client, paths[1], bib, tokens[1])  # the lock was let go
+            assert third.status_code == 200
+    finally:
+        release.set()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def upload_with(client: Any, path: str, data: bytes, token: str) -> httpx.Response:
+    return client.post(
+        path + "/import", data={"csrf_token": token}, files={"library": ("lib.bib", data)}
+    )

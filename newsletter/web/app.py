@@ -358,7 +358,9 @@ class JoinAndLeavePages:
         sub = web.find_subscriber(data)
         task = None
         if sub is not None and web.unsubscribe(sub):
-            task = BackgroundTask(web.subscriptions.notify_unsubscribed, sub)
+            # `web.subscriptions` when the task runs, on whichever thread runs it: bound here,
+            # it would use this handler thread's store connection from another thread
+            task = BackgroundTask(lambda: web.subscriptions.notify_unsubscribed(sub))
         response = web.render(
             request, "unsubscribed.html", subscriber=sub, token=_raw_token(request)
         )

@@ -56,7 +56,7 @@ schedule: $(STAMP) ## Run the APScheduler daemon (alternative to cron)
 status: $(STAMP) ## Show subscribers, fetches, sends and failures
 	$(BIN)/newsletter --config $(CONFIG) status
 
-bench: $(STAMP) ## Print ranking, rendering, sending, fetch, public-site, serve and send-worker benchmarks (installs smtp-sink as root)
+bench: $(STAMP) ## Print ranking, rendering, sending, fetch, LaTeX, public-site, serve and send-worker benchmarks (installs smtp-sink as root)
 	@sh scripts/ensure-smtp-sink
 	$(BIN)/python -m newsletter.bench
 

@@ -77,6 +77,11 @@ def validate(cfg: Config) -> None:
         raise ConfigError("digest.hour must be between 0 and 23")
     if not 1 <= cfg.digest.size <= 50:
         raise ConfigError("digest.size must be between 1 and 50")
+    if not 0 <= cfg.digest.trending_weight <= 100:  # also refuses nan
+        raise ConfigError(
+            f"digest.trending_weight is {cfg.digest.trending_weight}: it must be between 0 and 100 "
+            "(0: relevance alone; 0.25 by default; a few units lets trending lead)"
+        )
     if cfg.digest.traction_threshold < 0:
         raise ConfigError("digest.traction_threshold cannot be negative (0 turns it off)")
     for key, tz in (

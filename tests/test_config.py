@@ -63,6 +63,9 @@ def test_secrets_come_from_the_environment() -> None:
         ('[email]\nunsubscribe_mailto = "u@bücher.de"\n', "email.unsubscribe_mailto cannot"),
         ("[storage]\nsend_batch = 0\n", "storage.send_batch must be between 1 and 10,000"),
         ("[storage]\nsend_batch = 70000\n", "storage.send_batch must be between 1 and 10,000"),
+        ("[digest]\ntrending_weight = -1\n", "digest.trending_weight is -1.0: it must be between"),
+        ("[digest]\ntrending_weight = nan\n", "digest.trending_weight is nan"),
+        ("[digest]\ntrending_weight = 1e9\n", "digest.trending_weight is 1000000000.0"),
     ],
 )
 def test_bad_settings_name_the_key(toml: str, message: str) -> None:

@@ -19,6 +19,8 @@ and the peak memory (the sending process and its workers together).
     NEWSLETTER_BENCH_SEND=2000 python -m newsletter.bench send   # a quicker run
     python -m newsletter.bench send --history 365 --connections 2 --sink smtp-sink
                                                              # after a year of digests
+    python -m newsletter.bench send --rtt 20 --connections 1,4,16 --sink smtp-sink
+                                                             # a relay 20 ms away
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.bench import flag_values
+from newsletter.bench.latency import Distant
 from newsletter.bench.sinks import Sink, smtp_sink_path
 from newsletter.config import Config, parse_config
 from newsletter.delivery.smtp import SMTPMailer, SMTPSession
@@ -176,16 +179,19 @@ def _prebuilt(sample: list[bytes], n: int) -> list[tuple[bytes, str]]:
 SINKS = {"smtp-sink": (True,), "aiosmtpd": (False,), "both": (True, False)}
 USAGE = (
     "usage: send [--subscribers N] [--connections 1,2,4] [--sink smtp-sink|aiosmtpd|both]"
-    " [--history DAYS]"
+    " [--history DAYS] [--rtt MS]"
 )
 
 
-def _options(argv: list[str]) -> tuple[int, list[int], tuple[bool, ...], int]:
-    """Subscribers, connection counts, the sinks to use (True: smtp-sink if installed), and
-    the days of earlier digests each subscriber has in the ledger."""
+def _options(argv: list[str]) -> tuple[int, list[int], tuple[bool, ...], int, float]:
+    """Subscribers, connection counts, the sinks to use (True: smtp-sink if installed), the
+    days of earlier digests each subscriber has in the ledger, and the round trip to the sinks
+    in milliseconds (0: as they are, on this machine)."""
     n = int(os.environ.get("NEWSLETTER_BENCH_SEND", "4000"))
     conns = os.environ.get("NEWSLETTER_BENCH_CONNECTIONS", "1,2,4")
-    given = flag_values(argv, ("--subscribers", "--connections", "--sink", "--history"), USAGE)
+    given = flag_values(
+        argv, ("--subscribers", "--connections", "--sink", "--history", "--rtt"), USAGE
+    )
     n = int(given.get("--subscribers", n))
     conns = given.get("--connections", conns)
     sink = given.get("--sink", "both")
@@ -195,7 +201,13 @@ def _options(argv: list[str]) -> tuple[int, list[int], tuple[bool, ...], int]:
     history = given.get("--history", "0")
     if not history.isdigit():
         raise SystemExit(USAGE)
-    return n, [int(c) for c in conns.split(",")], prefer, int(history)
+    try:
+        rtt = float(given.get("--rtt", "0"))
+    except ValueError:
+        raise SystemExit(USAGE) from None
+    if not 0 <= rtt <= 1000:
+        raise SystemExit(USAGE)
+    return n, [int(c) for c in conns.split(",")], prefer, int(history), rtt
 
 
 class PeakMemory:
@@ -251,7 +263,7 @@ def _own_peak() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _one(root: Path, seed: Path, sink: Sink, conns: int, n: int, blast: list[Any]) -> Any:
+def _one(root: Path, seed: Path, sink: Sink | Distant, conns: int, n: int, blast: list[Any]) -> Any:
     """Ceiling (half), send_daily, ceiling (half) over `conns` connections to `sink`, on a
     fresh copy of the seeded database."""
     from newsletter import pipeline
@@ -291,8 +303,10 @@ def _one(root: Path, seed: Path, sink: Sink, conns: int, n: int, blast: list[Any
 
 
 def run(argv: list[str] | None = None) -> None:
-    n, connections, prefer, history = _options(argv or [])
-    sinks = [Sink(p) for p in prefer]
+    n, connections, prefer, history, rtt = _options(argv or [])
+    sinks: list[Sink | Distant] = [Sink(p) for p in prefer]
+    if rtt:
+        sinks = [Distant(s, rtt) for s in sinks if isinstance(s, Sink)]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)

@@ -25,4 +25,4 @@ def test_the_proxy_adds_its_round_trip_and_carries_a_whole_session() -> None:
         assert far.proc is far.sink.proc  # the bench reads the sink's own CPU
     finally:
         far.close()
-    assert far.sink.proc.poll() is not None
+    assert far.sink.proc.poll() is not None and far._proxy.poll() is not None

@@ -291,8 +291,9 @@ def test_a_forged_link_gets_no_upload_read(site: Site) -> None:
     token = csrf_tokens(site.client.get(path).text)[1]
     received.clear()
     ris = (LIBRARY / "zotero_export.ris").read_bytes()
+    client.cookies = site.client.cookies  # the CSRF cookie the manage page set
     r = client.post(path + "/import", data={"csrf_token": token}, files={"library": ("a.ris", ris)})
-    assert r.status_code in (200, 403) and sum(received) > len(ris)  # a real link's body is read
+    assert r.status_code == 200 and sum(received) > len(ris)  # a real link's body is read
 
 
 def test_one_import_fetches_from_arxiv_at_a_time_and_a_second_is_told_to_wait(

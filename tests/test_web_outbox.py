@@ -42,7 +42,9 @@ def test_outbox_lists_what_the_site_sent_with_working_links_for_local_browsers_o
     assert "You're in" in site.client.post(confirm).text
 
     assert site.client.get("/outbox").status_code == 404  # not from another machine
-    for host in ("attacker.example", "127.0.0.1.attacker.example", "papers.example.org"):
+    hostile = ("attacker.example", "127.0.0.1.attacker.example", "papers.example.org")
+    malformed = ("evil.example:99999x", "evil.example:80:80", "evil example", "[", "")
+    for host in (*hostile, *malformed):
         # a browser here, on a page whose domain was pointed at 127.0.0.1 (DNS rebinding)
         assert local.get("/outbox", headers={"host": host}).status_code == 404, host
     for host in ("localhost:8000", "127.0.0.1:8000", "[::1]:8000", "LOCALHOST"):

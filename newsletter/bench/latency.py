@@ -11,6 +11,7 @@ puts this proxy in front of each sink to measure that.
 from __future__ import annotations
 
 import asyncio
+import select
 import subprocess
 import sys
 from typing import Any
@@ -87,7 +88,8 @@ class Distant:
             [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )
         assert self._proxy.stdout is not None
-        if self._proxy.stdout.readline().strip() != "ready":
+        ready = select.select([self._proxy.stdout], [], [], 30)[0]
+        if not ready or self._proxy.stdout.readline().strip() != "ready":
             self.close()
             raise RuntimeError("the delaying proxy did not start")
 

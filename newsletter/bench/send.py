@@ -304,10 +304,13 @@ def _one(root: Path, seed: Path, sink: Sink | Distant, conns: int, n: int, blast
 
 def run(argv: list[str] | None = None) -> None:
     n, connections, prefer, history, rtt = _options(argv or [])
-    sinks: list[Sink | Distant] = [Sink(p) for p in prefer]
-    if rtt:
-        sinks = [Distant(s, rtt) for s in sinks if isinstance(s, Sink)]
+    sinks: list[Sink | Distant] = []
     try:
+        for p in prefer:  # each one started inside the try, so a failure closes the others
+            started = Sink(p)
+            sinks.append(started)
+            if rtt:
+                sinks[-1] = Distant(started, rtt)  # closes its sink when it fails to start
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
             (root / "data").mkdir()

@@ -25,6 +25,17 @@ LOCAL_CLIENTS = frozenset({"127.0.0.1", "::1"})
 # whose domain was pointed at 127.0.0.1 (DNS rebinding), reading the sign-in links through the
 # operator's browser, or a proxy on this machine forwarding another machine's request
 LOCAL_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+_HOST = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
+
+
+def host_name(header: str) -> str:
+    """The name in a Host header, lower-case and without brackets or port; "" when the header
+    is missing or malformed (the URL Starlette rebuilds falls back to the socket's own address
+    then, which would pass for 127.0.0.1)."""
+    m = _HOST.fullmatch(header.strip())
+    return m.group(1).strip("[]").lower() if m else ""
+
+
 SHOWN = 50
 _URL = re.compile(r"https?://[^\s<>\"')\]]+")
 
@@ -77,7 +88,7 @@ class OutboxPage:
 
     def outbox(self, request: Request) -> Response:
         client = request.client.host if request.client else ""
-        host = (request.url.hostname or "").lower()
+        host = host_name(request.headers.get("host", ""))
         if self.path is None or client not in LOCAL_CLIENTS or host not in LOCAL_HOSTS:
             return PlainTextResponse("Not Found", status_code=404)
         response = self.web.render(

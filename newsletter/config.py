@@ -309,6 +309,12 @@ def load_config(explicit: str | None = None, *, required: bool = True) -> Config
         raise ConfigError(
             f"config file {path} does not exist: run `newsletter init` or fix --config"
         )
-    return parse_config(
-        path.read_text(encoding="utf-8"), base_dir=path.resolve().parent, source=str(path)
-    )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config file {path}: {exc.strerror or exc}") from None
+    return parse_config(text, base_dir=path.resolve().parent, source=str(path))

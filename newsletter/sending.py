@@ -91,7 +91,10 @@ def send_targets(ctx: Context, day: date, summary: SendSummary, opts: SendOption
             summary.failed_earlier += 1
         else:
             todo.append((sub, row))
-    return todo[: opts.limit] if opts.limit is not None else todo
+    if opts.limit is not None and len(todo) > opts.limit:
+        summary.held_back += len(todo) - opts.limit
+        return todo[: opts.limit]
+    return todo
 
 
 def outgoing(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 import unicodedata
 from datetime import UTC, datetime
@@ -275,3 +276,83 @@ def test_papers_search_orders_by_relevance_and_marks_cut_titles(workdir: Path) -
     lines = listing.output.splitlines()
     assert [line.split()[0] for line in lines[:2]] == ["2401.00002", "2401.00001"]
     assert "…" in lines[0] and long_title[:40] in lines[0]
+
+
+def test_file_and_database_problems_are_one_line_errors(workdir: Path) -> None:
+    """What an operator can get wrong on disk is said in one line, never a traceback."""
+
+    def fails(*args: str) -> str:
+        result = CliRunner().invoke(cli, list(args), env=ENV)
+        assert result.exit_code in (1, 2), (args, result.output)
+        assert isinstance(result.exception, SystemExit), (args, result.exception)  # not a crash
+        return result.output
+
+    (workdir / "folder").mkdir()
+    assert "cannot read the config file folder: Is a directory" in fails(
+        "--config", "folder", "status"
+    )
+    (workdir / "latin1.toml").write_bytes(b'[site]\nname = "Caf\xe9"\n')
+    assert "is not UTF-8 text (byte" in fails("--config", "latin1.toml", "status")
+    assert "folder is a folder: give the config file's path" in fails("init", "--path", "folder")
+    config = init(workdir)
+    text = config.read_text()
+    config.write_text(text.replace('database = "data/newsletter.db"', 'database = "folder"'))
+    assert "cannot open the database (storage.database)" in fails("papers")
+    (workdir / "notes.txt").write_text("not a database\n")
+    config.write_text(text.replace('database = "data/newsletter.db"', 'database = "notes.txt"'))
+    assert "storage.database is not an SQLite database" in fails("status")
+    config.write_text(text)
+    invoke("subscribe", "ann@example.org", "--interest", "diffusion", "--confirmed")
+    out = fails("preview", "ann@example.org", "--out", "notes.txt/previews")
+    assert "cannot use" in out and "notes.txt" in out
+
+
+def test_options_that_would_be_ignored_are_refused(workdir: Path) -> None:
+    init(workdir)
+    for args, words in (
+        (["papers", "--limit", "0"], "x>=1"),
+        (["papers", "--limit", "-1"], "x>=1"),
+        (["fetch", "--ids", "2401.01234", "--source", "huggingface"], "drop --source/--date"),
+        (["fetch", "--ids", "2401.01234", "--date", "2026-01-01"], "drop --source/--date"),
+        (["fetch", "--backfill", "3", "--date", "2026-01-01"], "counts back from today"),
+    ):
+        result = CliRunner().invoke(cli, args, env=ENV)
+        assert result.exit_code == 2 and words in result.output, (args, result.output)
+
+
+def test_a_limited_send_says_how_many_wait_for_a_later_run(workdir: Path) -> None:
+    init(workdir)
+    for name in ("ann", "bob", "cy"):
+        invoke("subscribe", f"{name}@example.org", "--interest", "diffusion", "--confirmed")
+    result = invoke("send", "--dry-run", "--limit", "1", "--date", "2026-11-24")
+    assert "2 left for a later run (--limit)" in result.output, result.output
+
+
+def test_run_exits_nonzero_when_no_source_could_be_fetched(workdir: Path) -> None:
+    down = b"<html><body>Service Unavailable</body></html>"
+    with serve({"/rss/": down, "/api/daily_papers": down}) as base:
+        point_sources_at(init(workdir), base)
+        result = CliRunner().invoke(cli, ["run", "--date", "2026-08-11"], env=ENV)
+    assert result.exit_code == 1, result.output
+    assert "no source could be fetched" in result.output and "Traceback" not in result.output
+
+
+def test_a_malformed_address_that_is_no_subscriber_says_why(workdir: Path) -> None:
+    init(workdir)
+    bad = CliRunner().invoke(cli, ["unsubscribe", "bad@@example.org"], env=ENV)
+    assert bad.exit_code == 1
+    assert "bad@@example.org is not a subscriber: 'bad@@example.org' is not a valid" in bad.output
+    fine = CliRunner().invoke(cli, ["unsubscribe", "nobody@example.org"], env=ENV)
+    assert fine.exit_code == 1 and fine.output.strip().endswith("is not a subscriber")
+
+
+def test_serve_on_a_port_in_use_says_so_before_claiming_to_serve(workdir: Path) -> None:
+    init(workdir)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = CliRunner().invoke(cli, ["serve", "--port", port], env=ENV)
+    assert result.exit_code == 1, result.output
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.output
+    assert "serving" not in result.output

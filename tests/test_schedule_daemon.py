@@ -405,3 +405,23 @@ def test_once_fetches_when_a_scheduled_fetch_was_missed_then_sends(
     finally:
         feeds.shutdown()
         feeds.server_close()
+
+
+def test_the_daemon_refuses_to_start_without_what_every_pass_needs(
+    tmp_path: Path, smtp_server: SMTPSink
+) -> None:
+    """No signing key, or a database that cannot be opened: one line and exit 1 at start-up,
+    not a daemon that runs (systemd: active) and fails each pass in its log."""
+    config = write_config(tmp_path, smtp_server)
+    env = {k: v for k, v in os.environ.items() if k != "NEWSLETTER_SECRET_KEY"}
+    cmd = [str(NEWSLETTER), "--config", str(config), "schedule", "--no-fetch"]
+    keyless = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=WAIT_LIMIT)
+    assert keyless.returncode == 1 and "NEWSLETTER_SECRET_KEY is not set" in keyless.stderr
+    assert "Traceback" not in keyless.stderr and "scheduler started" not in keyless.stderr
+    (tmp_path / "folder").mkdir()
+    text = config.read_text()
+    config.write_text(text.replace('database = "data/newsletter.db"', 'database = "folder"'))
+    assert 'database = "folder"' in config.read_text()
+    env["NEWSLETTER_SECRET_KEY"] = SECRET
+    no_db = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=WAIT_LIMIT)
+    assert no_db.returncode == 1 and "cannot open the database" in no_db.stderr, no_db.stderr

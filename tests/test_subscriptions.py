@@ -17,7 +17,7 @@ from newsletter.preferences import Preferences, check_preferences
 from newsletter.store import Database
 from newsletter.subscriptions import Confirmation, Subscriptions
 from newsletter.tokens import read_token
-from tests.conftest import SECRET, SMTPSink, make_config
+from tests.conftest import SECRET, SMTPSink, free_port, make_config
 from tests.web_support import TestClient, link_in, path_of
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
@@ -243,3 +243,21 @@ def test_the_address_rule_is_the_rule_the_mailer_writes_headers_with(raw: str) -
     written = header_address(address)
     checked = validate_email(address, check_deliverability=False, allow_smtputf8=False)
     assert written.addr_spec == checked.ascii_email
+
+
+def test_cli_subscribe_with_the_relay_down_says_the_sign_up_is_kept(
+    tmp_path: Path, smtp_server: SMTPSink
+) -> None:
+    down = free_port()  # nothing listens there
+    config = write_config(tmp_path, down)
+    args = ["--config", str(config), "subscribe", "x@example.org", "--interest", "GNNs"]
+    failed = CliRunner().invoke(cli, args, env=ENV)
+    assert failed.exit_code == 1 and "Traceback" not in failed.output
+    assert "x@example.org is saved as pending: run this command again" in failed.output
+    with Database(load_config(str(config)).database) as store:
+        (sub,) = store.subscribers.list()
+        assert sub.email == "x@example.org" and sub.status == SubscriberStatus.PENDING
+    config.write_text(config.read_text().replace(f"port = {down}", f"port = {smtp_server.port}"))
+    assert "confirmation e-mail sent again" in subscribe(config, "x@example.org")
+    (message,) = smtp_server.messages()
+    assert message["To"].addresses[0].addr_spec == "x@example.org"

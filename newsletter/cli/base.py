@@ -4,6 +4,7 @@ and NewsletterError turned into a one-line message (no traceback)."""
 from __future__ import annotations
 
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -19,6 +20,7 @@ from newsletter.store import Database
 from newsletter.subscriptions import Subscriptions
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger("newsletter.cli")
 
 
 def utcnow() -> datetime:
@@ -45,6 +47,11 @@ class AppContext:
             self._store = Database(self.config.database, password=self.config.database_password)
         return self._store
 
+    def check_store(self) -> None:
+        """Open the store (migrating it) and close it again: it works with these settings."""
+        self.store.close()
+        self._store = None
+
     def context(self) -> pipeline.Context:
         """The daily flow's context: this store and config, the real clock, SMTP from config."""
         return pipeline.Context(self.store, self.config, clock=utcnow)
@@ -58,7 +65,9 @@ class AppContext:
 
 
 def friendly_errors(func: F) -> F:
-    """Turn NewsletterError into a one-line message and exit status 1 (no traceback)."""
+    """Turn NewsletterError, and the file and database errors an operator can meet (a folder
+    that cannot be written, a read-only or locked database), into a one-line message and exit
+    status 1 (no traceback; `-vv` logs it)."""
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -66,8 +75,46 @@ def friendly_errors(func: F) -> F:
             return func(*args, **kwargs)
         except NewsletterError as exc:
             raise click.ClickException(str(exc)) from None
+        except sqlite3.Error as exc:
+            log.debug("database error", exc_info=True)
+            raise click.ClickException(database_message(exc)) from None
+        except OSError as exc:
+            log.debug("file error", exc_info=True)
+            raise click.ClickException(file_message(exc)) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def file_message(exc: OSError) -> str:
+    """'cannot use PATH: REASON' for an OSError from the file system."""
+    reason = exc.strerror or str(exc)
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    if not names:
+        return f"a file operation failed: {reason}"
+    return f"cannot use {' → '.join(names)}: {reason}"
+
+
+def database_message(exc: sqlite3.Error) -> str:
+    """What an SQLite error means for the operator, in one line."""
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return (
+            "the database is busy: another process (a send run, the web app, a backup) held "
+            "its write lock too long; nothing was changed, try again"
+        )
+    if "readonly" in text:
+        return (
+            "the database (storage.database) is read-only for this user: give it, its "
+            "folder and its -wal/-shm files write permission"
+        )
+    if "unable to open" in text:
+        return (
+            "cannot open the database (storage.database): its folder must exist and be "
+            "writable, and the path must not be a folder"
+        )
+    if "not a database" in text:
+        return f"storage.database is not an SQLite database ({text})"
+    return f"database error: {text}"
 
 
 def parse_day(value: str | None) -> date | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 
 import click
@@ -86,6 +87,10 @@ def schedule(
     options = ScheduleOptions(
         fetch=not no_fetch, once=once, send_every=send_every, fetch_every=fetch_every
     )
+    # what every pass needs, checked once at start-up: a daemon that cannot send would
+    # otherwise keep running (systemd shows it active) and fail each pass in its log
+    app.config.require_secret_key()
+    app.check_store()
     daemon = Daemon(app.config, options)
     sys.exit(daemon.run())
 
@@ -114,6 +119,7 @@ def serve(
     cfg = app.config
     web_app = create_app(cfg)
     host, port = host or cfg.web.host, port or cfg.web.port
+    _check_listen(host, port)
     click.echo(f"serving {cfg.site.name} on http://{host}:{port} (public URL {cfg.site.base_url})")
     uvicorn.run(
         web_app,
@@ -124,3 +130,20 @@ def serve(
         server_header=False,
         log_level="info",
     )
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Refuse in one line, before saying "serving", an address this process cannot listen on
+    (the port in use, a host that is not this machine's): uvicorn would exit 3 after it."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+            probe.bind(address)
+    except OSError as exc:
+        raise click.ClickException(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} (another `serve`? pick "
+            "--port or web.port)"
+        ) from None

@@ -44,7 +44,7 @@ def shorten(text: str, width: int) -> str:
 @cli.command()
 @click.option("--date", "day", default=None, help="Announcement date (YYYY-MM-DD).")
 @click.option("--search", default="", help="Text to look for in title, abstract or authors.")
-@click.option("--limit", default=50, show_default=True)
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(min=1))
 @pass_app
 @friendly_errors
 def papers(app: AppContext, day: str | None, search: str, limit: int) -> None:
@@ -127,6 +127,12 @@ def fetch(
     """Fetch papers from arXiv and Hugging Face into the database."""
     if backfill is not None and ids is not None:
         raise click.UsageError("use either --backfill or --ids, not both")
+    if ids is not None and (sources or day is not None):
+        raise click.UsageError(
+            "--ids fetches those papers from the arXiv API: drop --source/--date"
+        )
+    if backfill is not None and day is not None:
+        raise click.UsageError("--backfill counts back from today: drop --date")
     progress = FetchProgress()
     fetcher = pipeline.fetcher(app.context(), progress)
     try:

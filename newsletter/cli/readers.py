@@ -14,12 +14,13 @@ import click
 from newsletter import inbound as inbound_mail
 from newsletter.cli.base import AppContext, cli, friendly_errors, pass_app
 from newsletter.config import EXAMPLE_CONFIG
-from newsletter.errors import LibraryError
+from newsletter.errors import DeliveryError, LibraryError
 from newsletter.imports import import_likes
 from newsletter.models import Interest, InterestKind, SubscriberStatus
 from newsletter.preferences import (
     SITE_MIX,
     TRENDING_MIXES,
+    InvalidAddressError,
     InvalidPreferences,
     Preferences,
     address_for_lookup,
@@ -56,6 +57,10 @@ def init(ctx: click.Context, path: str | None, force: bool) -> None:
     """Write config.toml from the example and create the database."""
     app: AppContext = ctx.obj
     target = Path(path or app.config_path or "config.toml")
+    if target.is_dir():
+        raise click.UsageError(
+            f"{target} is a folder: give the config file's path, e.g. {target / 'config.toml'}"
+        )
     if target.exists() and not force:
         click.echo(f"{target} exists; keeping it (use --force to overwrite).")
     else:
@@ -208,6 +213,11 @@ def subscribe(
     except InvalidPreferences as exc:
         field, message = next(iter(exc.errors.items()))
         raise click.BadParameter(message, param_hint=OPTION_OF.get(field, field)) from None
+    except DeliveryError as exc:  # the sign-up was stored; only its confirmation e-mail failed
+        raise click.ClickException(
+            f"{exc}; {address} is saved as pending: run this command again to re-send the "
+            "confirmation e-mail once the relay works"
+        ) from None
     click.echo(describe_signup(address, done, confirmed, len(prefs.interests())))
 
 
@@ -220,11 +230,21 @@ def unsubscribe(app: AppContext, email: str) -> None:
     address = address_for_lookup(email)
     sub = app.store.subscribers.get_by_email(address)
     if sub is None:
-        raise click.ClickException(f"{address} is not a subscriber")
+        raise not_a_subscriber(address)
     if app.subscriptions().unsubscribe(sub):
         click.echo(f"unsubscribed {address}.")
     else:
         click.echo(f"{address} was already unsubscribed.")
+
+
+def not_a_subscriber(address: str) -> click.ClickException:
+    """'… is not a subscriber', with why the address could not be one when it is malformed
+    (the lookup itself stays lenient: an address stored before the rule can still be found)."""
+    try:
+        normalize_address(address)
+    except InvalidAddressError as exc:
+        return click.ClickException(f"{address} is not a subscriber: {exc}")
+    return click.ClickException(f"{address} is not a subscriber")
 
 
 @cli.command("import-likes")
@@ -238,7 +258,7 @@ def import_likes_command(app: AppContext, email: str, file: BinaryIO) -> None:
     address = address_for_lookup(email)
     sub = app.store.subscribers.get_by_email(address)
     if sub is None:
-        raise click.ClickException(f"{address} is not a subscriber")
+        raise not_a_subscriber(address)
     data = file.read(MAX_LIBRARY_BYTES + 1)
     try:
         report = import_likes(app.context(), sub, data)

@@ -259,6 +259,11 @@ def run(app: AppContext, day: str | None) -> None:
     print_send(summary)
     if summary.exit_code:
         sys.exit(summary.exit_code)
+    if fetched.outcome == "failed":  # every source failed: cron must hear of it
+        click.echo(
+            "error: no source could be fetched; digests went out from what was stored", err=True
+        )
+        sys.exit(1)
 
 
 @cli.command()

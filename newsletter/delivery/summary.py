@@ -21,6 +21,7 @@ class SendSummary:
     failed: int = 0
     retry: int = 0
     failed_earlier: int = 0
+    held_back: int = 0  # due, but past `send --limit`: for a later run
     bounced: list[str] = field(default_factory=list)
     left: list[tuple[str, str]] = field(default_factory=list)  # unsubscribed or paused mid-run
     failures: list[tuple[str, str]] = field(default_factory=list)
@@ -44,6 +45,8 @@ class SendSummary:
             parts.append(f"{self.retry:,} left to retry")
         if self.failed_earlier:
             parts.append(f"{self.failed_earlier:,} failed earlier")
+        if self.held_back:
+            parts.append(f"{self.held_back:,} left for a later run (--limit)")
         text = " · ".join(parts) + f" · failed {self.failed:,}"
         if self.failed or self.retry or self.failed_earlier:
             text += " (see `newsletter status`)"

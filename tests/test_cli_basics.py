@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 
 from newsletter.bench.fetch import serve, synthetic_feed
 from newsletter.cli import cli
+from newsletter.cli.base import database_message
 from newsletter.config import EXAMPLE_CONFIG, load_config
 from newsletter.models import Paper
 from newsletter.store import Database
@@ -356,3 +357,15 @@ def test_serve_on_a_port_in_use_says_so_before_claiming_to_serve(workdir: Path) 
     assert result.exit_code == 1, result.output
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in result.output
     assert "serving" not in result.output
+
+
+def test_what_sqlite_says_is_told_as_what_to_do() -> None:
+    """The locked and read-only cases cannot be staged here (a 30 s busy wait; root ignores
+    file modes), so their wording is checked on the errors SQLite raises for them."""
+    locked = database_message(sqlite3.OperationalError("database is locked"))
+    assert locked.startswith("the database is busy") and "try again" in locked
+    readonly = database_message(sqlite3.OperationalError("attempt to write a readonly database"))
+    assert "read-only for this user" in readonly
+    assert database_message(sqlite3.DatabaseError("disk I/O error")) == (
+        "database error: disk I/O error"
+    )

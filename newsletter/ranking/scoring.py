@@ -38,7 +38,7 @@ from newsletter.ranking.profile import (
     build_matrices,
     train_models,
 )
-from newsletter.ranking.semantic import Encoder, fuse_ranks
+from newsletter.ranking.semantic import Encoder, blend
 from newsletter.ranking.textindex import IndexSettings, TextIndex
 from newsletter.ranking.traction import Rise
 from newsletter.ranking.trending import paper_day, trending_scores
@@ -69,6 +69,9 @@ class RankOptions:
     mmr_lambda: float = 0.7  # 1.0 = no diversification
     mmr_floor: float = 0.4  # similarity below this is not counted as redundancy
     min_relevance: float = 0.05  # below this a paper is not a pick for a subscriber
+    # With a semantic model (semantic.py): a perfect embedding match adds this share of the
+    # interest's best lexical score.
+    semantic_weight: float = 0.5
 
 
 @dataclass
@@ -213,7 +216,7 @@ def _text_scores(
     s: np.ndarray = (qm @ day.index.bm25_t).toarray().astype(np.float32)
     s /= np.maximum(ideal, 1e-6)[:, None]
     if encoder is not None and day.semantic is not None:
-        s = fuse_ranks(s, encoder.encode(list(texts)) @ day.semantic.T)
+        s = blend(s, encoder.encode(list(texts)) @ day.semantic.T, opt.semantic_weight)
     if feedback and opt.prf_docs > 0 and opt.prf_weight > 0:
         s += opt.prf_weight * pseudo_feedback(s, day.index, opt.prf_docs, opt.prf_terms)
     return s

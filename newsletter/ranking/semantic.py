@@ -6,7 +6,7 @@ already in the user's Hugging Face cache, or `all-MiniLM-L6-v2` from the
 papers and interests. Its cosine similarity is added to the lexical score, scaled by the
 interest's best lexical score (`blend`), so the lexical scale, the thresholds and the
 trending blend keep their meaning. Measured with all-MiniLM-L6-v2 (docs/evaluation.md): the
-blend is about neutral (+0.006 nDCG@10 on dev + check, -0.003 on the sealed set), where the
+blend is about neutral (+0.006 nDCG@10 on dev + check, -0.002 on the sealed set), where the
 reciprocal-rank fusion used before lowered dev + check by 0.021.
 Nothing here runs unless `digest.semantic_model` is set.
 """

@@ -19,7 +19,7 @@ import pytest
 from newsletter.bench.fetch import serve
 from newsletter.errors import LibraryError
 from newsletter.imports import import_likes
-from newsletter.models import InterestKind
+from newsletter.models import Interest, InterestKind
 from newsletter.sources.library import MAX_LIBRARY_BYTES, parse_library
 from newsletter.store import Database
 from tests.conftest import FIXTURES, SMTPSink, fixture_bytes
@@ -362,3 +362,148 @@ def upload_with(client: Any, path: str, data: bytes, token: str) -> httpx.Respon
     return client.post(
         path + "/import", data={"csrf_token": token}, files={"library": ("lib.bib", data)}
     )
+
+
+# ---------------------------------------------------------------- IDs, formats, partial fetches
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("see arXiv:2401.01234.", "2401.01234"),  # a sentence's full stop is not part of it
+        ("arXiv:2401.123456", None),  # a longer number, not 2401.12345 with a stray 6
+        ("arXiv: 2313.12345", None),  # there is no 13th month
+        ("https://notarxiv.org/abs/2401.01234", None),
+        ("x.arxiv:2401.01234", None),
+        ("https://export.arxiv.org/abs/2401.01234v2", "2401.01234"),
+        ("http://www.arxiv.org/pdf/hep-th/9901001v1.pdf", "hep-th/9901001"),
+        ("arXiv:HEP-TH/9901001", "hep-th/9901001"),  # arXiv's own spelling
+        ("arXiv:math.ag/0601001", "math.AG/0601001"),
+        ("doi: 10.48550/ARXIV.2401.01234", "2401.01234"),
+        ("10.1145/2401.01234", None),
+    ],
+)
+def test_an_id_is_found_whole_and_spelled_as_arxiv_spells_it(text: str, found: str | None) -> None:
+    data = f"@misc{{a,\n  title = {{T}},\n  note = {{{text}}}\n}}\n".encode()
+    assert [e.arxiv_id for e in parse_library(data).entries] == [found]
+
+
+def test_an_abstract_citing_other_work_does_not_give_the_entry_its_id() -> None:
+    ris = (
+        b"TY  - JOUR\nTI  - Paper X, not arXiv:2301.00002\nAB  - We extend arXiv:2301.00001\n"
+        b"N2  - see arxiv.org/abs/2301.00003\nUR  - https://arxiv.org/abs/2401.01234\nER  - \n"
+        b"TY  - JOUR\nTI  - A Nature paper\nAB  - Unlike arxiv.org/abs/2301.00001, we\nER  - \n"
+    )
+    assert [e.arxiv_id for e in parse_library(ris).entries] == ["2401.01234", None]
+
+
+def test_odd_but_valid_exports_are_read() -> None:
+    # A ')' inside braces does not end an entry opened with '('.
+    bib = b"@misc(a, title={Why (not)}, eprint={2401.01234}, archivePrefix={arXiv})"
+    assert [e.arxiv_id for e in parse_library(bib).entries] == ["2401.01234"]
+    # One CSL item exported on its own, not in a list.
+    one = b'{"type": "article", "title": "A", "URL": "https://arxiv.org/abs/2401.01234"}'
+    assert [e.arxiv_id for e in parse_library(one).entries] == ["2401.01234"]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'[{"title": "a", "n": ' + b"9" * 5000 + b"}]", "not valid CSL-JSON"),
+    ],
+)
+def test_hostile_json_is_refused_not_crashed_on(data: bytes, message: str) -> None:
+    with pytest.raises(LibraryError, match=message):
+        parse_library(data)
+
+
+def test_a_file_of_blank_lines_is_refused_at_once(tmp_path: Path) -> None:
+    """Telling the format apart is linear: the BibTeX check used to rescan the blank lines
+    from every line start, and a 2 MB upload of them held the import for hours. Run in a
+    child process so a regression fails on the timeout instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    code = (
+        "from newsletter.sources.library import parse_library\n"
+        "from newsletter.errors import LibraryError\n"
+        "try:\n    parse_library(b'x' + b'\\n' * 2_000_000)\n"
+        "except LibraryError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert "not a BibTeX (.bib), RIS (.ris) or CSL-JSON" in done.stdout
+
+
+def test_a_paper_listed_twice_or_marked_not_for_me_is_counted_as_such(config: Path) -> None:
+    with store_of(config) as store:
+        sub = store.subscribers.get_by_email("ann@example.org")
+        assert sub is not None
+        store.subscribers.add_interests(
+            sub.id, [Interest(InterestKind.NOT_PAPER, "1810.04805")], NOW
+        )
+    bib = (LIBRARY / "zotero_export.bib").read_text(encoding="utf-8")
+    twice = "@misc{again,\n  title = {Attention again},\n  note = {arXiv:1706.03762v5}\n}\n"
+    path = config.parent / "twice.bib"
+    path.write_text(bib + twice, encoding="utf-8")
+    result = invoke(config, "import-likes", "ann@example.org", str(path))
+    assert result.exit_code == 0, result.output
+    assert (
+        "8 entries (BibTeX): 3 arXiv papers liked (1 fetched), 1 listed twice, "
+        "1 marked not for you (left so), 1 not found on arXiv, 2 without an arXiv ID"
+    ) in result.output
+    assert "marked not for you: 1810.04805" in result.output
+    with store_of(config) as store:
+        assert likes(store) == ["1706.03762", "2005.14165", "2104.12255"]
+        kinds = {
+            i.value: i.kind for i in store.subscribers.interests_for(sub.id) if i.value[0] == "1"
+        }
+        assert kinds["1810.04805"] == InterestKind.NOT_PAPER
+
+
+class FailingArxiv(http.server.BaseHTTPRequestHandler):
+    """The arXiv API, down: every request gets a 503."""
+
+    def do_GET(self) -> None:
+        self.send_response(503)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def log_message(self, *_args: Any) -> None:
+        pass
+
+
+def test_the_stored_papers_are_liked_when_arxiv_fails_for_the_rest(tmp_path: Path) -> None:
+    """The arXiv API down: the papers already stored are liked all the same, and those it
+    could not fetch are named as not fetched (not "not found"), to import again later."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), FailingArxiv)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    api = f"http://127.0.0.1:{httpd.server_address[1]}"
+    extra = (
+        f'[sources]\narxiv_api_url = "{api}/api/query"\narxiv_api_delay_seconds = 0\n'
+        "max_retries = 0\n"
+    )
+    try:
+        config = write_config(tmp_path, 25, extra)
+        with store_of(config) as store:
+            store.papers.upsert(DAY_PAPERS, NOW)
+            store.subscribers.add("ann@example.org", NOW)
+        result = invoke(
+            config, "import-likes", "ann@example.org", str(LIBRARY / "zotero_export.bib")
+        )
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert result.exit_code == 0, result.output
+    assert (
+        "7 entries (BibTeX): 3 arXiv papers liked, 2 not fetched (the arXiv API failed), "
+        "2 without an arXiv ID"
+    ) in result.output
+    assert "the arXiv API failed (" in result.output and "503" in result.output
+    assert "import the same file again later" in result.output
+    assert "not fetched: 2301.99999; 2104.12255" in result.output
+    assert "not found on arXiv" not in result.output
+    with store_of(config) as store:
+        assert likes(store) == ["1706.03762", "1810.04805", "2005.14165"]

@@ -24,17 +24,17 @@ class _Reader:
     def balanced(self, start: int, opener: str, what: str) -> int:
         """The position just after the brace (or parenthesis) matching the one at `start`."""
         closer = "}" if opener == "{" else ")"
-        depth = 0
-        for i in range(start, len(self.text)):
+        depth = 0  # braces; an entry opened with '(' ends at the ')' outside every brace
+        for i in range(start + 1, len(self.text)):
             c = self.text[i]
-            if c == "\\":
-                continue
-            if c in ("{", opener):
+            if c == "{":
                 depth += 1
-            elif c in ("}", closer):
-                depth -= 1
-                if depth == 0:
+            elif c == "}":
+                if depth == 0 and closer == "}":
                     return i + 1
+                depth = max(depth - 1, 0)
+            elif c == ")" and closer == ")" and depth == 0:
+                return i + 1
         raise LibraryError(
             f"line {self.line(start)}: {what} is not closed (a '{closer}' is missing)"
         )

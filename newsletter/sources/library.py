@@ -20,15 +20,27 @@ from newsletter.sources.bibtex import parse_bibtex
 
 MAX_LIBRARY_BYTES = 2 * 1024 * 1024
 MAX_ENTRIES = 5000
-_NEW_ID = r"\d{4}\.\d{4,5}(?:v\d+)?"
-_OLD_ID = r"[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7}(?:v\d+)?"
+# YYMM.NNNNN with a real month; a digit right after it means a longer number, not an ID
+# ("2401.123456" is not 2401.12345 with a stray 6).
+_NEW_ID = r"\d{2}(?:0[1-9]|1[0-2])\.\d{4,5}(?:v\d+)?(?!\d)"
+_OLD_ID = r"[a-z][a-z\-]*(?:\.[A-Z]{2})?/\d{7}(?:v\d+)?(?!\d)"
 _ID = f"(?:{_NEW_ID}|{_OLD_ID})"
 _FOUND = re.compile(
     rf"10\.48550/arxiv\.(?P<doi>{_ID})"
-    rf"|arxiv\.org/(?:abs|pdf)/(?P<url>{_ID})"
-    rf"|arxiv:\s*(?P<tag>{_ID})",
+    rf"|(?<![\w.-])(?:(?:www|export)\.)?arxiv\.org/(?:abs|pdf)/(?P<url>{_ID})"
+    rf"|(?<![\w.-])arxiv:\s*(?P<tag>{_ID})",
     re.IGNORECASE,
 )
+_OLD_STYLE = re.compile(
+    r"(?P<archive>[a-z\-]+)(?:\.(?P<subject>[a-z]{2}))?/(?P<number>\d{7})", re.I
+)
+# Fields that are prose about other work (an abstract citing arXiv:2301.00001 is not this
+# entry's ID) or its title: never searched for an ID.
+_PROSE = frozenset({"title", "abstract"})
+_RIS_PROSE = frozenset({"TI", "T1", "T2", "AB", "N2"})
+# A line that opens a BibTeX entry; [ \t]* (not \s*) so blank lines are not rescanned from
+# every line start, which made a 2 MB file of newlines take hours.
+_BIBTEX_START = re.compile(r"^[ \t]*@[ \t]*\w+[ \t]*[{(]", re.MULTILINE)
 _BARE = re.compile(rf"\s*(?:arxiv:\s*)?(?P<id>{_ID})\s*", re.IGNORECASE)
 _RIS_LINE = re.compile(r"^(?P<tag>[A-Z][A-Z0-9])  -(?: (?P<value>.*))?$")
 
@@ -46,10 +58,18 @@ class Library:
 
 
 def _normal(raw: str) -> str | None:
+    """The ID as arXiv writes it: no version, an old-style archive in lower case and its
+    subject class in upper case ("HEP-TH/9901001" -> "hep-th/9901001", "math.ag/..." ->
+    "math.AG/..."), so one paper written two ways is one paper."""
     try:
-        return split_arxiv_id(raw)[0]
+        found = split_arxiv_id(raw)[0]
     except ValueError:
         return None
+    old = _OLD_STYLE.fullmatch(found)
+    if old is None:
+        return found
+    subject = f".{old.group('subject').upper()}" if old.group("subject") else ""
+    return f"{old.group('archive').lower()}{subject}/{old.group('number')}"
 
 
 def find_arxiv_id(eprint: str, texts: Iterable[str]) -> str | None:
@@ -94,7 +114,7 @@ def parse_library(data: bytes) -> Library:
         library = Library("CSL-JSON", _csl_json(text))
     elif re.search(r"^TY  -", text, re.MULTILINE):
         library = Library("RIS", _ris(text))
-    elif re.search(r"^\s*@\s*\w+\s*[{(]", text, re.MULTILINE):
+    elif _BIBTEX_START.search(text):
         library = Library("BibTeX", tuple(_bibtex_entry(e) for e in parse_bibtex(text)))
     else:
         raise LibraryError(
@@ -115,7 +135,7 @@ def _bibtex_entry(entry: tuple[str, str, Mapping[str, str]]) -> Entry:
     if prefix and "arxiv" not in prefix:
         eprint = ""  # an eprint on another server (e.g. bioRxiv's DOI suffix)
     texts = [fields[k] for k in ("doi", "url", "eprint", "journal", "note") if k in fields]
-    texts += [v for k, v in fields.items() if k not in ("title", "abstract")]
+    texts += [v for k, v in fields.items() if k not in _PROSE]
     return Entry(_label(fields.get("title", ""), f"@{kind}{{{key}}}"), find_arxiv_id(eprint, texts))
 
 
@@ -140,7 +160,7 @@ def _ris(text: str) -> tuple[Entry, ...]:
             raise LibraryError(f"line {n}: {tag} outside a record (a 'TY  - ' line must open it)")
         elif tag == "ER":
             title = (fields.get("TI") or fields.get("T1") or [""])[0]
-            texts = [v for vs in fields.values() for v in vs]
+            texts = [v for k, vs in fields.items() if k not in _RIS_PROSE for v in vs]
             entries.append(
                 Entry(_label(title, f"record on line {started}"), find_arxiv_id("", texts))
             )
@@ -159,8 +179,14 @@ def _csl_json(text: str) -> tuple[Entry, ...]:
         raise LibraryError(
             f"line {exc.lineno}, column {exc.colno}: not valid JSON ({exc.msg})"
         ) from None
+    except RecursionError:
+        raise LibraryError("the JSON is nested too deeply to be a CSL-JSON export") from None
+    except ValueError as exc:  # e.g. an integer of thousands of digits
+        raise LibraryError(f"not valid CSL-JSON ({str(exc).split(':')[0]})") from None
     if isinstance(items, dict) and isinstance(items.get("items"), list):
         items = items["items"]
+    elif isinstance(items, dict) and ("title" in items or "type" in items):
+        items = [items]  # one item exported on its own
     if not isinstance(items, list):
         raise LibraryError("a CSL-JSON export is a list of entries ([...]); this is not one")
     entries = []
@@ -173,7 +199,7 @@ def _csl_json(text: str) -> tuple[Entry, ...]:
         texts = [
             values[k] for k in ("DOI", "URL", "number", "note", "archive_location") if k in values
         ]
-        texts += [v for k, v in values.items() if k not in ("title", "abstract")]
+        texts += [v for k, v in values.items() if k not in _PROSE]
         fallback = f"entry {n}" + (f" ({values['id']})" if values.get("id") else "")
         entries.append(
             Entry(_label(values.get("title", ""), fallback), find_arxiv_id(eprint, texts))

@@ -40,6 +40,7 @@ from newsletter.preferences import (
     carry_over,
     check_preferences,
     normalize_address,
+    preferences_of,
 )
 from newsletter.store import Database
 from newsletter.tokens import TokenData, make_token
@@ -225,8 +226,16 @@ class Subscriptions:
         if left and not confirmed:
             return SignUp(existing, created=False, changed=False, mailed=False)
         now = self.clock()
-        known = {(i.kind, i.value) for i in subs.interests_for(existing.id)}
+        current = subs.interests_for(existing.id)
+        known = {(i.kind, i.value) for i in current}
         fresh = [i for i in prefs.interests() if (i.kind, i.value) not in known]
+        # The limits hold for what the reader ends up with, not for one call's additions
+        # (thirty-one `--author` calls made a list the manage page then refused to save).
+        errors = check_preferences(preferences_of(existing, [*current, *fresh]))
+        if fresh and errors:
+            raise InvalidPreferences(
+                {k: f"{v} (counting the ones {address} has already)" for k, v in errors.items()}
+            )
         activate = confirmed and existing.status != SubscriberStatus.ACTIVE
         mix = set_trending and prefs.trending != existing.trending_mix
         with self.store.transaction():

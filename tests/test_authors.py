@@ -10,8 +10,13 @@ from pathlib import Path
 import pytest
 
 from newsletter.models import InterestKind
-from newsletter.preferences import Preferences, check_preferences
-from newsletter.ranking.authors import follow_matches, index_authors, parse_name
+from newsletter.preferences import MAX_AUTHORS, Preferences, check_preferences
+from newsletter.ranking.authors import (
+    follow_matches,
+    followed_author,
+    index_authors,
+    parse_name,
+)
 from newsletter.ranking.profile import Profile
 from newsletter.ranking.rank import rank
 from tests.conftest import SMTPSink
@@ -50,6 +55,20 @@ def follows(follow: str, written: str) -> bool:
         ("Jean-Pierre Dupont", "J.-P. Dupont"),
         ("Mary Smith-Jones", "Smith Jones, Mary"),
         ("Ludwig van Beethoven", "L. van Beethoven"),
+        ("Yu-Lin Chen", "Yulin Chen"),
+        ("Yu-Lin Chen", "Y.-L. Chen"),
+        ("Yu-Lin Chen", "Chen, Yu-Lin"),
+        ("Y.-L. Chen", "Yu-Lin Chen"),
+        ("Bernhard Schölkopf", "Bernhard Schoelkopf"),
+        ("Juergen Schmidhuber", "Jürgen Schmidhuber"),
+        ("Dang Minh", "Đặng Minh"),
+        ("Isik Yilmaz", "Işık Yılmaz"),
+        ("Soren Hauberg", "Søren Hauberg"),
+        ("John Smith, Jr.", "John Smith"),
+        ("John Smith", "Smith, Jr., John"),
+        ("Thanh Nguyen", "Thanh Van Nguyen"),  # Văn, a middle name, is no particle
+        ("Laurens van der Maaten", "Laurens Maaten"),
+        ("Xiao Li", "Xiao Da Li"),
     ],
 )
 def test_a_follow_matches_the_same_person_however_the_name_is_written(
@@ -65,6 +84,12 @@ def test_a_follow_matches_the_same_person_however_the_name_is_written(
         ("Yann LeCun", "Yann Lecunn"),  # another surname
         ("Y. LeCun", "A. LeCun"),
         ("Yann LeCun", "LeCun Yann"),  # without a comma the last word is the surname
+        ("Yu-Lin Chen", "Yu-Wei Chen"),  # another given name sharing its first part
+        ("Yu-Lin Chen", "Yu Chen"),
+        ("Jean-Pierre Serre", "Jean-Luc Serre"),
+        ("Jean-Pierre Serre", "J.-L. Serre"),
+        ("Y.-L. Chen", "Yu-Wei Chen"),
+        ("Jean Dupont", "J.-P. Dupont"),  # J.-P. is not Jean
     ],
 )
 def test_a_follow_does_not_match_someone_else(follow: str, written: str) -> None:
@@ -105,6 +130,27 @@ def test_readers_without_follows_rank_as_before() -> None:
 @pytest.fixture
 def config(tmp_path: Path, smtp_server: SMTPSink) -> Path:
     return write_config(tmp_path, smtp_server.port)
+
+
+def test_the_author_limit_counts_the_authors_already_followed(config: Path) -> None:
+    """Thirty follows one call at a time, then a thirty-first: refused, as the manage page
+    would refuse the list, instead of stored past the limit."""
+    for i in range(MAX_AUTHORS):
+        done = invoke(config, "subscribe", "ann@example.org", "--author", f"Ann Author{i}")
+        assert done.exit_code == 0, done.output
+    over = invoke(config, "subscribe", "ann@example.org", "--author", "One Toomany")
+    assert over.exit_code != 0
+    assert f"at most {MAX_AUTHORS} authors" in over.output
+    assert "counting the ones ann@example.org has already" in over.output
+    with store_of(config) as store:
+        sub = store.subscribers.get_by_email("ann@example.org")
+        assert sub is not None
+        follows = [
+            i for i in store.subscribers.interests_for(sub.id) if i.kind == InterestKind.AUTHOR
+        ]
+        assert len(follows) == MAX_AUTHORS and "One Toomany" not in {i.value for i in follows}
+    again = invoke(config, "subscribe", "ann@example.org", "--author", "Ann Author3")
+    assert again.exit_code == 0, again.output  # nothing new: nothing over the limit
 
 
 def test_subscribe_author_through_the_cli(config: Path) -> None:
@@ -152,7 +198,8 @@ def test_a_followed_authors_paper_arrives_with_the_reason(
     ann, bob, cy = got["ann@example.org"], got["bob@example.org"], got["cy@example.org"]
     assert "Picked for: following Yann Le Cun · KV cache" in ann
     assert "Self-supervised world models" in ann and "Galaxy surveys" not in ann
-    assert "Why: by Yann LeCun, whom you follow" in ann  # the follow's full first name
+    # The paper gives only "Y.": the reason names the author as the reader typed the follow.
+    assert "Why: by Yann Le Cun, whom you follow" in ann
     assert "KV cache compression" in ann
     assert (
         "Why: by Y. LeCun, whom you follow" in bob and "Why: by Yves LeCun, whom you follow" in bob
@@ -206,3 +253,21 @@ def test_the_manage_page_shows_saves_and_refuses_authors(site: Site) -> None:
     assert bad.status_code == 400 and "is not a full name" in bad.text
     assert "<b>Costa</b>" not in bad.text and "&lt;b&gt;Costa&lt;/b&gt;" in bad.text
     assert {i.value for i in site.db.subscribers.interests_for(sid)} >= {"José Costa"}
+
+
+@pytest.mark.parametrize(
+    ("follow", "written", "shown"),
+    [
+        ("Laurens van der Maaten", "L. van der Maaten", "Laurens van der Maaten"),
+        ("Jean-Pierre Serre", "J.-P. Serre", "Jean-Pierre Serre"),
+        ("José García", "J. García", "José García"),
+        ("Yann LeCun", "Y. LeCun Jr.", "Yann LeCun"),
+        ("Y. LeCun", "Yann LeCun", "Yann LeCun"),  # the paper's full name, as written
+        ("y lecun", "Y. LeCun", "Y. LeCun"),
+    ],
+)
+def test_the_reason_names_the_author_as_written_never_pieced_together(
+    follow: str, written: str, shown: str
+) -> None:
+    idx = index_authors([paper("2611.00001", "T", DAY, ["A. Other", written])])
+    assert followed_author(idx, 0, [follow]) == shown

@@ -41,11 +41,17 @@ def test_the_rule_for_a_late_rise() -> None:
         "quiet": [(YESTERDAY, 8), (DAY, 49)],
         "stale": [(DAY - timedelta(days=5), 1), (BEFORE, 80)],
         "future": [(YESTERDAY, 1), (DAY + timedelta(days=1), 500)],
+        # Crossed yesterday, counted again today: still news, from its last quiet count.
+        "crossed_yesterday": [(BEFORE, 4), (YESTERDAY, 70), (DAY, 95)],
+        # Crossed long ago (a backfill counts old papers again): no news.
+        "crossed_last_week": [(DAY - timedelta(days=8), 8), (BEFORE, 300), (DAY, 302)],
+        "falling_back": [(BEFORE, 8), (YESTERDAY, 200), (DAY, 60)],
     }
     got = find_rising(history, DAY, 50)
     assert got == {
         "rose": Rise(120, 8, YESTERDAY),
         "rose_earlier": Rise(90, 5, BEFORE),
+        "crossed_yesterday": Rise(95, 4, BEFORE),
     }
     assert got["rose"].figure(DAY) == "▲ 120, up from 8 yesterday"
     assert got["rose_earlier"].figure(DAY) == "▲ 90, up from 5 on Nov 22"
@@ -123,6 +129,8 @@ def test_a_paper_that_rose_after_its_first_day_reaches_a_reader_with_the_reason(
     ann, bob = got["ann@example.org"], got["bob@example.org"]
     assert "Sparse attention for long context models" in ann
     assert "▲ 120, up from 8 yesterday" in ann
+    why = ann.split("Why:", 1)[1].split(" arXiv: ", 1)[0]
+    assert why.count("▲") == 1, why  # the rise says the count; it is not shown twice
     assert "Attention sinks" not in ann  # dated before her last digest, and no rise
     # Bob never had a digest: both are new to him; the risen one says so too.
     assert "Attention sinks" in bob and "▲ 120, up from 8 yesterday" in bob

@@ -1,10 +1,13 @@
 """Followed authors: names normalised so "Y. LeCun", "LeCun, Yann" and "Yann Le Cun" meet.
 
-A name is reduced to its surname (accents folded, case, spaces and hyphens removed, particles
-such as "van der" kept with it) and its first given name, either in full or as an initial.
-A follow matches a paper's author when the surnames agree and the given names agree as far
-as both are known: "Yann LeCun" matches "Yann LeCun" and "Y. LeCun", not "Yves LeCun"; a
-follow typed with an initial ("Y. LeCun") matches every LeCun whose first name starts with Y.
+A name is reduced to its surname (accents folded, case, spaces and hyphens removed) and its
+first given name, in full ("Yu-Lin" -> "yulin") or as initials ("Y.-L." -> "yl"). A
+surname with particles ("van der Maaten", "Le Cun", "Van Nguyen") is known both with and
+without them, and one with an umlaut both ways it is spelt ("Schölkopf", "Schoelkopf"). A
+follow matches a paper's author when a surname agrees and the given names agree as far as
+both are known: "Yann LeCun" matches "Yann LeCun" and "Y. LeCun", not "Yves LeCun";
+"Yu-Lin Chen" matches "Yulin Chen" and "Y.-L. Chen", not "Yu-Wei Chen"; a follow typed with
+an initial ("Y. LeCun") matches every LeCun whose first name starts with Y.
 
 Matching is one sparse product per batch: each paper author becomes a few keys, each follow
 the keys it accepts, and only subscribers who follow someone get a row.
@@ -13,6 +16,7 @@ the keys it accepts, and only subscribers who follow someone get a row.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
 from collections.abc import Sequence
@@ -30,33 +34,62 @@ PARTICLES = frozenset(
 _SPLIT = re.compile(r"[\s.]+")
 _LETTERS = re.compile(r"[^\w]", re.UNICODE)
 _SUFFIXES = frozenset({"jr", "sr", "ii", "iii", "iv"})
+_INITIAL_HYPHEN = re.compile(r"\.\s*-\s*")  # "Y.-L." -> "Y-L."
+# Letters NFKD does not take apart, and German's second spelling of its umlauts.
+_LATIN = str.maketrans(
+    {"ł": "l", "Ł": "L", "ø": "o", "Ø": "O", "đ": "d", "Đ": "D", "ð": "d", "Ð": "D", "ı": "i"}
+    | {"æ": "ae", "Æ": "Ae", "œ": "oe", "Œ": "Oe", "ß": "ss", "þ": "th", "Þ": "Th"}
+)
+_UMLAUTS = str.maketrans({"ä": "ae", "ö": "oe", "ü": "ue", "Ä": "Ae", "Ö": "Oe", "Ü": "Ue"})
 
 
 @dataclass(frozen=True)
 class Name:
-    surname: str  # "lecun"
-    given: str  # "yann", or "y" when only an initial is known
+    surnames: tuple[str, ...]  # ("lecun",); ("vandermaaten", "maaten"); ("scholkopf", ...)
+    givens: tuple[str, ...]  # the first given name: ("yann",), ("yulin",); initials: ("yl",)
+    initials: str  # "y", "yl"
     initial_only: bool
+
+    @property
+    def surname(self) -> str:
+        return self.surnames[0]
+
+    @property
+    def given(self) -> str:
+        return self.givens[0]
 
     @property
     def keys(self) -> tuple[str, ...]:
         """What a paper author with this name is indexed under."""
-        kind = "." if self.initial_only else "=" + self.given
-        return (f"{self.surname}|{self.given[:1]}*", f"{self.surname}|{self.given[:1]}{kind}")
+        out = []
+        for s in self.surnames:
+            out.append(f"{s}|{self.initials[:1]}*")
+            if len(self.initials) > 1:
+                out.append(f"{s}|{self.initials}*")
+            if self.initial_only:
+                out.append(f"{s}|.{self.initials}")
+            else:
+                out += [f"{s}|={g}" for g in self.givens]
+        return tuple(dict.fromkeys(out))
 
     @property
     def accepts(self) -> tuple[str, ...]:
         """The keys of the paper authors a follow of this name matches."""
-        if self.initial_only or not self.given:
-            return (f"{self.surname}|{self.given[:1]}*",)
-        first = self.given[:1]
-        return (f"{self.surname}|{first}={self.given}", f"{self.surname}|{first}.")
+        out = []
+        for s in self.surnames:
+            if self.initial_only:
+                out.append(f"{s}|{self.initials}*")
+                continue
+            out += [f"{s}|={g}" for g in self.givens]
+            out.append(f"{s}|.{self.initials}")  # "Y.-L. Chen" for "Yu-Lin Chen"
+            if len(self.initials) > 1:
+                out.append(f"{s}|.{self.initials[:1]}")  # "Y. Chen" too
+        return tuple(dict.fromkeys(out))
 
 
 def fold(text: str) -> str:
-    """Lower case without accents: 'Ünal' → 'unal', 'Łukasz' → 'lukasz'."""
-    text = text.replace("ł", "l").replace("Ł", "L").replace("ø", "o").replace("Ø", "O")
-    decomposed = unicodedata.normalize("NFKD", text)
+    """Lower case without accents: 'Ünal' → 'unal', 'Łukasz' → 'lukasz', 'Đặng' → 'dang'."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_LATIN))
     return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
@@ -64,31 +97,61 @@ def _squash(token: str) -> str:
     return _LETTERS.sub("", token).replace("_", "")
 
 
+def _parts(text: str) -> tuple[list[str], list[str]] | None:
+    """A folded name's given-name tokens and surname tokens (particles with the surname)."""
+    pieces = [p for p in (x.strip() for x in text.split(",")) if _squash(p)]
+    pieces = [p for p in pieces if _squash(p) not in _SUFFIXES] or pieces  # "Smith, Jr."
+    if len(pieces) >= 2:  # "LeCun, Yann"; BibTeX's "von Last, Jr, First"
+        first = [t for t in _SPLIT.split(pieces[-1]) if _squash(t.replace("-", ""))]
+        last = [t for t in pieces[0].replace("-", " ").split() if _squash(t)]
+        return first, last
+    tokens = [t for t in _SPLIT.split(pieces[0] if pieces else "") if _squash(t.replace("-", ""))]
+    tokens = [t for t in tokens if _squash(t) not in _SUFFIXES] or tokens
+    if len(tokens) < 2:
+        return None
+    cut = len(tokens) - 1
+    while cut > 1 and _squash(tokens[cut - 1]) in PARTICLES:
+        cut -= 1
+    return tokens[:cut], tokens[cut:]
+
+
+def _surnames(last: list[str]) -> list[str]:
+    """The surname as written and, when it starts with particles, without them."""
+    words = [w for w in (_squash(t) for t in last) if w and w not in _SUFFIXES]
+    out = ["".join(words)]
+    bare = list(itertools.dropwhile(lambda w: w in PARTICLES, words[:-1])) + words[-1:]
+    if words and len(bare) < len(words):
+        out.append("".join(bare))
+    return [s for s in out if s]
+
+
+def _parse(text: str) -> tuple[list[str], str, str, bool] | None:
+    found = _parts(_INITIAL_HYPHEN.sub("-", " ".join(text.split())))
+    if found is None:
+        return None
+    first, last = found
+    surnames = _surnames(last)
+    pieces = [_squash(p) for p in first[0].split("-")] if first else []
+    pieces = [p for p in pieces if p]
+    if not surnames or not pieces:
+        return None
+    initials = "".join(p[0] for p in pieces)
+    only = all(len(p) == 1 for p in pieces)
+    return surnames, initials if only else "".join(pieces), initials, only
+
+
 @functools.lru_cache(maxsize=65_536)  # a day's authors and follows repeat across batches
 def parse_name(raw: str) -> Name | None:
     """'Yann LeCun', 'Y. LeCun', 'LeCun, Yann', 'le cun, y.' → one `Name`; None without a
     surname (an empty or one-word name cannot be told apart from others)."""
-    text = fold(" ".join(raw.split()))
-    if "," in text:
-        last, _, first = text.partition(",")
-        first_tokens = [t for t in _SPLIT.split(first.replace("-", " ")) if _squash(t)]
-        last_tokens = [t for t in last.replace("-", " ").split() if _squash(t)]
-    else:
-        tokens = [t for t in _SPLIT.split(text) if _squash(t.replace("-", ""))]
-        tokens = [t for t in tokens if _squash(t) not in _SUFFIXES] or tokens
-        if len(tokens) < 2:
-            return None
-        cut = len(tokens) - 1
-        while cut > 1 and _squash(tokens[cut - 1]) in PARTICLES:
-            cut -= 1
-        first_tokens = [t for part in tokens[:cut] for t in part.split("-") if _squash(t)]
-        last_tokens = tokens[cut:]
-    surname = "".join(_squash(t) for t in last_tokens if _squash(t) not in _SUFFIXES)
-    if not surname or not first_tokens:
+    spellings = [raw] + ([raw.translate(_UMLAUTS)] if raw.translate(_UMLAUTS) != raw else [])
+    parsed = [p for p in (_parse(fold(s)) for s in spellings) if p is not None]
+    if not parsed:
         return None
-    given = _squash(first_tokens[0])
-    initial = len(given) == 1
-    return Name(surname, given, initial)
+    surnames = tuple(dict.fromkeys(s for p in parsed for s in p[0]))
+    givens = tuple(dict.fromkeys(p[1] for p in parsed))
+    _, _, initials, only = parsed[0]
+    return Name(surnames, givens, initials, only)
 
 
 @dataclass(frozen=True)
@@ -149,19 +212,17 @@ def follow_matches(index: AuthorIndex, follows: Sequence[Sequence[str]]) -> np.n
 
 
 def followed_author(index: AuthorIndex, doc: int, follows: Sequence[str]) -> str:
-    """The paper's author (as the paper writes it) that one of `follows` names, or ""."""
-    wanted = [n for n in (parse_name(f) for f in follows) if n is not None]
+    """The paper's author that one of `follows` names: as the paper writes it, or, when the
+    paper gives only initials and the reader typed the full name, as the reader typed it
+    ("L. van der Maaten" is shown "Laurens van der Maaten", not a name pieced together)."""
+    wanted = [(n, f) for n, f in ((parse_name(f), f) for f in follows) if n is not None]
     for name, written in index.names[doc]:
-        for follow in wanted:
+        for follow, typed in wanted:
             if set(follow.accepts) & set(name.keys):
-                return written if not name.initial_only else _shown(follow, written)
+                if name.initial_only and not follow.initial_only:
+                    return " ".join(typed.split())
+                return written
     return ""
-
-
-def _shown(follow: Name, written: str) -> str:
-    """A paper that only gives the initial: the followed name, in the paper's capitalisation."""
-    surname = written.split()[-1] if "," not in written else written.split(",")[0]
-    return f"{follow.given.title()} {surname.strip()}" if not follow.initial_only else written
 
 
 def author_boost(

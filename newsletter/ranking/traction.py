@@ -4,11 +4,14 @@ A reader's candidates are the papers dated after their last digest, so a paper t
 quiet on its first day and took off afterwards would never reach them. Such a paper is
 *rising* on a day when, in its upvote history (one count per paper per day, recorded by the
 Hugging Face fetch):
-- the latest count, observed today or yesterday, is at least the threshold,
-- its first recorded count was below it, on an earlier day,
-so it crossed the threshold after its first day. A rising paper joins every reader's
-candidates again (unless they received it; the other rules still apply) and its reason says
-so: "▲ 120, up from 8 yesterday".
+- its first recorded count was below the threshold,
+- it reached the threshold today or yesterday (a paper that crossed it last week is no news,
+  however often it is counted again),
+- and its latest count, observed today or yesterday, is at least the count it crossed with
+  (a count that falls back is not a rise).
+A rising paper joins every reader's candidates again (unless they received it; the other
+rules still apply) and its reason gives its latest count and its last count below the
+threshold: "▲ 120, up from 8 yesterday".
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ STALE_AFTER_DAYS = 1  # a latest count older than this (days before the digest) 
 
 @dataclass(frozen=True)
 class Rise:
-    """A paper's latest upvote count and the count observed on the day before that."""
+    """A paper's latest upvote count and its last count below the threshold (and that day)."""
 
     upvotes: int
     before: int
@@ -49,13 +52,15 @@ def find_rising(
     out: dict[str, Rise] = {}
     for pid, rows in history.items():
         seen = sorted((d, n) for d, n in rows if d <= today)
-        if len(seen) < 2:
+        if len(seen) < 2 or seen[0][1] >= threshold:
+            continue  # seen once, or already past the threshold on its first day
+        last_day, last = seen[-1]
+        if last < threshold or (today - last_day).days > STALE_AFTER_DAYS:
             continue
-        (first_day, first), (last_day, last) = seen[0], seen[-1]
-        if last < threshold or first >= threshold or last_day <= first_day:
+        crossed = next(i for i, (_, n) in enumerate(seen) if n >= threshold)
+        cross_day, cross = seen[crossed]
+        if (today - cross_day).days > STALE_AFTER_DAYS or last < cross:
             continue
-        if (today - last_day).days > STALE_AFTER_DAYS:
-            continue
-        before_day, before = next((d, n) for d, n in reversed(seen) if d < last_day)
+        before_day, before = seen[crossed - 1]
         out[pid] = Rise(last, before, before_day)
     return out

@@ -157,6 +157,9 @@ def count_labels(paper: Paper) -> tuple[str, ...]:
     )
 
 
+_RISE = ", up from "  # the late-rise figure of traction.Rise ("▲ 120, up from 8 yesterday")
+
+
 def _figure_key(part: str) -> str:
     """'▲ 1,042 upvotes' and '▲ 1042' alike → '▲1042' (the glyph and the number); a longer
     part says more than the count ('▲ 120, up from 8 yesterday') and is its own key."""
@@ -224,6 +227,8 @@ def card_reason(reason: str, stats: tuple[str, ...]) -> str:
     """The ranker's reason as a card shows it, then the paper's counts (cached: readers with
     the same interests get the same reasons)."""
     why = shorten(without_stats(one_line(reason), stats), REASON_CHARS)
+    if _RISE in why:  # "▲ 120, up from 8 yesterday" already gives the upvotes
+        stats = tuple(x for x in stats if not x.startswith("▲"))
     return " · ".join(x for x in (why, *stats) if x)
 
 

@@ -139,6 +139,13 @@ def _load(
 @_judged_sets
 @_runs_to("compare")
 @click.option("--semantic-model", default="", help=_SEMANTIC_HELP)
+@click.option(
+    "--phrase",
+    default="",
+    metavar="TEMPLATE",
+    help="Ask for every interest in a sentence, '{}' where it goes (e.g. 'Can you send me "
+    "papers on {}?'); the judgments stay the bare interest's.",
+)
 @friendly_errors
 def eval_compare(
     corpus: str,
@@ -148,15 +155,23 @@ def eval_compare(
     baselines: tuple[str, ...],
     no_baselines: bool,
     semantic_model: str,
+    phrase: str,
 ) -> None:
     """Score our rankers and the outside baselines in one run: means, worst profiles,
     nDCG@10 per profile, and the profiles with liked papers with and without them."""
+    from newsletter.ranking import evaluate
     from newsletter.ranking.comparison import compare
     from newsletter.ranking.semantic import load_encoder
 
     outside = _outside(baselines, no_baselines)
+    papers, wanted, judged = _load(corpus, profiles, qrels)
+    if phrase:
+        try:
+            wanted = evaluate.phrased(wanted, phrase)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--phrase") from None
     encoder = load_encoder(semantic_model)
-    click.echo(compare(*_load(corpus, profiles, qrels), list(rankers) or None, outside, encoder))
+    click.echo(compare(papers, wanted, judged, list(rankers) or None, outside, encoder))
 
 
 @eval_group.command(name="loo")

@@ -136,6 +136,18 @@ def without_likes(profiles: Sequence[Profile]) -> list[Profile]:
     ]
 
 
+def phrased(profiles: Sequence[Profile], template: str) -> list[Profile]:
+    """The same profiles with every interest asked for in a sentence: `template` with "{}"
+    where the interest goes ("Can you send me papers on {}?"). The need is the same, so the
+    judgments of the bare interest hold."""
+    if template.count("{}") != 1 or template.replace("{}", "").count("{") + template.count("}") > 1:
+        raise ValueError(f"the phrase must hold one {{}} where the interest goes: {template!r}")
+    return [
+        replace(p, queries=tuple((template.replace("{}", q), w) for q, w in p.queries))
+        for p in profiles
+    ]
+
+
 def ranked_ids(
     corpus: Sequence[Paper],
     profiles: Sequence[Profile],

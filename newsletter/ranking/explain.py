@@ -146,7 +146,7 @@ class Explainer:
             surface = index.analyzer.surface(text)
             words, phrases = [], []
             complete = True  # every word of the interest is in some paper today
-            for t in dict.fromkeys(index.analyzer.terms(text)):
+            for t in dict.fromkeys(index.terms(text, paper=False)):
                 j = index.vocab.get(t)
                 if j is None:
                     complete = complete and " " in t
@@ -188,7 +188,7 @@ class Explainer:
         """Term ids of the words of `text`; empty when one of them is in no paper today."""
         assert self.day is not None
         vocab = self.day.index.vocab
-        ids = [vocab.get(t, -1) for t in self.day.index.analyzer.terms(text) if " " not in t]
+        ids = [vocab.get(t, -1) for t in self.day.index.terms(text, paper=False) if " " not in t]
         return frozenset() if not ids or -1 in ids else frozenset(ids)
 
     def _terms(self, doc: int) -> frozenset[int]:

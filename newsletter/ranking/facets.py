@@ -7,7 +7,9 @@ pruning covers one facet of it. Facets are the parts of an interest split at the
 prepositions that attach a scope (of, for, in, on, with, via, using, under) and at commas
 and semicolons — except when the commas enumerate alternatives ("selection, filtering and
 curation"), which stay one facet. A facet written as an acronym next to a topic ("ViT
-quantization") is a facet of its own.
+quantization") is a facet of its own. A part with no topic word ("I am interested",
+"Keep me up to date" before "with ...": function words and the words of a request) is no
+facet: nothing could cover it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import re
 
 from newsletter.ranking.acronyms import Acronyms
+from newsletter.ranking.textindex import STOPWORDS, is_request_word
 
 _SCOPE = frozenset(["of", "for", "in", "on", "with", "via", "using", "under"])
 _ENUMERATION = re.compile(r"(?:^|\s)(?:and|or)\s", re.IGNORECASE)
@@ -71,7 +74,19 @@ def facets(text: str, acronyms: Acronyms) -> tuple[str, ...]:
     for part in _parts(tokens):
         for piece in _split_scope(part):
             groups += _split_acronym(piece, acronyms)
+    groups = [g for g in map(_trimmed, groups) if g]
     return tuple(" ".join(g) for g in groups) if len(groups) > 1 else ()
+
+
+def _trimmed(words: list[str]) -> list[str]:
+    """The words from the first topic word to the last: "Can you send me recent papers about
+    KV cache compression" -> "KV cache compression" (a reason names it); [] for none."""
+    topical = [i for i, w in enumerate(words) if _topical(w)]
+    return words[topical[0] : topical[-1] + 1] if topical else []
+
+
+def _topical(word: str) -> bool:
+    return len(word) > 1 and word.lower() not in STOPWORDS and not is_request_word(word)
 
 
 def named_parts(text: str, acronyms: Acronyms) -> tuple[str, ...]:

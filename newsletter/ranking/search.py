@@ -66,7 +66,7 @@ def similar_scores(paper: Paper, candidates: Sequence[Paper], options: RankOptio
 
 def query_terms(query: str) -> frozenset[str]:
     """The normalised words of a query, as the ranker's analyser stems them."""
-    return frozenset(t for t in _ANALYZER.words(query) if t)
+    return frozenset(t for t in _ANALYZER.words(query, typed=True) if t)
 
 
 def highlight(text: str, terms: frozenset[str]) -> list[tuple[str, bool]]:

@@ -43,6 +43,22 @@ STOPWORDS = frozenset(
     various however first second third two three able respectively including include
     includes e g eg ie i.e et al""".split()  # noqa: SIM905
 )
+# The words of a request around an interest ("Can you send me recent papers about ...",
+# "I'm looking for research on ...", "Keep me up to date with ..."): no topic, and as terms
+# they matched any abstract saying "recent studies" while a facet made of them ("Looking",
+# "Keep me up to date") had to be covered. Dropped from what a reader types (interests,
+# searches), not from papers, whose "studies" and "research" are part of their text.
+REQUEST_WORDS = frozenset(
+    """papers articles article research researches studies recent latest related interested
+    interest looking please anything everything something stuff want wants wanted love
+    send keep date deal deals dealing read tell give get find great""".split()  # noqa: SIM905
+)
+
+
+def is_request_word(word: str) -> bool:
+    """A word of a request, or a contraction of a function word ("i'd", "we're")."""
+    low = word.lower()
+    return low in REQUEST_WORDS or ("'" in low and low.split("'")[0] in STOPWORDS)
 
 
 # Word -> term, shared by every analyser with the same setting: stemming is most of the cost of
@@ -79,13 +95,27 @@ class Analyzer:
         """The term one word becomes (None for a stop word)."""
         return self._norm(word.lower())
 
-    def words(self, text: str) -> list[str | None]:
-        """Normalised words in order; None marks a stop word (a phrase break)."""
-        return [self._norm(w) for w in _WORD.findall(singular(text).lower())]
+    def words(
+        self, text: str, *, typed: bool = False, acronyms: Acronyms | None = None
+    ) -> list[str | None]:
+        """Normalised words in order; None marks a stop word (a phrase break). Text a reader
+        `typed` (an interest, a search) also loses the words of a request, and the plural of
+        one of `acronyms` typed in lower case ("llms", "cnns") is the acronym, as "LLMs" is
+        (`singular` only knows an acronym by its capitals)."""
+        found = _WORD.findall(singular(text).lower())
+        if not typed:
+            return [self._norm(w) for w in found]
+        out = [None if is_request_word(w) else self._norm(w) for w in found]
+        if acronyms is not None:
+            known = acronyms.expansions
+            out = [w[:-1] if w and w[-1:] == "s" and w[:-1] in known else w for w in out]
+        return out
 
-    def terms(self, text: str) -> list[str]:
+    def terms(
+        self, text: str, *, typed: bool = False, acronyms: Acronyms | None = None
+    ) -> list[str]:
         """Unigram terms, then bigram terms ("a b") of adjacent content words."""
-        seq = self.words(text)
+        seq = self.words(text, typed=typed, acronyms=acronyms)
         out = [w for w in seq if w is not None]
         if self.bigrams:
             out += [f"{a} {b}" for a, b in itertools.pairwise(seq) if a and b and a != b]
@@ -202,8 +232,10 @@ class TextIndex:
     def terms(self, text: str, *, paper: bool = True) -> list[str]:
         """The analyser's terms; a paper's also hold the other form of each acronym or long
         form it writes (once), so an interest typed either way matches it."""
+        if not paper:
+            return self.analyzer.terms(text, typed=True, acronyms=self.acronyms)
         out = self.analyzer.terms(text)
-        if paper and self.acronyms is not None:
+        if self.acronyms is not None:
             shorts, longs = self.acronyms.found(text)
             out += [t for t in map(self.analyzer.term, shorts) if t]
             for long in longs:

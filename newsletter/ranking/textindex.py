@@ -20,7 +20,7 @@ import numpy as np
 from scipy import sparse
 
 from newsletter.ranking.acronyms import Acronyms, singular
-from newsletter.ranking.stemming import Stemmer
+from newsletter.ranking.stemming import Stemmer, american
 
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
@@ -86,7 +86,7 @@ class Analyzer:
         if word in STOPWORDS or (len(word) < 2 and not word.isdigit()):
             out = None
         else:
-            w = word.replace("'", "")
+            w = american(word.replace("'", ""))
             out = self._stemmer.stem(w) if self._stemmer is not None else w
         self._cache[word] = out
         return out

@@ -51,14 +51,6 @@ class Name:
     initial_only: bool
 
     @property
-    def surname(self) -> str:
-        return self.surnames[0]
-
-    @property
-    def given(self) -> str:
-        return self.givens[0]
-
-    @property
     def keys(self) -> tuple[str, ...]:
         """What a paper author with this name is indexed under."""
         out = []
